@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { ConfigError } from '../errors.ts';
+import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
+import { loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
+import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/limits.ts';
+import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
+import { describeAjvError } from './load.ts';
+import type { ConfigInput, PluginInput, RouteInput, TenantInput } from './types.ts';
+
+export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
+
+/** A service as routes use it: everything the proxy needs, resolved. */
+export type ServiceSpec = {
+  readonly tenant: string;
+  readonly name: string;
+  /** `http://host:port` */
+  readonly origin: string;
+  /** Base path of the service URL without trailing slash ('' for none). */
+  readonly basePath: string;
+  /** Host header sent when preserveHost is false. */
+  readonly hostHeader: string;
+  readonly preserveHost: boolean;
+  readonly timeoutMs: number;
+  readonly connectTimeoutMs: number;
+};
+
+export type InstanceInfo = {
+  readonly id: string;
+  readonly name: string;
+  readonly failOpen: boolean;
+};
+
+/** A route as the proxy sees it, before runtime objects (pool, sandbox) are attached. */
+export type RouteSpec = {
+  readonly id: string;
+  readonly tenant: string;
+  readonly name: string;
+  readonly service: ServiceSpec;
+  readonly hosts: readonly string[] | null;
+  readonly paths: readonly string[];
+  readonly methods: readonly string[] | null;
+  readonly stripPath: boolean;
+  /** Chain of this route in its tenant's program, or -1 when no plugin applies. */
+  readonly chainId: number;
+  /** Bit set of the phases the chain has handlers for. */
+  readonly phases: number;
+};
+
+export type CompiledConfig = {
+  readonly input: ConfigInput;
+  readonly routes: readonly RouteSpec[];
+  readonly programs: ReadonlyMap<string, TenantProgram>;
+  readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
+  readonly limits: { readonly defaults: Limits; readonly ceilings: Limits };
+};
+
+const pluginAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const schemaCache = new Map<string, ValidateFunction>();
+
+async function schemaValidator(file: string): Promise<ValidateFunction> {
+  const text = await readFile(file, 'utf8');
+  const key = createHash('sha256').update(text).digest('hex');
+  let v = schemaCache.get(key);
+  if (v === undefined) {
+    v = pluginAjv.compile(JSON.parse(text));
+    schemaCache.set(key, v);
+  }
+  return v;
+}
+
+function specificity(p: PluginInput): number {
+  return p.route !== undefined ? 2 : p.service !== undefined ? 1 : 0;
+}
+
+/**
+ * Compiles a validated config into plain, immutable specs: each route knows its service
+ * and its plugin chain per phase; each tenant gets the program its isolate will run.
+ * Everything a request needs is decided here, once. Throws ConfigError listing every
+ * problem found, each with the path of its field.
+ */
+export async function compileConfig(input: ConfigInput, file: string): Promise<CompiledConfig> {
+  const errors: string[] = [];
+  const baseDir = dirname(resolve(file));
+  const defaults: Limits = { ...DEFAULT_LIMITS, ...input.limits.defaults };
+  const ceilings: Limits = { ...DEFAULT_CEILINGS, ...input.limits.ceilings };
+  for (const k of ['cpuMs', 'memoryMb'] as const) {
+    if (defaults[k] > ceilings[k]) errors.push(`limits.defaults.${k}: ${defaults[k]} is above the ceiling ${ceilings[k]}`);
+  }
+
+  const routes: RouteSpec[] = [];
+  const programs = new Map<string, TenantProgram>();
+  const instanceInfo = new Map<string, InstanceInfo[]>();
+  const tenantNames = new Set<string>();
+
+  for (let ti = 0; ti < input.tenants.length; ti++) {
+    const tenant = input.tenants[ti];
+    const at = `tenants[${ti}]`;
+    if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
+    tenantNames.add(tenant.name);
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, errors);
+    if (compiled === null) continue;
+    routes.push(...compiled.routes);
+    programs.set(tenant.name, compiled.program);
+    instanceInfo.set(tenant.name, compiled.instances);
+  }
+  checkConflicts(input, errors);
+  if (errors.length > 0) throw new ConfigError(file, errors);
+  return { input, routes, programs, instances: instanceInfo, limits: { defaults, ceilings } };
+}
+
+async function compileTenant(
+  tenant: TenantInput,
+  at: string,
+  baseDir: string,
+  defaults: Limits,
+  ceilings: Limits,
+  errors: string[],
+): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
+  const before = errors.length;
+  const services = new Map<string, ServiceSpec>();
+  tenant.services.forEach((s, i) => {
+    if (services.has(s.name)) errors.push(`${at}.services[${i}].name: service "${s.name}" is declared twice in tenant "${tenant.name}"`);
+    const url = new URL(s.url);
+    services.set(s.name, {
+      tenant: tenant.name,
+      name: s.name,
+      origin: url.origin,
+      basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
+      hostHeader: url.host,
+      preserveHost: s.preserveHost,
+      timeoutMs: s.timeoutMs,
+      connectTimeoutMs: s.connectTimeoutMs,
+    });
+  });
+  const routeNames = new Set<string>();
+  tenant.routes.forEach((r, i) => {
+    if (routeNames.has(r.name)) errors.push(`${at}.routes[${i}].name: route "${r.name}" is declared twice in tenant "${tenant.name}"`);
+    routeNames.add(r.name);
+    if (!services.has(r.service)) errors.push(`${at}.routes[${i}].service: tenant "${tenant.name}" has no service "${r.service}"`);
+  });
+
+  const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;
+  if (tenantCpu > ceilings.cpuMs) errors.push(`${at}.limits.cpuMs: ${tenantCpu} is above the ceiling ${ceilings.cpuMs}`);
+  let memoryMb = tenant.limits?.memoryMb ?? defaults.memoryMb;
+
+  // Load every enabled plugin (bundling is the slow part: do it in parallel).
+  const enabled = tenant.plugins.map((p, i) => ({ p, i })).filter(({ p }) => p.enabled);
+  const loaded = await Promise.all(enabled.map(async ({ p, i }) => {
+    const where = `${at}.plugins[${i}]`;
+    try {
+      return { p, i, info: await resolvePlugin(p, baseDir, where, errors) };
+    } catch (err) {
+      errors.push(`${where}: plugin "${p.name}" could not be loaded: ${(err as Error).message.split('\n')[0]}`);
+      return { p, i, info: null };
+    }
+  }));
+
+  const bundles: PluginInfo[] = [];
+  const bundleIndex = new Map<string, number>();
+  const instances: InstanceSpec[] = [];
+  const candidates: { spec: InstanceSpec; index: number; input: PluginInput; priority: number; handlers: readonly string[] }[] = [];
+  for (const { p, i, info } of loaded) {
+    if (info === null) continue;
+    const where = `${at}.plugins[${i}]`;
+    if (p.route !== undefined && !routeNames.has(p.route)) errors.push(`${where}.route: tenant "${tenant.name}" has no route "${p.route}"`);
+    if (p.service !== undefined && !services.has(p.service)) errors.push(`${where}.service: tenant "${tenant.name}" has no service "${p.service}"`);
+    if (p.route !== undefined && p.service !== undefined) errors.push(`${where}: give either route or service, not both`);
+    const cpuMs = p.limits?.cpuMs ?? tenantCpu;
+    if (cpuMs > ceilings.cpuMs) errors.push(`${where}.limits.cpuMs: ${cpuMs} is above the ceiling ${ceilings.cpuMs}`);
+    if (p.limits?.memoryMb !== undefined) memoryMb = Math.max(memoryMb, p.limits.memoryMb);
+    let b = bundleIndex.get(info.code);
+    if (b === undefined) {
+      b = bundles.length;
+      bundles.push(info);
+      bundleIndex.set(info.code, b);
+    }
+    const scope = p.route !== undefined ? `route:${p.route}` : p.service !== undefined ? `service:${p.service}` : 'tenant';
+    const spec: InstanceSpec = { plugin: b, name: info.name, id: `${tenant.name}/${info.name}@${scope}`, config: p.config, cpuMs, failOpen: p.failOpen };
+    candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers });
+    instances.push(spec);
+  }
+  if (memoryMb > ceilings.memoryMb) errors.push(`${at}.limits.memoryMb: ${memoryMb} is above the ceiling ${ceilings.memoryMb}`);
+
+  // Chains: per route, the instances that apply (the most specific scope wins for a plugin
+  // configured more than once), by priority (higher first), then declaration order.
+  const chains: ChainSpec[] = [];
+  const chainKeys = new Map<string, number>();
+  const routes: RouteSpec[] = [];
+  tenant.routes.forEach((r: RouteInput) => {
+    const service = services.get(r.service);
+    if (service === undefined) return;
+    const byName = new Map<string, (typeof candidates)[number]>();
+    for (const c of candidates) {
+      const applies = c.input.route !== undefined ? c.input.route === r.name : c.input.service !== undefined ? c.input.service === r.service : true;
+      if (!applies) continue;
+      const prev = byName.get(c.spec.name);
+      if (prev === undefined || specificity(c.input) > specificity(prev.input)) byName.set(c.spec.name, c);
+    }
+    const ordered = [...byName.values()].sort((a, b) => b.priority - a.priority || a.index - b.index);
+    const chain: Record<number, number[]> = {};
+    let phases = 0;
+    for (const c of ordered) {
+      for (const h of c.handlers) {
+        const bit = HANDLER_PHASE[h];
+        (chain[bit] ??= []).push(c.index);
+        phases |= bit;
+      }
+    }
+    let chainId = -1;
+    if (phases !== 0) {
+      const key = JSON.stringify(chain);
+      chainId = chainKeys.get(key) ?? -1;
+      if (chainId === -1) {
+        chainId = chains.length;
+        chains.push(chain);
+        chainKeys.set(key, chainId);
+      }
+    }
+    routes.push({
+      id: `${tenant.name}/${r.name}`,
+      tenant: tenant.name,
+      name: r.name,
+      service,
+      hosts: r.hosts === undefined ? null : r.hosts.map((h) => h.toLowerCase()),
+      paths: r.paths === undefined || r.paths.length === 0 ? ['/'] : r.paths,
+      methods: r.methods === undefined || r.methods.length === 0 ? null : r.methods,
+      stripPath: r.stripPath,
+      chainId,
+      phases,
+    });
+  });
+  if (errors.length > before) return null;
+
+  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains };
+  const key = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
+  const program: TenantProgram = {
+    tenant: tenant.name,
+    memoryMb,
+    plugins: bundles.map(({ name, version, code, source }) => ({ name, version, code, source })),
+    instances,
+    chains,
+    key,
+  };
+  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };
+}
+
+async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {
+  let entry: string;
+  let schemaFile: string | undefined;
+  if (p.path !== undefined) {
+    entry = isAbsolute(p.path) ? p.path : join(baseDir, p.path);
+    if (p.schema !== undefined) schemaFile = isAbsolute(p.schema) ? p.schema : join(baseDir, p.schema);
+  } else {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(p.name) || !existsSync(join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts'))) {
+      errors.push(`${where}.name: no bundled plugin "${p.name}" (give \`path\` for a plugin of your own)`);
+      return null;
+    }
+    entry = join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts');
+    schemaFile = join(BUNDLED_PLUGINS_DIR, p.name, 'schema.json');
+  }
+  if (!existsSync(entry)) {
+    errors.push(`${where}.path: file not found: ${p.path}`);
+    return null;
+  }
+  const info = await loadPlugin(entry);
+  if (info.name !== p.name) {
+    errors.push(`${where}.name: the module at ${p.path ?? p.name} exports name "${info.name}", not "${p.name}"`);
+    return null;
+  }
+  if (schemaFile !== undefined) {
+    let validate: ValidateFunction;
+    try {
+      validate = await schemaValidator(schemaFile);
+    } catch (err) {
+      errors.push(`${where}.schema: cannot use ${p.schema ?? schemaFile}: ${(err as Error).message.split('\n')[0]}`);
+      return null;
+    }
+    if (!validate(p.config)) {
+      for (const e of validate.errors ?? []) errors.push(`${where}.config${describeAjvError(e).replace(/^\(root\)/, '').replace(/^(?=[^.:[])/, '.')}`);
+      return null;
+    }
+  }
+  return info;
+}
+
+/** Two routes that could claim the same request (same host key, path and an overlapping method) are an error. */
+function checkConflicts(input: ConfigInput, errors: string[]): void {
+  const claims = new Map<string, { tenant: string; route: string; methods: readonly string[] | null }[]>();
+  input.tenants.forEach((t) => {
+    for (const r of t.routes) {
+      const hosts = r.hosts === undefined || r.hosts.length === 0 ? ['(any host)'] : r.hosts.map((h) => h.toLowerCase());
+      const paths = r.paths === undefined || r.paths.length === 0 ? ['/'] : r.paths;
+      const methods = r.methods === undefined || r.methods.length === 0 ? null : r.methods;
+      for (const h of hosts) {
+        for (const p of paths) {
+          const key = `${h} ${p}`;
+          const list = claims.get(key) ?? [];
+          for (const other of list) {
+            const overlap = other.methods === null || methods === null || other.methods.some((m) => methods.includes(m));
+            if (overlap) {
+              errors.push(`tenants: route "${t.name}/${r.name}" and route "${other.tenant}/${other.route}" both claim host ${h} path ${p}`);
+            }
+          }
+          list.push({ tenant: t.name, route: r.name, methods });
+          claims.set(key, list);
+        }
+      }
+    }
+  });
+}
+

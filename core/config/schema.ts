@@ -1,0 +1,139 @@
+/**
+ * JSON Schema of the gateway config file (YAML). Every field has a description: the
+ * README's config reference is written from it, and errors quote the field's path.
+ */
+const name = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, "_", "." and "-", at most 64 characters.' };
+const listener = (host: string, port: number, what: string) => ({
+  type: 'object',
+  additionalProperties: false,
+  description: `Where the ${what} listens.`,
+  properties: {
+    host: { type: 'string', default: host, description: 'Address to bind.' },
+    port: { type: 'integer', minimum: 0, maximum: 65535, default: port, description: 'TCP port (0 picks a free one).' },
+  },
+  default: {},
+});
+const limits = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    cpuMs: { type: 'number', exclusiveMinimum: 0, description: 'CPU time one plugin may use in one phase of one request, in ms.' },
+    memoryMb: { type: 'integer', minimum: 8, description: "Heap limit of the tenant's isolate, in MB (isolated-vm's minimum is 8)." },
+  },
+};
+
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tenants'],
+  properties: {
+    listen: listener('0.0.0.0', 8000, 'proxy'),
+    admin: listener('127.0.0.1', 8001, 'admin API (/metrics, /status)'),
+    log: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', description: 'Lowest level written to the log.' },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: "The operator's limits: defaults where a tenant or plugin says nothing, and ceilings none may exceed.",
+      properties: {
+        defaults: { ...limits, default: {}, description: 'Used where tenant and plugin config are silent.' },
+        ceilings: { ...limits, default: {}, description: 'Caps on any tenant or plugin limit; a config above them is rejected.' },
+      },
+    },
+    sandbox: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'The isolate pool.',
+      properties: {
+        maxIsolates: { type: 'integer', minimum: 1, default: 10000, description: 'Live isolates at most; the least recently used is disposed beyond it.' },
+        idleTimeoutMs: { type: 'integer', minimum: 0, default: 600000, description: 'An isolate unused this long is disposed (0: never).' },
+      },
+    },
+    tenants: {
+      type: 'array',
+      description: 'Each tenant owns its services, routes and plugin instances; its plugins run in its own isolate.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name'],
+        properties: {
+          name: { ...name, description: 'Tenant name, unique in the file.' },
+          limits: { ...limits, description: "Limits for this tenant's plugins (override the operator's defaults)." },
+          services: {
+            type: 'array',
+            default: [],
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'url'],
+              properties: {
+                name: { ...name, description: 'Service name, unique in the tenant.' },
+                url: { type: 'string', pattern: '^http://[^/?#\\s]+(/[^?#\\s]*)?$', description: 'Upstream base URL, http://host:port/optional/base/path.' },
+                timeoutMs: { type: 'integer', minimum: 1, default: 60000, description: 'How long the upstream may take to send its headers, and between body chunks, before a 504.' },
+                connectTimeoutMs: { type: 'integer', minimum: 1, default: 5000, description: 'How long connecting to the upstream may take.' },
+                preserveHost: { type: 'boolean', default: true, description: "Send the client's Host header upstream (false: the service URL's host)." },
+              },
+            },
+          },
+          routes: {
+            type: 'array',
+            default: [],
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'service'],
+              properties: {
+                name: { ...name, description: 'Route name, unique in the tenant.' },
+                service: { type: 'string', description: 'Name of the service of this tenant that the route forwards to.' },
+                hosts: {
+                  type: 'array',
+                  items: { type: 'string', pattern: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$' },
+                  description: 'Host names (exact, or "*.example.com" for any subdomain); absent: any host.',
+                },
+                paths: {
+                  type: 'array',
+                  items: { type: 'string', pattern: '^/[^?#\\s]*$' },
+                  description: 'Path prefixes, matched on whole segments ("/api" matches "/api" and "/api/x", not "/apix"); absent: "/".',
+                },
+                methods: {
+                  type: 'array',
+                  items: { type: 'string', pattern: '^[A-Z]+$' },
+                  description: 'HTTP methods (upper case); absent: any method.',
+                },
+                stripPath: { type: 'boolean', default: false, description: 'Remove the matched prefix from the path sent upstream.' },
+              },
+            },
+          },
+          plugins: {
+            type: 'array',
+            default: [],
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name'],
+              properties: {
+                name: { type: 'string', description: 'Plugin name: a bundled plugin (plugins/<name>) or, with `path`, the name the module exports.' },
+                path: { type: 'string', description: 'Entry file of a plugin of your own, relative to this config file.' },
+                schema: { type: 'string', description: "JSON Schema file for the plugin's config, relative to this config file (bundled plugins ship their own)." },
+                route: { type: 'string', description: 'Apply only to this route of the tenant.' },
+                service: { type: 'string', description: 'Apply only to the routes of this service of the tenant.' },
+                config: { type: 'object', default: {}, description: "The instance's config, validated against the plugin's schema." },
+                limits: { ...limits, description: 'Limits of this instance.' },
+                failOpen: { type: 'boolean', default: false, description: 'On a fault, skip this plugin and go on instead of failing the request.' },
+                enabled: { type: 'boolean', default: true, description: 'false: keep the entry but do not run it.' },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

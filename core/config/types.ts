@@ -1,0 +1,48 @@
+/** The config file as validated by schema.ts, defaults applied. */
+export type LimitsInput = { cpuMs?: number; memoryMb?: number };
+
+export type ServiceInput = {
+  name: string;
+  url: string;
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  preserveHost: boolean;
+};
+
+export type RouteInput = {
+  name: string;
+  service: string;
+  hosts?: string[];
+  paths?: string[];
+  methods?: string[];
+  stripPath: boolean;
+};
+
+export type PluginInput = {
+  name: string;
+  path?: string;
+  schema?: string;
+  route?: string;
+  service?: string;
+  config: Record<string, unknown>;
+  limits?: LimitsInput;
+  failOpen: boolean;
+  enabled: boolean;
+};
+
+export type TenantInput = {
+  name: string;
+  limits?: LimitsInput;
+  services: ServiceInput[];
+  routes: RouteInput[];
+  plugins: PluginInput[];
+};
+
+export type ConfigInput = {
+  listen: { host: string; port: number };
+  admin: { host: string; port: number };
+  log: { level: string };
+  limits: { defaults: LimitsInput; ceilings: LimitsInput };
+  sandbox: { maxIsolates: number; idleTimeoutMs: number };
+  tenants: TenantInput[];
+};

@@ -1,0 +1,366 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { basename, dirname, resolve } from 'node:path';
+import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import { IsolatePool } from '../sandbox/pool.ts';
+import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import { Watchdog } from '../sandbox/watchdog.ts';
+import { createAdminHandler } from './admin.ts';
+import { compileConfig, type CompiledConfig } from './config/compile.ts';
+import { loadConfigFile } from './config/load.ts';
+import { ConfigError } from './errors.ts';
+import { createLogger, type Logger } from './log.ts';
+import { Metrics } from './metrics.ts';
+import { logSinkFor, recordFault } from './pipeline.ts';
+import { createRequestHandler, type ProxyContext } from './proxy.ts';
+import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
+import { PrefixRouter } from './router/router.ts';
+import { Snapshot } from './snapshot.ts';
+import { UpstreamPools } from './upstream.ts';
+import { applyOps, type OpTarget } from '../pdk-bridge/host/ops.ts';
+
+export const VERSION: string = (await import('../package.json', { with: { type: 'json' } })).default.version;
+
+export type Listen = { host: string; port: number };
+
+export type GatewayOptions = {
+  /** Path of the YAML config file. */
+  configFile: string;
+  /** Override the config's listeners (tests use port 0). */
+  listen?: Partial<Listen>;
+  admin?: Partial<Listen> | false;
+  /** Reload when the file changes. */
+  watch?: boolean;
+  logger?: Logger;
+};
+
+export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
+
+const LOG_BATCH_MAX = 256;
+const NO_OPS_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
+
+/**
+ * The gateway: listeners, the current config snapshot, the sandboxes and the watchdog.
+ *
+ * @example
+ *   const gw = await Gateway.start({ configFile: 'examples/gateway.yaml' });
+ *   console.log(gw.proxyAddress);   // { host, port }
+ *   await gw.reload();              // { ok: true, version: 2 }
+ *   await gw.stop();
+ */
+export class Gateway {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly startedAt = Date.now();
+  readonly configFile: string;
+  #watchdog = new Watchdog();
+  #pools = new UpstreamPools();
+  #pool: IsolatePool;
+  #sandboxes = new Map<string, TenantSandbox>();
+  #snapshot!: Snapshot;
+  #version = 0;
+  #proxy: Server;
+  #admin: Server | null = null;
+  #watcher: FSWatcher | null = null;
+  #reloading: Promise<ReloadResult> | null = null;
+  #lastReloadError: string | null = null;
+  #logQueue = new Map<TenantSandbox, { route: RuntimeRoute; item: [number, string, string, string] }[]>();
+  #logFlushScheduled = false;
+  #stopping = false;
+  #ctx: ProxyContext;
+  #unmatched: ReturnType<Metrics['requests']['labels']>;
+
+  private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
+    this.configFile = resolve(options.configFile);
+    this.log = logger;
+    const input = compiled.input;
+    this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs);
+    this.metrics = new Metrics({
+      isolates: () => [...this.#pool.live()].length,
+      heapBytes: () => {
+        let sum = 0;
+        for (const sb of this.#pool.live()) sum += sb.heap()?.used ?? 0;
+        return sum;
+      },
+    });
+    this.#unmatched = this.metrics.requests.labels('', '', '404');
+    this.#ctx = {
+      log: this.log,
+      pool: this.#pool,
+      failures: this.metrics.pluginFailures,
+      current: () => this.#snapshot,
+      queueLog: (route, reqJson, phaseJson, ctx) => this.#queueLog(route, reqJson, phaseJson, ctx),
+      countUnmatched: () => this.#unmatched.inc(),
+    };
+    this.#snapshot = this.#build(compiled);
+    const handler = createRequestHandler(this.#ctx);
+    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req, res) => {
+      handler(req, res);
+    });
+    this.#proxy.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Malformed requests get a 4xx from the parser and never reach the handler.
+      if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+      const body = '{"error":{"code":"ISG_ERR_BAD_REQUEST","message":"malformed request"}}';
+      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+    });
+  }
+
+  /** Loads the config, compiles it, and starts listening. Throws ConfigError on a bad file. */
+  static async start(options: GatewayOptions): Promise<Gateway> {
+    const file = resolve(options.configFile);
+    const input = await loadConfigFile(file);
+    const logger = options.logger ?? createLogger(input.log.level);
+    const compiled = await compileConfig(input, file);
+    const gw = new Gateway(options, compiled, logger);
+    await gw.#listen(options, input);
+    if (options.watch === true) gw.#watch();
+    return gw;
+  }
+
+  async #listen(options: GatewayOptions, input: CompiledConfig['input']): Promise<void> {
+    const proxy = { ...input.listen, ...options.listen };
+    await listen(this.#proxy, proxy);
+    if (options.admin !== false) {
+      const admin = { ...input.admin, ...options.admin };
+      this.#admin = createServer(createAdminHandler(this));
+      await listen(this.#admin, admin);
+    }
+    this.log.info({ proxy: this.proxyAddress, admin: this.adminAddress, config: this.configFile, version: this.#snapshot.version }, 'isogate listening');
+  }
+
+  get proxyAddress(): Listen {
+    const a = this.#proxy.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get adminAddress(): Listen | null {
+    const a = this.#admin?.address() as AddressInfo | undefined;
+    return a === undefined ? null : { host: a.address, port: a.port };
+  }
+
+  get snapshot(): Snapshot {
+    return this.#snapshot;
+  }
+
+  #build(compiled: CompiledConfig): Snapshot {
+    const version = ++this.#version;
+    const sandboxes = new Map<string, TenantSandbox>();
+    for (const [tenant, program] of compiled.programs) {
+      if (program.chains.length === 0) continue;
+      const key = `${tenant}\0${program.key}`;
+      let sb = this.#sandboxes.get(key);
+      if (sb === undefined) {
+        sb = new TenantSandbox(program, this.#watchdog, {
+          onIsolateCreated: (t, ms) => {
+            this.metrics.isolateCreated.labels(t).inc();
+            this.metrics.coldStart.observe(ms / 1000);
+            this.log.debug({ tenant: t, ms: Number(ms.toFixed(2)) }, 'isolate created');
+          },
+          onIsolateDisposed: (t, reason) => this.log.debug({ tenant: t, reason }, 'isolate disposed'),
+          onCatastrophicError: (t, message) => this.#catastrophic(t, message),
+        });
+        this.#sandboxes.set(key, sb);
+      }
+      sandboxes.set(tenant, sb);
+    }
+    const routes: RuntimeRoute[] = compiled.routes.map((spec) => {
+      const sandbox = spec.chainId >= 0 ? sandboxes.get(spec.tenant) ?? null : null;
+      const instances = compiled.instances.get(spec.tenant) ?? [];
+      const program = compiled.programs.get(spec.tenant);
+      const chain = spec.chainId >= 0 && program !== undefined ? program.chains[spec.chainId] : {};
+      const phases = new Map<number, ReturnType<Metrics['pluginDuration']['labels']>>();
+      const logSinks = new Map<number, ReturnType<typeof logSinkFor>>();
+      for (const bit of Object.values(PHASE)) {
+        const list = chain[bit];
+        if (list === undefined) continue;
+        const label = [...new Set(list.map((i) => instances[i].name))].join('+');
+        phases.set(bit, this.metrics.pluginDuration.labels(spec.tenant, label, PHASE_NAME[bit]));
+        logSinks.set(bit, logSinkFor(this.log, { tenant: spec.tenant, instances }, bit));
+      }
+      const statusChildren = new Map<number, ReturnType<Metrics['requests']['labels']>>();
+      const requests = this.metrics.requests;
+      return {
+        ...spec,
+        pool: this.#pools.get(spec.service.origin, spec.service.connectTimeoutMs),
+        sandbox,
+        instances,
+        runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,
+        runsHeaderFilter: sandbox !== null && (spec.phases & PHASE.HEADER_FILTER) !== 0,
+        runsBodyFilter: sandbox !== null && (spec.phases & PHASE.BODY_FILTER) !== 0,
+        runsLog: sandbox !== null && (spec.phases & PHASE.LOG) !== 0,
+        logSinks,
+        metrics: {
+          duration: this.metrics.requestDuration.labels(spec.tenant, spec.name),
+          upstream: this.metrics.upstreamDuration.labels(spec.tenant, spec.name),
+          phases,
+          status(code: number) {
+            let c = statusChildren.get(code);
+            if (c === undefined) statusChildren.set(code, (c = requests.labels(spec.tenant, spec.name, String(code))));
+            return c;
+          },
+        },
+      };
+    });
+    return new Snapshot(version, this.configFile, compiled, new PrefixRouter(routes), routes, sandboxes);
+  }
+
+  /**
+   * Reloads the config file. The new snapshot replaces the old one atomically; requests
+   * in flight finish on the old one. A file that does not load or compile is reported and
+   * never replaces the running config.
+   */
+  reload(): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      try {
+        const input = await loadConfigFile(this.configFile);
+        const compiled = await compileConfig(input, this.configFile);
+        const next = this.#build(compiled);
+        const prev = this.#snapshot;
+        this.#snapshot = next;
+        prev.retire(() => this.#freeUnused());
+        this.#lastReloadError = null;
+        this.metrics.configReloads.labels('ok').inc();
+        this.log.info({ version: next.version, routes: next.routes.length }, 'config reloaded');
+        return { ok: true, version: next.version };
+      } catch (err) {
+        const error = err instanceof ConfigError ? err.message : `reload failed: ${(err as Error).message}`;
+        this.#lastReloadError = error;
+        this.metrics.configReloads.labels('error').inc();
+        this.log.error({ version: this.#snapshot.version }, `config reload rejected, keeping version ${this.#snapshot.version}: ${error}`);
+        return { ok: false, error };
+      }
+    };
+    // Reloads run one at a time, in order.
+    const p = (this.#reloading ?? Promise.resolve()).then(run, run);
+    this.#reloading = p;
+    return p;
+  }
+
+  /** Disposes sandboxes that no snapshot in use refers to. */
+  #freeUnused(): void {
+    const used = new Set(this.#snapshot.sandboxes.values());
+    for (const [key, sb] of this.#sandboxes) {
+      if (!used.has(sb)) {
+        this.#sandboxes.delete(key);
+        this.#pool.forget(sb);
+        sb.dispose();
+      }
+    }
+  }
+
+  #watch(): void {
+    let timer: NodeJS.Timeout | null = null;
+    const file = basename(this.configFile);
+    // Watch the folder: editors often replace the file instead of writing it in place.
+    this.#watcher = watch(dirname(this.configFile), (_event, name) => {
+      if (name !== null && name !== file) return;
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        void this.reload();
+      }, 100);
+    });
+  }
+
+  #queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void {
+    if (this.#stopping) return;
+    const sb = route.sandbox!;
+    let list = this.#logQueue.get(sb);
+    if (list === undefined) this.#logQueue.set(sb, (list = []));
+    list.push({ route, item: [route.chainId, reqJson, phaseJson, ctx] });
+    if (!this.#logFlushScheduled) {
+      this.#logFlushScheduled = true;
+      setImmediate(this.#flushLogs);
+    }
+  }
+
+  /** The log phase: after the responses are sent, one sandbox call per tenant per batch. */
+  #flushLogs = (): void => {
+    this.#logFlushScheduled = false;
+    const queue = this.#logQueue;
+    this.#logQueue = new Map();
+    for (const [sb, entries] of queue) {
+      for (let i = 0; i < entries.length; i += LOG_BATCH_MAX) {
+        const part = entries.slice(i, i + LOG_BATCH_MAX);
+        this.#pool.touch(sb);
+        const results = sb.runBatch(part.map((e) => e.item));
+        results.forEach((r, k) => {
+          const route = part[k].route;
+          for (const f of r.faults) recordFault(this.#ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
+          const bad = applyOps(r.ops, PHASE.LOG, NO_OPS_TARGET, route.logSinks.get(PHASE.LOG)!);
+          if (bad !== null) recordFault(this.#ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: -1, detail: bad }, false);
+        });
+      }
+    }
+  };
+
+  #catastrophic(tenant: string, message: string): void {
+    this.log.fatal({ tenant }, `isolated-vm catastrophic error, stopping: ${message}`);
+    process.exitCode = 70;
+    void this.stop().finally(() => process.exit(70));
+  }
+
+  /** /status body. */
+  status(): Record<string, unknown> {
+    const snap = this.#snapshot;
+    let instances = 0;
+    for (const list of snap.compiled.instances.values()) instances += list.length;
+    return {
+      name: 'isogate',
+      version: VERSION,
+      pid: process.pid,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      config: { version: snap.version, file: snap.file, loadedAt: snap.loadedAt.toISOString(), lastReloadError: this.#lastReloadError },
+      counts: {
+        tenants: snap.compiled.input.tenants.length,
+        routes: snap.routes.length,
+        pluginInstances: instances,
+        isolates: [...this.#pool.live()].length,
+        inflight: snap.inflight,
+      },
+    };
+  }
+
+  /** Stops listening, lets requests in flight finish (up to `graceMs`), frees every isolate. */
+  async stop(graceMs = 5_000): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#watcher?.close();
+    const closing = [closeServer(this.#proxy, graceMs)];
+    if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
+    await Promise.all(closing);
+    this.#flushLogs();
+    await this.#pools.close();
+    for (const sb of this.#sandboxes.values()) sb.dispose();
+    this.#sandboxes.clear();
+    this.#pool.close();
+    // isolated-vm crashes if the process exits while the watchdog's thread runs: stop it first.
+    await this.#watchdog.stop();
+  }
+}
+
+function listen(server: Server, at: Listen): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolvePromise();
+    });
+  });
+}
+
+function closeServer(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolvePromise) => {
+    if (!server.listening) return resolvePromise();
+    server.close(() => resolvePromise());
+    server.closeIdleConnections();
+    const t = setTimeout(() => server.closeAllConnections(), graceMs);
+    t.unref();
+  });
+}
+

@@ -1,0 +1,43 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const PLUGIN_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5];
+
+/**
+ * Every metric the gateway exports. Label children are bound at config compile time
+ * (core/gateway.ts), so a request pays an increment, not a label lookup.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'tenant' | 'route' | 'status'>;
+  readonly requestDuration: Histogram<'tenant' | 'route'>;
+  readonly upstreamDuration: Histogram<'tenant' | 'route'>;
+  readonly pluginDuration: Histogram<'tenant' | 'plugins' | 'phase'>;
+  readonly pluginFailures: Counter<'tenant' | 'plugin' | 'reason'>;
+  readonly isolates: Gauge;
+  readonly isolateHeap: Gauge;
+  readonly isolateCreated: Counter<'tenant'>;
+  readonly coldStart: Histogram;
+  readonly configReloads: Counter<'result'>;
+
+  constructor(live: { isolates(): number; heapBytes(): number }) {
+    const registers = [this.registry];
+    this.requests = new Counter({ name: 'isogate_requests_total', help: 'Requests by tenant, route and status sent to the client.', labelNames: ['tenant', 'route', 'status'], registers });
+    this.requestDuration = new Histogram({ name: 'isogate_request_duration_seconds', help: 'Time from request to the last byte of the response.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
+    this.upstreamDuration = new Histogram({ name: 'isogate_upstream_duration_seconds', help: 'Time from sending the request upstream to its response headers.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
+    this.pluginDuration = new Histogram({
+      name: 'isogate_plugin_call_duration_seconds',
+      help: 'Wall time of one sandbox call running a chain for one phase. "plugins" names the chain (one plugin, or several joined by "+": a chain runs in one call).',
+      labelNames: ['tenant', 'plugins', 'phase'],
+      buckets: PLUGIN_BUCKETS,
+      registers,
+    });
+    this.pluginFailures = new Counter({ name: 'isogate_plugin_failures_total', help: 'Plugin faults by tenant, plugin and outcome.', labelNames: ['tenant', 'plugin', 'reason'], registers });
+    this.isolates = new Gauge({ name: 'isogate_isolates', help: 'Live plugin isolates.', registers, collect() { this.set(live.isolates()); } });
+    this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by all live plugin isolates.', registers, collect() { this.set(live.heapBytes()); } });
+    this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
+    this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
+    this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers });
+    collectDefaultMetrics({ register: this.registry, prefix: 'isogate_process_' });
+  }
+}

@@ -1,0 +1,89 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Counter } from 'prom-client';
+import { applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
+import { PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import type { Fault } from '../sandbox/outcome.ts';
+import type { IsolatePool } from '../sandbox/pool.ts';
+import type { RunResult } from '../sandbox/tenant-sandbox.ts';
+import type { RuntimeRoute } from './route.ts';
+
+/** What the pipeline needs of the gateway. */
+export type PipelineContext = {
+  readonly log: Logger;
+  readonly pool: IsolatePool;
+  readonly failures: Counter<'tenant' | 'plugin' | 'reason'>;
+};
+
+/** A fault that fails the request, with the id quoted to the client and in the log. */
+export type RequestFailure = { readonly fault: Fault; readonly errorId: string };
+
+export function newErrorId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A sink for pdk.log lines of one route and phase, made at config compile time. */
+export function logSinkFor(log: Logger, route: { tenant: string; instances: RuntimeRoute['instances'] }, phase: number): LogSink {
+  const phaseName = PHASE_NAME[phase];
+  return (instance, level, message) => {
+    log[level]({ tenant: route.tenant, plugin: route.instances[instance]?.id ?? 'unknown', phase: phaseName }, message);
+  };
+}
+
+/** Logs and counts a fault; returns its error id. */
+export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: number, fault: Fault, failOpen: boolean): string {
+  const errorId = newErrorId();
+  const inst = route.instances[fault.instance];
+  const plugin = inst?.name ?? 'unknown';
+  ctx.failures.labels(route.tenant, plugin, fault.outcome).inc();
+  ctx.log.warn(
+    { tenant: route.tenant, route: route.name, plugin, instance: inst?.id, phase: PHASE_NAME[phase], reason: fault.outcome, errorId, failOpen },
+    `plugin fault: ${fault.detail}`,
+  );
+  return errorId;
+}
+
+/**
+ * Runs one phase of the route's chain and applies its operations to `target`.
+ * Fault policy: a fail-closed plugin's fault fails the request; a fail-open plugin is
+ * skipped. When the whole call was lost (CPU or memory limit, rejected result) and the
+ * culprit is fail-open, the phase runs again without it.
+ *
+ * Returns null to go on, or the failure to answer with.
+ */
+export function runPhase(
+  ctx: PipelineContext,
+  route: RuntimeRoute,
+  phase: number,
+  reqJson: string,
+  phaseJson: string,
+  state: { ctx: string },
+  target: OpTarget,
+): RequestFailure | null {
+  const sandbox = route.sandbox!;
+  let skip: number[] | undefined;
+  for (;;) {
+    ctx.pool.touch(sandbox);
+    const t0 = performance.now();
+    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip);
+    route.metrics.phases.get(phase)?.observe((performance.now() - t0) / 1000);
+    let retry = false;
+    for (const f of r.faults) {
+      const failOpen = route.instances[f.instance]?.failOpen === true;
+      const errorId = recordFault(ctx, route, phase, f, failOpen);
+      if (!failOpen) return { fault: f, errorId };
+      if (r.aborted) {
+        (skip ??= []).push(f.instance);
+        retry = true;
+      }
+    }
+    if (retry) continue;
+    state.ctx = r.ctx;
+    const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
+    if (bad !== null) {
+      const fault: Fault = { outcome: 'bad_return', instance: -1, detail: bad };
+      return { fault, errorId: recordFault(ctx, route, phase, fault, false) };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,37 @@
+import type { Counter, Histogram } from 'prom-client';
+import type { Pool } from 'undici';
+import type { InstanceInfo, RouteSpec, ServiceSpec } from './config/compile.ts';
+import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import { PHASE } from '../pdk-bridge/host/phases.ts';
+import type { LogSink } from '../pdk-bridge/host/ops.ts';
+
+type HistogramChild = ReturnType<Histogram<string>['labels']>;
+type CounterChild = ReturnType<Counter<string>['labels']>;
+
+/**
+ * A route with everything a request needs already resolved: its upstream pool, its
+ * tenant's sandbox, which phases run, and its metric children. Built once per config
+ * snapshot; a phase with nothing to run is `false`, so the request path pays one check.
+ */
+export type RuntimeRoute = RouteSpec & {
+  readonly pool: Pool;
+  readonly service: ServiceSpec;
+  /** null when no plugin applies to the route. */
+  readonly sandbox: TenantSandbox | null;
+  readonly instances: readonly InstanceInfo[];
+  readonly runsAccess: boolean;
+  readonly runsHeaderFilter: boolean;
+  readonly runsBodyFilter: boolean;
+  readonly runsLog: boolean;
+  /** Phase bit -> sink for the pdk.log lines of that phase. */
+  readonly logSinks: ReadonlyMap<number, LogSink>;
+  readonly metrics: {
+    readonly duration: HistogramChild;
+    readonly upstream: HistogramChild;
+    /** Phase bit -> chain call duration. */
+    readonly phases: ReadonlyMap<number, HistogramChild>;
+    status(code: number): CounterChild;
+  };
+};
+
+export const REQUEST_PHASES = PHASE.REWRITE | PHASE.ACCESS;

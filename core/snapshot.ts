@@ -1,0 +1,53 @@
+import type { CompiledConfig } from './config/compile.ts';
+import type { RuntimeRoute } from './route.ts';
+import type { PrefixRouter } from './router/router.ts';
+import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+
+/**
+ * One immutable runtime view of the config: the router and its routes. A reload builds a
+ * new snapshot and swaps it in; requests hold the snapshot they started on (retain/release)
+ * so they finish on it, and the snapshot frees what the next one did not keep once its
+ * last request is done.
+ */
+export class Snapshot {
+  readonly version: number;
+  readonly loadedAt = new Date();
+  readonly file: string;
+  readonly compiled: CompiledConfig;
+  readonly router: PrefixRouter<RuntimeRoute>;
+  readonly routes: readonly RuntimeRoute[];
+  readonly sandboxes: ReadonlyMap<string, TenantSandbox>;
+  #inflight = 0;
+  #retired: (() => void) | null = null;
+
+  constructor(version: number, file: string, compiled: CompiledConfig, router: PrefixRouter<RuntimeRoute>, routes: readonly RuntimeRoute[], sandboxes: ReadonlyMap<string, TenantSandbox>) {
+    this.version = version;
+    this.file = file;
+    this.compiled = compiled;
+    this.router = router;
+    this.routes = routes;
+    this.sandboxes = sandboxes;
+  }
+
+  get inflight(): number {
+    return this.#inflight;
+  }
+
+  retain(): void {
+    this.#inflight++;
+  }
+
+  release(): void {
+    if (--this.#inflight === 0 && this.#retired !== null) {
+      const done = this.#retired;
+      this.#retired = null;
+      done();
+    }
+  }
+
+  /** Called when a newer snapshot replaced this one: `cleanup` runs after its last request. */
+  retire(cleanup: () => void): void {
+    if (this.#inflight === 0) cleanup();
+    else this.#retired = cleanup;
+  }
+}

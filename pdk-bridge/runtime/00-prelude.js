@@ -1,0 +1,87 @@
+// In-isolate runtime, part 0: captured intrinsics and shared state.
+// The files of this folder are concatenated (in name order) into one function body that the
+// host evaluates in a fresh context before any plugin code, so every binding here is
+// private to the runtime: plugin code cannot reach it, and the intrinsics are captured
+// before plugin code can replace them (a plugin that patches JSON.stringify breaks only
+// its own copies, never ours).
+'use strict';
+const $now = Date.now;
+const $parse = JSON.parse;
+const $stringify = JSON.stringify;
+const $freeze = Object.freeze;
+const $keys = Object.keys;
+const $create = Object.create;
+const $isArray = Array.isArray;
+const $String = String;
+const $Error = Error;
+const $TypeError = TypeError;
+const $decode = decodeURIComponent;
+const $apply = Reflect.apply;
+const $then = Promise.prototype.then;
+const $ObjectProto = Object.prototype;
+const $getProto = Object.getPrototypeOf;
+const $toLower = String.prototype.toLowerCase;
+const $slice = String.prototype.slice;
+const $indexOf = String.prototype.indexOf;
+const $split = String.prototype.split;
+const $push = Array.prototype.push;
+
+// Watchdog handshake (see sandbox/watchdog.ts): the host arms a deadline for the whole
+// call in memory the plugin never sees; the runtime writes the deadline of the plugin that
+// is about to run and its index here, so the watchdog can stop it and the host can name it.
+const $deadline = new Float64Array($shared, 0, 1);
+const $current = new Int32Array($shared, 8, 1);
+
+// Phases as bit flags (mirrored in pdk-bridge/host/phases.ts).
+const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;
+const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
+
+/** Limits on what one call may hand back, mirrored and enforced again by the host. */
+const MAX_LOG_CHARS = 4096;
+const MAX_LOG_LINES = 64;
+
+// State of the call in progress. Calls into one isolate never overlap, so one set of
+// variables serves every request; the dispatcher resets them at the start of each call.
+let phase = 0;
+let ops = null;          // operations collected in this call, applied by the host afterwards
+let reqRaw = '';         // request snapshot as JSON, parsed on first read
+let req = null;
+let phaseRaw = '';       // phase snapshot (status, response headers, body) as JSON
+let phaseData = null;
+let ctxShared = null;    // pdk.ctx.shared of this request
+let instance = -1;       // index of the running plugin instance
+let exited = false;
+let logLines = 0;
+
+function phaseName(bits) {
+  const names = [];
+  for (const b of [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG]) if (bits & b) names.push(PHASE_NAMES[b]);
+  return names.join(', ');
+}
+
+/** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */
+function checkPhase(fn, allowed) {
+  if ((phase & allowed) === 0) {
+    throw new $Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
+  }
+}
+
+function str(value, what) {
+  if (typeof value !== 'string') throw new $TypeError(`${what} must be a string, got ${typeof value}`);
+  return value;
+}
+
+function headerValue(value, what) {
+  if (typeof value === 'number') return '' + value;
+  return str(value, what);
+}
+
+function request() {
+  if (req === null) req = $parse(reqRaw);
+  return req;
+}
+
+function phaseSnapshot() {
+  if (phaseData === null) phaseData = phaseRaw === '' ? {} : $parse(phaseRaw);
+  return phaseData;
+}

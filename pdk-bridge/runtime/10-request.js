@@ -1,0 +1,44 @@
+// In-isolate runtime: pdk.request, reads of the client's request (a snapshot copied in).
+const ANY_PHASE = REWRITE | ACCESS | HEADER_FILTER | BODY_FILTER | LOG;
+
+function parseQuery(raw) {
+  const out = $create(null);
+  if (raw === '') return out;
+  for (const part of $apply($split, raw, ['&'])) {
+    if (part === '') continue;
+    const eq = $apply($indexOf, part, ['=']);
+    let k = eq < 0 ? part : $apply($slice, part, [0, eq]);
+    let v = eq < 0 ? '' : $apply($slice, part, [eq + 1]);
+    try { k = $decode(k.replace(/\+/g, ' ')); v = $decode(v.replace(/\+/g, ' ')); } catch { /* keep raw */ }
+    const prev = out[k];
+    if (prev === undefined) out[k] = v;
+    else if ($isArray(prev)) $apply($push, prev, [v]);
+    else out[k] = [prev, v];
+  }
+  return out;
+}
+
+const pdkRequest = $freeze({
+  getMethod() { checkPhase('request.getMethod', ANY_PHASE); return request().m; },
+  getPath() { checkPhase('request.getPath', ANY_PHASE); return request().p; },
+  getRawQuery() { checkPhase('request.getRawQuery', ANY_PHASE); return request().q; },
+  getQuery() {
+    checkPhase('request.getQuery', ANY_PHASE);
+    const r = request();
+    if (r.qp === undefined) r.qp = parseQuery(r.q);
+    return r.qp;
+  },
+  getQueryArg(name) {
+    checkPhase('request.getQueryArg', ANY_PHASE);
+    return pdkRequest.getQuery()[str(name, 'query argument name')];
+  },
+  getHost() { checkPhase('request.getHost', ANY_PHASE); return request().h.host; },
+  /** Header names are case-insensitive; a repeated header comes joined with ", ". */
+  getHeader(name) {
+    checkPhase('request.getHeader', ANY_PHASE);
+    return request().h[$apply($toLower, str(name, 'header name'), [])];
+  },
+  getHeaders() { checkPhase('request.getHeaders', ANY_PHASE); return request().h; },
+  getClientIp() { checkPhase('request.getClientIp', ANY_PHASE); return request().ip; },
+  getScheme() { checkPhase('request.getScheme', ANY_PHASE); return request().s; },
+});

@@ -1,0 +1,10 @@
+// In-isolate runtime: pdk.ctx, per-request data shared between the plugins of a tenant.
+// It travels with the request between phases as JSON, so it holds plain data only.
+const pdkCtx = $freeze({
+  get shared() {
+    if (ctxShared === null) ctxShared = {};
+    return ctxShared;
+  },
+  get(key) { return pdkCtx.shared[str(key, 'ctx key')]; },
+  set(key, value) { pdkCtx.shared[str(key, 'ctx key')] = value; },
+});

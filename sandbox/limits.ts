@@ -1,0 +1,33 @@
+/**
+ * Limits, separated as workerd does: what bounds an isolate (its heap) and what bounds one
+ * call (CPU time, bytes out). Defaults apply where the config says nothing; ceilings are
+ * the operator's caps that no tenant or plugin config may exceed.
+ */
+export type IsolateLimits = {
+  /** V8 heap limit of the tenant's isolate, in MB (isolated-vm's memoryLimit, minimum 8). */
+  readonly memoryMb: number;
+};
+
+export type CallLimits = {
+  /** CPU time one plugin may use in one phase of one request, in ms. */
+  readonly cpuMs: number;
+};
+
+/** Caps on what one call may hand back to the host, checked before anything is parsed. */
+export const OUTPUT_CAPS = {
+  /** Bytes of the JSON result of one call (operations, ctx, faults). */
+  maxResultBytes: 4 * 1024 * 1024,
+  /** Operations one call may return. */
+  maxOps: 1000,
+  /** Bytes of a header name plus value set by a plugin. */
+  maxHeaderBytes: 16 * 1024,
+  /** Bytes of a body given to response.exit or response.setBody. */
+  maxBodyBytes: 4 * 1024 * 1024,
+  /** Bytes of pdk.ctx.shared carried between phases. */
+  maxCtxBytes: 64 * 1024,
+} as const;
+
+export const DEFAULT_LIMITS = { cpuMs: 50, memoryMb: 64 } as const;
+export const DEFAULT_CEILINGS = { cpuMs: 1000, memoryMb: 1024 } as const;
+
+export type Limits = { cpuMs: number; memoryMb: number };

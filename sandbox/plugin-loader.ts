@@ -1,0 +1,73 @@
+import { stat } from 'node:fs/promises';
+import { build } from 'esbuild';
+import ivm from 'isolated-vm';
+import { LRUCache } from 'lru-cache';
+import type { PluginBundle } from './program.ts';
+
+/** What the gateway learns of a plugin by loading it once in a throwaway isolate. */
+export type PluginInfo = PluginBundle & {
+  readonly priority: number;
+  /** Phase handler names the module exports (`access`, `headerFilter`, ...). */
+  readonly handlers: readonly string[];
+};
+
+export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
+
+/** Bundles keyed by path, size and mtime: a reload bundles only what changed. */
+const bundles = new LRUCache<string, PluginInfo>({ max: 1000 });
+
+/**
+ * Bundles a plugin entry file (TypeScript or JavaScript, with its npm dependencies) into
+ * one script with esbuild, then reads its metadata (`name`, `version`, `priority` and which
+ * phase handlers it has) in a throwaway isolate: plugin code never runs on the host, not
+ * even at load time.
+ */
+export async function loadPlugin(entry: string): Promise<PluginInfo> {
+  const st = await stat(entry);
+  const key = `${entry}\0${st.size}\0${st.mtimeMs}`;
+  const cached = bundles.get(key);
+  if (cached !== undefined) return cached;
+  const result = await build({
+    entryPoints: [entry],
+    bundle: true,
+    write: false,
+    format: 'iife',
+    globalName: '__isg_exports',
+    platform: 'neutral',
+    target: 'es2023',
+    logLevel: 'silent',
+    legalComments: 'none',
+  });
+  // The wrapper keeps the bundle's top-level `var` local and makes the exports the
+  // script's completion value.
+  const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
+  const info = inspect(code, entry);
+  bundles.set(key, info);
+  return info;
+}
+
+function inspect(code: string, source: string): PluginInfo {
+  const isolate = new ivm.Isolate({ memoryLimit: 32 });
+  try {
+    const context = isolate.createContextSync();
+    const script = isolate.compileScriptSync(`${code};`, { filename: `plugin:${source}` });
+    const ref = script.runSync(context, { reference: true, timeout: 1000 }) as ivm.Reference<unknown>;
+    context.global.setSync('__isg_probe', ref.derefInto());
+    const meta = context.evalSync(
+      `(() => { const e = __isg_probe; const m = e && typeof e === 'object' && e.default !== undefined ? e.default : e;
+        if (m === null || typeof m !== 'object') return null;
+        return JSON.stringify({ name: m.name, version: m.version, priority: m.priority,
+          handlers: ${JSON.stringify(HANDLER_NAMES)}.filter((h) => typeof m[h] === 'function') }); })()`,
+      { timeout: 1000 },
+    ) as unknown;
+    if (typeof meta !== 'string') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
+    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string[] };
+    if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
+    if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
+    if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
+    if (m.handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
+    return { name: m.name, version: m.version, priority: m.priority, handlers: m.handlers, code, source };
+  } finally {
+    isolate.dispose();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * What a tenant's isolate is loaded with, produced by config compilation
+ * (core/config/compile.ts) and consumed by the sandbox. Plain data only.
+ */
+export type PluginBundle = {
+  /** Bundled plugin name (the module's `name` export). */
+  readonly name: string;
+  readonly version: string;
+  /** Script whose completion value is the plugin module's exports. */
+  readonly code: string;
+  /** Where it came from, for errors and logs. */
+  readonly source: string;
+};
+
+export type InstanceSpec = {
+  /** Index into `TenantProgram.plugins`. */
+  readonly plugin: number;
+  /** Plugin name, for logs and metrics. */
+  readonly name: string;
+  /** Stable id of the instance: `tenant/plugin@scope`. */
+  readonly id: string;
+  readonly config: unknown;
+  readonly cpuMs: number;
+  readonly failOpen: boolean;
+};
+
+/** Per chain: phase bit -> instance indexes in run order. A phase with no handler is absent. */
+export type ChainSpec = Readonly<Record<number, readonly number[]>>;
+
+export type TenantProgram = {
+  readonly tenant: string;
+  readonly memoryMb: number;
+  readonly plugins: readonly PluginBundle[];
+  readonly instances: readonly InstanceSpec[];
+  readonly chains: readonly ChainSpec[];
+  /** Content hash: an unchanged program keeps its isolate across reloads. */
+  readonly key: string;
+};
