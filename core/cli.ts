@@ -1,32 +1,44 @@
 #!/usr/bin/env -S node --no-node-snapshot
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
+import type { Server } from 'node:http';
 import { ConfigError } from './errors.ts';
-import { Gateway, VERSION } from './gateway.ts';
+import { loadConfigFile } from './config/load.ts';
+import { createLogger } from './log.ts';
+import { VERSION } from './version.ts';
 
 const USAGE = `isogate ${VERSION}: a sandboxed multi-tenant API gateway
 
-usage: isogate [--config FILE] [--watch] [--echo PORT]
+usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--check]
 
-  --config FILE   config file (YAML). Without it: the demo, examples/gateway.yaml,
-                  with the built-in echo upstream on 127.0.0.1:9000
-  --watch         reload when the config file changes (SIGHUP always reloads)
-  --echo PORT     also start the built-in echo upstream on 127.0.0.1:PORT
-  --check         validate the config and exit (0: valid, 1: invalid)
-  --help          this text
+  --config FILE      config file (YAML). Without it: the demo, examples/gateway.yaml,
+                     with the built-in echo upstream on 127.0.0.1:9000
+  --workers N|auto   worker processes behind a supervisor (overrides the config's
+                     \`workers\`; auto: one per core; 0: one process, no supervisor)
+  --watch            reload when the config file changes (SIGHUP always reloads)
+  --echo PORT        also start the built-in echo upstream on 127.0.0.1:PORT
+  --check            validate the config (and compile its plugins) and exit: 0 valid, 1 not
+  --help             this text
 `;
 
-const { values } = parseArgs({
-  options: {
-    config: { type: 'string' },
-    watch: { type: 'boolean', default: false },
-    echo: { type: 'string' },
-    check: { type: 'boolean', default: false },
-    help: { type: 'boolean', default: false },
-  },
-});
+let values: { config?: string; workers?: string; watch?: boolean; echo?: string; check?: boolean; help?: boolean };
+try {
+  ({ values } = parseArgs({
+    options: {
+      config: { type: 'string' },
+      workers: { type: 'string' },
+      watch: { type: 'boolean', default: false },
+      echo: { type: 'string' },
+      check: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
 
-if (values.help) {
+if (values.help === true) {
   process.stdout.write(USAGE);
   process.exit(0);
 }
@@ -34,48 +46,67 @@ if (values.help) {
 const demo = values.config === undefined;
 const configFile = resolve(values.config ?? new URL('../examples/gateway.yaml', import.meta.url).pathname);
 
-if (values.check) {
-  const { loadConfigFile } = await import('./config/load.ts');
-  const { compileConfig } = await import('./config/compile.ts');
-  try {
-    await compileConfig(await loadConfigFile(configFile), configFile);
-    process.stdout.write(`${configFile}: ok\n`);
-    process.exit(0);
-  } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
-    process.exit(1);
-  }
-}
-
-const echoPort = values.echo !== undefined ? Number(values.echo) : demo ? 9000 : null;
-const echo = echoPort === null ? null : await (await import('../examples/echo-upstream.ts')).startEchoServer(echoPort);
-
-let gateway: Gateway;
-try {
-  gateway = await Gateway.start({ configFile, watch: values.watch });
-} catch (err) {
-  process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `isogate failed to start: ${(err as Error).stack}\n`);
-  echo?.close();
+function fail(err: unknown): never {
+  process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `isogate failed to start: ${(err as Error).message}\n`);
   process.exit(1);
 }
 
-if (demo) {
-  const { port } = gateway.proxyAddress;
-  const admin = gateway.adminAddress;
-  process.stderr.write(`\nisogate demo is up. Try:\n  curl -i localhost:${port}/echo\n  curl localhost:${admin?.port ?? 8001}/metrics\n\n`);
+const config = await loadConfigFile(configFile).catch(fail);
+
+if (values.check === true) {
+  const { compileConfig } = await import('./config/compile.ts');
+  await compileConfig(config, configFile).catch(fail);
+  process.stdout.write(`${configFile}: ok\n`);
+  process.exit(0);
 }
 
-process.on('SIGHUP', () => {
-  void gateway.reload();
-});
+let workers: number | 'auto' = config.workers;
+if (values.workers !== undefined) {
+  if (values.workers !== 'auto' && !/^\d+$/.test(values.workers)) fail(new Error(`--workers must be a number or "auto", not "${values.workers}"`));
+  workers = values.workers === 'auto' ? 'auto' : Number(values.workers);
+}
+
+const echoPort = values.echo !== undefined ? Number(values.echo) : demo ? 9000 : null;
+let echo: Server | null = null;
+if (echoPort !== null) echo = await (await import('../examples/echo-upstream.ts')).startEchoServer(echoPort).catch(fail);
+
+const log = createLogger(config.log.level);
+let stop: () => Promise<void>;
+let reload: () => void;
+let proxyPort = config.listen.port;
+
+if (workers === 0) {
+  const { Gateway } = await import('./gateway.ts');
+  const gateway = await Gateway.start({ configFile, watch: values.watch, logger: log }).catch(fail);
+  proxyPort = gateway.proxyAddress.port;
+  stop = () => gateway.stop();
+  reload = () => void gateway.reload();
+} else {
+  const { Supervisor } = await import('./supervisor.ts');
+  const supervisor = new Supervisor({ configFile, config, workers, log, watch: values.watch });
+  try {
+    await supervisor.start();
+  } catch (err) {
+    await supervisor.stop();
+    fail(err);
+  }
+  stop = () => supervisor.stop();
+  reload = () => supervisor.reload();
+}
+
+if (demo) {
+  process.stderr.write(`\nisogate demo is up. Try:\n  curl -i localhost:${proxyPort}/echo\n  curl localhost:${config.admin.port}/metrics\n\n`);
+}
+
+process.on('SIGHUP', () => reload());
 
 let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(1);
     stopping = true;
-    gateway.log.info({ signal }, 'stopping');
-    void gateway.stop().then(() => {
+    log.info({ signal }, 'stopping');
+    void stop().then(() => {
       echo?.close();
       process.exit(0);
     });

@@ -20,7 +20,9 @@ import { Snapshot } from './snapshot.ts';
 import { UpstreamPools } from './upstream.ts';
 import { applyOps, type OpTarget } from '../pdk-bridge/host/ops.ts';
 
-export const VERSION: string = (await import('../package.json', { with: { type: 'json' } })).default.version;
+import { VERSION } from './version.ts';
+
+export { VERSION };
 
 export type Listen = { host: string; port: number };
 
@@ -33,6 +35,8 @@ export type GatewayOptions = {
   /** Reload when the file changes. */
   watch?: boolean;
   logger?: Logger;
+  /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
+  onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
 };
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
@@ -68,12 +72,16 @@ export class Gateway {
   #logQueue = new Map<TenantSandbox, { route: RuntimeRoute; item: [number, string, string, string] }[]>();
   #logFlushScheduled = false;
   #stopping = false;
+  #onSandbox: GatewayOptions['onSandbox'];
+  /** Quarantine keys (instance id + code hash) set by the supervisor. */
+  #quarantined = new Set<string>();
   #ctx: ProxyContext;
   #unmatched: ReturnType<Metrics['requests']['labels']>;
 
   private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
     this.configFile = resolve(options.configFile);
     this.log = logger;
+    this.#onSandbox = options.onSandbox;
     const input = compiled.input;
     this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs);
     this.metrics = new Metrics({
@@ -85,6 +93,7 @@ export class Gateway {
       },
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
+    this.metrics.onInstanceStates(() => this.unhealthyInstances());
     this.#ctx = {
       log: this.log,
       pool: this.#pool,
@@ -165,6 +174,10 @@ export class Gateway {
           onCatastrophicError: (t, message) => this.#catastrophic(t, message),
         });
         this.#sandboxes.set(key, sb);
+        program.instances.forEach((inst, idx) => {
+          if (this.#quarantined.has(inst.quarantineKey)) sb!.gate.quarantine(idx);
+        });
+        this.#onSandbox?.(sb.slot, tenant, program.instances.map((i) => ({ id: i.id, key: i.quarantineKey })));
       }
       sandboxes.set(tenant, sb);
     }
@@ -305,6 +318,29 @@ export class Gateway {
     void this.stop().finally(() => process.exit(70));
   }
 
+  /**
+   * Quarantines plugin instances by key (instance id + code hash): their requests fail
+   * fast, or skip them when fail-open. Set by the supervisor after a crash; kept across
+   * reloads until the plugin's code changes.
+   */
+  quarantine(keys: readonly string[]): void {
+    for (const k of keys) this.#quarantined.add(k);
+    for (const sb of this.#sandboxes.values()) {
+      sb.program.instances.forEach((inst, idx) => {
+        if (this.#quarantined.has(inst.quarantineKey)) sb.gate.quarantine(idx);
+      });
+    }
+  }
+
+  /** Plugin instances that are not healthy (breaker open or half-open, or quarantined). */
+  unhealthyInstances(): { tenant: string; instance: string; state: string }[] {
+    const out: { tenant: string; instance: string; state: string }[] = [];
+    for (const sb of this.#snapshot.sandboxes.values()) {
+      for (const u of sb.gate.unhealthy()) out.push({ tenant: sb.tenant, instance: sb.program.instances[u.instance].id, state: u.state });
+    }
+    return out;
+  }
+
   /** /status body. */
   status(): Record<string, unknown> {
     const snap = this.#snapshot;
@@ -323,6 +359,7 @@ export class Gateway {
         isolates: [...this.#pool.live()].length,
         inflight: snap.inflight,
       },
+      unhealthyInstances: this.unhealthyInstances(),
     };
   }
 

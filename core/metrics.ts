@@ -19,6 +19,8 @@ export class Metrics {
   readonly isolateCreated: Counter<'tenant'>;
   readonly coldStart: Histogram;
   readonly configReloads: Counter<'result'>;
+  readonly instanceState: Gauge<'tenant' | 'instance' | 'state'>;
+  #instanceStates: () => { tenant: string; instance: string; state: string }[] = () => [];
 
   constructor(live: { isolates(): number; heapBytes(): number }) {
     const registers = [this.registry];
@@ -38,6 +40,21 @@ export class Metrics {
     this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
     this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
     this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers });
+    const states = () => this.#instanceStates();
+    this.instanceState = new Gauge({
+      name: 'isogate_plugin_instance_unhealthy',
+      help: 'Plugin instances whose breaker is open or half-open, or that are quarantined (1 per instance and state).',
+      labelNames: ['tenant', 'instance', 'state'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of states()) this.labels(s.tenant, s.instance, s.state).set(1);
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'isogate_process_' });
+  }
+
+  onInstanceStates(fn: () => { tenant: string; instance: string; state: string }[]): void {
+    this.#instanceStates = fn;
   }
 }

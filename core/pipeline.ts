@@ -36,7 +36,8 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
   const inst = route.instances[fault.instance];
   const plugin = inst?.name ?? 'unknown';
   ctx.failures.labels(route.tenant, plugin, fault.outcome).inc();
-  ctx.log.warn(
+  const fastFail = fault.outcome === 'breaker_open' || fault.outcome === 'quarantined';
+  ctx.log[fastFail ? 'debug' : 'warn'](
     { tenant: route.tenant, route: route.name, plugin, instance: inst?.id, phase: PHASE_NAME[phase], reason: fault.outcome, errorId, failOpen },
     `plugin fault: ${fault.detail}`,
   );
@@ -47,7 +48,9 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
  * Runs one phase of the route's chain and applies its operations to `target`.
  * Fault policy: a fail-closed plugin's fault fails the request; a fail-open plugin is
  * skipped. When the whole call was lost (CPU or memory limit, rejected result) and the
- * culprit is fail-open, the phase runs again without it.
+ * culprit is fail-open, the phase runs again without it. Instances whose breaker is open,
+ * or that are quarantined, fail the request fast (fail-closed) or are skipped (fail-open)
+ * without entering the isolate.
  *
  * Returns null to go on, or the failure to answer with.
  */
@@ -61,16 +64,35 @@ export function runPhase(
   target: OpTarget,
 ): RequestFailure | null {
   const sandbox = route.sandbox!;
+  const gate = sandbox.gate;
   let skip: number[] | undefined;
+  if (gate.blocking) {
+    const list = sandbox.program.chains[route.chainId][phase] ?? [];
+    for (const idx of list) {
+      const verdict = gate.verdict(idx);
+      if (verdict === 'run') continue;
+      if (route.instances[idx]?.failOpen === true) {
+        (skip ??= []).push(idx);
+        continue;
+      }
+      const fault: Fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
+      return { fault, errorId: recordFault(ctx, route, phase, fault, false) };
+    }
+  }
   for (;;) {
     ctx.pool.touch(sandbox);
     const t0 = performance.now();
     const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip);
-    route.metrics.phases.get(phase)?.observe((performance.now() - t0) / 1000);
+    const t1 = performance.now();
+    sandbox.budget.charge(t1 - t0, t1);
+    route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
     let retry = false;
     for (const f of r.faults) {
       const failOpen = route.instances[f.instance]?.failOpen === true;
       const errorId = recordFault(ctx, route, phase, f, failOpen);
+      if (f.instance >= 0 && gate.fault(f.instance, f.outcome)) {
+        ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: gate.config.cooldownMs }, 'circuit breaker opened');
+      }
       if (!failOpen) return { fault: f, errorId };
       if (r.aborted) {
         (skip ??= []).push(f.instance);
@@ -78,6 +100,11 @@ export function runPhase(
       }
     }
     if (retry) continue;
+    if (gate.blocking) {
+      for (const idx of sandbox.program.chains[route.chainId][phase] ?? []) {
+        if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
+      }
+    }
     state.ctx = r.ctx;
     const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
     if (bad !== null) {

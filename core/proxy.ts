@@ -116,6 +116,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   start(prefix: string): void {
     const route = this.route;
+    if (route.sandbox !== null && !route.sandbox.budget.allow()) {
+      this.throttled();
+      return;
+    }
     const target: OpTarget = {
       upstreamHeaders: upstreamHeaders(this.req, route),
       upstreamPath: route.stripPath ? this.path.slice(prefix === '/' ? 0 : prefix.length) || '/' : this.path,
@@ -157,6 +161,14 @@ class Exchange implements Dispatcher.DispatchHandler {
       },
       this,
     );
+  }
+
+  /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
+  throttled(): void {
+    const retry = this.route.sandbox!.budget.retryAfterSeconds();
+    const body = STATIC_ERRORS.get('ISG_ERR_TENANT_THROTTLED')!;
+    this.res.writeHead(503, { 'content-type': 'application/json', 'content-length': String(body.length), 'retry-after': String(retry) });
+    this.res.end(body);
   }
 
   sendExit(): void {
@@ -239,7 +251,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const code = (err as { code?: string }).code;
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
     this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name }, `upstream error: ${err.message}`);
-    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : 'ISG_ERR_UPSTREAM_UNAVAILABLE');
+    // A response undici could not parse (or framed wrongly) is a bad response, not an unreachable upstream.
+    const invalid = err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code?.startsWith('HPE_') === true;
+    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE');
   }
 
   finishBuffered(): void {

@@ -27,7 +27,7 @@ export const OUTPUT_CAPS = {
   maxCtxBytes: 64 * 1024,
 } as const;
 
-export const DEFAULT_LIMITS = { cpuMs: 50, memoryMb: 64 } as const;
-export const DEFAULT_CEILINGS = { cpuMs: 1000, memoryMb: 1024 } as const;
+export const DEFAULT_LIMITS = { cpuMs: 50, memoryMb: 64, cpuBudgetMs: 200 } as const;
+export const DEFAULT_CEILINGS = { cpuMs: 1000, memoryMb: 1024, cpuBudgetMs: 1000 } as const;
 
-export type Limits = { cpuMs: number; memoryMb: number };
+export type Limits = { cpuMs: number; memoryMb: number; cpuBudgetMs: number };

@@ -1,3 +1,5 @@
+import type { BreakerConfig } from './breaker.ts';
+
 /**
  * What a tenant's isolate is loaded with, produced by config compilation
  * (core/config/compile.ts) and consumed by the sandbox. Plain data only.
@@ -22,6 +24,8 @@ export type InstanceSpec = {
   readonly config: unknown;
   readonly cpuMs: number;
   readonly failOpen: boolean;
+  /** Instance id plus a hash of its plugin's code: what quarantine remembers. */
+  readonly quarantineKey: string;
 };
 
 /** Per chain: phase bit -> instance indexes in run order. A phase with no handler is absent. */
@@ -33,6 +37,9 @@ export type TenantProgram = {
   readonly plugins: readonly PluginBundle[];
   readonly instances: readonly InstanceSpec[];
   readonly chains: readonly ChainSpec[];
+  readonly breaker: BreakerConfig;
+  /** Sandbox milliseconds per second the tenant may use before it is throttled. */
+  readonly cpuBudgetMs: number;
   /** Content hash: an unchanged program keeps its isolate across reloads. */
   readonly key: string;
 };

@@ -4,7 +4,10 @@ import ivm from 'isolated-vm';
 import type { Fault, FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
 import type { TenantProgram } from './program.ts';
+import { InstanceGate } from './breaker.ts';
+import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
+import { beacon } from './beacon.ts';
 
 const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
 
@@ -61,6 +64,11 @@ const CALL_SLACK_MS = 20;
 export class TenantSandbox {
   readonly program: TenantProgram;
   readonly tenant: string;
+  /** Breakers and quarantine of this tenant's instances. */
+  readonly gate: InstanceGate;
+  readonly budget: CpuBudget;
+  /** This sandbox's number in the crash beacon (sandbox/beacon.ts). */
+  readonly slot: number;
   #watchdog: Watchdog;
   #events: SandboxEvents;
   #cells: WatchCells = createWatchCells();
@@ -72,6 +80,9 @@ export class TenantSandbox {
   constructor(program: TenantProgram, watchdog: Watchdog, events: SandboxEvents = {}) {
     this.program = program;
     this.tenant = program.tenant;
+    this.gate = new InstanceGate(program.instances.length, program.breaker);
+    this.budget = new CpuBudget(program.cpuBudgetMs);
+    this.slot = beacon.register(this.#cells.pluginShared);
     this.#watchdog = watchdog;
     this.#events = events;
     this.#budgets = program.chains.map((chain) => {
@@ -98,6 +109,7 @@ export class TenantSandbox {
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.tenant} was disposed`);
     const t0 = performance.now();
     const tenant = this.tenant;
+    this.#cells.current[0] = -1;
     const events = this.#events;
     const isolate = new ivm.Isolate({
       memoryLimit: this.program.memoryMb,
@@ -158,13 +170,16 @@ export class TenantSandbox {
     cells.current[0] = -1;
     cells.callDeadline[0] = Date.now() + (this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS);
     let out: { s?: unknown; c?: unknown };
+    beacon.enter(this.slot);
     try {
       out = live.run.applySync(undefined, skip === undefined ? [chainId, phase, reqJson, phaseJson, ctxJson] : [chainId, phase, reqJson, phaseJson, ctxJson, [...skip]], COPY);
     } catch (err) {
       cells.callDeadline[0] = 0;
+      beacon.leave();
       return this.#crashed(err);
     }
     cells.callDeadline[0] = 0;
+    beacon.leave();
     return this.#decode(out);
   }
 
@@ -183,14 +198,17 @@ export class TenantSandbox {
     for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
     cells.callDeadline[0] = Date.now() + budget + CALL_SLACK_MS;
     let out: { s?: unknown };
+    beacon.enter(this.slot);
     try {
       out = live.runBatch.applySync(undefined, [items], COPY);
     } catch (err) {
       cells.callDeadline[0] = 0;
+      beacon.leave();
       const r = this.#crashed(err);
       return items.map(() => r);
     }
     cells.callDeadline[0] = 0;
+    beacon.leave();
     const s = out?.s;
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));

@@ -8,6 +8,7 @@ import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
 import { loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
 import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/limits.ts';
 import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
+import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import type { ConfigInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
@@ -58,7 +59,7 @@ export type CompiledConfig = {
   readonly limits: { readonly defaults: Limits; readonly ceilings: Limits };
 };
 
-const pluginAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+const pluginAjv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const schemaCache = new Map<string, ValidateFunction>();
 
 async function schemaValidator(file: string): Promise<ValidateFunction> {
@@ -87,7 +88,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const baseDir = dirname(resolve(file));
   const defaults: Limits = { ...DEFAULT_LIMITS, ...input.limits.defaults };
   const ceilings: Limits = { ...DEFAULT_CEILINGS, ...input.limits.ceilings };
-  for (const k of ['cpuMs', 'memoryMb'] as const) {
+  for (const k of ['cpuMs', 'memoryMb', 'cpuBudgetMs'] as const) {
     if (defaults[k] > ceilings[k]) errors.push(`limits.defaults.${k}: ${defaults[k]} is above the ceiling ${ceilings[k]}`);
   }
 
@@ -101,7 +102,8 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     const at = `tenants[${ti}]`;
     if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
     tenantNames.add(tenant.name);
-    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, errors);
+    const breaker: BreakerConfig = { ...DEFAULT_BREAKER, ...input.sandbox.breaker, ...tenant.breaker };
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, errors);
     if (compiled === null) continue;
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
@@ -118,6 +120,7 @@ async function compileTenant(
   baseDir: string,
   defaults: Limits,
   ceilings: Limits,
+  breaker: BreakerConfig,
   errors: string[],
 ): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
   const before = errors.length;
@@ -146,6 +149,8 @@ async function compileTenant(
   const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;
   if (tenantCpu > ceilings.cpuMs) errors.push(`${at}.limits.cpuMs: ${tenantCpu} is above the ceiling ${ceilings.cpuMs}`);
   let memoryMb = tenant.limits?.memoryMb ?? defaults.memoryMb;
+  const cpuBudgetMs = tenant.limits?.cpuBudgetMs ?? defaults.cpuBudgetMs;
+  if (cpuBudgetMs > ceilings.cpuBudgetMs) errors.push(`${at}.limits.cpuBudgetMs: ${cpuBudgetMs} is above the ceiling ${ceilings.cpuBudgetMs}`);
 
   // Load every enabled plugin (bundling is the slow part: do it in parallel).
   const enabled = tenant.plugins.map((p, i) => ({ p, i })).filter(({ p }) => p.enabled);
@@ -179,7 +184,9 @@ async function compileTenant(
       bundleIndex.set(info.code, b);
     }
     const scope = p.route !== undefined ? `route:${p.route}` : p.service !== undefined ? `service:${p.service}` : 'tenant';
-    const spec: InstanceSpec = { plugin: b, name: info.name, id: `${tenant.name}/${info.name}@${scope}`, config: p.config, cpuMs, failOpen: p.failOpen };
+    const id = `${tenant.name}/${info.name}@${scope}`;
+    const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
+    const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
     candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers });
     instances.push(spec);
   }
@@ -235,7 +242,7 @@ async function compileTenant(
   });
   if (errors.length > before) return null;
 
-  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains };
+  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, breaker, cpuBudgetMs };
   const key = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const program: TenantProgram = {
     tenant: tenant.name,
@@ -243,6 +250,8 @@ async function compileTenant(
     plugins: bundles.map(({ name, version, code, source }) => ({ name, version, code, source })),
     instances,
     chains,
+    breaker,
+    cpuBudgetMs,
     key,
   };
   return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };

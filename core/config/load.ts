@@ -5,7 +5,8 @@ import { ConfigError } from '../errors.ts';
 import { CONFIG_SCHEMA } from './schema.ts';
 import type { ConfigInput } from './types.ts';
 
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false });
+// verbose: errors carry the offending value and its schema (describeAjvError quotes both).
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: false, verbose: true });
 const validate = ajv.compile(CONFIG_SCHEMA);
 
 /** `/tenants/0/routes/1/paths` -> `tenants[0].routes[1].paths`. */

@@ -22,12 +22,46 @@ const limits = {
   },
 };
 
+const tenantLimits = {
+  ...limits,
+  properties: {
+    ...limits.properties,
+    cpuBudgetMs: { type: 'number', exclusiveMinimum: 0, description: "Sandbox milliseconds per second the tenant's plugins may use (per worker) before its requests are throttled with 503 and Retry-After." },
+  },
+};
+const breaker = {
+  type: 'object',
+  additionalProperties: false,
+  description: 'Circuit breaker per plugin instance: after `faults` faults within `windowMs` its requests fail fast (or skip it when fail-open) for `cooldownMs`, then one trial request is let through.',
+  properties: {
+    faults: { type: 'integer', minimum: 1, description: 'Faults that trip the breaker.' },
+    windowMs: { type: 'integer', minimum: 1, description: 'Window in which the faults are counted, in ms.' },
+    cooldownMs: { type: 'integer', minimum: 1, description: 'How long a tripped instance stays open, in ms.' },
+  },
+};
+
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   required: ['tenants'],
   properties: {
     listen: listener('0.0.0.0', 8000, 'proxy'),
+    workers: {
+      anyOf: [{ type: 'integer', minimum: 0, maximum: 256 }, { const: 'auto' }],
+      default: 'auto',
+      description: 'Worker processes behind the supervisor ("auto": one per core; 0: no supervisor, the gateway runs in the one process).',
+    },
+    supervisor: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'How the supervisor watches its workers.',
+      properties: {
+        healthIntervalMs: { type: 'integer', minimum: 10, default: 500, description: 'How often each worker is pinged.' },
+        healthTimeoutMs: { type: 'integer', minimum: 100, default: 3000, description: 'A worker that has not answered a ping for this long is wedged: it is killed and replaced.' },
+        workerMemoryMb: { type: 'integer', minimum: 64, default: 2048, description: 'Memory bound of each worker process (a memory cgroup where the OS allows it, and a resident-size check by the supervisor); a worker over it is replaced.' },
+      },
+    },
     admin: listener('127.0.0.1', 8001, 'admin API (/metrics, /status)'),
     log: {
       type: 'object',
@@ -43,8 +77,8 @@ export const CONFIG_SCHEMA = {
       default: {},
       description: "The operator's limits: defaults where a tenant or plugin says nothing, and ceilings none may exceed.",
       properties: {
-        defaults: { ...limits, default: {}, description: 'Used where tenant and plugin config are silent.' },
-        ceilings: { ...limits, default: {}, description: 'Caps on any tenant or plugin limit; a config above them is rejected.' },
+        defaults: { ...tenantLimits, default: {}, description: 'Used where tenant and plugin config are silent.' },
+        ceilings: { ...tenantLimits, default: {}, description: 'Caps on any tenant or plugin limit; a config above them is rejected.' },
       },
     },
     sandbox: {
@@ -55,6 +89,7 @@ export const CONFIG_SCHEMA = {
       properties: {
         maxIsolates: { type: 'integer', minimum: 1, default: 10000, description: 'Live isolates at most; the least recently used is disposed beyond it.' },
         idleTimeoutMs: { type: 'integer', minimum: 0, default: 600000, description: 'An isolate unused this long is disposed (0: never).' },
+        breaker: { ...breaker, default: {} },
       },
     },
     tenants: {
@@ -66,7 +101,8 @@ export const CONFIG_SCHEMA = {
         required: ['name'],
         properties: {
           name: { ...name, description: 'Tenant name, unique in the file.' },
-          limits: { ...limits, description: "Limits for this tenant's plugins (override the operator's defaults)." },
+          limits: { ...tenantLimits, description: "Limits for this tenant's plugins (override the operator's defaults)." },
+          breaker: { ...breaker, description: "This tenant's breaker settings (override sandbox.breaker)." },
           services: {
             type: 'array',
             default: [],

@@ -1,5 +1,6 @@
 /** The config file as validated by schema.ts, defaults applied. */
-export type LimitsInput = { cpuMs?: number; memoryMb?: number };
+export type LimitsInput = { cpuMs?: number; memoryMb?: number; cpuBudgetMs?: number };
+export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: number };
 
 export type ServiceInput = {
   name: string;
@@ -33,6 +34,7 @@ export type PluginInput = {
 export type TenantInput = {
   name: string;
   limits?: LimitsInput;
+  breaker?: BreakerInput;
   services: ServiceInput[];
   routes: RouteInput[];
   plugins: PluginInput[];
@@ -40,9 +42,11 @@ export type TenantInput = {
 
 export type ConfigInput = {
   listen: { host: string; port: number };
+  workers: number | 'auto';
+  supervisor: { healthIntervalMs: number; healthTimeoutMs: number; workerMemoryMb: number };
   admin: { host: string; port: number };
   log: { level: string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
-  sandbox: { maxIsolates: number; idleTimeoutMs: number };
+  sandbox: { maxIsolates: number; idleTimeoutMs: number; breaker: BreakerInput };
   tenants: TenantInput[];
 };
