@@ -34,6 +34,8 @@ export type GatewayOptions = {
   admin?: Partial<Listen> | false;
   /** Reload when the file changes. */
   watch?: boolean;
+  /** Load everything but do not listen until listen() (a supervisor's hot spare). */
+  deferListen?: boolean;
   logger?: Logger;
   /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
@@ -83,7 +85,7 @@ export class Gateway {
     this.log = logger;
     this.#onSandbox = options.onSandbox;
     const input = compiled.input;
-    this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs);
+    this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
       isolates: () => [...this.#pool.live()].length,
       heapBytes: () => {
@@ -126,12 +128,19 @@ export class Gateway {
     const logger = options.logger ?? createLogger(input.log.level);
     const compiled = await compileConfig(input, file);
     const gw = new Gateway(options, compiled, logger);
-    await gw.#listen(options, input);
+    gw.#options = options;
+    if (options.deferListen !== true) await gw.listen();
     if (options.watch === true) gw.#watch();
     return gw;
   }
 
-  async #listen(options: GatewayOptions, input: CompiledConfig['input']): Promise<void> {
+  #options: GatewayOptions | null = null;
+
+  /** Starts the listeners (done by start() unless deferListen was set). */
+  async listen(): Promise<void> {
+    const options = this.#options!;
+    const input = this.#snapshot.compiled.input;
+    if (this.#proxy.listening) return;
     const proxy = { ...input.listen, ...options.listen };
     await listen(this.#proxy, proxy);
     if (options.admin !== false) {

@@ -46,6 +46,7 @@ export class Metrics {
       help: 'Plugin instances whose breaker is open or half-open, or that are quarantined (1 per instance and state).',
       labelNames: ['tenant', 'instance', 'state'],
       registers,
+      aggregator: 'max', // across workers: an instance is unhealthy if it is in any
       collect() {
         this.reset();
         for (const s of states()) this.labels(s.tenant, s.instance, s.state).set(1);

@@ -11,6 +11,7 @@ import type { Logger } from './log.ts';
 /** Messages from a worker (core/worker.ts) to the supervisor. */
 export type ToSupervisor =
   | { t: 'ready'; pid: number; port: number }
+  | { t: 'spare'; pid: number }
   | { t: 'failed'; error: string }
   | { t: 'pong'; seq: number }
   | { t: 'sandbox'; slot: number; tenant: string; instances: { id: string; key: string }[] }
@@ -23,6 +24,7 @@ export type ToWorker =
   | { t: 'quarantine'; keys: string[] }
   | { t: 'reload' }
   | { t: 'status'; id: number }
+  | { t: 'activate' }
   | { t: 'stop' };
 
 export type SupervisorOptions = {
@@ -49,6 +51,10 @@ type WorkerState = {
   cgroup: string | null;
   /** Set when we ended it on purpose (stop, wedge, memory): not a crash to count twice. */
   endedBy: string | null;
+  /** A hot spare: loaded, not listening, waiting to replace a worker that dies. */
+  spare: boolean;
+  /** The spare finished loading. */
+  loaded: boolean;
 };
 
 type Quarantined = { key: string; instance: string; tenant: string; reason: string; at: string };
@@ -66,6 +72,8 @@ export class Supervisor {
   readonly size: number;
   readonly startedAt = Date.now();
   #workers = new Map<number, WorkerState>(); // by slot index 0..size-1
+  #spare: WorkerState | null = null;
+  #spareSeq = 1000;
   #quarantined = new Map<string, Quarantined>();
   #admin: Server | null = null;
   #timer: NodeJS.Timeout | null = null;
@@ -114,7 +122,8 @@ export class Supervisor {
   async start(): Promise<void> {
     cluster.schedulingPolicy = cluster.SCHED_NONE; // workers accept on the shared socket themselves
     cluster.setupPrimary({ exec: join(import.meta.dirname, 'worker.ts'), execArgv: ['--no-node-snapshot'], silent: false });
-    for (let i = 0; i < this.size; i++) this.#fork(i);
+    for (let i = 0; i < this.size; i++) this.#fork(i, false);
+    this.#fork(this.#spareSeq++, true);
     const { healthIntervalMs } = this.options.config.supervisor;
     this.#timer = setInterval(() => this.#health(), healthIntervalMs);
     await this.#firstReady;
@@ -128,24 +137,31 @@ export class Supervisor {
     this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroupRoot !== null }, 'isogate supervisor up');
   }
 
-  #fork(index: number): void {
+  #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index) };
+    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0' };
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
       worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), lastPong: Date.now(),
-      slots: new Map(), cgroup: null, endedBy: null,
+      slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false,
     };
     state.cgroup = this.#cgroupFor(state);
-    this.#workers.set(index, state);
+    if (spare) this.#spare = state;
+    else this.#workers.set(index, state);
     worker.on('message', (m: ToSupervisor) => this.#message(state, m));
     worker.on('exit', (code, signal) => this.#exited(state, code, signal));
   }
 
   #message(w: WorkerState, m: ToSupervisor): void {
     switch (m.t) {
+      case 'spare':
+        w.loaded = true;
+        w.lastPong = Date.now();
+        if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
+        this.log.debug({ pid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
+        break;
       case 'ready':
         w.ready = true;
         w.lastPong = Date.now();
@@ -188,15 +204,27 @@ export class Supervisor {
     if (this.#quarantined.has(inst.key)) return;
     this.#quarantined.set(inst.key, { key: inst.key, instance: inst.id, tenant: slot.tenant, reason, at: new Date().toISOString() });
     this.log.error({ worker: w.index, tenant: slot.tenant, instance: inst.id, reason }, 'plugin instance quarantined: it was running when its worker died');
-    for (const other of this.#workers.values()) {
+    for (const other of this.#all()) {
       if (other !== w && other.worker.isConnected()) other.worker.send({ t: 'quarantine', keys: [inst.key] } satisfies ToWorker);
     }
+  }
+
+  #all(): WorkerState[] {
+    const all = [...this.#workers.values()];
+    if (this.#spare !== null) all.push(this.#spare);
+    return all;
   }
 
   #exited(w: WorkerState, code: number | null, signal: string | null): void {
     if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
     this.#dropCgroup(w);
     if (this.#stopping) return;
+    if (w.spare) {
+      // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
+      if (this.#spare === w) this.#spare = null;
+      if (code !== 78) setTimeout(() => !this.#stopping && this.#spare === null && this.#fork(this.#spareSeq++, true), 1000).unref();
+      return;
+    }
     if (code === 78) {
       // The config cannot start: retrying would only loop.
       if (![...this.#workers.values()].some((o) => o.ready)) this.#rejectFirstReady(new Error('worker could not load the config'));
@@ -212,9 +240,21 @@ export class Supervisor {
     const recent = (this.#crashLoop.get(w.index) ?? []).filter((t) => now - t < 10_000);
     recent.push(now);
     this.#crashLoop.set(w.index, recent);
+    const spare = this.#spare;
+    if (spare !== null && spare.loaded && spare.worker.isConnected()) {
+      // The hot spare takes over at once; a new spare loads in the background.
+      this.#spare = null;
+      spare.spare = false;
+      spare.index = w.index;
+      spare.startedAt = Date.now();
+      this.#workers.set(w.index, spare);
+      spare.worker.send({ t: 'activate' } satisfies ToWorker);
+      this.#fork(this.#spareSeq++, true);
+      return;
+    }
     const delay = recent.length <= 3 ? 0 : Math.min(5_000, 250 * 2 ** (recent.length - 3));
     setTimeout(() => {
-      if (!this.#stopping) this.#fork(w.index);
+      if (!this.#stopping) this.#fork(w.index, false);
     }, delay).unref();
   }
 
@@ -222,9 +262,9 @@ export class Supervisor {
     const { healthTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
     const now = Date.now();
     const seq = ++this.#pingSeq;
-    for (const w of this.#workers.values()) {
+    for (const w of this.#all()) {
       if (!w.worker.isConnected() || w.endedBy !== null) continue;
-      if (w.ready && now - w.lastPong > healthTimeoutMs) {
+      if ((w.ready || w.loaded) && now - w.lastPong > healthTimeoutMs) {
         this.#end(w, 'wedged', `no answer to pings for ${now - w.lastPong} ms`);
         continue;
       }
@@ -233,7 +273,7 @@ export class Supervisor {
         this.#end(w, 'memory', `resident memory ${rss} MB is above workerMemoryMb ${workerMemoryMb}`);
         continue;
       }
-      if (w.ready) w.worker.send({ t: 'ping', seq } satisfies ToWorker);
+      if (w.ready || w.loaded) w.worker.send({ t: 'ping', seq } satisfies ToWorker);
     }
   }
 
@@ -277,7 +317,7 @@ export class Supervisor {
 
   reload(): void {
     this.log.info('reloading config in every worker');
-    for (const w of this.#workers.values()) if (w.worker.isConnected()) w.worker.send({ t: 'reload' } satisfies ToWorker);
+    for (const w of this.#all()) if (w.worker.isConnected()) w.worker.send({ t: 'reload' } satisfies ToWorker);
   }
 
   #watch(): void {
@@ -359,7 +399,7 @@ export class Supervisor {
     if (this.#stopping) return;
     this.#stopping = true;
     if (this.#timer !== null) clearInterval(this.#timer);
-    const exits = [...this.#workers.values()].map(
+    const exits = this.#all().map(
       (w) =>
         new Promise<void>((resolve) => {
           if (w.worker.isDead()) return resolve();
@@ -370,7 +410,7 @@ export class Supervisor {
     );
     await Promise.all(exits);
     await new Promise<void>((r) => (this.#admin === null ? r() : this.#admin.close(() => r())));
-    for (const w of this.#workers.values()) this.#dropCgroup(w);
+    for (const w of this.#all()) this.#dropCgroup(w);
     if (this.#cgroupRoot !== null) {
       try { rmdirSync(this.#cgroupRoot); } catch { /* still busy: the OS cleans it later */ }
     }

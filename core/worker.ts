@@ -9,6 +9,8 @@ import type { ToSupervisor, ToWorker } from './supervisor.ts';
  * supervisor serves for all. Started by core/supervisor.ts, never by hand.
  */
 const configFile = process.env.ISOGATE_CONFIG!;
+/** A hot spare loads everything but listens only when the supervisor activates it. */
+const spare = process.env.ISOGATE_SPARE === '1';
 const beaconFile = process.env.ISOGATE_BEACON!;
 
 function send(m: ToSupervisor): void {
@@ -21,6 +23,7 @@ new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 const gateway = await Gateway.start({
   configFile,
   admin: false,
+  deferListen: spare,
   listen: process.env.ISOGATE_PORT !== undefined ? { port: Number(process.env.ISOGATE_PORT) } : undefined,
   onSandbox: (slot, tenant, instances) => send({ t: 'sandbox', slot, tenant, instances: [...instances] }),
 }).catch((err: Error) => {
@@ -53,6 +56,9 @@ process.on('message', (m: ToWorker) => {
     case 'status':
       send({ t: 'status', id: m.id, status: gateway.status() });
       break;
+    case 'activate':
+      void gateway.listen().then(() => send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port }));
+      break;
     case 'stop':
       void stop(0);
       break;
@@ -63,4 +69,5 @@ process.on('disconnect', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => undefined); // the supervisor decides; Ctrl-C reaches the whole group
 
-send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port });
+if (spare) send({ t: 'spare', pid: process.pid });
+else send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port });

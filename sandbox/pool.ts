@@ -2,7 +2,8 @@ import { LRUCache } from 'lru-cache';
 import type { TenantSandbox } from './tenant-sandbox.ts';
 
 /**
- * Bounds the live isolates: at most `maxIsolates`, and none idle longer than
+ * Bounds the live isolates: at most `maxIsolates`, their heap limits adding up to at most
+ * `maxTotalHeapMb` (the worst case each may grow to), and none idle longer than
  * `idleTimeoutMs`. An evicted sandbox only loses its isolate; its next request creates a
  * new one (a cold start).
  */
@@ -10,9 +11,11 @@ export class IsolatePool {
   #lru: LRUCache<TenantSandbox, true>;
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(maxIsolates: number, idleTimeoutMs: number) {
+  constructor(maxIsolates: number, idleTimeoutMs: number, maxTotalHeapMb = Number.MAX_SAFE_INTEGER) {
     this.#lru = new LRUCache<TenantSandbox, true>({
       max: maxIsolates,
+      maxSize: maxTotalHeapMb,
+      sizeCalculation: (_v, sandbox) => Math.min(sandbox.program.memoryMb, maxTotalHeapMb),
       ttl: idleTimeoutMs > 0 ? idleTimeoutMs : undefined,
       updateAgeOnGet: true,
       dispose: (_v, sandbox, reason) => {

@@ -47,6 +47,6 @@ export type ConfigInput = {
   admin: { host: string; port: number };
   log: { level: string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
-  sandbox: { maxIsolates: number; idleTimeoutMs: number; breaker: BreakerInput };
+  sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
   tenants: TenantInput[];
 };

@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { writeConfig } from './gateway.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/** A free TCP port on 127.0.0.1 (bound and released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export type GatewayProcess = {
+  child: ChildProcess;
+  url: string;
+  adminUrl: string;
+  /** Everything the process wrote (JSON log lines and stderr). */
+  output(): string;
+  status(): Promise<any>;
+  metrics(): Promise<string>;
+  stop(): Promise<void>;
+};
+
+/**
+ * Starts the real CLI (supervisor and workers) as a child process on free ports. The YAML
+ * may use ${PORT} and ${ADMIN_PORT}; they are filled in. Resolves once every worker serves.
+ */
+export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = []): Promise<GatewayProcess> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const configFile = writeConfig(yaml.replaceAll('${PORT}', String(port)).replaceAll('${ADMIN_PORT}', String(adminPort)), files);
+  const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', configFile, ...extraArgs], {
+    cwd: ROOT,
+    env: { ...process.env, ISOGATE_LOG_LEVEL: process.env.ISOGATE_TEST_LOG ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  const gp: GatewayProcess = {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    adminUrl,
+    output: () => out,
+    status: async () => (await fetch(`${adminUrl}/status`)).json(),
+    metrics: async () => (await fetch(`${adminUrl}/metrics`)).text(),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+        setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
+      }),
+  };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${out}`);
+    try {
+      const s = await gp.status();
+      if (s.workers === undefined || s.workers.ready === s.workers.size) return gp;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) {
+      await gp.stop();
+      throw new Error(`gateway did not come up:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Waits until `check` returns true, polling every 25 ms; returns the time it took in ms. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
+  const t0 = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - t0;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}

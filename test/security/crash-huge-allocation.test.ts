@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'undici';
+import { echoHandler, startUpstream, type Upstream } from '../helpers/gateway.ts';
+import { spawnGateway, waitFor, type GatewayProcess } from '../helpers/process.ts';
+
+// One huge allocation overshoots any heap limit in one step and V8 aborts the whole
+// process: no in-process check can stop it. The supervisor must contain it: the worker
+// dies, a hot spare takes over within a second, the plugin is quarantined everywhere, and
+// the other tenant never notices beyond the requests in flight on the dead worker.
+const CRASHER = `
+export const name = 'crasher';
+export const version = '1.0.0';
+export const priority = 1;
+export function access() { const s = 'x'.repeat(2 ** 28); s.split(''); }
+`;
+
+describe('a plugin that aborts its worker process', () => {
+  let up: Upstream;
+  let gw: GatewayProcess;
+  beforeAll(async () => {
+    up = await startUpstream(echoHandler);
+    gw = await spawnGateway(`
+listen: { host: 127.0.0.1, port: \${PORT} }
+admin: { host: 127.0.0.1, port: \${ADMIN_PORT} }
+workers: 2
+tenants:
+  - name: evil
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/evil] }]
+    plugins: [{ name: crasher, path: ./crasher.ts }]
+  - name: good
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/good] }]
+    plugins: [{ name: correlation-id }]
+`, { 'crasher.ts': CRASHER });
+  }, 30_000);
+  afterAll(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  it('loses only the crashing request, replaces the worker within 1 s and quarantines the plugin', async () => {
+    let goodOk = 0;
+    let goodFailed = 0;
+    let running = true;
+    // Tenant "good" keeps sending over fresh connections the whole time.
+    const loop = (async () => {
+      while (running) {
+        try {
+          const r = await request(`${gw.url}/good`, { reset: true });
+          await r.body.text();
+          if (r.statusCode === 200) goodOk++;
+          else goodFailed++;
+        } catch {
+          goodFailed++;
+        }
+      }
+    })();
+
+    const evil = await request(`${gw.url}/evil`).then(
+      (r) => r.statusCode,
+      () => 'connection lost' as const,
+    );
+    expect(evil).toBe('connection lost');
+    const crashedAt = Date.now();
+    const replacedIn = await waitFor(async () => (await gw.status()).workers.ready === 2, 5_000, 'the worker to be replaced');
+    expect(replacedIn).toBeLessThan(1_000);
+
+    // Quarantined in every worker: the next requests fail fast, with an id and nothing of the host.
+    for (let i = 0; i < 4; i++) {
+      const t0 = Date.now();
+      const r = await request(`${gw.url}/evil`, { reset: true });
+      const body = await r.body.text();
+      expect(r.statusCode).toBe(503);
+      expect(Date.now() - t0).toBeLessThan(500);
+      const json = JSON.parse(body);
+      expect(json.error.code).toBe('ISG_ERR_PLUGIN_UNAVAILABLE');
+      expect(json.error.id).toMatch(/^[0-9a-f]{16}$/);
+      expect(body).not.toMatch(/\/work\/|node_modules|\.ts:|at /);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    running = false;
+    await loop;
+
+    expect(goodOk).toBeGreaterThan(20);
+    // At most the requests in flight on the dead worker: one connection of ours at a time.
+    expect(goodFailed).toBeLessThanOrEqual(1);
+
+    const status = await gw.status();
+    expect(status.quarantined).toEqual([expect.objectContaining({ tenant: 'evil', instance: 'evil/crasher@tenant', reason: 'crash' })]);
+    const metrics = await gw.metrics();
+    expect(metrics).toMatch(/isogate_plugin_quarantined\{tenant="evil",instance="evil\/crasher@tenant"\} 1/);
+    expect(metrics).toMatch(/isogate_worker_restarts_total\{reason="crash"\} 1/);
+    expect(Date.now() - crashedAt).toBeLessThan(10_000);
+  }, 30_000);
+});
