@@ -219,6 +219,7 @@ export class Gateway {
         metrics: {
           duration: this.metrics.requestDuration.labels(spec.tenant, spec.name),
           upstream: this.metrics.upstreamDuration.labels(spec.tenant, spec.name),
+          throttled: this.metrics.throttled.labels(spec.tenant),
           phases,
           status(code: number) {
             let c = statusChildren.get(code);

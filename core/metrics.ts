@@ -19,6 +19,7 @@ export class Metrics {
   readonly isolateCreated: Counter<'tenant'>;
   readonly coldStart: Histogram;
   readonly configReloads: Counter<'result'>;
+  readonly throttled: Counter<'tenant'>;
   readonly instanceState: Gauge<'tenant' | 'instance' | 'state'>;
   #instanceStates: () => { tenant: string; instance: string; state: string }[] = () => [];
 
@@ -39,6 +40,7 @@ export class Metrics {
     this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by all live plugin isolates.', registers, collect() { this.set(live.heapBytes()); } });
     this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
     this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
+    this.throttled = new Counter({ name: 'isogate_tenant_throttled_total', help: 'Requests refused because their tenant spent its CPU budget.', labelNames: ['tenant'], registers });
     this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers });
     const states = () => this.#instanceStates();
     this.instanceState = new Gauge({

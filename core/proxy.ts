@@ -18,6 +18,8 @@ export type ProxyContext = PipelineContext & {
   countUnmatched(): void;
 };
 
+const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
+
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
   (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
@@ -131,7 +133,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.target = target;
     if (route.runsAccess) {
       const reqJson = this.requestJson();
-      for (const phase of [PHASE.REWRITE, PHASE.ACCESS]) {
+      for (const phase of BEFORE_UPSTREAM) {
         if ((route.phases & phase) === 0) continue;
         const failure = runPhase(this.ctx, route, phase, reqJson, '', this.state, target);
         if (failure !== null) {
@@ -166,6 +168,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
   throttled(): void {
     const retry = this.route.sandbox!.budget.retryAfterSeconds();
+    this.route.metrics.throttled.inc();
     const body = STATIC_ERRORS.get('ISG_ERR_TENANT_THROTTLED')!;
     this.res.writeHead(503, { 'content-type': 'application/json', 'content-length': String(body.length), 'retry-after': String(retry) });
     this.res.end(body);

@@ -28,6 +28,7 @@ export type RuntimeRoute = RouteSpec & {
   readonly metrics: {
     readonly duration: HistogramChild;
     readonly upstream: HistogramChild;
+    readonly throttled: CounterChild;
     /** Phase bit -> chain call duration. */
     readonly phases: ReadonlyMap<number, HistogramChild>;
     status(code: number): CounterChild;
