@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CpuBudget } from '../../sandbox/budget.ts';
+import { echoHandler, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+
+describe('CpuBudget', () => {
+  it('allows until the tokens are spent, then refills over time', () => {
+    const b = new CpuBudget(100);
+    const t = performance.now();
+    expect(b.allow(t)).toBe(true);
+    b.charge(150, t);
+    expect(b.allow(t)).toBe(false);
+    expect(b.retryAfterSeconds(t)).toBe(1);
+    expect(b.allow(t + 600)).toBe(true); // 60 ms refilled, 50 owed: positive again
+  });
+});
+
+// Each request of "busy" burns ~30 ms of sandbox time; its budget is 50 ms per second.
+const BURNER = `
+export const name = 'burner';
+export const version = '1.0.0';
+export const priority = 1;
+export function access() { const end = Date.now() + 30; while (Date.now() < end) {} }
+`;
+
+describe('per-tenant CPU budget', () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    up = await startUpstream(echoHandler);
+    gw = await startGateway(`
+tenants:
+  - name: busy
+    limits: { cpuBudgetMs: 50, cpuMs: 100 }
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/busy] }]
+    plugins: [{ name: burner, path: ./burner.ts }]
+  - name: calm
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/calm] }]
+    plugins: [{ name: correlation-id }]
+`, { 'burner.ts': BURNER });
+  });
+  afterAll(async () => {
+    await gw.stop();
+    await up.close();
+  });
+
+  it('throttles the tenant over its share with 503 and Retry-After, and not the others', async () => {
+    const statuses: number[] = [];
+    let retryAfter: string | string[] | undefined;
+    for (let i = 0; i < 6; i++) {
+      const r = await send(`${gw.url}/busy`);
+      statuses.push(r.status);
+      if (r.status === 503) {
+        expect(r.json().error.code).toBe('ISG_ERR_TENANT_THROTTLED');
+        retryAfter = r.headers['retry-after'];
+      }
+      expect((await send(`${gw.url}/calm`)).status).toBe(200);
+    }
+    expect(statuses[0]).toBe(200);
+    expect(statuses).toContain(503);
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/isogate_tenant_throttled_total\{tenant="busy"\} [1-9]/);
+    expect(metrics).not.toMatch(/isogate_tenant_throttled_total\{tenant="calm"\}/);
+    // The budget refills: after a second the tenant is served again.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await send(`${gw.url}/busy`)).status).toBe(200);
+  });
+});
