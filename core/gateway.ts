@@ -266,6 +266,9 @@ export class Gateway {
 
   /** Disposes sandboxes that no snapshot in use refers to. */
   #freeUnused(): void {
+    // The last requests of the old snapshot may still have their log phase queued: run it
+    // now, while their sandboxes exist.
+    if (this.#logFlushScheduled) this.#flushLogs();
     const used = new Set(this.#snapshot.sandboxes.values());
     for (const [key, sb] of this.#sandboxes) {
       if (!used.has(sb)) {

@@ -22,6 +22,14 @@ export function newErrorId(): string {
   return randomBytes(8).toString('hex');
 }
 
+const NO_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
+
+/** Applies only the log lines of a failed call: its other operations must not take effect. */
+function applyLogOps(ops: readonly unknown[], phase: number, route: RuntimeRoute): void {
+  const lines = ops.filter((op) => Array.isArray(op) && op[0] === 'log');
+  if (lines.length > 0) applyOps(lines, phase, NO_TARGET, route.logSinks.get(phase)!);
+}
+
 /** A sink for pdk.log lines of one route and phase, made at config compile time. */
 export function logSinkFor(log: Logger, route: { tenant: string; instances: RuntimeRoute['instances'] }, phase: number): LogSink {
   const phaseName = PHASE_NAME[phase];
@@ -93,7 +101,11 @@ export function runPhase(
       if (f.instance >= 0 && gate.fault(f.instance, f.outcome)) {
         ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: gate.config.cooldownMs }, 'circuit breaker opened');
       }
-      if (!failOpen) return { fault: f, errorId };
+      if (!failOpen) {
+        // The plugin's last pdk.log lines are what its author needs to debug the fault.
+        if (!r.aborted) applyLogOps(r.ops, phase, route);
+        return { fault: f, errorId };
+      }
       if (r.aborted) {
         (skip ??= []).push(f.instance);
         retry = true;

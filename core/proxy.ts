@@ -6,6 +6,7 @@ import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, dropConnectionListed } from './headers.ts';
 import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
+import { normalizePath } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -319,14 +320,15 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
       sendError(res, 'ISG_ERR_BAD_REQUEST');
       return;
     }
-    const match = snapshot.router.match(req.headers.host, req.method!, target[0]);
+    const path = normalizePath(target[0]);
+    const match = snapshot.router.match(req.headers.host, req.method!, path);
     if (match === null) {
       ctx.countUnmatched();
       sendError(res, 'ISG_ERR_NO_ROUTE');
       return;
     }
     snapshot.retain();
-    const ex = new Exchange(ctx, snapshot, match.route, req, res, target[0], target[1]);
+    const ex = new Exchange(ctx, snapshot, match.route, req, res, path, target[1]);
     try {
       ex.start(match.prefix);
     } catch (err) {

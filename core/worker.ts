@@ -20,44 +20,42 @@ function send(m: ToSupervisor): void {
 beacon.start(beaconFile);
 new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 
-const gateway = await Gateway.start({
-  configFile,
-  admin: false,
-  deferListen: spare,
-  listen: process.env.ISOGATE_PORT !== undefined ? { port: Number(process.env.ISOGATE_PORT) } : undefined,
-  onSandbox: (slot, tenant, instances) => send({ t: 'sandbox', slot, tenant, instances: [...instances] }),
-}).catch((err: Error) => {
-  send({ t: 'failed', error: err.message });
-  process.exit(78); // EX_CONFIG: the supervisor does not retry a config that cannot start
-});
-AggregatorRegistry.setRegistries([gateway.metrics.registry]);
-
+let gateway: Gateway | null = null;
 let stopping = false;
+let stopRequested = false;
+
 async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
-    await gateway.stop();
+    await gateway?.stop();
     await beacon.stop();
   }
   process.exit(code);
 }
 
+// Listening for the supervisor before the gateway loads: a stop sent while we start must
+// not wait for a SIGKILL.
 process.on('message', (m: ToWorker) => {
+  if (gateway === null) {
+    if (m.t === 'stop') stopRequested = true;
+    return;
+  }
+  const gw = gateway;
   switch (m.t) {
     case 'ping':
       send({ t: 'pong', seq: m.seq });
       break;
     case 'quarantine':
-      gateway.quarantine(m.keys);
+      gw.quarantine(m.keys);
       break;
     case 'reload':
-      void gateway.reload().then((r) => send({ t: 'reloaded', ok: r.ok, error: r.ok ? undefined : r.error, version: r.ok ? r.version : undefined }));
+      void gw.reload().then((r) => send({ t: 'reloaded', ok: r.ok, error: r.ok ? undefined : r.error, version: r.ok ? r.version : undefined }));
       break;
     case 'status':
-      send({ t: 'status', id: m.id, status: gateway.status() });
+      send({ t: 'status', id: m.id, status: gw.status() });
       break;
     case 'activate':
-      void gateway.listen().then(() => send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port }));
+      void gw.listen().then(() => send({ t: 'ready', pid: process.pid, port: gw.proxyAddress.port }));
       break;
     case 'stop':
       void stop(0);
@@ -68,6 +66,19 @@ process.on('message', (m: ToWorker) => {
 process.on('disconnect', () => void stop(0));
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => undefined); // the supervisor decides; Ctrl-C reaches the whole group
+
+gateway = await Gateway.start({
+  configFile,
+  admin: false,
+  deferListen: spare,
+  listen: process.env.ISOGATE_PORT !== undefined ? { port: Number(process.env.ISOGATE_PORT) } : undefined,
+  onSandbox: (slot, tenant, instances) => send({ t: 'sandbox', slot, tenant, instances: [...instances] }),
+}).catch((err: Error) => {
+  send({ t: 'failed', error: err.message });
+  return process.exit(78); // EX_CONFIG: the supervisor does not retry a config that cannot start
+});
+AggregatorRegistry.setRegistries([gateway.metrics.registry]);
+if (stopRequested) await stop(0);
 
 if (spare) send({ t: 'spare', pid: process.pid });
 else send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port });

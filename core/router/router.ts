@@ -132,3 +132,36 @@ export function normalizeHost(raw: string): string {
   if (host.endsWith('.')) host = host.slice(0, -1);
   return host;
 }
+
+const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+
+/**
+ * RFC 3986 normalization of a request path, done before routing (as Kong does) so that what
+ * is routed, checked by plugins and sent upstream is one and the same path: escapes of
+ * unreserved characters are decoded (other escapes upper-cased, "%2F" stays encoded) and "."
+ * and ".." segments are removed. "/public/../admin" and "/%61dmin" both become "/admin",
+ * instead of matching the route of /public (or none) while the upstream serves /admin.
+ */
+export function normalizePath(path: string): string {
+  let p = path;
+  if (p.indexOf('%') >= 0) {
+    p = p.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => {
+      const ch = String.fromCharCode(parseInt(hex, 16));
+      return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
+    });
+  }
+  if (p.indexOf('/.') < 0) return p;
+  const segments = p.split('/');
+  const out: string[] = [];
+  for (let i = 1; i < segments.length; i++) {
+    const s = segments[i];
+    const last = i === segments.length - 1;
+    if (s === '.' || s === '..') {
+      if (s === '..') out.pop();
+      if (last) out.push('');
+      continue;
+    }
+    out.push(s);
+  }
+  return `/${out.join('/')}`;
+}

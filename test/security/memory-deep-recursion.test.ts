@@ -1,0 +1,30 @@
+// memory: unbounded recursion (stack overflow must be a threw, not a crash)
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attack, expectPluginFailed, expectStillServes, failures, plugin, startLab, type Lab } from './helpers.ts';
+
+const EVIL = plugin(`
+function down(n) { return down(n + 1) + 1; }
+export function access(pdk) { down(0); }
+`);
+
+describe(`memory: unbounded recursion (stack overflow must be a threw, not a crash)`, () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ evil: EVIL, cpuMs: 1000, memoryMb: 16 });
+  });
+  afterAll(async () => {
+    await lab.stop();
+  });
+
+  it(`fails only this request (['threw']), the isolate is rebuilt, the neighbour is served`, async () => {
+    const r = await attack(lab);
+    expectPluginFailed(r);
+    let seen = '';
+    for (const reason of ['threw']) if ((await failures(lab, reason, { plugin: 'evil' })) === 1) seen = reason;
+    expect(seen, 'failure metric').not.toBe('');
+    await expectStillServes(lab);
+    // again: the rebuilt isolate fails the same way, the process holds
+    expectPluginFailed(await attack(lab));
+    await expectStillServes(lab);
+  });
+});

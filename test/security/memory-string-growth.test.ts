@@ -1,0 +1,31 @@
+// memory: unbounded growth of distinct flat strings
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attack, expectPluginFailed, expectStillServes, failures, plugin, startLab, type Lab } from './helpers.ts';
+
+const EVIL = plugin(`
+const keep = [];
+export function access(pdk) { const codes = []; for (let i = 0; i < 4096; i++) codes.push(97 + (i % 26));
+  for (let n = 0; ; n++) keep.push(String.fromCharCode.apply(null, codes) + n); }
+`);
+
+describe(`memory: unbounded growth of distinct flat strings`, () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ evil: EVIL, cpuMs: 1000, memoryMb: 16 });
+  });
+  afterAll(async () => {
+    await lab.stop();
+  });
+
+  it(`fails only this request (['memory']), the isolate is rebuilt, the neighbour is served`, async () => {
+    const r = await attack(lab);
+    expectPluginFailed(r);
+    let seen = '';
+    for (const reason of ['memory']) if ((await failures(lab, reason, { plugin: 'evil' })) === 1) seen = reason;
+    expect(seen, 'failure metric').not.toBe('');
+    await expectStillServes(lab);
+    // again: the rebuilt isolate fails the same way, the process holds
+    expectPluginFailed(await attack(lab));
+    await expectStillServes(lab);
+  });
+});
