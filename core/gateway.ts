@@ -319,7 +319,7 @@ export class Gateway {
           const route = part[k].route;
           for (const f of r.faults) recordFault(this.#ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
           const bad = applyOps(r.ops, PHASE.LOG, NO_OPS_TARGET, route.logSinks.get(PHASE.LOG)!);
-          if (bad !== null) recordFault(this.#ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: -1, detail: bad }, false);
+          if (bad !== null) recordFault(this.#ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
         });
       }
     }

@@ -120,8 +120,17 @@ export function runPhase(
     state.ctx = r.ctx;
     const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
     if (bad !== null) {
-      const fault: Fault = { outcome: 'bad_return', instance: -1, detail: bad };
-      return { fault, errorId: recordFault(ctx, route, phase, fault, false) };
+      // Nothing of the call was applied. The plugin that issued the operation is to blame:
+      // its breaker counts it, and a fail-open one is left out of a second run.
+      const fault: Fault = { outcome: 'bad_return', instance: bad.instance, detail: bad.detail };
+      const failOpen = route.instances[bad.instance]?.failOpen === true;
+      const errorId = recordFault(ctx, route, phase, fault, failOpen);
+      if (bad.instance >= 0) gate.fault(bad.instance, 'bad_return');
+      if (failOpen && (skip === undefined || !skip.includes(bad.instance))) {
+        (skip ??= []).push(bad.instance);
+        continue;
+      }
+      return { fault, errorId };
     }
     return null;
   }

@@ -25,8 +25,3 @@ export type Fault = {
   /** Plain-text detail for the log (never sent to the client). */
   readonly detail: string;
 };
-
-/** Faults that leave the isolate unusable: it is disposed and created anew on next use. */
-export function killsIsolate(outcome: FaultOutcome): boolean {
-  return outcome === 'cpu' || outcome === 'memory';
-}

@@ -46,27 +46,41 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   return info;
 }
 
+/**
+ * Reads a module's metadata in a throwaway isolate. The reader is defined before the
+ * plugin's code runs and uses only intrinsics it captured then, so a module that replaces
+ * JSON or Array.prototype cannot hang or fool the load (it is also under a timeout).
+ */
+const PROBE = `(function () {
+  const stringify = JSON.stringify;
+  const names = ${JSON.stringify(HANDLER_NAMES)};
+  return function (e) {
+    const m = e !== null && typeof e === 'object' && e.default !== undefined ? e.default : e;
+    if (m === null || typeof m !== 'object') return null;
+    const handlers = [];
+    for (let i = 0; i < names.length; i++) if (typeof m[names[i]] === 'function') handlers[handlers.length] = names[i];
+    const name = m.name, version = m.version, priority = m.priority;
+    return stringify({ name: typeof name === 'string' ? name : null, version: typeof version === 'string' ? version : null,
+      priority: typeof priority === 'number' ? priority : null, handlers });
+  };
+})()`;
+
 function inspect(code: string, source: string): PluginInfo {
   const isolate = new ivm.Isolate({ memoryLimit: 32 });
   try {
     const context = isolate.createContextSync();
+    const probe = isolate.compileScriptSync(PROBE).runSync(context, { reference: true }) as ivm.Reference<(e: unknown) => string | null>;
     const script = isolate.compileScriptSync(`${code};`, { filename: `plugin:${source}` });
     const ref = script.runSync(context, { reference: true, timeout: 1000 }) as ivm.Reference<unknown>;
-    context.global.setSync('__isg_probe', ref.derefInto());
-    const meta = context.evalSync(
-      `(() => { const e = __isg_probe; const m = e && typeof e === 'object' && e.default !== undefined ? e.default : e;
-        if (m === null || typeof m !== 'object') return null;
-        return JSON.stringify({ name: m.name, version: m.version, priority: m.priority,
-          handlers: ${JSON.stringify(HANDLER_NAMES)}.filter((h) => typeof m[h] === 'function') }); })()`,
-      { timeout: 1000 },
-    ) as unknown;
+    const meta = probe.applySync(undefined, [ref.derefInto()], { timeout: 1000, result: { copy: true } }) as unknown;
     if (typeof meta !== 'string') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
     const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string[] };
     if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
     if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
     if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
-    if (m.handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
-    return { name: m.name, version: m.version, priority: m.priority, handlers: m.handlers, code, source };
+    if (!Array.isArray(m.handlers) || m.handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
+    const handlers = m.handlers.filter((h) => (HANDLER_NAMES as readonly string[]).includes(h));
+    return { name: m.name, version: m.version, priority: m.priority, handlers, code, source };
   } finally {
     isolate.dispose();
   }

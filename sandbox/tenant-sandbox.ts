@@ -76,6 +76,10 @@ export class TenantSandbox {
   /** Per chain and phase: the call deadline budget (sum of the chain's CPU limits). */
   #budgets: Map<number, number>[];
   #disposed = false;
+  /** Plugin index -> why its module could not load (kept for the sandbox's life). */
+  #broken = new Map<number, Fault>();
+  /** Call deadline for creating the isolate: every plugin's CPU limit, plus slack. */
+  #loadBudgetMs: number;
 
   constructor(program: TenantProgram, watchdog: Watchdog, events: SandboxEvents = {}) {
     this.program = program;
@@ -85,6 +89,7 @@ export class TenantSandbox {
     this.slot = beacon.register(this.#cells.pluginShared);
     this.#watchdog = watchdog;
     this.#events = events;
+    this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + 10 * CALL_SLACK_MS;
     this.#budgets = program.chains.map((chain) => {
       const m = new Map<number, number>();
       for (const [bit, list] of Object.entries(chain)) {
@@ -103,37 +108,63 @@ export class TenantSandbox {
     this.#ensure();
   }
 
+  /**
+   * Creates the isolate and loads the tenant's plugins. Plugin code runs here (module
+   * top-level code, export getters), so this runs under the watchdog like any call: each
+   * plugin's module gets its instance's CPU limit, the whole load a call deadline, and the
+   * crash beacon names the plugin if the process dies or wedges meanwhile.
+   */
   #ensure(): Live {
     const live = this.#live;
     if (live !== null && !live.isolate.isDisposed) return live;
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.tenant} was disposed`);
     const t0 = performance.now();
     const tenant = this.tenant;
-    this.#cells.current[0] = -1;
     const events = this.#events;
+    const cells = this.#cells;
+    const program = this.program;
     const isolate = new ivm.Isolate({
-      memoryLimit: this.program.memoryMb,
+      memoryLimit: program.memoryMb,
       onCatastrophicError: (message) => events.onCatastrophicError?.(tenant, message),
     });
+    cells.killed[0] = KILL_NONE;
+    cells.current[0] = -1;
+    cells.pluginDeadline[0] = 0;
+    this.#watchdog.watch(isolate, cells);
+    cells.callDeadline[0] = Date.now() + this.#loadBudgetMs;
+    beacon.enter(this.slot);
     try {
       const context = isolate.createContextSync();
       const g = context.global;
-      g.setSync('__isg_shared', new ivm.ExternalCopy(this.#cells.pluginShared).copyInto({ release: true }));
+      g.setSync('__isg_shared', new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true }));
       const api = isolate.compileScriptSync(RUNTIME_SOURCE, { filename: 'isogate:runtime' })
         .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
       // Nothing of ours stays on the global object once the runtime has captured it.
       context.evalSync('delete globalThis.__isg_shared');
       const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
-      this.program.plugins.forEach((plugin, index) => {
-        const exports = isolate.compileScriptSync(plugin.code, { filename: `plugin:${plugin.name}` })
-          .runSync(context, { reference: true, timeout: 1000 }) as ivm.Reference<unknown>;
-        load.applySync(undefined, [index, exports.derefInto()]);
-        exports.release();
+      program.plugins.forEach((plugin, index) => {
+        if (this.#broken.has(index)) return;
+        const owner = program.instances.findIndex((i) => i.plugin === index);
+        cells.current[0] = owner;
+        cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
+        try {
+          const exports = isolate.compileScriptSync(plugin.code, { filename: `plugin:${plugin.name}` })
+            .runSync(context, { reference: true }) as ivm.Reference<unknown>;
+          cells.pluginDeadline[0] = 0;
+          load.applySync(undefined, [index, exports.derefInto()]);
+          exports.release();
+        } catch (err) {
+          // This plugin cannot load: the tenant's other plugins still can. Remember it, and
+          // start over without it if the isolate did not survive.
+          cells.pluginDeadline[0] = 0;
+          this.#broken.set(index, this.#loadFailed(err).faults[0]);
+          if (isolate.isDisposed) throw new RetryLoad();
+        }
       });
       const setup = api.getSync('setup', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
       setup.applySync(undefined, [JSON.stringify({
-        instances: this.program.instances.map((i) => ({ plugin: i.plugin, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
-        chains: this.program.chains,
+        instances: program.instances.map((i) => ({ plugin: i.plugin, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
+        chains: program.chains,
       })]);
       const next: Live = {
         isolate,
@@ -144,26 +175,70 @@ export class TenantSandbox {
       load.release();
       setup.release();
       api.release();
-      this.#watchdog.watch(isolate, this.#cells);
       this.#live = next;
       events.onIsolateCreated?.(tenant, performance.now() - t0);
       return next;
     } catch (err) {
       if (!isolate.isDisposed) isolate.dispose();
       throw err;
+    } finally {
+      cells.callDeadline[0] = 0;
+      beacon.leave();
     }
+  }
+
+  /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
+  #ensureRetrying(): Live {
+    try {
+      return this.#ensure();
+    } catch (err) {
+      if (err instanceof RetryLoad) return this.#ensure();
+      throw err;
+    }
+  }
+
+  /**
+   * Plugins whose module failed to load: the instances of the chain that use one fail the
+   * call (or are skipped when fail-open) without entering the isolate. Null when none.
+   */
+  #brokenInChain(chainId: number, phase: number, skip: readonly number[] | undefined): { fault: RunResult | null; skip: readonly number[] | undefined } {
+    let out = skip;
+    for (const idx of this.program.chains[chainId][phase] ?? []) {
+      const inst = this.program.instances[idx];
+      const broken = this.#broken.get(inst.plugin);
+      if (broken === undefined) continue;
+      if (!inst.failOpen) return { fault: failed(broken.outcome, idx, broken.detail), skip };
+      if (out === undefined || !out.includes(idx)) out = [...(out ?? []), idx];
+    }
+    return { fault: null, skip: out };
+  }
+
+  /** A load that failed: the plugin whose code was running is named, as for a call. */
+  #loadFailed(err: unknown): RunResult {
+    const cells = this.#cells;
+    const culprit = cells.current[0];
+    if (cells.killed[0] !== KILL_NONE) return failed('cpu', culprit, 'stopped by the watchdog while its module loaded');
+    const message = err instanceof Error ? String(err.message) : 'unknown error';
+    if (/memory limit/i.test(message)) return failed('memory', culprit, 'isolate heap limit reached while its module loaded');
+    return failed('threw', culprit, `plugin module failed to load: ${message.slice(0, 300)}`);
   }
 
   /**
    * Runs one phase of chain `chainId`. Never throws for plugin faults: they come back as
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skip?: readonly number[]): RunResult {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[]): RunResult {
+    let skip = skipIn;
     let live: Live;
     try {
-      live = this.#ensure();
+      live = this.#ensureRetrying();
     } catch (err) {
-      return failed('threw', -1, `isolate could not be created: ${(err as Error).message}`);
+      return this.#loadFailed(err);
+    }
+    if (this.#broken.size > 0) {
+      const b = this.#brokenInChain(chainId, phase, skip);
+      if (b.fault !== null) return b.fault;
+      skip = b.skip;
     }
     const cells = this.#cells;
     cells.killed[0] = KILL_NONE;
@@ -180,16 +255,32 @@ export class TenantSandbox {
     }
     cells.callDeadline[0] = 0;
     beacon.leave();
-    return this.#decode(out);
+    const r = this.#decode(out);
+    // A call left pending holds continuations that would run inside a later request: drop
+    // the isolate rather than let one request's code act on another's.
+    if (r.aborted && r.faults[0]?.outcome === 'wall') this.#drop(live, 'wall');
+    return r;
   }
 
   /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
   runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
     let live: Live;
     try {
-      live = this.#ensure();
+      live = this.#ensureRetrying();
     } catch (err) {
-      return items.map(() => failed('threw', -1, `isolate could not be created: ${(err as Error).message}`));
+      const r = this.#loadFailed(err);
+      return items.map(() => r);
+    }
+    if (this.#broken.size > 0) {
+      // The log phase has no skip list: items of a chain with a broken plugin get its fault,
+      // the others run.
+      const verdicts = items.map((it) => this.#brokenInChain(it[0], 32, undefined).fault);
+      if (verdicts.some((v) => v !== null)) {
+        const runnable = items.filter((_it, k) => verdicts[k] === null);
+        const ran = runnable.length > 0 ? this.runBatch(runnable) : [];
+        let next = 0;
+        return verdicts.map((v) => v ?? ran[next++]);
+      }
     }
     const cells = this.#cells;
     cells.killed[0] = KILL_NONE;
@@ -314,6 +405,9 @@ export class TenantSandbox {
     this.#disposed = true;
   }
 }
+
+/** Thrown inside #ensure when a plugin's module disposed the isolate: load again without it. */
+class RetryLoad extends Error {}
 
 function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {
   return { ops: [], faults: [{ outcome, instance, detail }], ctx: '', aborted: true };

@@ -46,17 +46,22 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.body': B.BODY_FILTER,
   exit: BEFORE_UPSTREAM,
   log: ALL,
+  '@': ALL, // marker: the operations that follow are this instance's
 };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const BAD_VALUE = /[\r\n\0]/;
+/** What node:http and undici accept in a header value: tab, visible ASCII, obs-text. */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_PATH = /[\s#?\0]/;
 const BAD_QUERY = /[\s#\0]/;
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
+/** Log lines one call may write (the runtime's own cap, enforced again here). */
+const MAX_LOG_LINES = 64;
 
 /** Headers that only the gateway manages: a plugin changing them would break framing. */
 const MANAGED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length',
+  '__proto__', // not a header: a key that would swap the prototype of the host's header object
 ]);
 
 function headerName(v: unknown): string | null {
@@ -69,83 +74,126 @@ function headerValue(v: unknown, name: string): v is string {
   return typeof v === 'string' && v.length + name.length <= OUTPUT_CAPS.maxHeaderBytes && !BAD_VALUE.test(v);
 }
 
+function own(h: Record<string, string | string[] | undefined>, name: string): string | string[] | undefined {
+  return Object.hasOwn(h, name) ? h[name] : undefined;
+}
+
+/** A refused operation: what is wrong, and the plugin instance that issued it (-1: unknown). */
+export type OpError = { readonly detail: string; readonly instance: number };
+
+/** Checks one operation; returns what is wrong with it, or null. */
+function check(op: unknown, phase: number): string | null {
+  if (!Array.isArray(op) || typeof op[0] !== 'string') return 'an operation is not [name, ...args]';
+  const kind = op[0];
+  const allowed = OP_PHASES[kind];
+  if (allowed === undefined) return `unknown operation ${JSON.stringify(kind.slice(0, 40))}`;
+  if ((allowed & phase) === 0) return `operation ${kind} is not allowed in this phase`;
+  switch (kind) {
+    case 'sq.set':
+    case 'sq.add':
+    case 'rs.set':
+    case 'rs.add': {
+      const name = headerName(op[1]);
+      if (name === null) return `${kind}: invalid or gateway-managed header name`;
+      if (!headerValue(op[2], name)) return `${kind}: invalid header value for ${name} (only tab, visible ASCII and bytes 0x80-0xff, within ${OUTPUT_CAPS.maxHeaderBytes} bytes)`;
+      return null;
+    }
+    case 'sq.clear':
+    case 'rs.clear':
+      return headerName(op[1]) === null ? `${kind}: invalid or gateway-managed header name` : null;
+    case 'sq.path': {
+      const p = op[1];
+      return typeof p !== 'string' || p[0] !== '/' || p.length > 8192 || BAD_PATH.test(p) ? 'sq.path: path must start with "/" and hold no spaces, "?" or "#"' : null;
+    }
+    case 'sq.query': {
+      const q = op[1];
+      return typeof q !== 'string' || q.length > 8192 || BAD_QUERY.test(q) ? 'sq.query: invalid query string' : null;
+    }
+    case 'rs.body': {
+      const b = op[1];
+      return typeof b !== 'string' || b.length > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
+    }
+    case 'exit': {
+      const [, status, body, headers] = op;
+      // 1xx are not final responses: sent as one, the client would misread the next response.
+      if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return 'exit: status must be an integer from 200 to 599';
+      if (body !== null && (typeof body !== 'string' || body.length > OUTPUT_CAPS.maxBodyBytes)) return 'exit: body must be a string within the body cap';
+      if (!Array.isArray(headers) || headers.length % 2 !== 0 || headers.length > 200) return 'exit: invalid headers';
+      for (let k = 0; k < headers.length; k += 2) {
+        const name = headerName(headers[k]);
+        if (name === null || !headerValue(headers[k + 1], name)) return 'exit: invalid header';
+      }
+      return null;
+    }
+    case 'log': {
+      const [, inst, level, message] = op;
+      return typeof inst !== 'number' || !LOG_LEVELS.has(level) || typeof message !== 'string' ? 'log: invalid log line' : null;
+    }
+    default:
+      return null; // '@' markers
+  }
+}
+
 /**
- * Validates and applies `ops` issued in `phase`. Returns null on success, or a description
- * of the first invalid operation (nothing after it is applied; the caller treats the result
- * as a bad_return).
+ * Validates every operation of one call issued in `phase`, then applies them all. Returns
+ * null on success, or the first invalid operation and the plugin that issued it; then
+ * nothing is applied (the caller treats the result as that plugin's bad_return).
  */
-export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, log: LogSink): string | null {
+export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, log: LogSink): OpError | null {
+  let owner = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i];
-    if (!Array.isArray(op) || typeof op[0] !== 'string') return `operation ${i} is not [name, ...args]`;
+    if (Array.isArray(op) && op[0] === '@') {
+      if (typeof op[1] !== 'number' || !Number.isInteger(op[1])) return { detail: 'invalid owner marker', instance: -1 };
+      owner = op[1];
+      continue;
+    }
+    const bad = check(op, phase);
+    if (bad !== null) return { detail: bad, instance: owner };
+  }
+  let lines = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as unknown[];
     const kind = op[0];
-    const allowed = OP_PHASES[kind];
-    if (allowed === undefined) return `operation ${i} has unknown name`;
-    if ((allowed & phase) === 0) return `operation ${kind} is not allowed in this phase`;
     switch (kind) {
       case 'sq.set':
       case 'sq.add': {
-        const name = headerName(op[1]);
-        if (name === null) return `${kind}: invalid or gateway-managed header name`;
-        if (!headerValue(op[2], name)) return `${kind}: invalid header value for ${name}`;
+        const name = (op[1] as string).toLowerCase();
         const h = t.upstreamHeaders;
-        const prev = h[name];
-        if (kind === 'sq.set' || prev === undefined) h[name] = op[2];
-        else h[name] = Array.isArray(prev) ? [...prev, op[2]] : [prev, op[2]];
+        const prev = own(h, name);
+        const value = op[2] as string;
+        if (kind === 'sq.set' || prev === undefined) h[name] = value;
+        else h[name] = Array.isArray(prev) ? [...prev, value] : [prev, value];
         break;
       }
-      case 'sq.clear': {
-        const name = headerName(op[1]);
-        if (name === null) return `${kind}: invalid or gateway-managed header name`;
-        delete t.upstreamHeaders[name];
+      case 'sq.clear':
+        delete t.upstreamHeaders[(op[1] as string).toLowerCase()];
         break;
-      }
-      case 'sq.path': {
-        const p = op[1];
-        if (typeof p !== 'string' || p[0] !== '/' || p.length > 8192 || BAD_PATH.test(p)) return 'sq.path: path must start with "/" and hold no spaces, "?" or "#"';
-        t.upstreamPath = p;
+      case 'sq.path':
+        t.upstreamPath = op[1] as string;
         break;
-      }
-      case 'sq.query': {
-        const q = op[1];
-        if (typeof q !== 'string' || q.length > 8192 || BAD_QUERY.test(q)) return 'sq.query: invalid query string';
-        t.upstreamQuery = q;
+      case 'sq.query':
+        t.upstreamQuery = op[1] as string;
         break;
-      }
       case 'rs.set':
       case 'rs.add':
-      case 'rs.clear': {
-        const name = headerName(op[1]);
-        if (name === null) return `${kind}: invalid or gateway-managed header name`;
-        const value = kind === 'rs.clear' ? '' : op[2];
-        if (kind !== 'rs.clear' && !headerValue(value, name)) return `${kind}: invalid header value for ${name}`;
-        (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', name, value as string]);
+      case 'rs.clear':
+        (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', (op[1] as string).toLowerCase(), kind === 'rs.clear' ? '' : (op[2] as string)]);
         break;
-      }
-      case 'rs.body': {
-        const b = op[1];
-        if (typeof b !== 'string' || b.length > OUTPUT_CAPS.maxBodyBytes) return 'rs.body: body must be a string within the body cap';
-        t.body = b;
+      case 'rs.body':
+        t.body = op[1] as string;
         break;
-      }
       case 'exit': {
-        const [, status, body, headers, json] = op;
-        if (typeof status !== 'number' || !Number.isInteger(status) || status < 100 || status > 599) return 'exit: invalid status';
-        if (body !== null && (typeof body !== 'string' || body.length > OUTPUT_CAPS.maxBodyBytes)) return 'exit: body must be a string within the body cap';
-        if (!Array.isArray(headers) || headers.length % 2 !== 0 || headers.length > 200) return 'exit: invalid headers';
+        const headers = op[3] as string[];
         const hs: string[] = [];
-        for (let k = 0; k < headers.length; k += 2) {
-          const name = headerName(headers[k]);
-          if (name === null || !headerValue(headers[k + 1], name)) return 'exit: invalid header';
-          hs.push(name, headers[k + 1]);
-        }
-        t.exit = { status, body, headers: hs, json: json === true };
+        for (let k = 0; k < headers.length; k += 2) hs.push(headers[k].toLowerCase(), headers[k + 1]);
+        t.exit = { status: op[1] as number, body: op[2] as string | null, headers: hs, json: op[4] === true };
         return null; // nothing after an exit counts
       }
       case 'log': {
-        const [, inst, level, message] = op;
-        if (typeof inst !== 'number' || !LOG_LEVELS.has(level) || typeof message !== 'string') return 'log: invalid log line';
-        log(inst, level, message.length > 4096 ? message.slice(0, 4096) : message);
+        if (++lines > MAX_LOG_LINES) break;
+        const message = op[3] as string;
+        log(op[1] as number, op[2] as 'info', message.length > 4096 ? message.slice(0, 4096) : message);
         break;
       }
     }
@@ -159,7 +207,7 @@ export function applyHeaderEdits(headers: Record<string, string | string[] | und
     if (kind === 'set') headers[name] = value;
     else if (kind === 'clear') delete headers[name];
     else {
-      const prev = headers[name];
+      const prev = Object.hasOwn(headers, name) ? headers[name] : undefined;
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
     }
   }

@@ -25,6 +25,23 @@ const $slice = String.prototype.slice;
 const $indexOf = String.prototype.indexOf;
 const $split = String.prototype.split;
 const $push = Array.prototype.push;
+const $replace = String.prototype.replace;
+const $setProto = Object.setPrototypeOf;
+
+/**
+ * An array with no prototype: writing its elements never meets a setter a plugin put on
+ * Array.prototype, and reading them never meets a getter. Every array the runtime fills
+ * and hands to the host is one of these.
+ */
+function list() {
+  return $setProto([], null);
+}
+
+/** A parsed JSON object whose missing keys do not fall through to Object.prototype. */
+function bare(o) {
+  if (o !== null && typeof o === 'object' && !$isArray(o)) $setProto(o, null);
+  return o;
+}
 
 // Watchdog handshake (see sandbox/watchdog.ts): the host arms a deadline for the whole
 // call in memory the plugin never sees; the runtime writes the deadline of the plugin that
@@ -43,7 +60,8 @@ const MAX_LOG_LINES = 64;
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
 let phase = 0;
-let ops = null;          // operations collected in this call, applied by the host afterwards
+let ops = null;          // operations collected in this call (a list()), applied by the host afterwards
+let owner = -1;          // instance whose operations follow the last '@' marker in ops
 let reqRaw = '';         // request snapshot as JSON, parsed on first read
 let req = null;
 let phaseRaw = '';       // phase snapshot (status, response headers, body) as JSON
@@ -53,10 +71,27 @@ let instance = -1;       // index of the running plugin instance
 let exited = false;
 let logLines = 0;
 
+const PHASE_BITS = [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG];
+
 function phaseName(bits) {
-  const names = [];
-  for (const b of [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG]) if (bits & b) names.push(PHASE_NAMES[b]);
-  return names.join(', ');
+  let names = '';
+  for (let i = 0; i < PHASE_BITS.length; i++) {
+    const b = PHASE_BITS[i];
+    if (bits & b) names += (names === '' ? '' : ', ') + PHASE_NAMES[b];
+  }
+  return names;
+}
+
+/**
+ * Appends an operation. A marker ['@', instance] precedes each plugin's operations, so the
+ * host can name the plugin behind an operation it refuses.
+ */
+function emit(op) {
+  if (owner !== instance) {
+    ops[ops.length] = ['@', instance];
+    owner = instance;
+  }
+  ops[ops.length] = op;
 }
 
 /** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */
@@ -77,11 +112,17 @@ function headerValue(value, what) {
 }
 
 function request() {
-  if (req === null) req = $parse(reqRaw);
+  if (req === null) {
+    req = bare($parse(reqRaw));
+    bare(req.h);
+  }
   return req;
 }
 
 function phaseSnapshot() {
-  if (phaseData === null) phaseData = phaseRaw === '' ? {} : $parse(phaseRaw);
+  if (phaseData === null) {
+    phaseData = phaseRaw === '' ? $create(null) : bare($parse(phaseRaw));
+    bare(phaseData.h);
+  }
   return phaseData;
 }

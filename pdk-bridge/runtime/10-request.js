@@ -1,19 +1,23 @@
 // In-isolate runtime: pdk.request, reads of the client's request (a snapshot copied in).
 const ANY_PHASE = REWRITE | ACCESS | HEADER_FILTER | BODY_FILTER | LOG;
 
+const PLUS = /\+/g;
+
 function parseQuery(raw) {
   const out = $create(null);
   if (raw === '') return out;
-  for (const part of $apply($split, raw, ['&'])) {
+  const parts = $apply($split, raw, ['&']);
+  for (let i = 0; i < parts.length; i++) {
+    const part = parts[i];
     if (part === '') continue;
     const eq = $apply($indexOf, part, ['=']);
     let k = eq < 0 ? part : $apply($slice, part, [0, eq]);
     let v = eq < 0 ? '' : $apply($slice, part, [eq + 1]);
-    try { k = $decode(k.replace(/\+/g, ' ')); v = $decode(v.replace(/\+/g, ' ')); } catch { /* keep raw */ }
+    try { k = $decode($apply($replace, k, [PLUS, ' '])); v = $decode($apply($replace, v, [PLUS, ' '])); } catch { /* keep raw */ }
     const prev = out[k];
     if (prev === undefined) out[k] = v;
-    else if ($isArray(prev)) $apply($push, prev, [v]);
-    else out[k] = [prev, v];
+    else if ($isArray(prev)) prev[prev.length] = v;
+    else { const both = list(); both[0] = prev; both[1] = v; out[k] = both; }
   }
   return out;
 }

@@ -12,8 +12,10 @@ const pdkResponse = $freeze({
    */
   exit(status, body, headers) {
     checkPhase('response.exit', REWRITE | ACCESS);
-    if (typeof status !== 'number' || status < 100 || status > 599 || (status | 0) !== status) {
-      throw new $TypeError('response.exit status must be an integer from 100 to 599');
+    // 1xx are not final responses: sent as one, the client would take the next response
+    // on its connection as this one's.
+    if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
+      throw new $TypeError('response.exit status must be an integer from 200 to 599');
     }
     let text = null;
     let json = false;
@@ -21,25 +23,30 @@ const pdkResponse = $freeze({
       if (typeof body === 'string') text = body;
       else { text = $stringify(body); json = true; }
     }
-    const hs = [];
+    const hs = list();
     if (headers !== undefined && headers !== null) {
-      for (const k of $keys(headers)) $apply($push, hs, [str(k, 'header name'), headerValue(headers[k], 'header value')]);
+      const names = $keys(headers);
+      for (let i = 0; i < names.length; i++) {
+        const k = names[i];
+        hs[hs.length] = str(k, 'header name');
+        hs[hs.length] = headerValue(headers[k], 'header value');
+      }
     }
-    $apply($push, ops, [['exit', status, text, hs, json]]);
+    emit(['exit', status, text, hs, json]);
     exited = true;
     throw EXIT;
   },
   setHeader(name, value) {
     checkPhase('response.setHeader', HEADERS_WRITABLE);
-    $apply($push, ops, [['rs.set', str(name, 'header name'), headerValue(value, 'header value')]]);
+    emit(['rs.set', str(name, 'header name'), headerValue(value, 'header value')]);
   },
   addHeader(name, value) {
     checkPhase('response.addHeader', HEADERS_WRITABLE);
-    $apply($push, ops, [['rs.add', str(name, 'header name'), headerValue(value, 'header value')]]);
+    emit(['rs.add', str(name, 'header name'), headerValue(value, 'header value')]);
   },
   clearHeader(name) {
     checkPhase('response.clearHeader', HEADERS_WRITABLE);
-    $apply($push, ops, [['rs.clear', str(name, 'header name')]]);
+    emit(['rs.clear', str(name, 'header name')]);
   },
   getStatus() { checkPhase('response.getStatus', HAS_RESPONSE); return phaseSnapshot().s; },
   getHeader(name) {
@@ -53,6 +60,6 @@ const pdkResponse = $freeze({
   /** bodyFilter only: replaces the body sent to the client. */
   setBody(body) {
     checkPhase('response.setBody', BODY_FILTER);
-    $apply($push, ops, [['rs.body', str(body, 'body')]]);
+    emit(['rs.body', str(body, 'body')]);
   },
 });

@@ -2,7 +2,7 @@
 // It travels with the request between phases as JSON, so it holds plain data only.
 const pdkCtx = $freeze({
   get shared() {
-    if (ctxShared === null) ctxShared = {};
+    if (ctxShared === null) ctxShared = $create(null);
     return ctxShared;
   },
   get(key) { return pdkCtx.shared[str(key, 'ctx key')]; },

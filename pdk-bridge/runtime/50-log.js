@@ -12,7 +12,7 @@ function logAt(level) {
       msg += i === 0 ? s : ' ' + s;
       if (msg.length > MAX_LOG_CHARS) { msg = $apply($slice, msg, [0, MAX_LOG_CHARS]); break; }
     }
-    $apply($push, ops, [['log', instance, level, msg]]);
+    emit(['log', instance, level, msg]);
   };
 }
 

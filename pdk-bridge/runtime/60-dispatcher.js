@@ -1,20 +1,32 @@
 // In-isolate runtime: the dispatcher. One host call runs a whole chain for one phase
 // (DESIGN.md: crossings, not plugin code, are what costs), collecting the operations of
 // every plugin; the host applies them after the call returns.
+//
+// Plugin code has run in this context by the time the dispatcher works, and may have
+// patched any prototype. So the dispatcher keeps its tables in prototype-less objects,
+// loops by index instead of iterators, calls only intrinsics captured in the prelude, and
+// encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
 const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
 const MAX_FAULT_CHARS = 1024;
 
-const modules = [];     // plugin index -> the plugin's exports
-let instances = [];     // instance index -> { handlers, config, cpuMs, failOpen }
-let chains = [];        // chain id -> { [phase bit]: instance indexes in priority order }
+const modules = list();   // plugin index -> the plugin's exports
+let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
+let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
 let callSeq = 0;
 
+/** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
   if (v !== null && typeof v === 'object') {
-    for (const k of $keys(v)) deepFreeze(v[k]);
+    bare(v);
+    const keys = $keys(v);
+    for (let i = 0; i < keys.length; i++) deepFreeze(v[keys[i]]);
     $freeze(v);
   }
   return v;
+}
+
+function clip(text) {
+  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
 }
 
 /** Text of a thrown value, read here in the isolate so no plugin getter ever runs on the host. */
@@ -23,21 +35,26 @@ function describe(e) {
   try {
     if (e !== null && typeof e === 'object') {
       const name = e.name, message = e.message;
-      text = (typeof name === 'string' ? name : 'Error') + ': ' + (typeof message === 'string' ? message : $String(message));
+      text = (typeof name === 'string' ? clip(name) : 'Error') + ': ' + clip(typeof message === 'string' ? message : $String(message));
     } else {
-      text = 'thrown value: ' + $String(e);
+      text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
     }
   } catch {
     text = 'thrown value could not be read';
   }
-  if (typeof text !== 'string') text = 'thrown value could not be read';
-  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
+  return typeof text === 'string' ? clip(text) : 'thrown value could not be read';
 }
 
 function thenOf(r) {
   if (r === null || (typeof r !== 'object' && typeof r !== 'function')) return undefined;
   const then = r.then;
   return typeof then === 'function' ? then : undefined;
+}
+
+function skipped(skip, idx) {
+  if (skip === null) return false;
+  for (let i = 0; i < skip.length; i++) if (skip[i] === idx) return true;
+  return false;
 }
 
 /**
@@ -48,7 +65,7 @@ function thenOf(r) {
 function step(seq, ph, chain, k, skip, faults, done) {
   for (; k < chain.length; k++) {
     const idx = chain[k];
-    if (skip !== null && skip.includes(idx)) continue;
+    if (skipped(skip, idx)) continue;
     const inst = instances[idx];
     const handler = inst.handlers[ph];
     instance = idx;
@@ -60,20 +77,23 @@ function step(seq, ph, chain, k, skip, faults, done) {
       then = thenOf(r);
     } catch (e) {
       if (e === EXIT) break;
-      $apply($push, faults, [[idx, 'threw', describe(e)]]);
+      faults[faults.length] = [idx, 'threw', describe(e)];
       if (!inst.failOpen) break;
       continue;
     }
     if (then !== undefined) {
       const next = k + 1;
+      let settled = false; // a plugin's then() may call us more than once: only the first counts
       const resume = function () {
-        if (seq !== callSeq) return; // a promise that settled in a later call: drop it
+        if (settled || seq !== callSeq) return; // or a promise that settled in a later call
+        settled = true;
         step(seq, ph, chain, next, skip, faults, done);
       };
       const fail = function (e) {
-        if (seq !== callSeq) return;
+        if (settled || seq !== callSeq) return;
+        settled = true;
         if (e === EXIT) return done(faults);
-        $apply($push, faults, [[idx, 'threw', describe(e)]]);
+        faults[faults.length] = [idx, 'threw', describe(e)];
         if (!inst.failOpen) return done(faults);
         step(seq, ph, chain, next, skip, faults, done);
       };
@@ -86,15 +106,32 @@ function step(seq, ph, chain, k, skip, faults, done) {
 
 function begin(ph, reqJson, phaseJson, ctxJson) {
   phase = ph;
-  ops = [];
+  ops = list();
+  owner = -1;
   reqRaw = reqJson;
   req = null;
   phaseRaw = phaseJson;
   phaseData = null;
-  ctxShared = ctxJson === '' ? null : $parse(ctxJson);
+  ctxShared = ctxJson === '' ? null : bare($parse(ctxJson));
   exited = false;
   logLines = 0;
   return ++callSeq;
+}
+
+/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
+function encodeValue(v) {
+  switch (typeof v) {
+    case 'string': return $stringify(v);
+    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
+    case 'boolean': return v ? 'true' : 'false';
+    default:
+      if (v !== null && $isArray(v)) {
+        let s = '[';
+        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
+        return s + ']';
+      }
+      return 'null';
+  }
 }
 
 /** Encodes the call's result: [ops, faults] as JSON, and pdk.ctx.shared as JSON ('' when unused). */
@@ -106,63 +143,79 @@ function encode(faults, out) {
       ctx = $stringify(ctxShared);
     } catch (e) {
       // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
-      $apply($push, faults, [[instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)]]);
+      faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
     }
+    if (typeof ctx !== 'string') ctx = '';
   }
   out.c = ctx;
-  try {
-    out.s = $stringify([ops, faults]);
-  } catch (e) {
-    out.s = $stringify([[], [[instance, 'bad_return', 'operations are not JSON: ' + describe(e)]]]);
-  }
+  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']';
 }
 
-return {
-  /** Registers the exports object of plugin `index` (the host evaluated its bundle). */
-  load(index, exports) {
-    const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
-    modules[index] = mod;
-  },
+const api = $create(null);
 
-  /** Installs the tenant's instances and chains (JSON), replacing any previous ones. */
-  setup(programJson) {
-    const program = $parse(programJson);
-    instances = program.instances.map((i) => {
-      const mod = modules[i.plugin];
-      const handlers = {};
-      for (const bit of [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG]) {
-        const fn = mod[HANDLER_BY_PHASE[bit]];
-        if (typeof fn === 'function') handlers[bit] = fn;
-      }
-      return { handlers, config: deepFreeze(i.config), cpuMs: i.cpuMs, failOpen: i.failOpen };
-    });
-    chains = program.chains;
-  },
-
-  /** One phase of one chain. Returns { s } where s is the JSON result, or undefined while pending. */
-  run(chainId, ph, reqJson, phaseJson, ctxJson, skip) {
-    const out = { s: undefined, c: '' };
-    const seq = begin(ph, reqJson, phaseJson, ctxJson);
-    step(seq, ph, chains[chainId][ph], 0, skip === undefined ? null : skip, [], (faults) => encode(faults, out));
-    return out;
-  },
-
-  /** Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson]. */
-  runBatch(items) {
-    const out = { s: undefined };
-    const results = [];
-    const next = (k) => {
-      if (k === items.length) { out.s = '[' + results.join(',') + ']'; return; }
-      const it = items[k];
-      const seq = begin(LOG, it[1], it[2], it[3]);
-      step(seq, LOG, chains[it[0]][LOG], 0, null, [], (faults) => {
-        const r = { s: '', c: '' };
-        encode(faults, r);
-        $apply($push, results, [r.s]);
-        next(k + 1);
-      });
-    };
-    next(0);
-    return out;
-  },
+/** Registers the exports object of plugin `index` (the host evaluated its bundle). */
+api.load = function (index, exports) {
+  const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
+  modules[index] = mod;
 };
+
+/** Installs the tenant's instances and chains (JSON), replacing any previous ones. */
+api.setup = function (programJson) {
+  const program = $parse(programJson);
+  const specs = program.instances;
+  const next = list();
+  for (let n = 0; n < specs.length; n++) {
+    const spec = specs[n];
+    instance = n;
+    $current[0] = n; // reading the exports runs plugin getters: name the plugin if it hangs
+    const mod = modules[spec.plugin];
+    const handlers = $create(null);
+    // A plugin whose module failed to load has no exports: the host never calls its instances.
+    for (let i = 0; mod !== undefined && mod !== null && i < PHASE_BITS.length; i++) {
+      const bit = PHASE_BITS[i];
+      const fn = mod[HANDLER_BY_PHASE[bit]];
+      if (typeof fn === 'function') handlers[bit] = fn;
+    }
+    const inst = $create(null);
+    inst.handlers = handlers;
+    inst.config = deepFreeze(spec.config);
+    inst.cpuMs = spec.cpuMs;
+    inst.failOpen = spec.failOpen;
+    next[n] = inst;
+  }
+  instances = next;
+  chains = program.chains;
+  $current[0] = -1;
+};
+
+/** One phase of one chain. Returns { s, c }: s the JSON result (undefined while pending), c the ctx JSON. */
+api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip) {
+  const out = $create(null);
+  out.s = undefined;
+  out.c = '';
+  const seq = begin(ph, reqJson, phaseJson, ctxJson);
+  step(seq, ph, chains[chainId][ph], 0, skip === undefined ? null : skip, list(), (faults) => encode(faults, out));
+  return out;
+};
+
+/** Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson]. */
+api.runBatch = function (items) {
+  const out = $create(null);
+  out.s = undefined;
+  let results = '';
+  const next = (k) => {
+    if (k === items.length) { out.s = '[' + results + ']'; return; }
+    const it = items[k];
+    const seq = begin(LOG, it[1], it[2], it[3]);
+    step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
+      const r = $create(null);
+      encode(faults, r);
+      results += (k === 0 ? '' : ',') + r.s;
+      next(k + 1);
+    });
+  };
+  next(0);
+  return out;
+};
+
+return api;

@@ -14,7 +14,7 @@ export function access(pdk) { CASES[pdk.request.getQueryArg('case')](pdk); }
 describe(`bad return: more operations or bytes than OUTPUT_CAPS allow`, () => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ evil: EVIL, memoryMb: 16 });
+    lab = await startLab({ evil: EVIL, memoryMb: 16, cpuMs: 500 });
   });
   afterAll(async () => {
     await lab.stop();

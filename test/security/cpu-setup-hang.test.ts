@@ -1,71 +1,53 @@
-// cpu (runs in a child process: it wedges the gateway's thread for good): the plugin's
-// top-level code replaces Array.prototype.map with an endless loop. The load-time probe
-// isolate never calls map, so the config loads; the tenant isolate's runtime setup()
-// calls `program.instances.map(...)` through applySync with no timeout, before the call
-// deadline is armed and outside the crash beacon. Nothing in-process can stop it.
+// cpu / prototype trick: the plugin turns the array and object helpers a runtime would
+// reach for into endless loops, hoping the runtime calls one outside the plugin's limit
+// (while encoding the result, starting the next call, reading ctx). The runtime loops by
+// index and calls only intrinsics it captured before plugin code ran, so nothing spins and
+// the plugin's own requests keep working. (Done at module top level, the same trick only
+// breaks the plugin's own bundle: the config load reports it, see the last test.)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { request } from 'undici';
-import { echoHandler, startUpstream, type Upstream } from '../helpers/gateway.ts';
-import { spawnGateway, waitFor, type GatewayProcess } from '../helpers/process.ts';
-import { plugin } from './helpers.ts';
+import { attack, expectStillServes, plugin, startLab, type Lab } from './helpers.ts';
 
+const TRAPS = `
+const spin = function () { for (;;) {} };
+Array.prototype.map = spin;
+Array.prototype.forEach = spin;
+Array.prototype.includes = spin;
+Array.prototype.join = spin;
+Array.prototype.push = spin;
+Array.prototype[Symbol.iterator] = spin;
+Object.keys = spin;
+JSON.stringify = spin;
+`;
 const EVIL = plugin(`
-Array.prototype.map = function () { for (;;) {} };
-export function access(pdk) { pdk.response.setHeader('x-evil', '1'); }
-`);
-
-async function get(url: string, timeoutMs: number): Promise<number | string> {
-  try {
-    const r = await request(url, { signal: AbortSignal.timeout(timeoutMs), reset: true });
-    await r.body.text();
-    return r.statusCode;
-  } catch (e) {
-    return `error: ${(e as Error).name}`;
-  }
+let armed = false;
+export function access(pdk) {
+  if (!armed) { armed = true; ${'${TRAPS}'} }
+  pdk.response.setHeader('x-evil', '1');
+  pdk.ctx.set('k', 'v');
 }
+`.replace('${TRAPS}', TRAPS));
 
-describe('cpu: endless loop in the runtime setup() via a replaced Array.prototype.map', () => {
-  let up: Upstream;
-  let gw: GatewayProcess;
+describe('cpu: array and object helpers replaced with endless loops at load time', () => {
+  let lab: Lab;
   beforeAll(async () => {
-    up = await startUpstream(echoHandler);
-    gw = await spawnGateway(`
-listen: { host: 127.0.0.1, port: \${PORT} }
-admin: { host: 127.0.0.1, port: \${ADMIN_PORT} }
-workers: 1
-supervisor: { healthIntervalMs: 100, healthTimeoutMs: 500 }
-tenants:
-  - name: evil
-    services: [{ name: s, url: "${up.url}" }]
-    routes: [{ name: r, service: s, paths: [/evil] }]
-    plugins: [{ name: evil, path: ./evil.ts, limits: { cpuMs: 30, memoryMb: 16 } }]
-  - name: good
-    services: [{ name: s, url: "${up.url}" }]
-    routes: [{ name: r, service: s, paths: [/good] }]
-`, { 'evil.ts': EVIL });
-  }, 30_000);
+    lab = await startLab({ evil: EVIL, cpuMs: 50 });
+  });
   afterAll(async () => {
-    await gw?.stop();
-    await up?.close();
+    await lab.stop();
   });
 
-  it('the test runner survives; the wedged worker is replaced and the good tenant is served again', async () => {
-    const t0 = Date.now();
-    const evil = await get(`${gw.url}/evil`, 5000);
-    const evilMs = Date.now() - t0;
-    const recoverMs = await waitFor(async () => (await get(`${gw.url}/good`, 500)) === 200, 8000, 'the good tenant to be served');
-    const status = await gw.status().catch(() => null);
-    // report (this attack can only be observed from outside)
-    console.info(`[cpu-setup-hang] evil request -> ${evil} after ${evilMs} ms; good tenant served again after ${recoverMs} ms; quarantined: ${JSON.stringify(status?.quarantined ?? null)}`);
-    expect(evil).not.toBe(200);
-  }, 30_000);
+  it('the runtime never calls them: the plugin runs and answers quickly', async () => {
+    for (let i = 0; i < 3; i++) {
+      const t0 = Date.now();
+      const r = await attack(lab);
+      expect(r.status).toBe(200);
+      expect(r.headers['x-evil']).toBe('1');
+      expect(Date.now() - t0).toBeLessThan(1_000);
+    }
+    await expectStillServes(lab);
+  });
 
-  // VULN: setup()/load() run via applySync without timeout before the call deadline is armed and outside beacon.enter(), so the wedge is not attributed: no quarantine, and every later request to the tenant wedges the next worker.
-  it.skip('the plugin is quarantined: the next request fails fast with 503 instead of wedging another worker', async () => {
-    const t0 = Date.now();
-    const again = await get(`${gw.url}/evil`, 3000);
-    expect(again).toBe(503);
-    expect(Date.now() - t0).toBeLessThan(200);
-    expect(await get(`${gw.url}/good`, 1000)).toBe(200);
+  it('at module top level the trick breaks only its own bundle, and the config load says so', async () => {
+    await expect(startLab({ evil: plugin(`${TRAPS}\nexport function access() {}`), cpuMs: 50 })).rejects.toThrow(/plugin "evil" could not be loaded/);
   });
 });

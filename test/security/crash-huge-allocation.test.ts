@@ -23,6 +23,7 @@ describe('a plugin that aborts its worker process', () => {
 listen: { host: 127.0.0.1, port: \${PORT} }
 admin: { host: 127.0.0.1, port: \${ADMIN_PORT} }
 workers: 2
+supervisor: { healthTimeoutMs: 15000 }
 tenants:
   - name: evil
     services: [{ name: s, url: "${up.url}" }]

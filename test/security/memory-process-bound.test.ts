@@ -25,14 +25,15 @@ describe('a plugin that fills its heap on every request', () => {
 listen: { host: 127.0.0.1, port: \${PORT} }
 admin: { host: 127.0.0.1, port: \${ADMIN_PORT} }
 workers: 1
-supervisor: { workerMemoryMb: 400 }
+supervisor: { workerMemoryMb: 400, healthTimeoutMs: 15000 }
+limits: { ceilings: { cpuBudgetMs: 100000, cpuMs: 10000 } }
 sandbox: { breaker: { faults: 1000 } }
 tenants:
   - name: hog
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/hog] }]
-    plugins: [{ name: hog, path: ./hog.ts, limits: { memoryMb: 64, cpuMs: 1000 } }]
-    limits: { cpuBudgetMs: 1000 }
+    plugins: [{ name: hog, path: ./hog.ts, limits: { memoryMb: 64, cpuMs: 10000 } }]
+    limits: { cpuBudgetMs: 100000 }
   - name: good
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/good] }]
