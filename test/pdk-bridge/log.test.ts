@@ -119,10 +119,8 @@ tenants:
     expect(fault.msg).toContain('Error: boom');
   });
 
-  // BUG (core/pipeline.ts, runPhase): when a fail-closed plugin faults, runPhase returns
-  // before applyOps, so the pdk.log lines the chain wrote before the fault are dropped,
-  // exactly the lines an author needs to debug the fault. The runtime does hand them back.
-  it.skip('keeps the lines a plugin logged before it threw', async () => {
+  // Regression: a fail-closed fault used to drop the lines the chain logged before it.
+  it('keeps the lines a plugin logged before it threw', async () => {
     const { tag, mine } = await run('then-throw');
     await waitFor(() => mine().some((l) => l.phase === 'access'), 3000, 'access line');
     expect(mine().find((l) => l.phase === 'access')!.msg).toBe(`${tag} before the throw`);
