@@ -1,28 +1,8 @@
 // cpu: a returned thenable whose then getter loops (read by the dispatcher's thenOf())
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attack, expectPluginFailed, expectStillServes, failures, faultLogs, plugin, startLab, type Lab } from './helpers.ts';
+import { describeCpuAttack, plugin } from './helpers.ts';
 
 const EVIL = plugin(`
 export function access(pdk) { return { get then() { for (;;) {} } }; }
 `);
 
-describe(`cpu: a returned thenable whose then getter loops (read by the dispatcher's thenOf())`, () => {
-  let lab: Lab;
-  beforeAll(async () => {
-    lab = await startLab({ evil: EVIL, cpuMs: 30 });
-  });
-  afterAll(async () => {
-    await lab.stop();
-  });
-
-  it('fails the request fast with outcome "cpu"; the neighbour tenant is served meanwhile', async () => {
-    const r = await attack(lab);
-    expectPluginFailed(r);
-    expect(r.ms).toBeLessThan(1500);
-    expect(await failures(lab, 'cpu', { plugin: 'evil' })).toBe(1);
-    const f = faultLogs(lab).find((l) => l.reason === 'cpu');
-    expect(f?.tenant).toBe('evil');
-    expect(f?.plugin).toBe('evil');
-    await expectStillServes(lab);
-  });
-});
+describeCpuAttack(`cpu: a returned thenable whose then getter loops (read by the dispatcher's thenOf())`, EVIL);

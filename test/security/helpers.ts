@@ -10,7 +10,7 @@
 import { connect } from 'node:net';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../core/gateway.ts';
 import { echoHandler, startUpstream, writeConfig, type Upstream } from '../helpers/gateway.ts';
 
@@ -221,5 +221,32 @@ export function rawExchange(port: number, data: string, ms: number): Promise<str
     });
     s.on('error', () => undefined);
     s.write(data);
+  });
+}
+
+/**
+ * The common shape of a CPU attack: one lab, one attack request that must fail fast with
+ * outcome "cpu" (counted, and logged with tenant and plugin), the neighbour served.
+ */
+export function describeCpuAttack(title: string, evil: string, cpuMs = 30): void {
+  describe(title, () => {
+    let lab: Lab;
+    beforeAll(async () => {
+      lab = await startLab({ evil, cpuMs });
+    });
+    afterAll(async () => {
+      await lab.stop();
+    });
+
+    it('fails the request fast with outcome "cpu"; the neighbour tenant is served meanwhile', async () => {
+      const r = await attack(lab);
+      expectPluginFailed(r);
+      expect(r.ms).toBeLessThan(1500);
+      expect(await failures(lab, 'cpu', { plugin: 'evil' })).toBe(1);
+      const f = faultLogs(lab).find((l) => l.reason === 'cpu');
+      expect(f?.tenant).toBe('evil');
+      expect(f?.plugin).toBe('evil');
+      await expectStillServes(lab);
+    });
   });
 }
