@@ -31,7 +31,7 @@ describe('bad return: response.exit with an informational (1xx) status', () => {
     await expectStillServes(lab);
   });
 
-  // VULN: exit accepts 100-199 (runtime and host both check 100..599); node writes a 1xx as the final response, so the following response on the connection is taken as this request's answer (response desync). Exit should require 200-599 (or refuse 1xx as bad_return).
+  // Regression (was a vulnerability): exit accepts 100-199 (runtime and host both check 100..599); node writes a 1xx as the final response, so the following response on the connection is taken as this request's answer (response desync). Exit should require 200-599 (or refuse 1xx as bad_return).
   for (const status of [100, 101, 103]) {
     it(`exit(${status}) is refused: the client gets a final status for its own request`, async () => {
       const raw = await rawExchange(lab.port, `GET /evil?status=${status} HTTP/1.1\r\nHost: a\r\n\r\nGET /good HTTP/1.1\r\nHost: a\r\n\r\n`, 600);

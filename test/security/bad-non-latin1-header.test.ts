@@ -42,7 +42,7 @@ describe('bad return: header values outside what HTTP allows (beyond CR/LF/NUL)'
     await expectStillServes(lab);
   });
 
-  // VULN: ops.ts headerValue() only rejects [\r\n\0]; values node/undici refuse (>U+00FF, C0 controls) pass validation and blow up in writeHead/dispatch: 502 ISG_ERR_UPSTREAM_UNAVAILABLE / 500 ISG_ERR_INTERNAL instead of a bad_return plugin failure (uncounted, no breaker, upstream already called).
+  // Regression (was a vulnerability): ops.ts headerValue() only rejects [\r\n\0]; values node/undici refuse (>U+00FF, C0 controls) pass validation and blow up in writeHead/dispatch: 502 ISG_ERR_UPSTREAM_UNAVAILABLE / 500 ISG_ERR_INTERNAL instead of a bad_return plugin failure (uncounted, no breaker, upstream already called).
   for (const c of ['response', 'upstream', 'exit', 'control']) {
     it(`${c}: refused as bad_return before anything is sent upstream`, async () => {
       const calls = upstreamCalls;

@@ -37,7 +37,7 @@ describe('bad return: __proto__ / constructor as header names', () => {
     await expectStillServes(lab);
   });
 
-  // VULN: ops.ts headerName() accepts "__proto__"; sq.add reads h.__proto__ (Object.prototype) as a previous value and assigns an array to h.__proto__: the request fails as 502 ISG_ERR_UPSTREAM_UNAVAILABLE instead of a bad_return plugin fault. Use Object.create(null)/Map for header objects and reject __proto__.
+  // Regression (was a vulnerability): ops.ts headerName() accepts "__proto__"; sq.add reads h.__proto__ (Object.prototype) as a previous value and assigns an array to h.__proto__: the request fails as 502 ISG_ERR_UPSTREAM_UNAVAILABLE instead of a bad_return plugin fault. Use Object.create(null)/Map for header objects and reject __proto__.
   it('upAdd: refused as bad_return (500 plugin failure)', async () => {
     const before = await failures(lab, 'bad_return');
     expectPluginFailed(await send(`${lab.url}/evil?case=upAdd`));

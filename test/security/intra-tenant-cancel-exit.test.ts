@@ -46,7 +46,7 @@ describe('intra-tenant: one plugin cancels another plugin\'s exit', () => {
     expect(r.status).toBe(401);
   });
 
-  // VULN: one context per tenant; $stringify([ops, faults]) honours a plugin-installed Array.prototype.toJSON, so any plugin rewrites the chain's result (drops auth's exit) for every later request of the tenant.
+  // Regression (was a vulnerability): one context per tenant; $stringify([ops, faults]) honours a plugin-installed Array.prototype.toJSON, so any plugin rewrites the chain's result (drops auth's exit) for every later request of the tenant.
   it('the auth plugin\'s 401 holds on every route after the attacker ran', async () => {
     const r = await send(`${lab.url}/evil`);
     expect(r.status).toBe(401);

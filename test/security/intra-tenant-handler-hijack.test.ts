@@ -43,7 +43,7 @@ describe('intra-tenant: Object.prototype setter hijacks the handler table at set
     await expectGoodServed(lab);
   });
 
-  // VULN: runtime setup() builds `handlers` as a plain {} and assigns handlers[bit] after plugin top-level code ran; an inherited setter/getter on Object.prototype replaces every instance's handler (auth bypass on all routes of the tenant).
+  // Regression (was a vulnerability): runtime setup() builds `handlers` as a plain {} and assigns handlers[bit] after plugin top-level code ran; an inherited setter/getter on Object.prototype replaces every instance's handler (auth bypass on all routes of the tenant).
   it('the auth plugin still runs: 401 without the key', async () => {
     expect((await send(`${lab.url}/calm`)).status).toBe(401);
     expect((await send(`${lab.url}/evil`)).status).toBe(401);
