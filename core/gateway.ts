@@ -6,6 +6,7 @@ import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { IsolatePool } from '../sandbox/pool.ts';
 import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../sandbox/watchdog.ts';
+import { WarmIsolates } from '../sandbox/blank.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
@@ -61,6 +62,7 @@ export class Gateway {
   readonly startedAt = Date.now();
   readonly configFile: string;
   #watchdog = new Watchdog();
+  #warm = new WarmIsolates(2);
   #pools = new UpstreamPools();
   #pool: IsolatePool;
   #sandboxes = new Map<string, TenantSandbox>();
@@ -181,6 +183,7 @@ export class Gateway {
           },
           onIsolateDisposed: (t, reason) => this.log.debug({ tenant: t, reason }, 'isolate disposed'),
           onCatastrophicError: (t, message) => this.#catastrophic(t, message),
+          warm: this.#warm,
         });
         this.#sandboxes.set(key, sb);
         program.instances.forEach((inst, idx) => {
@@ -389,6 +392,7 @@ export class Gateway {
     for (const sb of this.#sandboxes.values()) sb.dispose();
     this.#sandboxes.clear();
     this.#pool.close();
+    this.#warm.close();
     // isolated-vm crashes if the process exits while the watchdog's thread runs: stop it first.
     await this.#watchdog.stop();
   }

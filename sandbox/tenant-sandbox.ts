@@ -1,5 +1,3 @@
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import ivm from 'isolated-vm';
 import type { Fault, FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
@@ -8,15 +6,7 @@ import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
-
-const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
-
-/** The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one function body. */
-const RUNTIME_SOURCE = `(function ($shared) {\n${readdirSync(RUNTIME_DIR)
-  .filter((f) => f.endsWith('.js'))
-  .sort()
-  .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
-  .join('\n')}\n})(__isg_shared)`;
+import { createBlank, type WarmIsolates } from './blank.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -39,6 +29,8 @@ export type SandboxEvents = {
   onIsolateDisposed?(tenant: string, reason: string): void;
   /** The process must stop: V8 lost control of an isolate. */
   onCatastrophicError?(tenant: string, message: string): void;
+  /** Where ready-made blank isolates come from (cold starts then only load plugins). */
+  warm?: WarmIsolates;
 };
 
 type Live = {
@@ -103,9 +95,9 @@ export class TenantSandbox {
     return this.#live !== null && !this.#live.isolate.isDisposed;
   }
 
-  /** Creates the isolate now instead of on the first request. */
+  /** Creates the isolate now instead of on the first request (benchmarks, pre-warming). */
   warm(): void {
-    this.#ensure();
+    this.#ensureRetrying();
   }
 
   /**
@@ -123,10 +115,9 @@ export class TenantSandbox {
     const events = this.#events;
     const cells = this.#cells;
     const program = this.program;
-    const isolate = new ivm.Isolate({
-      memoryLimit: program.memoryMb,
-      onCatastrophicError: (message) => events.onCatastrophicError?.(tenant, message),
-    });
+    const blank = events.warm?.take(program.memoryMb) ?? createBlank(program.memoryMb);
+    blank.onCatastrophicError = (message) => events.onCatastrophicError?.(tenant, message);
+    const { isolate, context, api } = blank;
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.pluginDeadline[0] = 0;
@@ -134,13 +125,9 @@ export class TenantSandbox {
     cells.callDeadline[0] = Date.now() + this.#loadBudgetMs;
     beacon.enter(this.slot);
     try {
-      const context = isolate.createContextSync();
-      const g = context.global;
-      g.setSync('__isg_shared', new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true }));
-      const api = isolate.compileScriptSync(RUNTIME_SOURCE, { filename: 'isogate:runtime' })
-        .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
-      // Nothing of ours stays on the global object once the runtime has captured it.
-      context.evalSync('delete globalThis.__isg_shared');
+      const attach = api.getSync('attach', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
+      attach.applySync(undefined, [new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true })]);
+      attach.release();
       const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
       program.plugins.forEach((plugin, index) => {
         if (this.#broken.has(index)) return;

@@ -46,8 +46,12 @@ function bare(o) {
 // Watchdog handshake (see sandbox/watchdog.ts): the host arms a deadline for the whole
 // call in memory the plugin never sees; the runtime writes the deadline of the plugin that
 // is about to run and its index here, so the watchdog can stop it and the host can name it.
-const $deadline = new Float64Array($shared, 0, 1);
-const $current = new Int32Array($shared, 8, 1);
+// The memory is attached (api.attach) when a tenant adopts this isolate, before any
+// plugin code runs: isolates are made ahead of time, before their tenant is known.
+const $Float64Array = Float64Array;
+const $Int32Array = Int32Array;
+let $deadline = new $Float64Array(1);
+let $current = new $Int32Array(1);
 
 // Phases as bit flags (mirrored in pdk-bridge/host/phases.ts).
 const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;

@@ -153,6 +153,12 @@ function encode(faults, out) {
 
 const api = $create(null);
 
+/** Attaches the watchdog cells (a SharedArrayBuffer: Float64 deadline, Int32 at byte 8 the running instance). */
+api.attach = function (shared) {
+  $deadline = new $Float64Array(shared, 0, 1);
+  $current = new $Int32Array(shared, 8, 1);
+};
+
 /** Registers the exports object of plugin `index` (the host evaluated its bundle). */
 api.load = function (index, exports) {
   const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;

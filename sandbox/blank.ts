@@ -1,0 +1,90 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import ivm from 'isolated-vm';
+
+const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
+
+/** The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one function body. */
+const RUNTIME_SOURCE = `(function () {\n${readdirSync(RUNTIME_DIR)
+  .filter((f) => f.endsWith('.js'))
+  .sort()
+  .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
+  .join('\n')}\n})()`;
+
+/**
+ * An isolate with a context and the PDK runtime evaluated, but no plugin and no tenant
+ * yet: the slow part of a cold start (new isolate, new context, runtime), done ahead of
+ * time. Only our code has run in it.
+ */
+export type Blank = {
+  readonly isolate: ivm.Isolate;
+  readonly context: ivm.Context;
+  /** The runtime's api object (attach, load, setup, run, runBatch). */
+  readonly api: ivm.Reference<Record<string, unknown>>;
+  readonly memoryMb: number;
+  /** Where this isolate's catastrophic errors go; set by the tenant that adopts it. */
+  onCatastrophicError: (message: string) => void;
+};
+
+export function createBlank(memoryMb: number): Blank {
+  const holder = { onCatastrophicError: (_message: string) => {} };
+  const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
+  try {
+    const context = isolate.createContextSync();
+    const api = isolate.compileScriptSync(RUNTIME_SOURCE, { filename: 'isogate:runtime' })
+      .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
+    return Object.assign(holder, { isolate, context, api, memoryMb }) as Blank;
+  } catch (err) {
+    isolate.dispose();
+    throw err;
+  }
+}
+
+/**
+ * A few blank isolates kept ready per heap size, so that a tenant's cold start only loads
+ * its plugins. Refilled one at a time on later turns of the event loop, never while a
+ * request waits.
+ */
+export class WarmIsolates {
+  readonly perSize: number;
+  #ready = new Map<number, Blank[]>();
+  #refilling = false;
+  #closed = false;
+
+  constructor(perSize = 2) {
+    this.perSize = perSize;
+  }
+
+  /** A blank isolate of `memoryMb`, made now if none is ready. */
+  take(memoryMb: number): Blank {
+    const list = this.#ready.get(memoryMb);
+    const blank = list?.pop();
+    if (list === undefined) this.#ready.set(memoryMb, []);
+    this.#scheduleRefill();
+    return blank ?? createBlank(memoryMb);
+  }
+
+  #scheduleRefill(): void {
+    if (this.#refilling || this.#closed || this.perSize === 0) return;
+    this.#refilling = true;
+    setImmediate(this.#refillOne);
+  }
+
+  #refillOne = (): void => {
+    this.#refilling = false;
+    if (this.#closed) return;
+    for (const [size, list] of this.#ready) {
+      if (list.length < this.perSize) {
+        list.push(createBlank(size));
+        this.#scheduleRefill();
+        return;
+      }
+    }
+  };
+
+  close(): void {
+    this.#closed = true;
+    for (const list of this.#ready.values()) for (const b of list) b.isolate.dispose();
+    this.#ready.clear();
+  }
+}
