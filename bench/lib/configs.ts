@@ -1,0 +1,131 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * Gateway configs of the scenarios, written as real YAML files (kept in the run's
+ * configs/ folder) with real plugin files next to them.
+ */
+const PLUGINS = join(import.meta.dirname, '..', 'plugins');
+
+const head = (port: number) => `# written by bench/lib/configs.ts
+listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: 0 }
+log: { level: silent }
+# cpuBudgetMs 1000000: effectively no per-tenant budget, so one busy tenant is
+# measured, not throttled (the gateway's default of 200 ms/s throttles a single tenant
+# with one header plugin at a few thousand requests/s on one core).
+limits:
+  defaults: { cpuMs: 50, memoryMb: 64, cpuBudgetMs: 1000000 }
+  ceilings: { cpuMs: 1000, memoryMb: 512, cpuBudgetMs: 1000000 }
+`;
+
+/** Copies of the header plugin under distinct names: bench-header-1 .. -n. */
+function headerPlugins(dir: string, n: number): string[] {
+  const src = readFileSync(join(PLUGINS, 'header.ts'), 'utf8');
+  const files: string[] = [];
+  for (let i = 1; i <= n; i++) {
+    const file = `header-${i}.ts`;
+    writeFileSync(join(dir, file), src.replace("'bench-header'", `'bench-header-${i}'`).replace(/^import type .*\n/m, ''));
+    files.push(file);
+  }
+  return files;
+}
+
+function copyPlugin(dir: string, name: string): string {
+  writeFileSync(join(dir, name), readFileSync(join(PLUGINS, name), 'utf8').replace(/^import type .*\n/m, ''));
+  return name;
+}
+
+export type GatewayConfig = { file: string; description: string };
+
+/** One tenant, `plugins` header plugins (0: none) on route "/". */
+export function chainConfig(dir: string, name: string, port: number, upstream: string, plugins: number): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const files = headerPlugins(dir, plugins);
+  let y = head(port) + `tenants:
+  - name: bench
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: all, service: up, paths: [/] }]
+`;
+  if (plugins > 0) {
+    y += '    plugins:\n';
+    files.forEach((f, i) => (y += `      - { name: bench-header-${i + 1}, path: ./${f}, config: { n: ${i + 1} } }\n`));
+  }
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, y);
+  return { file, description: plugins === 0 ? 'one tenant, no plugins' : `one tenant, ${plugins} header plugin${plugins > 1 ? 's' : ''} (access + headerFilter)` };
+}
+
+export function bodyFilterConfig(dir: string, port: number, upstream: string): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const p = copyPlugin(dir, 'body-rewrite.ts');
+  const file = join(dir, 'body-filter.yaml');
+  writeFileSync(file, head(port) + `tenants:
+  - name: bench
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: all, service: up, paths: [/] }]
+    plugins:
+      - { name: bench-body-rewrite, path: ./${p} }
+`);
+  return { file, description: 'one tenant, one bodyFilter plugin rewriting a 64 KB chunked body' };
+}
+
+/** `n` tenants, each with route /<prefix><i> and its own header plugin instance. */
+export function tenantsConfig(dir: string, name: string, port: number, upstream: string, n: number, prefix: string): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const [f] = headerPlugins(dir, 1);
+  // maxTotalHeapMb: the default (8192) divided by memoryMb (64) allows only 128 live
+  // isolates; beyond that tenants evict each other and every request is a cold start.
+  const lines: string[] = [head(port) + `sandbox: { maxIsolates: ${Math.max(10000, n * 2)}, idleTimeoutMs: 0, maxTotalHeapMb: ${Math.max(8192, n * 64 + 64)} }\ntenants:`];
+  for (let i = 0; i < n; i++) {
+    lines.push(`  - name: ${prefix}${i}
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/${prefix}${i}] }]
+    plugins: [{ name: bench-header-1, path: ./${f}, config: { n: 1 } }]`);
+  }
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, lines.join('\n') + '\n');
+  return { file, description: `${n} tenants, a path prefix and a header plugin instance (own isolate) each` };
+}
+
+/** Tenant "a" (route /a) spins into its CPU limit; tenant "b" (route /b) runs one header plugin. */
+export function noisyConfig(dir: string, port: number, upstream: string, cpuMs: number): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const spin = copyPlugin(dir, 'spin.ts');
+  const [f] = headerPlugins(dir, 1);
+  const file = join(dir, 'noisy.yaml');
+  writeFileSync(file, head(port) + `tenants:
+  - name: a
+    limits: { cpuBudgetMs: 200 }
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/a] }]
+    plugins: [{ name: bench-spin, path: ./${spin}, limits: { cpuMs: ${cpuMs} } }]
+  - name: b
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/b] }]
+    plugins: [{ name: bench-header-1, path: ./${f}, config: { n: 1 } }]
+`);
+  return { file, description: `tenant a: while(true){} with cpuMs ${cpuMs} and the gateway's default budget of 200 ms/s; tenant b: one header plugin, budget unlimited` };
+}
+
+/** Multi-core: tenant p0 (route /p0, no plugins) and tenant p5 (route /p5, 5 header plugins) in one gateway. */
+export function multiConfig(dir: string, name: string, port: number, adminPort: number, upstream: string): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const files = headerPlugins(dir, 5);
+  // The harness freezes idle servers (SIGSTOP); after SIGCONT the supervisor would find its
+  // last pong seconds old and replace every worker as wedged, so the timeout is relaxed.
+  let y = head(port).replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 127.0.0.1, port: ${adminPort} }`) + `supervisor: { healthTimeoutMs: 3600000 }
+tenants:
+  - name: p0
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/p0] }]
+  - name: p5
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/p5] }]
+    plugins:
+`;
+  files.forEach((f, i) => (y += `      - { name: bench-header-${i + 1}, path: ./${f}, config: { n: ${i + 1} } }\n`));
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(file, y);
+  return { file, description: 'tenant p0: no plugins (/p0); tenant p5: 5 header plugins (/p5)' };
+}

@@ -1,0 +1,468 @@
+/**
+ * The benchmark suite: what a plugin costs, side by side with the alternatives.
+ * `npm run bench` (full), `npm run bench -- --quick`, `--smoke`; `--help` lists the flags.
+ * See bench/README.md for the scenarios and how to read the report.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Pool } from 'undici';
+import { parseFlags, USAGE, type Flags } from './lib/args.ts';
+import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, tenantsConfig } from './lib/configs.ts';
+import { AutocannonGen, WrkGen, type LoadGen, type LoadResult, type LoadSpec } from './lib/loadgen.ts';
+import { ROOT, hostId, machineInfo } from './lib/machine.ts';
+import {
+  HAS_TASKSET, allowedCpus, cpuBusySeconds, freePort, loadAvg, killAllSync, pause, pinSelf, resume, rssBytes, sleep, start, stop, stopAll, treeCpu, waitPort, which, type Proc,
+} from './lib/procs.ts';
+import { Progress } from './lib/progress.ts';
+import { writeReport, type ColdRound, type RunData, type Sample, type ScenarioRow, type TargetData } from './lib/report.ts';
+import { percentile } from './lib/stats.ts';
+
+let flags: Flags | null;
+try {
+  flags = parseFlags(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+  process.exit(2);
+}
+if (flags === null) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const F: Flags = flags;
+
+// --- cleanup: every process we start dies with us -------------------------------------
+let aborting = false;
+process.on('exit', killAllSync);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    if (aborting) {
+      killAllSync();
+      process.exit(130);
+    }
+    aborting = true;
+    process.stderr.write(`\n${sig}: stopping every process the bench started...\n`);
+    void stopAll().finally(() => process.exit(130));
+  });
+}
+process.on('uncaughtException', (err) => {
+  process.stderr.write(`bench: ${err.stack ?? err}\n`);
+  killAllSync();
+  process.exit(1);
+});
+
+const NODE = process.execPath;
+const t0 = Date.now();
+const date = new Date().toISOString().slice(0, 10);
+const outDir = resolve(F.out ?? join(ROOT, 'bench', 'results', `${date}-${hostId()}${F.mode === 'full' ? '' : `-${F.mode}`}`));
+const cfgDir = join(outDir, 'configs');
+mkdirSync(cfgDir, { recursive: true });
+
+// --- cores ---------------------------------------------------------------------------
+const allowed = allowedCpus();
+const pinning = HAS_TASKSET && allowed.length >= 2;
+const gwCpus = pinning ? [allowed[0]] : null;
+const loadCpus = pinning ? allowed.slice(1) : null;
+const allCpus = HAS_TASKSET ? allowed : null;
+if (loadCpus !== null) pinSelf(loadCpus);
+const threads = F.threads > 0 ? F.threads : Math.max(1, Math.floor((loadCpus?.length ?? 1) / 2));
+
+const wrkPath = which('wrk');
+const nginxPath = which('nginx');
+const tool: 'wrk' | 'autocannon' = F.loadgen === 'wrk' || (F.loadgen === 'auto' && wrkPath !== null) ? 'wrk' : 'autocannon';
+if (tool === 'wrk' && wrkPath === null) {
+  process.stderr.write('--loadgen wrk: wrk is not on the PATH\n');
+  process.exit(2);
+}
+const workersSupported = /--workers/.test(spawnSync(NODE, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--help'], { encoding: 'utf8', cwd: ROOT }).stdout ?? '');
+
+const want = (s: string) => F.only === null || F.only.includes(s);
+const progress = new Progress(process.stderr);
+
+// --- upstream ------------------------------------------------------------------------
+const upstreamPort = await freePort();
+const upstreamProc = start({
+  name: 'upstream',
+  cmd: NODE,
+  args: [join(ROOT, 'bench', 'upstream.ts'), '--port', String(upstreamPort)],
+  cpus: loadCpus,
+  onLine: (l) => {
+    if (l.startsWith('count ')) progress.count(Number(l.slice(6)));
+  },
+});
+await waitPort(upstreamPort, upstreamProc);
+const UPSTREAM = `http://127.0.0.1:${upstreamPort}`;
+
+const gens = new Map<string, LoadGen>();
+function gen(key: 'main' | 'noise' | 'unpinned'): LoadGen {
+  let g = gens.get(key);
+  if (g === undefined) {
+    const cpus = key === 'unpinned' ? allCpus : loadCpus;
+    g = tool === 'wrk' ? new WrkGen(cpus, cfgDir) : new AutocannonGen(cpus);
+    gens.set(key, g);
+  }
+  return g;
+}
+
+// --- servers -------------------------------------------------------------------------
+type Server = { name: string; port: number; proc: Proc | null; pid: number; children: boolean; rssAtStart: number; pinned: boolean };
+type ServerDef = { name: string; start(): Promise<Server>; warm?(s: Server): Promise<void> };
+
+async function startNode(name: string, script: string, args: string[], cpus: readonly number[] | null, opts: { children?: boolean; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<Server> {
+  const port = await freePort();
+  const proc = start({
+    name,
+    cmd: NODE,
+    args: [...(opts.nodeArgs ?? []), script, ...args.map((a) => a.replace('{port}', String(port)))],
+    cpus,
+    cwd: ROOT,
+    env: { ISOGATE_LOG_LEVEL: 'silent', ...opts.env },
+  });
+  await waitPort(port, proc);
+  return { name, port, proc, pid: proc.pid, children: opts.children === true, rssAtStart: rssBytes(proc.pid, opts.children === true), pinned: cpus !== null && cpus !== allCpus };
+}
+
+function gatewayDef(name: string, make: (dir: string, port: number, adminPort: number) => { file: string }, opts: { workers?: string; prof?: boolean } = {}): ServerDef {
+  return {
+    name,
+    async start() {
+      const port = await freePort();
+      const adminPort = await freePort();
+      const { file } = make(cfgDir, port, adminPort);
+      const nodeArgs = ['--no-node-snapshot'];
+      if (opts.prof === true) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles'), '--cpu-prof-name', `${name}.cpuprofile`);
+      const args = ['--config', file];
+      // Pinned scenarios run the gateway as one process (--workers 0: no supervisor) when
+      // the CLI has workers; multi-core runs pass their own count.
+      const multi = opts.workers !== undefined;
+      if (multi) args.push('--workers', opts.workers!);
+      else if (workersSupported) args.push('--workers', '0');
+      const proc = start({ name, cmd: NODE, args: [...nodeArgs, join(ROOT, 'core', 'cli.ts'), ...args], cpus: multi ? allCpus : gwCpus, cwd: ROOT, env: { ISOGATE_LOG_LEVEL: 'silent' } });
+      await waitPort(port, proc);
+      if (multi) await waitWorkers(adminPort, proc);
+      return { name, port, proc, pid: proc.pid, children: multi, rssAtStart: rssBytes(proc.pid, multi), pinned: !multi && gwCpus !== null };
+    },
+  };
+}
+
+/** Polls the supervisor's /status until every worker is ready. */
+async function waitWorkers(adminPort: number, proc: Proc): Promise<void> {
+  const until = Date.now() + 60_000;
+  while (Date.now() < until) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${adminPort}/status`);
+      const j = (await r.json()) as { workers?: { size: number; ready: number } };
+      if (j.workers !== undefined && j.workers.ready >= j.workers.size) return;
+    } catch {
+      // not up yet
+    }
+    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited while its workers started`);
+    await sleep(100);
+  }
+  throw new Error(`${proc.name}: workers not ready after 60 s`);
+}
+
+const tenantPaths = Array.from({ length: F.tenants }, (_, i) => `/t${i}/x`);
+
+const serverDefs: Record<string, ServerDef> = {
+  upstream: {
+    name: 'upstream',
+    start: async () => ({ name: 'upstream', port: upstreamPort, proc: null, pid: upstreamProc.pid, children: false, rssAtStart: 0, pinned: loadCpus !== null }),
+  },
+  'node-proxy': { name: 'node-proxy', start: () => startNode('node-proxy', join(ROOT, 'bench', 'peers', 'node-proxy.ts'), ['--port', '{port}', '--upstream', UPSTREAM], gwCpus) },
+  fastify: { name: 'fastify', start: () => startNode('fastify', join(ROOT, 'bench', 'peers', 'fastify-proxy.ts'), ['--port', '{port}', '--upstream', UPSTREAM], gwCpus) },
+  'fastify-onsend': { name: 'fastify-onsend', start: () => startNode('fastify-onsend', join(ROOT, 'bench', 'peers', 'fastify-proxy.ts'), ['--port', '{port}', '--upstream', UPSTREAM, '--hook'], gwCpus) },
+  nginx: {
+    name: 'nginx',
+    async start() {
+      const { nginxConfig } = await import('./peers/nginx.ts');
+      const port = await freePort();
+      const { cmd, args } = nginxConfig(join(cfgDir, 'nginx'), port, upstreamPort);
+      const proc = start({ name: 'nginx', cmd, args, cpus: gwCpus });
+      await waitPort(port, proc);
+      return { name: 'nginx', port, proc, pid: proc.pid, children: true, rssAtStart: rssBytes(proc.pid, true), pinned: gwCpus !== null };
+    },
+  },
+  'gw-proxy-0': gatewayDef('proxy-0', (d, p) => chainConfig(d, 'proxy-0', p, UPSTREAM, 0), { prof: F.cpuProf }),
+  'gw-plugins-1': gatewayDef('plugins-1', (d, p) => chainConfig(d, 'plugins-1', p, UPSTREAM, 1)),
+  'gw-plugins-5': gatewayDef('plugins-5', (d, p) => chainConfig(d, 'plugins-5', p, UPSTREAM, 5), { prof: F.cpuProf }),
+  'gw-plugins-10': gatewayDef('plugins-10', (d, p) => chainConfig(d, 'plugins-10', p, UPSTREAM, 10)),
+  'gw-body-filter': gatewayDef('body-filter', (d, p) => bodyFilterConfig(d, p, UPSTREAM)),
+  'gw-tenants': {
+    ...gatewayDef('tenants-1000', (d, p) => tenantsConfig(d, 'tenants', p, UPSTREAM, F.tenants, 't')),
+    // Every tenant's isolate exists before the load starts (cold starts are their own scenario).
+    warm: (s) => requestAll(s.port, tenantPaths, 16),
+  },
+  'gw-noisy': gatewayDef('noisy-neighbour', (d, p) => noisyConfig(d, p, UPSTREAM, F.noisyCpuMs)),
+  'gw-w1': gatewayDef('multi-w1', (d, p, a) => multiConfig(d, 'multi-w1', p, a, UPSTREAM), { workers: '1' }),
+  'gw-wN': gatewayDef('multi-wauto', (d, p, a) => multiConfig(d, 'multi-wauto', p, a, UPSTREAM), { workers: 'auto' }),
+};
+
+const servers = new Map<string, Server | Error>();
+async function server(key: string): Promise<Server> {
+  let s = servers.get(key);
+  if (s === undefined) {
+    const def = serverDefs[key];
+    try {
+      const started = await def.start();
+      if (def.warm !== undefined) await def.warm(started);
+      s = started;
+    } catch (err) {
+      s = err as Error;
+    }
+    servers.set(key, s);
+  }
+  if (s instanceof Error) throw s;
+  return s;
+}
+
+async function requestAll(port: number, paths: readonly string[], concurrency: number): Promise<void> {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: concurrency });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < paths.length) {
+        const path = paths[next++];
+        const r = await pool.request({ path, method: 'GET', headers: { 'x-bench': '1' } });
+        await r.body.dump();
+      }
+    }),
+  );
+  await pool.close();
+}
+
+// --- targets: one load configuration each, measured once per round ----------------------
+type Target = TargetData & { serverKey: string; gen: 'main' | 'unpinned'; noise?: boolean };
+const targets: Target[] = [];
+function target(t: Omit<Target, 'samples' | 'error'>): void {
+  if (want(t.scenario)) targets.push({ ...t, samples: [], error: null });
+}
+const SMALL = ['/'];
+const BIG = ['/64k'];
+target({ id: 'direct', label: 'direct (upstream)', group: 'ceiling', scenario: 'direct', serverKey: 'upstream', paths: SMALL, gen: 'main', cpu: false, description: 'load generator straight at the upstream' });
+target({ id: 'node-proxy', label: 'lean node proxy', group: 'peer', scenario: 'node-proxy', serverKey: 'node-proxy', paths: SMALL, gen: 'main', cpu: true, description: 'node:http + undici Pool (bench/peers/node-proxy.ts)' });
+target({ id: 'fastify', label: 'fastify', group: 'peer', scenario: 'fastify', serverKey: 'fastify', paths: SMALL, gen: 'main', cpu: true, description: 'fastify + @fastify/http-proxy' });
+target({ id: 'fastify-onsend', label: 'fastify + onSend', group: 'peer', scenario: 'fastify-onsend', serverKey: 'fastify-onsend', paths: SMALL, gen: 'main', cpu: true, description: 'fastify + @fastify/http-proxy + one onSend hook doing the header plugin\'s work unsandboxed' });
+if (nginxPath !== null) {
+  target({ id: 'nginx', label: 'nginx', group: 'peer', scenario: 'nginx', serverKey: 'nginx', paths: SMALL, gen: 'main', cpu: true, description: 'nginx proxy_pass, one worker, keep-alive upstream' });
+}
+target({ id: 'proxy-0', label: 'isogate proxy-0', group: 'isogate', scenario: 'proxy-0', serverKey: 'gw-proxy-0', paths: SMALL, gen: 'main', cpu: true, description: 'the gateway, one tenant, no plugins' });
+for (const n of [1, 5, 10]) {
+  target({ id: `plugins-${n}`, label: `isogate plugins-${n}`, group: 'isogate', scenario: `plugins-${n}`, serverKey: `gw-plugins-${n}`, paths: SMALL, gen: 'main', cpu: true, description: `one tenant, a chain of ${n} header plugin${n > 1 ? 's' : ''}` });
+}
+// 64 KB references for body-filter: same body through the lean proxy (and nginx).
+target({ id: 'node-proxy-64k', label: 'lean node proxy 64k', group: 'peer', scenario: 'body-filter', serverKey: 'node-proxy', paths: BIG, gen: 'main', cpu: true, description: 'lean node proxy, 64 KB chunked body' });
+if (nginxPath !== null) {
+  target({ id: 'nginx-64k', label: 'nginx 64k', group: 'peer', scenario: 'body-filter', serverKey: 'nginx', paths: BIG, gen: 'main', cpu: true, description: 'nginx, 64 KB chunked body' });
+}
+target({ id: 'body-filter', label: 'isogate body-filter', group: 'isogate', scenario: 'body-filter', serverKey: 'gw-body-filter', paths: BIG, gen: 'main', cpu: true, description: 'one bodyFilter plugin rewriting a 64 KB chunked body' });
+target({ id: 'tenants-1000', label: `isogate tenants-${F.tenants}`, group: 'isogate', scenario: 'tenants-1000', serverKey: 'gw-tenants', paths: tenantPaths, gen: 'main', cpu: true, description: `${F.tenants} tenants, requests spread over all (a path prefix each)` });
+target({ id: 'noisy-solo', label: 'tenant B solo', group: 'noisy', scenario: 'noisy-neighbour', serverKey: 'gw-noisy', paths: ['/b'], gen: 'main', cpu: true, description: 'tenant B alone' });
+target({ id: 'noisy-under', label: 'tenant B + noisy A', group: 'noisy', scenario: 'noisy-neighbour', serverKey: 'gw-noisy', paths: ['/b'], gen: 'main', cpu: true, noise: true, description: `tenant B while tenant A spins into its ${F.noisyCpuMs} ms CPU limit on every request (${F.noisyConnections} connections)` });
+if (workersSupported) {
+  for (const profile of ['proxy-0', 'plugins-5']) {
+    for (const w of ['w1', 'wN'] as const) {
+      target({
+        id: `${profile}-${w}`, label: `${profile} ${w === 'w1' ? '1 worker' : `${allowed.length} workers`}`, group: 'multi', scenario: 'multi-core',
+        serverKey: `gw-${w}`, paths: [profile === 'proxy-0' ? '/p0/x' : '/p5/x'], gen: 'unpinned', cpu: true,
+        description: `${profile}, --workers ${w === 'w1' ? '1' : 'auto'}, not pinned (the load generator shares the cores)`,
+      });
+    }
+  }
+}
+const coldRounds: ColdRound[] = [];
+let coldError: string | null = null;
+const runCold = want('cold-start');
+
+// --- measuring -----------------------------------------------------------------------
+const headers = { 'x-bench': '1' };
+/** A server's first measurement gets the full warm-up; later rounds a short re-warm (its JIT is warm, its connections are not). */
+const warmedTargets = new Set<string>();
+// (--quick skips the re-warm: its budget is two minutes.)
+const REWARM_S = F.mode === 'quick' ? 0 : Math.min(F.warmupS / 2, 0.5);
+function spec(t: Target, paths = t.paths, connections = F.connections): LoadSpec {
+  return { port: 0, paths, connections, durationS: F.durationS, warmupS: warmedTargets.has(t.id) ? REWARM_S : F.warmupS, threads, headers };
+}
+
+async function measure(t: Target, round: number): Promise<void> {
+  const s = await server(t.serverKey);
+  if (s.proc !== null) resume(s.proc);
+  try {
+    await sleep(20);
+    let cpu0 = 0;
+    let cpu1 = 0;
+    let w0 = 0;
+    let w1 = 0;
+    // Busy time of the gateway's core: what is not the server's own CPU is someone else's.
+    const core = s.pinned && gwCpus !== null ? gwCpus[0] : -1;
+    let busy0 = 0;
+    let busy1 = 0;
+    const hooks = {
+      onStart: () => {
+        w0 = performance.now();
+        if (t.cpu) cpu0 = treeCpu(s.pid, s.children);
+        if (core >= 0) busy0 = cpuBusySeconds(core);
+        progress.measuring();
+      },
+      onEnd: () => {
+        w1 = performance.now();
+        if (t.cpu) cpu1 = treeCpu(s.pid, s.children);
+        if (core >= 0) busy1 = cpuBusySeconds(core);
+      },
+    };
+    let noise: Promise<LoadResult> | null = null;
+    const sp = spec(t);
+    if (t.noise === true) {
+      noise = gen('noise').run({ ...sp, paths: ['/a'], connections: F.noisyConnections, port: s.port });
+      noise.catch(() => undefined);
+    }
+    const r = await gen(t.gen).run({ ...sp, port: s.port }, hooks);
+    const a = noise === null ? null : await noise;
+    warmedTargets.add(t.id);
+    const cpuS = cpu1 - cpu0;
+    const sample: Sample = {
+      round,
+      rps: r.rps,
+      p50Ms: r.p50Ms,
+      p99Ms: r.p99Ms,
+      maxMs: r.maxMs,
+      requests: r.requests,
+      errors: r.errors,
+      non2xx: r.non2xx,
+      cpuS: t.cpu ? cpuS : null,
+      cpuUsPerReq: t.cpu && r.requests > 0 ? (cpuS * 1e6) / r.requests : null,
+      util: t.cpu && w1 > w0 ? cpuS / ((w1 - w0) / 1000) : null,
+      otherCpu: t.cpu && core >= 0 && w1 > w0 ? Math.max(0, (busy1 - busy0 - cpuS) / ((w1 - w0) / 1000)) : null,
+      rss: s.proc !== null ? rssBytes(s.pid, s.children) : null,
+      rssAtStart: s.rssAtStart,
+      noise: a === null ? null : { rps: a.rps, requests: a.requests, non2xx: a.non2xx, errors: a.errors, p99Ms: a.p99Ms },
+    };
+    t.samples.push(sample);
+    progress.done(`${t.id} r${round + 1}: ${Math.round(r.rps).toLocaleString('en-US')} req/s, p99 ${r.p99Ms.toFixed(2)} ms${sample.cpuUsPerReq !== null ? `, ${sample.cpuUsPerReq.toFixed(1)} us CPU/req` : ''}${r.errors + r.non2xx > 0 ? `, ${r.errors + r.non2xx} errors` : ''}`);
+  } finally {
+    if (s.proc !== null) pause(s.proc);
+  }
+}
+
+/** Cold start: a fresh gateway; per tenant, the first request (isolate created) and then a warm one. */
+async function measureCold(round: number): Promise<void> {
+  const def = gatewayDef(`cold-start-r${round + 1}`, (d, p) => tenantsConfig(d, 'cold-start', p, UPSTREAM, F.coldTenants + 1, 'c'));
+  const s = await def.start();
+  try {
+    const pool = new Pool(`http://127.0.0.1:${s.port}`, { connections: 1 });
+    const get = async (path: string): Promise<number> => {
+      const a = performance.now();
+      const r = await pool.request({ path, method: 'GET', headers });
+      await r.body.dump();
+      if (r.statusCode !== 200) throw new Error(`cold-start: ${path} answered ${r.statusCode}`);
+      return performance.now() - a;
+    };
+    progress.measuring();
+    // Tenant c0 warms the gateway's own code paths (JIT), so cold means "isolate is new" only.
+    for (let i = 0; i < 50; i++) await get('/c0/x');
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let i = 1; i <= F.coldTenants; i++) {
+      cold.push(await get(`/c${i}/x`));
+      warm.push(await get(`/c${i}/x`));
+    }
+    await pool.close();
+    const c = { p50: percentile(cold, 50), p99: percentile(cold, 99) };
+    const w = { p50: percentile(warm, 50), p99: percentile(warm, 99) };
+    coldRounds.push({ round, tenants: F.coldTenants, coldP50Ms: c.p50, coldP99Ms: c.p99, warmP50Ms: w.p50, warmP99Ms: w.p99, addedP50Ms: c.p50 - w.p50, addedP99Ms: c.p99 - w.p99, rssPerIsolate: null });
+    progress.done(`cold-start r${round + 1}: cold p50 ${c.p50.toFixed(2)} ms, p99 ${c.p99.toFixed(2)} ms; warm p50 ${w.p50.toFixed(2)} ms, p99 ${w.p99.toFixed(2)} ms`);
+  } finally {
+    await stop(s.proc!);
+  }
+}
+
+// Plan: rounds interleave every target (A, B, C, ..., then again).
+const loadAvgAtStart = loadAvg();
+const est = (F.warmupS + (F.rounds - 1) * REWARM_S) / F.rounds + F.durationS + 0.3;
+progress.plan(F.rounds * (targets.length + (runCold ? 1 : 0)), F.rounds * (targets.length * est + (runCold ? 1.5 + F.coldTenants * 0.006 : 0)));
+progress.note(`isogate bench (${F.mode}): ${targets.length} load targets${runCold ? ' + cold-start' : ''} x ${F.rounds} rounds, ${tool}, ${F.connections} connections, ${F.warmupS}s warm-up + ${F.durationS}s; ` +
+  (pinning ? `gateway pinned to CPU ${gwCpus!.join(',')}, load + upstream on ${loadCpus!.join(',')}` : 'not pinned (taskset missing or one core)') + `\n  report: ${outDir}`);
+
+for (let round = 0; round < F.rounds && !aborting; round++) {
+  for (const t of targets) {
+    if (aborting) break;
+    if (t.error !== null) continue;
+    progress.begin(`${t.id}`, round, F.rounds);
+    try {
+      await measure(t, round);
+    } catch (err) {
+      if (aborting) break;
+      t.error = (err as Error).message.split('\n')[0].slice(0, 300);
+      progress.done(`${t.id}: failed: ${t.error}`);
+    }
+  }
+  if (runCold && coldError === null && !aborting) {
+    progress.begin('cold-start', round, F.rounds);
+    try {
+      await measureCold(round);
+    } catch (err) {
+      coldError = (err as Error).message.split('\n')[0].slice(0, 300);
+      progress.done(`cold-start: failed: ${coldError}`);
+    }
+  }
+}
+progress.finish();
+if (aborting) await new Promise(() => {}); // the signal handler exits
+
+// Stop servers (profiles are written on a clean exit).
+await Promise.all([...servers.values()].map((s) => (s instanceof Error || s.proc === null ? Promise.resolve() : stop(s.proc))));
+for (const g of gens.values()) await g.close();
+await stop(upstreamProc);
+
+// --- report --------------------------------------------------------------------------
+const scenarioRows: ScenarioRow[] = [];
+const byScenario = (name: string) => targets.filter((t) => t.scenario === name);
+function row(name: string, description: string, skipped: string | null): void {
+  if (skipped !== null) {
+    scenarioRows.push({ name, status: 'skipped', reason: skipped, description });
+    return;
+  }
+  const ts = byScenario(name);
+  const failed = ts.find((t) => t.error !== null);
+  if (failed !== undefined) scenarioRows.push({ name, status: 'failed', reason: `${failed.id}: ${failed.error}`, description });
+  else scenarioRows.push({ name, status: 'ok', reason: null, description });
+}
+const notSelected = (s: string) => (want(s) ? null : 'not selected (--only)');
+row('direct', 'load generator straight at the upstream (ceiling)', notSelected('direct'));
+row('node-proxy', 'peer: node:http + undici, the floor of any Node gateway', notSelected('node-proxy'));
+row('fastify', 'peer: fastify + @fastify/http-proxy', notSelected('fastify'));
+row('fastify-onsend', "peer: fastify + @fastify/http-proxy + an onSend hook doing the header plugin's work", notSelected('fastify-onsend'));
+row('nginx', 'peer: nginx proxy_pass', nginxPath === null ? 'nginx is not on the PATH' : notSelected('nginx'));
+row('proxy-0', 'the gateway with no plugins', notSelected('proxy-0'));
+for (const n of [1, 5, 10]) row(`plugins-${n}`, `a chain of ${n} header plugin${n > 1 ? 's' : ''} (access + headerFilter)`, notSelected(`plugins-${n}`));
+row('body-filter', 'one plugin rewriting a 64 KB streamed response body', notSelected('body-filter'));
+row('tenants-1000', `${F.tenants} tenants, each its own plugin instance and isolate`, notSelected('tenants-1000'));
+if (!runCold) scenarioRows.push({ name: 'cold-start', status: 'skipped', reason: 'not selected (--only)', description: 'first request of a tenant whose isolate does not exist yet' });
+else scenarioRows.push({ name: 'cold-start', status: coldError === null ? 'ok' : 'failed', reason: coldError, description: 'first request of a tenant whose isolate does not exist yet' });
+row('noisy-neighbour', "tenant B alone, then while tenant A's plugin hits its CPU limit on every request", notSelected('noisy-neighbour'));
+row('multi-core', 'proxy-0 and plugins-5 with 1 worker and one per core (not pinned)', workersSupported ? notSelected('multi-core') : 'skipped: gateway has no --workers yet');
+
+const data: RunData = {
+  flags: F,
+  startedAt: new Date(t0).toISOString(),
+  elapsedS: (Date.now() - t0) / 1000,
+  machine: machineInfo(allowed),
+  loadGenerator: { tool, threads, connections: F.connections, cpus: loadCpus },
+  pinning: {
+    taskset: HAS_TASKSET,
+    gatewayCpus: gwCpus,
+    loadAndUpstreamCpus: loadCpus,
+    note: pinning
+      ? `Every server under test (Isogate and peers) runs pinned to CPU ${gwCpus!.join(',')}; the load generator, the upstream and the harness run on CPU ${loadCpus!.join(',')}. Servers not being measured are frozen (SIGSTOP). Multi-core runs are not pinned: the load generator shares the cores with the workers.`
+      : 'Not pinned (taskset missing or a single core): the load generator competes with the server under test.',
+  },
+  workersSupported,
+  loadAvg: { start: loadAvgAtStart, end: loadAvg() },
+  targets,
+  cold: coldRounds,
+  scenarios: scenarioRows,
+  outDir,
+};
+const { headline } = writeReport(data, { latest: F.latest });
+process.stderr.write(`\n${headline}\n\nreport: ${join(outDir, 'report.md')}  (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
+process.exit(0);
