@@ -36,11 +36,13 @@ export type SandboxEvents = {
 type Live = {
   isolate: ivm.Isolate;
   context: ivm.Context;
-  run: ivm.Reference<(...args: unknown[]) => { s?: string; c?: string }>;
-  runBatch: ivm.Reference<(...args: unknown[]) => { s?: string }>;
+  run: ivm.Reference<(...args: unknown[]) => string | undefined>;
+  collect: ivm.Reference<() => string | undefined>;
+  runBatch: ivm.Reference<(...args: unknown[]) => string | undefined>;
 };
 
-const COPY = { arguments: { copy: true }, result: { copy: true } } as const;
+/** Only the log batch passes a structure in; a phase call passes numbers and strings, which cross without a copy step. */
+const COPY_ARGS = { arguments: { copy: true } } as const;
 const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return']);
 const CALL_SLACK_MS = 20;
 
@@ -157,6 +159,7 @@ export class TenantSandbox {
         isolate,
         context,
         run: api.getSync('run', { reference: true }) as Live['run'],
+        collect: api.getSync('collect', { reference: true }) as Live['collect'],
         runBatch: api.getSync('runBatch', { reference: true }) as Live['runBatch'],
       };
       load.release();
@@ -231,10 +234,12 @@ export class TenantSandbox {
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.callDeadline[0] = Date.now() + (this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS);
-    let out: { s?: unknown; c?: unknown };
+    let out: unknown;
     beacon.enter(this.slot);
     try {
-      out = live.run.applySync(undefined, skip === undefined ? [chainId, phase, reqJson, phaseJson, ctxJson] : [chainId, phase, reqJson, phaseJson, ctxJson, [...skip]], COPY);
+      out = live.run.applySync(undefined, [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(',')]);
+      // A chain that awaited finished in the microtasks after the call: fetch its result.
+      if (out === undefined) out = live.collect.applySync(undefined, []);
     } catch (err) {
       cells.callDeadline[0] = 0;
       beacon.leave();
@@ -275,10 +280,11 @@ export class TenantSandbox {
     let budget = 0;
     for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
     cells.callDeadline[0] = Date.now() + budget + CALL_SLACK_MS;
-    let out: { s?: unknown };
+    let out: unknown;
     beacon.enter(this.slot);
     try {
-      out = live.runBatch.applySync(undefined, [items], COPY);
+      out = live.runBatch.applySync(undefined, [items], COPY_ARGS);
+      if (out === undefined) out = live.collect.applySync(undefined, []);
     } catch (err) {
       cells.callDeadline[0] = 0;
       beacon.leave();
@@ -287,7 +293,7 @@ export class TenantSandbox {
     }
     cells.callDeadline[0] = 0;
     beacon.leave();
-    const s = out?.s;
+    const s = out;
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));
     let parts: unknown;
@@ -332,21 +338,22 @@ export class TenantSandbox {
     this.#events.onIsolateDisposed?.(this.tenant, reason);
   }
 
-  #decode(out: { s?: unknown; c?: unknown }): RunResult {
-    const s = out?.s;
+  /** Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON. */
+  #decode(out: unknown): RunResult {
     const current = this.#cells.current[0];
-    if (typeof s !== 'string') {
-      if (s === undefined) return failed('wall', current, 'a promise of the handler never settled');
+    if (typeof out !== 'string') {
+      if (out === undefined) return failed('wall', current, 'a promise of the handler never settled');
       return failed('bad_return', current, 'result is not a string');
     }
-    if (s.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${s.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
+    if (out.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${out.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
+    const nl = out.indexOf('\n');
     let parsed: unknown;
     try {
-      parsed = JSON.parse(s);
+      parsed = JSON.parse(nl < 0 ? out : out.slice(0, nl));
     } catch {
       return failed('bad_return', current, 'result is not JSON');
     }
-    return this.#decodeParsed(parsed, out.c);
+    return this.#decodeParsed(parsed, nl < 0 ? '' : out.slice(nl + 1));
   }
 
   #decodeParsed(parsed: unknown, ctx: unknown): RunResult {

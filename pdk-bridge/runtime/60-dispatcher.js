@@ -134,7 +134,11 @@ function encodeValue(v) {
   }
 }
 
-/** Encodes the call's result: [ops, faults] as JSON, and pdk.ctx.shared as JSON ('' when unused). */
+/**
+ * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
+ * pdk.ctx.shared as JSON ('' when unused). JSON never holds a raw newline, so the host
+ * splits at the first one.
+ */
 function encode(faults, out) {
   $deadline[0] = 0;
   let ctx = '';
@@ -147,9 +151,10 @@ function encode(faults, out) {
     }
     if (typeof ctx !== 'string') ctx = '';
   }
-  out.c = ctx;
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']';
+  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx;
 }
+
+let pending = null; // the out of a call whose chain awaited: collect() hands it over
 
 const api = $create(null);
 
@@ -194,20 +199,41 @@ api.setup = function (programJson) {
   $current[0] = -1;
 };
 
-/** One phase of one chain. Returns { s, c }: s the JSON result (undefined while pending), c the ctx JSON. */
+/**
+ * One phase of one chain. Returns the encoded result (see encode) when the chain finished
+ * synchronously, the common case: a plain string crosses cheapest. When a handler awaited,
+ * the chain finishes in the microtasks the isolate runs after this call; it returns
+ * undefined and the host asks collect() for the result. `skip` is '' or instance indexes
+ * joined by ','.
+ */
 api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip) {
   const out = $create(null);
   out.s = undefined;
-  out.c = '';
   const seq = begin(ph, reqJson, phaseJson, ctxJson);
-  step(seq, ph, chains[chainId][ph], 0, skip === undefined ? null : skip, list(), (faults) => encode(faults, out));
-  return out;
+  pending = out;
+  step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
+  return out.s;
 };
 
-/** Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson]. */
+/** The result of the last call that returned undefined; undefined if its chain never settled. */
+api.collect = function () {
+  const out = pending;
+  pending = null;
+  return out === null ? undefined : out.s;
+};
+
+function parseSkip(text) {
+  const parts = $apply($split, text, [',']);
+  const out = list();
+  for (let i = 0; i < parts.length; i++) out[i] = +parts[i];
+  return out;
+}
+
+/** Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson]. Returns as run does. */
 api.runBatch = function (items) {
   const out = $create(null);
   out.s = undefined;
+  pending = out;
   let results = '';
   const next = (k) => {
     if (k === items.length) { out.s = '[' + results + ']'; return; }
@@ -216,12 +242,13 @@ api.runBatch = function (items) {
     step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
       const r = $create(null);
       encode(faults, r);
-      results += (k === 0 ? '' : ',') + r.s;
+      const s = r.s;
+      results += (k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
       next(k + 1);
     });
   };
   next(0);
-  return out;
+  return out.s;
 };
 
 return api;
