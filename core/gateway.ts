@@ -131,7 +131,15 @@ export class Gateway {
     const compiled = await compileConfig(input, file);
     const gw = new Gateway(options, compiled, logger);
     gw.#options = options;
-    if (options.deferListen !== true) await gw.listen();
+    if (options.deferListen !== true) {
+      try {
+        await gw.listen();
+      } catch (err) {
+        // Stop the watchdog before anyone exits: isolated-vm crashes a process that exits while it runs.
+        await gw.stop(0);
+        throw err;
+      }
+    }
     if (options.watch === true) gw.#watch();
     return gw;
   }
@@ -318,6 +326,7 @@ export class Gateway {
         const part = entries.slice(i, i + LOG_BATCH_MAX);
         this.#pool.touch(sb);
         const results = sb.runBatch(part.map((e) => e.item));
+        sb.budget.charge(sb.lastCallMs);
         results.forEach((r, k) => {
           const route = part[k].route;
           for (const f of r.faults) recordFault(this.#ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);

@@ -92,7 +92,7 @@ export function runPhase(
     const t0 = performance.now();
     const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip);
     const t1 = performance.now();
-    sandbox.budget.charge(t1 - t0, t1);
+    sandbox.budget.charge(sandbox.lastCallMs, t1);
     route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
     let retry = false;
     for (const f of r.faults) {

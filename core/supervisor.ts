@@ -45,7 +45,8 @@ type WorkerState = {
   pid: number;
   ready: boolean;
   startedAt: number;
-  lastPong: number;
+  /** When the oldest ping still unanswered was sent (0: none outstanding). */
+  unansweredSince: number;
   /** Sandbox slot -> tenant and instances, as the worker reported them. */
   slots: Map<number, { tenant: string; instances: { id: string; key: string }[] }>;
   cgroup: string | null;
@@ -144,7 +145,7 @@ export class Supervisor {
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
-      worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), lastPong: Date.now(),
+      worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), unansweredSince: 0,
       slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false,
     };
     state.cgroup = this.#cgroupFor(state);
@@ -158,13 +159,12 @@ export class Supervisor {
     switch (m.t) {
       case 'spare':
         w.loaded = true;
-        w.lastPong = Date.now();
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         this.log.debug({ pid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
         break;
       case 'ready':
         w.ready = true;
-        w.lastPong = Date.now();
+        w.unansweredSince = 0;
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         this.log.info({ worker: w.index, pid: m.pid, ms: Date.now() - w.startedAt }, 'worker ready');
         this.#resolveFirstReady();
@@ -174,7 +174,7 @@ export class Supervisor {
         this.#rejectFirstReady(new Error(m.error));
         break;
       case 'pong':
-        w.lastPong = Date.now();
+        w.unansweredSince = 0;
         break;
       case 'sandbox':
         w.slots.set(m.slot, { tenant: m.tenant, instances: m.instances });
@@ -258,14 +258,22 @@ export class Supervisor {
     }, delay).unref();
   }
 
+  #lastTick = Date.now();
+
   #health(): void {
-    const { healthTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
+    const { healthIntervalMs, healthTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
     const now = Date.now();
+    // If the supervisor itself was held up (a stalled machine, a debugger), the workers'
+    // silence says nothing about them: judge nobody this tick, ping again.
+    const stalled = now - this.#lastTick > 2 * healthIntervalMs + 100;
+    this.#lastTick = now;
     const seq = ++this.#pingSeq;
     for (const w of this.#all()) {
       if (!w.worker.isConnected() || w.endedBy !== null) continue;
-      if ((w.ready || w.loaded) && now - w.lastPong > healthTimeoutMs) {
-        this.#end(w, 'wedged', `no answer to pings for ${now - w.lastPong} ms`);
+      if (stalled) {
+        w.unansweredSince = 0;
+      } else if ((w.ready || w.loaded) && w.unansweredSince !== 0 && now - w.unansweredSince > healthTimeoutMs) {
+        this.#end(w, 'wedged', `no answer to pings for ${now - w.unansweredSince} ms`);
         continue;
       }
       const rss = rssMb(w.pid);
@@ -273,7 +281,10 @@ export class Supervisor {
         this.#end(w, 'memory', `resident memory ${rss} MB is above workerMemoryMb ${workerMemoryMb}`);
         continue;
       }
-      if (w.ready || w.loaded) w.worker.send({ t: 'ping', seq } satisfies ToWorker);
+      if (w.ready || w.loaded) {
+        if (w.unansweredSince === 0) w.unansweredSince = now;
+        w.worker.send({ t: 'ping', seq } satisfies ToWorker);
+      }
     }
   }
 
@@ -365,7 +376,13 @@ export class Supervisor {
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       config: first.config,
       counts: first.counts,
-      workers: { size: this.size, ready: [...this.#workers.values()].filter((w) => w.ready).length, status: workers },
+      workers: {
+        size: this.size,
+        ready: [...this.#workers.values()].filter((w) => w.ready).length,
+        // The hot spare that takes over when a worker dies: loaded and waiting, or not yet.
+        spareReady: this.#spare !== null && this.#spare.loaded,
+        status: workers,
+      },
       quarantined: [...this.#quarantined.values()],
     };
   }

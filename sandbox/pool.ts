@@ -2,20 +2,27 @@ import { LRUCache } from 'lru-cache';
 import type { TenantSandbox } from './tenant-sandbox.ts';
 
 /**
- * Bounds the live isolates: at most `maxIsolates`, their heap limits adding up to at most
- * `maxTotalHeapMb` (the worst case each may grow to), and none idle longer than
- * `idleTimeoutMs`. An evicted sandbox only loses its isolate; its next request creates a
- * new one (a cold start).
+ * Bounds the live isolates: at most `maxIsolates`, their heaps adding up to at most
+ * `maxTotalHeapMb` (measured every few seconds, least recently used evicted first), and
+ * none idle longer than `idleTimeoutMs`. An evicted sandbox only loses its isolate; its
+ * next request creates a new one (a cold start). Each isolate's own limit bounds how far
+ * one can grow between two measurements.
  */
 export class IsolatePool {
   #lru: LRUCache<TenantSandbox, true>;
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(maxIsolates: number, idleTimeoutMs: number, maxTotalHeapMb = Number.MAX_SAFE_INTEGER) {
+  #heapTimer: NodeJS.Timeout | null = null;
+  readonly maxTotalHeapBytes: number;
+
+  constructor(maxIsolates: number, idleTimeoutMs: number, maxTotalHeapMb = Number.MAX_SAFE_INTEGER, heapCheckMs = 5_000) {
+    this.maxTotalHeapBytes = maxTotalHeapMb * 1024 * 1024;
+    if (maxTotalHeapMb < Number.MAX_SAFE_INTEGER) {
+      this.#heapTimer = setInterval(() => this.enforceHeapBound(), heapCheckMs);
+      this.#heapTimer.unref();
+    }
     this.#lru = new LRUCache<TenantSandbox, true>({
       max: maxIsolates,
-      maxSize: maxTotalHeapMb,
-      sizeCalculation: (_v, sandbox) => Math.min(sandbox.program.memoryMb, maxTotalHeapMb),
       ttl: idleTimeoutMs > 0 ? idleTimeoutMs : undefined,
       updateAgeOnGet: true,
       dispose: (_v, sandbox, reason) => {
@@ -33,6 +40,30 @@ export class IsolatePool {
     if (this.#lru.get(sandbox) === undefined) this.#lru.set(sandbox, true);
   }
 
+  /** Disposes least recently used isolates until the live heaps fit the bound; returns how many. */
+  enforceHeapBound(): number {
+    let total = 0;
+    const used = new Map<TenantSandbox, number>();
+    for (const sb of this.#lru.keys()) {
+      const h = sb.heap();
+      if (h === null) continue;
+      used.set(sb, h.used + h.external);
+      total += h.used + h.external;
+    }
+    let evicted = 0;
+    // rkeys(): least recently used first
+    for (const sb of [...this.#lru.rkeys()]) {
+      if (total <= this.maxTotalHeapBytes) break;
+      const bytes = used.get(sb);
+      if (bytes === undefined) continue;
+      this.#lru.delete(sb);
+      sb.release('pool heap bound');
+      total -= bytes;
+      evicted++;
+    }
+    return evicted;
+  }
+
   forget(sandbox: TenantSandbox): void {
     this.#lru.delete(sandbox);
   }
@@ -47,6 +78,7 @@ export class IsolatePool {
 
   close(): void {
     if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#heapTimer !== null) clearInterval(this.#heapTimer);
     this.#lru.clear();
   }
 }

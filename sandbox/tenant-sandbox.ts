@@ -36,6 +36,8 @@ export type SandboxEvents = {
 type Live = {
   isolate: ivm.Isolate;
   context: ivm.Context;
+  /** Its id in the watchdog. */
+  watchId: number;
   run: ivm.Reference<(...args: unknown[]) => string | undefined>;
   collect: ivm.Reference<() => string | undefined>;
   runBatch: ivm.Reference<(...args: unknown[]) => string | undefined>;
@@ -70,6 +72,14 @@ export class TenantSandbox {
   /** Per chain and phase: the call deadline budget (sum of the chain's CPU limits). */
   #budgets: Map<number, number>[];
   #disposed = false;
+  /**
+   * Milliseconds the last call cost the tenant: the isolate's own CPU time for the call
+   * (not inflated when the gateway's core is contended), or the call's wall time when the
+   * isolate did not survive it. Charged to the tenant's CPU budget.
+   */
+  lastCallMs = 0;
+  /** The live isolate's cpuTime after the previous call. */
+  #cpuMark = 0n;
   /** Plugin index -> why its module could not load (kept for the sandbox's life). */
   #broken = new Map<number, Fault>();
   /** Call deadline for creating the isolate: every plugin's CPU limit, plus slack. */
@@ -123,8 +133,9 @@ export class TenantSandbox {
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.pluginDeadline[0] = 0;
-    this.#watchdog.watch(isolate, cells);
+    const watchId = this.#watchdog.watch(isolate, cells);
     cells.callDeadline[0] = Date.now() + this.#loadBudgetMs;
+    this.#watchdog.enter(watchId);
     beacon.enter(this.slot);
     try {
       const attach = api.getSync('attach', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
@@ -158,6 +169,7 @@ export class TenantSandbox {
       const next: Live = {
         isolate,
         context,
+        watchId,
         run: api.getSync('run', { reference: true }) as Live['run'],
         collect: api.getSync('collect', { reference: true }) as Live['collect'],
         runBatch: api.getSync('runBatch', { reference: true }) as Live['runBatch'],
@@ -166,6 +178,7 @@ export class TenantSandbox {
       setup.release();
       api.release();
       this.#live = next;
+      this.#cpuMark = 0n; // a new isolate: its module loading is charged with its first call
       events.onIsolateCreated?.(tenant, performance.now() - t0);
       return next;
     } catch (err) {
@@ -173,8 +186,15 @@ export class TenantSandbox {
       throw err;
     } finally {
       cells.callDeadline[0] = 0;
+      this.#watchdog.leave();
       beacon.leave();
     }
+  }
+
+  #chargeCpu(live: Live): void {
+    const now = live.isolate.cpuTime;
+    this.lastCallMs = Number(now - this.#cpuMark) / 1e6;
+    this.#cpuMark = now;
   }
 
   /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
@@ -219,10 +239,13 @@ export class TenantSandbox {
    */
   run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[]): RunResult {
     let skip = skipIn;
+    const began = performance.now();
+    this.lastCallMs = 0;
     let live: Live;
     try {
       live = this.#ensureRetrying();
     } catch (err) {
+      this.lastCallMs = performance.now() - began;
       return this.#loadFailed(err);
     }
     if (this.#broken.size > 0) {
@@ -235,6 +258,8 @@ export class TenantSandbox {
     cells.current[0] = -1;
     cells.callDeadline[0] = Date.now() + (this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS);
     let out: unknown;
+    const started = performance.now();
+    this.#watchdog.enter(live.watchId);
     beacon.enter(this.slot);
     try {
       out = live.run.applySync(undefined, [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(',')]);
@@ -242,11 +267,15 @@ export class TenantSandbox {
       if (out === undefined) out = live.collect.applySync(undefined, []);
     } catch (err) {
       cells.callDeadline[0] = 0;
+      this.#watchdog.leave();
       beacon.leave();
+      this.lastCallMs = performance.now() - started;
       return this.#crashed(err);
     }
     cells.callDeadline[0] = 0;
+    this.#watchdog.leave();
     beacon.leave();
+    this.#chargeCpu(live);
     const r = this.#decode(out);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
@@ -256,10 +285,13 @@ export class TenantSandbox {
 
   /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
   runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+    const began = performance.now();
+    this.lastCallMs = 0;
     let live: Live;
     try {
       live = this.#ensureRetrying();
     } catch (err) {
+      this.lastCallMs = performance.now() - began;
       const r = this.#loadFailed(err);
       return items.map(() => r);
     }
@@ -281,18 +313,24 @@ export class TenantSandbox {
     for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
     cells.callDeadline[0] = Date.now() + budget + CALL_SLACK_MS;
     let out: unknown;
+    const started = performance.now();
+    this.#watchdog.enter(live.watchId);
     beacon.enter(this.slot);
     try {
       out = live.runBatch.applySync(undefined, [items], COPY_ARGS);
       if (out === undefined) out = live.collect.applySync(undefined, []);
     } catch (err) {
       cells.callDeadline[0] = 0;
+      this.#watchdog.leave();
       beacon.leave();
+      this.lastCallMs = performance.now() - started;
       const r = this.#crashed(err);
       return items.map(() => r);
     }
     cells.callDeadline[0] = 0;
+    this.#watchdog.leave();
     beacon.leave();
+    this.#chargeCpu(live);
     const s = out;
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));

@@ -41,36 +41,45 @@ export function createWatchCells(): WatchCells {
   };
 }
 
+// ctl[0]: generation (a new loop replaces the old), ctl[1]: id of the isolate in a call
+// right now, or -1. Calls are synchronous on the gateway's one thread, so at most one
+// isolate is in a call at a time: each wake checks that one, and only every ~100 ms the
+// others (in case a call ever runs elsewhere) while dropping disposed ones.
 const LOOP = `
 const ctl = new Int32Array(control);
-const targets = [];
-globalThis.watch = function (generation, isolate, hostCells, pluginCells, pollMs) {
+const targets = new Map();
+let wakes = 0;
+function check(t, now) {
+  const call = t.call[0];
+  if (call === 0) return;
+  const plugin = t.plugin[0];
+  const reason = now > call ? 1 : plugin !== 0 && now > plugin ? 2 : 0;
+  if (reason !== 0) {
+    t.killed[0] = reason;
+    t.call[0] = 0;
+    try { t.isolate.dispose(); } catch {}
+  }
+}
+globalThis.watch = function (generation, id, isolate, hostCells, pluginCells, pollMs) {
   if (isolate !== undefined) {
-    targets.push({ isolate, call: new Float64Array(hostCells, 0, 1), killed: new Int32Array(hostCells, 8, 1),
+    targets.set(id, { isolate, call: new Float64Array(hostCells, 0, 1), killed: new Int32Array(hostCells, 8, 1),
       plugin: new Float64Array(pluginCells, 0, 1) });
   }
+  const sweepEvery = Math.max(1, Math.round(100 / pollMs));
   // A loop queued behind another restart finds its generation stale and returns at once.
   while (Atomics.load(ctl, 0) === generation) {
     Atomics.wait(ctl, 0, generation, pollMs);
     const now = Date.now();
-    let live = 0;
-    for (let i = 0; i < targets.length; i++) {
-      const t = targets[i];
-      if (t.isolate.isDisposed) continue;
-      targets[live++] = t;
-      const call = t.call[0];
-      if (call === 0) continue;
-      const plugin = t.plugin[0];
-      const reason = now > call ? 1 : plugin !== 0 && now > plugin ? 2 : 0;
-      if (reason !== 0) {
-        t.killed[0] = reason;
-        t.call[0] = 0;
-        try { t.isolate.dispose(); } catch {}
+    const active = targets.get(Atomics.load(ctl, 1));
+    if (active !== undefined) check(active, now);
+    if (++wakes % sweepEvery === 0) {
+      for (const [key, t] of targets) {
+        if (t.isolate.isDisposed) targets.delete(key);
+        else check(t, now);
       }
     }
-    targets.length = live;
   }
-  return targets.length;
+  return targets.size;
 };
 `;
 
@@ -78,7 +87,8 @@ export class Watchdog {
   readonly pollMs: number;
   #isolate: ivm.Isolate;
   #watch: ivm.Reference<(...args: ivm.Transferable[]) => number>;
-  #control = new Int32Array(new SharedArrayBuffer(4));
+  #control = new Int32Array(new SharedArrayBuffer(8));
+  #nextId = 0;
   #running: Promise<unknown> = Promise.resolve();
   #stopped = false;
 
@@ -89,24 +99,40 @@ export class Watchdog {
     ctx.global.setSync('control', new ivm.ExternalCopy(this.#control.buffer).copyInto({ release: true }));
     ctx.evalSync(LOOP);
     this.#watch = ctx.global.getSync('watch', { reference: true });
-    this.#restart(undefined, undefined);
+    this.#control[1] = -1;
+    this.#restart(-1, undefined, undefined);
   }
 
-  /** Starts watching `isolate`. The loop restarts with it in well under a millisecond. */
-  watch(isolate: ivm.Isolate, cells: WatchCells): void {
+  /**
+   * Starts watching `isolate`; returns its id for enter(). The loop restarts with it in
+   * well under a millisecond.
+   */
+  watch(isolate: ivm.Isolate, cells: WatchCells): number {
     if (this.#stopped) throw new Error('watchdog stopped');
-    this.#restart(isolate, cells);
+    const id = ++this.#nextId;
+    this.#restart(id, isolate, cells);
+    return id;
   }
 
-  #restart(isolate: ivm.Isolate | undefined, cells: WatchCells | undefined): void {
+  /** The isolate `id` is about to be called (its call deadline armed). */
+  enter(id: number): void {
+    this.#control[1] = id;
+  }
+
+  leave(): void {
+    this.#control[1] = -1;
+  }
+
+  #restart(id: number, isolate: ivm.Isolate | undefined, cells: WatchCells | undefined): void {
     // Bump the generation so the running loop returns, and queue the next one: the
     // isolate runs its tasks in order, so there is no moment without a watchdog.
     const generation = Atomics.add(this.#control, 0, 1) + 1;
     Atomics.notify(this.#control, 0);
     const args: ivm.Transferable[] = isolate === undefined || cells === undefined
-      ? [generation, undefined, undefined, undefined, this.pollMs]
+      ? [generation, id, undefined, undefined, undefined, this.pollMs]
       : [
           generation,
+          id,
           isolate,
           new ivm.ExternalCopy(cells.callDeadline.buffer).copyInto({ release: true }),
           new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true }),

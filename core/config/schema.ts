@@ -89,7 +89,7 @@ export const CONFIG_SCHEMA = {
       properties: {
         maxIsolates: { type: 'integer', minimum: 1, default: 10000, description: 'Live isolates at most; the least recently used is disposed beyond it.' },
         idleTimeoutMs: { type: 'integer', minimum: 0, default: 600000, description: 'An isolate unused this long is disposed (0: never).' },
-        maxTotalHeapMb: { type: 'integer', minimum: 8, default: 8192, description: 'The heap limits of the live isolates add up to at most this (per worker); the least recently used isolates are disposed beyond it.' },
+        maxTotalHeapMb: { type: 'integer', minimum: 8, default: 4096, description: 'Heap used by all live isolates of a worker, at most (measured every 5 s); the least recently used isolates are disposed beyond it.' },
         breaker: { ...breaker, default: {} },
       },
     },

@@ -30,7 +30,8 @@ export type GatewayProcess = {
 
 /**
  * Starts the real CLI (supervisor and workers) as a child process on free ports. The YAML
- * may use ${PORT} and ${ADMIN_PORT}; they are filled in. Resolves once every worker serves.
+ * may use ${PORT} and ${ADMIN_PORT}; they are filled in. Resolves once every worker serves
+ * and the hot spare is loaded.
  */
 export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = []): Promise<GatewayProcess> {
   const port = await freePort();
@@ -65,7 +66,7 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${out}`);
     try {
       const s = await gp.status();
-      if (s.workers === undefined || s.workers.ready === s.workers.size) return gp;
+      if (s.workers === undefined || (s.workers.ready === s.workers.size && s.workers.spareReady === true)) return gp;
     } catch {
       /* not up yet */
     }
