@@ -26,7 +26,7 @@ const tenantLimits = {
   ...limits,
   properties: {
     ...limits.properties,
-    cpuBudgetMs: { type: 'number', exclusiveMinimum: 0, description: "Sandbox milliseconds per second the tenant's plugins may use (per worker) before its requests are throttled with 503 and Retry-After." },
+    cpuBudgetMs: { type: 'number', exclusiveMinimum: 0, description: "Milliseconds of CPU per second the tenant's isolate may use (per worker) before its requests are throttled with 503 and Retry-After." },
   },
 };
 const breaker = {
