@@ -26,6 +26,9 @@ export type Blank = {
   onCatastrophicError: (message: string) => void;
 };
 
+/** How long after a take the pool makes the next blank isolate. */
+const REFILL_DELAY_MS = 2;
+
 export function createBlank(memoryMb: number): Blank {
   const holder = { onCatastrophicError: (_message: string) => {} };
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
@@ -33,6 +36,10 @@ export function createBlank(memoryMb: number): Blank {
     const context = isolate.createContextSync();
     const api = isolate.compileScriptSync(RUNTIME_SOURCE, { filename: 'isogate:runtime' })
       .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
+    // Compile the runtime's hot paths now, not in the tenant's first request.
+    const exercise = api.getSync('exercise', { reference: true }) as ivm.Reference<() => void>;
+    exercise.applySync(undefined, [], { timeout: 1000 });
+    exercise.release();
     return Object.assign(holder, { isolate, context, api, memoryMb }) as Blank;
   } catch (err) {
     isolate.dispose();
@@ -41,9 +48,30 @@ export function createBlank(memoryMb: number): Blank {
 }
 
 /**
+ * As createBlank, but the context, the runtime and its warm-up are made on isolated-vm's
+ * own threads: the gateway's thread only constructs the isolate.
+ */
+export async function createBlankAsync(memoryMb: number): Promise<Blank> {
+  const holder = { onCatastrophicError: (_message: string) => {} };
+  const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
+  try {
+    const context = await isolate.createContext();
+    const script = await isolate.compileScript(RUNTIME_SOURCE, { filename: 'isogate:runtime' });
+    const api = (await script.run(context, { reference: true })) as ivm.Reference<Record<string, unknown>>;
+    const exercise = (await api.get('exercise', { reference: true })) as ivm.Reference<() => void>;
+    await exercise.apply(undefined, [], { timeout: 1000 });
+    exercise.release();
+    return Object.assign(holder, { isolate, context, api, memoryMb }) as Blank;
+  } catch (err) {
+    if (!isolate.isDisposed) isolate.dispose();
+    throw err;
+  }
+}
+
+/**
  * A few blank isolates kept ready per heap size, so that a tenant's cold start only loads
- * its plugins. Refilled one at a time on later turns of the event loop, never while a
- * request waits.
+ * its plugins. Refilled one at a time, off the gateway's thread (createBlankAsync); a
+ * burst of cold starts that empties the pool makes its own, as without the pool.
  */
 export class WarmIsolates {
   readonly perSize: number;
@@ -67,19 +95,27 @@ export class WarmIsolates {
   #scheduleRefill(): void {
     if (this.#refilling || this.#closed || this.perSize === 0) return;
     this.#refilling = true;
-    setImmediate(this.#refillOne);
+    setTimeout(this.#refillOne, REFILL_DELAY_MS).unref();
   }
 
   #refillOne = (): void => {
-    this.#refilling = false;
-    if (this.#closed) return;
     for (const [size, list] of this.#ready) {
-      if (list.length < this.perSize) {
-        list.push(createBlank(size));
-        this.#scheduleRefill();
+      if (list.length < this.perSize && !this.#closed) {
+        createBlankAsync(size).then(
+          (blank) => {
+            if (this.#closed) blank.isolate.dispose();
+            else list.push(blank);
+            this.#refilling = false;
+            this.#scheduleRefill();
+          },
+          () => {
+            this.#refilling = false; // out of memory, say: the next take makes its own
+          },
+        );
         return;
       }
     }
+    this.#refilling = false;
   };
 
   close(): void {
