@@ -324,6 +324,7 @@ export class Gateway {
     for (const [sb, entries] of queue) {
       for (let i = 0; i < entries.length; i += LOG_BATCH_MAX) {
         const part = entries.slice(i, i + LOG_BATCH_MAX);
+        sb.touchedAt = performance.now();
         this.#pool.touch(sb);
         const results = sb.runBatch(part.map((e) => e.item));
         sb.budget.charge(sb.lastCallMs);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { FastCounter, FastHistogram } from './fast-metrics.ts';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const PLUGIN_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5];
@@ -9,26 +10,27 @@ const PLUGIN_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0
  */
 export class Metrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'tenant' | 'route' | 'status'>;
-  readonly requestDuration: Histogram<'tenant' | 'route'>;
-  readonly upstreamDuration: Histogram<'tenant' | 'route'>;
-  readonly pluginDuration: Histogram<'tenant' | 'plugins' | 'phase'>;
+  /** Per request: the fast kinds (core/fast-metrics.ts). */
+  readonly requests: FastCounter;
+  readonly requestDuration: FastHistogram;
+  readonly upstreamDuration: FastHistogram;
+  readonly pluginDuration: FastHistogram;
   readonly pluginFailures: Counter<'tenant' | 'plugin' | 'reason'>;
   readonly isolates: Gauge;
   readonly isolateHeap: Gauge;
   readonly isolateCreated: Counter<'tenant'>;
   readonly coldStart: Histogram;
   readonly configReloads: Counter<'result'>;
-  readonly throttled: Counter<'tenant'>;
+  readonly throttled: FastCounter;
   readonly instanceState: Gauge<'tenant' | 'instance' | 'state'>;
   #instanceStates: () => { tenant: string; instance: string; state: string }[] = () => [];
 
   constructor(live: { isolates(): number; heapBytes(): number }) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'isogate_requests_total', help: 'Requests by tenant, route and status sent to the client.', labelNames: ['tenant', 'route', 'status'], registers });
-    this.requestDuration = new Histogram({ name: 'isogate_request_duration_seconds', help: 'Time from request to the last byte of the response.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
-    this.upstreamDuration = new Histogram({ name: 'isogate_upstream_duration_seconds', help: 'Time from sending the request upstream to its response headers.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
-    this.pluginDuration = new Histogram({
+    this.requests = new FastCounter({ name: 'isogate_requests_total', help: 'Requests by tenant, route and status sent to the client.', labelNames: ['tenant', 'route', 'status'], registers });
+    this.requestDuration = new FastHistogram({ name: 'isogate_request_duration_seconds', help: 'Time from request to the last byte of the response.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
+    this.upstreamDuration = new FastHistogram({ name: 'isogate_upstream_duration_seconds', help: 'Time from sending the request upstream to its response headers.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
+    this.pluginDuration = new FastHistogram({
       name: 'isogate_plugin_call_duration_seconds',
       help: 'Wall time of one sandbox call running a chain for one phase. "plugins" names the chain (one plugin, or several joined by "+": a chain runs in one call).',
       labelNames: ['tenant', 'plugins', 'phase'],
@@ -40,7 +42,7 @@ export class Metrics {
     this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by all live plugin isolates.', registers, collect() { this.set(live.heapBytes()); } });
     this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
     this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
-    this.throttled = new Counter({ name: 'isogate_tenant_throttled_total', help: 'Requests refused because their tenant spent its CPU budget.', labelNames: ['tenant'], registers });
+    this.throttled = new FastCounter({ name: 'isogate_tenant_throttled_total', help: 'Requests refused because their tenant spent its CPU budget.', labelNames: ['tenant'], registers });
     this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers });
     const states = () => this.#instanceStates();
     this.instanceState = new Gauge({

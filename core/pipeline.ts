@@ -88,8 +88,11 @@ export function runPhase(
     }
   }
   for (;;) {
-    ctx.pool.touch(sandbox);
     const t0 = performance.now();
+    if (t0 - sandbox.touchedAt > 1000) {
+      sandbox.touchedAt = t0;
+      ctx.pool.touch(sandbox);
+    }
     const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);

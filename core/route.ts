@@ -1,12 +1,12 @@
-import type { Counter, Histogram } from 'prom-client';
+import type { FastCounterChild, FastHistogramChild } from './fast-metrics.ts';
 import type { Pool } from 'undici';
 import type { InstanceInfo, RouteSpec, ServiceSpec } from './config/compile.ts';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import type { LogSink } from '../pdk-bridge/host/ops.ts';
 
-type HistogramChild = ReturnType<Histogram<string>['labels']>;
-type CounterChild = ReturnType<Counter<string>['labels']>;
+type HistogramChild = FastHistogramChild;
+type CounterChild = FastCounterChild;
 
 /**
  * A route with everything a request needs already resolved: its upstream pool, its

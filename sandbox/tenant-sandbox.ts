@@ -119,8 +119,10 @@ export class TenantSandbox {
    * crash beacon names the plugin if the process dies or wedges meanwhile.
    */
   #ensure(): Live {
+    // #live is cleared whenever its isolate is disposed (#drop): no native isDisposed
+    // check per call (it costs more than the rest of this function).
     const live = this.#live;
-    if (live !== null && !live.isolate.isDisposed) return live;
+    if (live !== null) return live;
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.tenant} was disposed`);
     const t0 = performance.now();
     const tenant = this.tenant;
@@ -196,6 +198,9 @@ export class TenantSandbox {
     this.lastCallMs = Number(now - this.#cpuMark) / 1e6;
     this.#cpuMark = now;
   }
+
+  /** When the isolate pool was last told of a use (the pool needs it about once a second, not per call). */
+  touchedAt = -Infinity;
 
   /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
   #ensureRetrying(): Live {
@@ -372,6 +377,7 @@ export class TenantSandbox {
 
   #drop(live: Live, reason: string): void {
     if (this.#live === live) this.#live = null;
+    this.touchedAt = -Infinity; // the next isolate registers with the pool on its first call
     if (!live.isolate.isDisposed) live.isolate.dispose();
     this.#events.onIsolateDisposed?.(this.tenant, reason);
   }

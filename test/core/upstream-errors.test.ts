@@ -1,7 +1,7 @@
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, parseRawResponse, rawRequest, send, startGateway, startUpstream, waitFor, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { parseRawResponse, rawRequest, send, startGateway, startUpstream, waitFor, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 describe('upstream failures and malformed requests', () => {
   let closedPort: number;
@@ -14,7 +14,9 @@ describe('upstream failures and malformed requests', () => {
   const slowSeen: { url: string; closedEarly: boolean | null }[] = [];
 
   beforeAll(async () => {
-    closedPort = await freePort();
+    // Port 1 (tcpmux): nothing listens there, and unlike a port freed a moment ago no other
+    // test's server can take it meanwhile.
+    closedPort = 1;
     ok = await startUpstream((_req, res) => res.end('fine'));
     slow = await startUpstream((req, res) => {
       const entry = { url: req.url ?? '', closedEarly: null as boolean | null };
