@@ -70,6 +70,7 @@ export function runPhase(
   phaseJson: string,
   state: { ctx: string },
   target: OpTarget,
+  body = '',
 ): RequestFailure | null {
   const sandbox = route.sandbox!;
   const gate = sandbox.gate;
@@ -93,7 +94,7 @@ export function runPhase(
       sandbox.touchedAt = t0;
       ctx.pool.touch(sandbox);
     }
-    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip);
+    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);
     route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
@@ -135,6 +136,7 @@ export function runPhase(
       }
       return { fault, errorId };
     }
+    if (r.body !== null) target.body = r.body;
     return null;
   }
 }

@@ -15,6 +15,8 @@ export type RunResult = {
   readonly faults: readonly Fault[];
   /** pdk.ctx.shared as JSON, '' when empty. */
   readonly ctx: string;
+  /** bodyFilter: the body set by response.setBody, or null. */
+  readonly body: string | null;
   /**
    * True when the call produced nothing usable (the isolate was stopped, or the result was
    * rejected): the faults say why, and no operation of any plugin of the chain survives.
@@ -242,7 +244,7 @@ export class TenantSandbox {
    * Runs one phase of chain `chainId`. Never throws for plugin faults: they come back as
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[]): RunResult {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -267,7 +269,7 @@ export class TenantSandbox {
     this.#watchdog.enter(live.watchId);
     beacon.enter(this.slot);
     try {
-      out = live.run.applySync(undefined, [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(',')]);
+      out = live.run.applySync(undefined, [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
       // A chain that awaited finished in the microtasks after the call: fetch its result.
       if (out === undefined) out = live.collect.applySync(undefined, []);
     } catch (err) {
@@ -389,15 +391,20 @@ export class TenantSandbox {
       if (out === undefined) return failed('wall', current, 'a promise of the handler never settled');
       return failed('bad_return', current, 'result is not a string');
     }
-    if (out.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${out.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
     const nl = out.indexOf('\n');
+    const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
+    const json = nl < 0 ? out : out.slice(0, nl);
+    if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
+    const body = nl2 < 0 ? null : out.slice(nl2 + 1);
+    if (body !== null && body.length > OUTPUT_CAPS.maxBodyBytes) return failed('too_large', current, `body of ${body.length} bytes exceeds ${OUTPUT_CAPS.maxBodyBytes}`);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(nl < 0 ? out : out.slice(0, nl));
+      parsed = JSON.parse(json);
     } catch {
       return failed('bad_return', current, 'result is not JSON');
     }
-    return this.#decodeParsed(parsed, nl < 0 ? '' : out.slice(nl + 1));
+    const r = this.#decodeParsed(parsed, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
+    return body === null || r.aborted ? r : { ...r, body };
   }
 
   #decodeParsed(parsed: unknown, ctx: unknown): RunResult {
@@ -420,7 +427,7 @@ export class TenantSandbox {
       if (ctx.length > OUTPUT_CAPS.maxCtxBytes) return failed('too_large', this.#cells.current[0], `pdk.ctx.shared of ${ctx.length} bytes exceeds ${OUTPUT_CAPS.maxCtxBytes}`);
       ctxJson = ctx;
     }
-    return { ops, faults, ctx: ctxJson, aborted: false };
+    return { ops, faults, ctx: ctxJson, aborted: false, body: null };
   }
 
   /** Heap statistics of the live isolate, or null when none exists. */
@@ -448,5 +455,5 @@ export class TenantSandbox {
 class RetryLoad extends Error {}
 
 function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {
-  return { ops: [], faults: [{ outcome, instance, detail }], ctx: '', aborted: true };
+  return { ops: [], faults: [{ outcome, instance, detail }], ctx: '', aborted: true, body: null };
 }

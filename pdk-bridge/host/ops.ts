@@ -110,8 +110,9 @@ function check(op: unknown, phase: number): string | null {
       return typeof q !== 'string' || q.length > 8192 || BAD_QUERY.test(q) ? 'sq.query: invalid query string' : null;
     }
     case 'rs.body': {
-      const b = op[1];
-      return typeof b !== 'string' || b.length > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
+      // The body text travels after the result (RunResult.body); the operation carries its length.
+      const n = op[1];
+      return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
     }
     case 'exit': {
       const [, status, body, headers] = op;
@@ -181,8 +182,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', (op[1] as string).toLowerCase(), kind === 'rs.clear' ? '' : (op[2] as string)]);
         break;
       case 'rs.body':
-        t.body = op[1] as string;
-        break;
+        break; // applied by the caller from RunResult.body
       case 'exit': {
         const headers = op[3] as string[];
         const hs: string[] = [];

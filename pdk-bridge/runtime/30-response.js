@@ -56,10 +56,11 @@ const pdkResponse = $freeze({
   },
   getHeaders() { checkPhase('response.getHeaders', HAS_RESPONSE); return phaseSnapshot().h; },
   /** bodyFilter only: the whole upstream body as text. */
-  getBody() { checkPhase('response.getBody', BODY_FILTER); return phaseSnapshot().b; },
+  getBody() { checkPhase('response.getBody', BODY_FILTER); return bodyIn; },
   /** bodyFilter only: replaces the body sent to the client. */
   setBody(body) {
     checkPhase('response.setBody', BODY_FILTER);
-    emit(['rs.body', str(body, 'body')]);
+    bodyOut = str(body, 'body');
+    emit(['rs.body', bodyOut.length]); // the text itself follows the result, unescaped
   },
 });

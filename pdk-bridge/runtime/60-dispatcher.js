@@ -104,8 +104,10 @@ function step(seq, ph, chain, k, skip, faults, done) {
   done(faults);
 }
 
-function begin(ph, reqJson, phaseJson, ctxJson) {
+function begin(ph, reqJson, phaseJson, ctxJson, body) {
   phase = ph;
+  bodyIn = typeof body === 'string' ? body : '';
+  bodyOut = null;
   ops = list();
   owner = -1;
   reqRaw = reqJson;
@@ -136,8 +138,9 @@ function encodeValue(v) {
 
 /**
  * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
- * pdk.ctx.shared as JSON ('' when unused). JSON never holds a raw newline, so the host
- * splits at the first one.
+ * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
+ * and the body as it is. JSON never holds a raw newline, so the host splits at the first
+ * two.
  */
 function encode(faults, out) {
   $deadline[0] = 0;
@@ -151,7 +154,7 @@ function encode(faults, out) {
     }
     if (typeof ctx !== 'string') ctx = '';
   }
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx;
+  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
 }
 
 let pending = null; // the out of a call whose chain awaited: collect() hands it over
@@ -206,10 +209,10 @@ api.setup = function (programJson) {
  * undefined and the host asks collect() for the result. `skip` is '' or instance indexes
  * joined by ','.
  */
-api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip) {
+api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body) {
   const out = $create(null);
   out.s = undefined;
-  const seq = begin(ph, reqJson, phaseJson, ctxJson);
+  const seq = begin(ph, reqJson, phaseJson, ctxJson, body);
   pending = out;
   step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
   return out.s;
