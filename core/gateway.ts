@@ -19,7 +19,7 @@ import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
 import { UpstreamPools } from './upstream.ts';
-import { applyOps, type OpTarget } from '../pdk-bridge/host/ops.ts';
+import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
 
 import { VERSION } from './version.ts';
 
@@ -45,7 +45,6 @@ export type GatewayOptions = {
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
 
 const LOG_BATCH_MAX = 256;
-const NO_OPS_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
 
 /**
  * The gateway: listeners, the current config snapshot, the sandboxes and the watchdog.
@@ -331,7 +330,7 @@ export class Gateway {
         results.forEach((r, k) => {
           const route = part[k].route;
           for (const f of r.faults) recordFault(this.#ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
-          const bad = applyOps(r.ops, PHASE.LOG, NO_OPS_TARGET, route.logSinks.get(PHASE.LOG)!);
+          const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
           if (bad !== null) recordFault(this.#ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
         });
       }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
+import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import type { Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
@@ -22,12 +22,10 @@ export function newErrorId(): string {
   return randomBytes(8).toString('hex');
 }
 
-const NO_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
-
 /** Applies only the log lines of a failed call: its other operations must not take effect. */
 function applyLogOps(ops: readonly unknown[], phase: number, route: RuntimeRoute): void {
   const lines = ops.filter((op) => Array.isArray(op) && op[0] === 'log');
-  if (lines.length > 0) applyOps(lines, phase, NO_TARGET, route.logSinks.get(phase)!);
+  if (lines.length > 0) applyOps(lines, phase, LOG_ONLY_TARGET, route.logSinks.get(phase)!);
 }
 
 /** A sink for pdk.log lines of one route and phase, made at config compile time. */

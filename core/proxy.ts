@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
-import { HOP_BY_HOP, dropConnectionListed } from './headers.ts';
+import { HOP_BY_HOP, dropConnectionListed, endToEnd } from './headers.ts';
 import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { normalizePath } from './router/router.ts';
@@ -56,15 +56,6 @@ function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute): Headers {
   out['x-forwarded-proto'] = 'http';
   if (src.host !== undefined) out['x-forwarded-host'] = src.host;
   if (!route.service.preserveHost) out.host = route.service.hostHeader;
-  return out;
-}
-
-function responseHeaders(src: Headers): Headers {
-  const out: Headers = {};
-  for (const name in src) {
-    if (!HOP_BY_HOP.has(name)) out[name] = src[name];
-  }
-  dropConnectionListed(out, src.connection);
   return out;
 }
 
@@ -203,7 +194,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
     route.metrics.upstream.observe((performance.now() - this.upstreamStarted) / 1000);
-    const out = responseHeaders(headers);
+    const out = endToEnd(headers);
     if (route.runsHeaderFilter) {
       const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
       if (failure !== null) {

@@ -1,18 +1,9 @@
 /**
- * Limits, separated as workerd does: what bounds an isolate (its heap) and what bounds one
- * call (CPU time, bytes out). Defaults apply where the config says nothing; ceilings are
- * the operator's caps that no tenant or plugin config may exceed.
+ * Limits: what bounds an isolate (memoryMb, its V8 heap), what bounds one call (cpuMs, and
+ * the bytes out below), what bounds a tenant (cpuBudgetMs of CPU per second). Defaults
+ * apply where the config says nothing; ceilings are the operator's caps that no tenant or
+ * plugin config may exceed.
  */
-export type IsolateLimits = {
-  /** V8 heap limit of the tenant's isolate, in MB (isolated-vm's memoryLimit, minimum 8). */
-  readonly memoryMb: number;
-};
-
-export type CallLimits = {
-  /** CPU time one plugin may use in one phase of one request, in ms. */
-  readonly cpuMs: number;
-};
-
 /** Caps on what one call may hand back to the host, checked before anything is parsed. */
 export const OUTPUT_CAPS = {
   /** Bytes of the JSON result of one call (operations, ctx, faults). */

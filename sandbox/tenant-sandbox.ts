@@ -195,6 +195,39 @@ export class TenantSandbox {
     }
   }
 
+  /**
+   * One guarded call into the live isolate: the call deadline armed for `budgetMs`, the
+   * watchdog and the crash beacon told, then the result of a chain that awaited fetched
+   * (it exists only after the isolate ran its microtasks), and the call's CPU charged.
+   * A call the isolate did not survive comes back as Crashed.
+   */
+  #call(live: Live, budgetMs: number, fn: ivm.Reference<(...args: unknown[]) => string | undefined>, args: unknown[], options?: typeof COPY_ARGS): unknown {
+    const cells = this.#cells;
+    cells.killed[0] = KILL_NONE;
+    cells.current[0] = -1;
+    cells.callDeadline[0] = Date.now() + budgetMs;
+    const started = performance.now();
+    this.#watchdog.enter(live.watchId);
+    beacon.enter(this.slot);
+    let out: unknown;
+    let error: unknown = null;
+    try {
+      out = fn.applySync(undefined, args, options);
+      if (out === undefined) out = live.collect.applySync(undefined, []);
+    } catch (err) {
+      error = err ?? new Error('unknown error');
+    }
+    cells.callDeadline[0] = 0;
+    this.#watchdog.leave();
+    beacon.leave();
+    if (error !== null) {
+      this.lastCallMs = performance.now() - started;
+      return new Crashed(this.#crashed(error));
+    }
+    this.#chargeCpu(live);
+    return out;
+  }
+
   #chargeCpu(live: Live): void {
     const now = live.isolate.cpuTime;
     this.lastCallMs = Number(now - this.#cpuMark) / 1e6;
@@ -260,29 +293,9 @@ export class TenantSandbox {
       if (b.fault !== null) return b.fault;
       skip = b.skip;
     }
-    const cells = this.#cells;
-    cells.killed[0] = KILL_NONE;
-    cells.current[0] = -1;
-    cells.callDeadline[0] = Date.now() + (this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS);
-    let out: unknown;
-    const started = performance.now();
-    this.#watchdog.enter(live.watchId);
-    beacon.enter(this.slot);
-    try {
-      out = live.run.applySync(undefined, [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
-      // A chain that awaited finished in the microtasks after the call: fetch its result.
-      if (out === undefined) out = live.collect.applySync(undefined, []);
-    } catch (err) {
-      cells.callDeadline[0] = 0;
-      this.#watchdog.leave();
-      beacon.leave();
-      this.lastCallMs = performance.now() - started;
-      return this.#crashed(err);
-    }
-    cells.callDeadline[0] = 0;
-    this.#watchdog.leave();
-    beacon.leave();
-    this.#chargeCpu(live);
+    const out = this.#call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
+      [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
+    if (out instanceof Crashed) return out.result;
     const r = this.#decode(out);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
@@ -314,31 +327,10 @@ export class TenantSandbox {
       }
     }
     const cells = this.#cells;
-    cells.killed[0] = KILL_NONE;
-    cells.current[0] = -1;
     let budget = 0;
     for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
-    cells.callDeadline[0] = Date.now() + budget + CALL_SLACK_MS;
-    let out: unknown;
-    const started = performance.now();
-    this.#watchdog.enter(live.watchId);
-    beacon.enter(this.slot);
-    try {
-      out = live.runBatch.applySync(undefined, [items], COPY_ARGS);
-      if (out === undefined) out = live.collect.applySync(undefined, []);
-    } catch (err) {
-      cells.callDeadline[0] = 0;
-      this.#watchdog.leave();
-      beacon.leave();
-      this.lastCallMs = performance.now() - started;
-      const r = this.#crashed(err);
-      return items.map(() => r);
-    }
-    cells.callDeadline[0] = 0;
-    this.#watchdog.leave();
-    beacon.leave();
-    this.#chargeCpu(live);
-    const s = out;
+    const s = this.#call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
+    if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));
     let parts: unknown;
@@ -448,6 +440,14 @@ export class TenantSandbox {
   dispose(): void {
     this.release('disposed');
     this.#disposed = true;
+  }
+}
+
+/** A call the isolate did not survive, and the fault it ends as. */
+class Crashed {
+  readonly result: RunResult;
+  constructor(result: RunResult) {
+    this.result = result;
   }
 }
 

@@ -13,9 +13,8 @@ import ivm from 'isolated-vm';
  * The plugin deadline only counts while the call deadline is armed, so a stale value
  * cannot kill an idle isolate.
  */
+/** killed[0]: 0 while alive; the loop writes 1 (call deadline passed) or 2 (plugin deadline). */
 export const KILL_NONE = 0;
-export const KILL_CALL_DEADLINE = 1;
-export const KILL_PLUGIN_DEADLINE = 2;
 
 /** Host-side cells of one watched isolate. */
 export type WatchCells = {

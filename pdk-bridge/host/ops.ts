@@ -26,6 +26,9 @@ export type OpTarget = {
   body: string | null;
 };
 
+/** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
+export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
+
 export type LogSink = (instance: number, level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
 const B = PHASE;

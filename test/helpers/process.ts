@@ -1,21 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { writeConfig } from './gateway.ts';
+import { freePort, waitFor, writeConfig } from './gateway.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
-
-/** A free TCP port on 127.0.0.1 (bound and released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export type GatewayProcess = {
   child: ChildProcess;
@@ -78,12 +65,9 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
   }
 }
 
-/** Waits until `check` returns true, polling every 25 ms; returns the time it took in ms. */
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
+/** Waits until `check` returns true (test/helpers/gateway.ts waitFor); resolves with the time it took, in ms. */
+export async function msUntil(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<number> {
   const t0 = Date.now();
-  for (;;) {
-    if (await check()) return Date.now() - t0;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitFor(check, timeoutMs, what);
+  return Date.now() - t0;
 }

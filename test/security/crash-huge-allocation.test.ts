@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { echoHandler, startUpstream, type Upstream } from '../helpers/gateway.ts';
-import { spawnGateway, waitFor, type GatewayProcess } from '../helpers/process.ts';
+import { msUntil, spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 
 // One huge allocation overshoots any heap limit in one step and V8 aborts the whole
 // process: no in-process check can stop it. The supervisor must contain it: the worker
@@ -64,7 +64,7 @@ tenants:
     );
     expect(evil).toBe('connection lost');
     const crashedAt = Date.now();
-    const replacedIn = await waitFor(async () => (await gw.status()).workers.ready === 2, 5_000, 'the worker to be replaced');
+    const replacedIn = await msUntil(async () => (await gw.status()).workers.ready === 2, 5_000, 'the worker to be replaced');
     // The measure includes this test's own polling of /status (every 25 ms).
     expect(replacedIn).toBeLessThan(1_000);
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { echoHandler, startUpstream, type Upstream } from '../helpers/gateway.ts';
-import { spawnGateway, waitFor, type GatewayProcess } from '../helpers/process.ts';
+import { msUntil, spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 
 // A worker whose thread is stuck (here: a plugin allowed 1 s of CPU while the supervisor
 // expects an answer to its pings within 300 ms) is alive but serves nothing. The health
@@ -47,7 +47,7 @@ tenants:
     // Killed by the supervisor before the plugin's own 1 s limit ran out.
     expect(evil).toBe('connection lost');
     expect(Date.now() - t0).toBeLessThan(1_000);
-    await waitFor(async () => (await gw.status()).workers.ready === 2, 2_000, 'the worker to be replaced');
+    await msUntil(async () => (await gw.status()).workers.ready === 2, 2_000, 'the worker to be replaced');
     const status = await gw.status();
     expect(status.quarantined).toEqual([expect.objectContaining({ instance: 'evil/spinner@tenant', reason: 'wedged' })]);
     const r = await request(`${gw.url}/evil`);

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { echoHandler, startUpstream, type Upstream } from '../helpers/gateway.ts';
-import { spawnGateway, waitFor, type GatewayProcess } from '../helpers/process.ts';
+import { msUntil, spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 import { plugin } from './helpers.ts';
 
 const EVIL = plugin(`
@@ -51,7 +51,7 @@ tenants:
 
   it('the test runner survives; report what the gateway did', async () => {
     const evil = await get(`${gw.url}/evil`, 5000);
-    const recoverMs = await waitFor(async () => (await get(`${gw.url}/good`, 500)) === 200, 8000, 'the good tenant to be served');
+    const recoverMs = await msUntil(async () => (await get(`${gw.url}/good`, 500)) === 200, 8000, 'the good tenant to be served');
     const status = await gw.status().catch(() => null);
     const restarts = /isogate_worker_restarts_total\{[^}]*\} \d+/g.exec(await gw.metrics().catch(() => ''))?.[0] ?? 'none';
     console.info(`[memory-thrown-cons-string] evil -> ${evil}; good served after ${recoverMs} ms; restarts: ${restarts}; quarantined: ${JSON.stringify(status?.quarantined ?? null)}`);
