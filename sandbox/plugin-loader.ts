@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { build } from 'esbuild';
+import { resolve } from 'node:path';
+import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
 import type { PluginBundle } from './program.ts';
@@ -27,23 +28,47 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   const key = `${entry}\0${st.size}\0${st.mtimeMs}`;
   const cached = bundles.get(key);
   if (cached !== undefined) return cached;
-  const result = await build({
-    entryPoints: [entry],
-    bundle: true,
-    write: false,
-    format: 'iife',
-    globalName: '__isg_exports',
-    platform: 'neutral',
-    target: 'es2023',
-    logLevel: 'silent',
-    legalComments: 'none',
-  });
+  let result: BuildResult<{ write: false }>;
+  try {
+    result = await build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      format: 'iife',
+      globalName: '__isg_exports',
+      platform: 'neutral',
+      target: 'es2023',
+      logLevel: 'silent',
+      legalComments: 'none',
+    });
+  } catch (err) {
+    throw await buildError(err);
+  }
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
   const info = inspect(code, entry);
   bundles.set(key, info);
   return info;
+}
+
+/** A plugin that esbuild could not bundle; the message is esbuild's whole report, over several lines. */
+export class PluginBuildError extends Error {
+  override name = 'PluginBuildError';
+}
+
+/**
+ * esbuild's own rendering of each build error (file:line:column, the source line with a
+ * caret, what is wrong, its notes), with the file made absolute: the plugin author sees
+ * what esbuild would print, not just "Build failed with 1 error".
+ */
+async function buildError(err: unknown): Promise<Error> {
+  const errors = (err as Partial<BuildFailure>).errors;
+  if (!Array.isArray(errors) || errors.length === 0) return err as Error;
+  const located = errors.map((m) => (m.location === null ? m : { ...m, location: { ...m.location, file: resolve(m.location.file) } }));
+  const text = await formatMessages(located, { kind: 'error', color: false });
+  const lines = text.join('').split('\n').filter((l) => l.trim() !== '');
+  return new PluginBuildError(`build failed with ${errors.length} error${errors.length === 1 ? '' : 's'}\n${lines.join('\n')}`);
 }
 
 /**

@@ -5,7 +5,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.ts';
 import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
-import { loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
+import { PluginBuildError, loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
 import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/limits.ts';
 import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
@@ -159,7 +159,7 @@ async function compileTenant(
     try {
       return { p, i, info: await resolvePlugin(p, baseDir, where, errors) };
     } catch (err) {
-      errors.push(`${where}: plugin "${p.name}" could not be loaded: ${(err as Error).message.split('\n')[0]}`);
+      errors.push(`${where}: plugin "${p.name}" could not be loaded: ${loadFailure(err)}`);
       return { p, i, info: null };
     }
   }));
@@ -322,3 +322,8 @@ function checkConflicts(input: ConfigInput, errors: string[]): void {
   });
 }
 
+/** Why a plugin did not load: esbuild's whole report for a build error (file, line, source line), else the first line. */
+function loadFailure(err: unknown): string {
+  const message = (err as Error).message;
+  return err instanceof PluginBuildError ? message.replaceAll('\n', '\n    ') : message.split('\n')[0];
+}

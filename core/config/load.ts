@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { Ajv, type ErrorObject } from 'ajv';
-import { parseDocument } from 'yaml';
+import { parseDocument, type YAMLError } from 'yaml';
 import { ConfigError } from '../errors.ts';
 import { CONFIG_SCHEMA } from './schema.ts';
 import type { ConfigInput } from './types.ts';
@@ -35,12 +35,23 @@ export function describeAjvError(e: ErrorObject): string {
   }
 }
 
+/**
+ * `file:line:col: YAML CODE: what is wrong`, then yaml's excerpt of the lines around it with
+ * a caret, indented under the detail (the excerpt is what makes an indentation slip visible).
+ */
+export function describeYamlError(e: YAMLError, file: string): string {
+  const [head, ...frame] = e.message.split('\n');
+  const what = head.replace(/ at line \d+, column \d+:?$/, '');
+  const pos = e.linePos?.[0];
+  const where = pos === undefined ? file : `${file}:${pos.line}:${pos.col}`;
+  const excerpt = frame.join('\n').replace(/^\n+/, '').trimEnd();
+  return `${where}: YAML ${e.code}: ${what}${excerpt === '' ? '' : `\n    ${excerpt.replaceAll('\n', '\n    ')}`}`;
+}
+
 /** Parses and validates YAML text. Throws ConfigError naming `file` and each bad field. */
 export function parseConfig(text: string, file: string): ConfigInput {
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((e) => `YAML: ${e.message.split('\n')[0]}`));
-  }
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => describeYamlError(e, file)));
   const data = doc.toJS() ?? {};
   if (!validate(data)) {
     const seen = new Set<string>();

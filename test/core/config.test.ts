@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileConfig } from '../../core/config/compile.ts';
 import { loadConfigFile } from '../../core/config/load.ts';
@@ -96,10 +96,19 @@ tenants:
   });
 
   it('reports YAML syntax errors and unreadable files', async () => {
-    const { error } = await configError('tenants: [\n  - name: {');
-    expect(error.details[0]).toMatch(/^YAML: /);
+    const { file, error } = await configError('tenants: [\n  - name: {');
+    expect(error.details[0].startsWith(`${file}:`)).toBe(true);
+    expect(error.details[0]).toMatch(/^.+:\d+:\d+: YAML [A-Z_]+: /);
     const missing = join(ROOT, 'test', 'no-such-config.yaml');
     await expect(loadConfigFile(missing)).rejects.toThrow(`${missing}: invalid config\n  cannot read the file: ENOENT`);
+  });
+
+  it('names file:line:col of a YAML syntax error and keeps the excerpt with the caret', async () => {
+    const { file, error } = await configError('listen: { host: 0.0.0.0, port: 8000\ntenants: []\n');
+    expect(error.details).toHaveLength(1);
+    const [head, ...excerpt] = error.details[0].split('\n');
+    expect(head).toBe(`${file}:2:1: YAML BAD_INDENT: Flow map in block collection must be sufficiently indented and end with a }`);
+    expect(excerpt).toEqual(['    listen: { host: 0.0.0.0, port: 8000', '    tenants: []', '    ^']);
   });
 
   it('rejects an unknown plugin', async () => {
@@ -277,5 +286,21 @@ tenants:
     expect(b.stderr).toContain('tenants[0].routes[0].service: tenant "t1" has no service "nope"');
     expect(g.code).toBe(0);
     expect(g.stdout).toBe(`${good}: ok\n`);
+  });
+
+  it('prints esbuild\'s whole message for a plugin that does not build: file, line, column, source line, caret, what is wrong', async () => {
+    const source = `${plugin('broken')}export function rewrite(pdk: any) { const a = 1 +; }\n`;
+    const file = writeConfig(tenant('    plugins: [{ name: broken, path: ./broken.ts }]'), { 'broken.ts': source });
+    const pluginFile = join(dirname(file), 'broken.ts');
+    const r = await check(file);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toBe(`${file}: invalid config`);
+    expect(lines[1]).toBe('  tenants[0].plugins[0]: plugin "broken" could not be loaded: build failed with 1 error');
+    expect(r.stderr).toContain('[ERROR] Unexpected ";"');
+    expect(r.stderr).toContain(`${pluginFile}:5:49:`); // esbuild counts columns from 0: the ";"
+    expect(r.stderr).toContain('5 │ export function rewrite(pdk: any) { const a = 1 +; }');
+    expect(lines.find((l) => l.includes('^'))?.indexOf('^')).toBe(lines.find((l) => l.includes('5 │'))!.indexOf('+;') + 1);
   });
 });
