@@ -15,6 +15,7 @@ import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { logSinkFor, recordFault } from './pipeline.ts';
 import { createRequestHandler, type ProxyContext } from './proxy.ts';
+import { answerClientError } from './request-checks.ts';
 import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
@@ -107,19 +108,12 @@ export class Gateway {
     };
     this.#snapshot = this.#build(compiled);
     const handler = createRequestHandler(this.#ctx);
-    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req, res) => {
+    // requireHostHeader: false, so that a request without Host gets our JSON 400 (core/request-checks.ts), not node's empty one.
+    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0, requireHostHeader: false }, (req, res) => {
       handler(req, res);
     });
-    this.#proxy.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Malformed requests get a 4xx from the parser and never reach the handler.
-      if (err.code === 'ECONNRESET' || !socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const status = err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-      const body = '{"error":{"code":"ISG_ERR_BAD_REQUEST","message":"malformed request"}}';
-      socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-    });
+    // Malformed requests get a JSON 4xx and never reach the handler.
+    this.#proxy.on('clientError', answerClientError);
   }
 
   /** Loads the config, compiles it, and starts listening. Throws ConfigError on a bad file. */

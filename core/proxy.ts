@@ -6,6 +6,7 @@ import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, dropConnectionListed, endToEnd } from './headers.ts';
 import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
+import { refuseBadRequest } from './request-checks.ts';
 import { normalizePath } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -306,6 +307,7 @@ function splitTarget(url: string): [string, string] | null {
 /** The node:http request listener of the proxy. */
 export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, res: ServerResponse) => void {
   return function handleRequest(req, res) {
+    if (refuseBadRequest(req, res)) return;
     const snapshot = ctx.current();
     const target = splitTarget(req.url ?? '');
     if (target === null) {

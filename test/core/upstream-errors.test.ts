@@ -139,7 +139,7 @@ tenants:
   });
 
   it('routes an absolute-form request target on its path', async () => {
-    const raw = await rawRequest(gw.gw.proxyAddress.port, 'GET http://elsewhere.test/ok?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    const raw = await rawRequest(gw.gw.proxyAddress.port, 'GET http://elsewhere.test/ok?x=1 HTTP/1.1\r\nHost: elsewhere.test\r\nConnection: close\r\n\r\n');
     const r = parseRawResponse(raw);
     expect(r.status).toBe(200);
     expect(r.body).toBe('fine');
