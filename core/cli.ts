@@ -17,7 +17,9 @@ usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--che
                      \`workers\`; auto: one per core; 0: one process, no supervisor)
   --watch            reload when the config file changes (SIGHUP always reloads)
   --echo PORT        also start the built-in echo upstream on 127.0.0.1:PORT
-  --check            validate the config (and compile its plugins) and exit: 0 valid, 1 not
+  --check            validate the config, build its plugins and type-check the TypeScript
+                     ones against the PDK types, then exit: 0 valid, 1 not. Type errors
+                     are printed as warnings (file:line:col) and do not change the exit code
   --help             this text
 `;
 
@@ -55,7 +57,12 @@ const config = await loadConfigFile(configFile).catch(fail);
 
 if (values.check === true) {
   const { compileConfig } = await import('./config/compile.ts');
-  await compileConfig(config, configFile).catch(fail);
+  const compiled = await compileConfig(config, configFile).catch(fail);
+  const { typeCheckPlugins } = await import('./config/typecheck.ts');
+  const entries = [...compiled.programs.values()].flatMap((p) => p.plugins.map((b) => b.source));
+  const types = await typeCheckPlugins(entries);
+  const warnings = 'skipped' in types ? [`type checking skipped: ${types.skipped}`] : types.warnings;
+  if (warnings.length > 0) process.stderr.write(`warnings:\n  ${warnings.map((w) => w.replaceAll('\n', '\n    ')).join('\n  ')}\n`);
   process.stdout.write(`${configFile}: ok\n`);
   process.exit(0);
 }

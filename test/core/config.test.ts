@@ -303,4 +303,39 @@ tenants:
     expect(r.stderr).toContain('5 │ export function rewrite(pdk: any) { const a = 1 +; }');
     expect(lines.find((l) => l.includes('^'))?.indexOf('^')).toBe(lines.find((l) => l.includes('5 │'))!.indexOf('+;') + 1);
   });
+
+  it('reports TypeScript type errors of a plugin as warnings (file:line:col) and still exits 0', async () => {
+    const pdkTypes = join(ROOT, 'pdk-bridge', 'types.ts');
+    const typo = `import type { Pdk } from ${JSON.stringify(pdkTypes)};
+export const name = 'typo';
+export const version = '1.0.0';
+export const priority = 10;
+export function access(pdk: Pdk) {
+  const n: number = pdk.request.getPath();
+  pdk.response.setHedaer('x-n', n);
+  console.log(n);
+}
+`;
+    const file = writeConfig(tenant('    plugins: [{ name: typo, path: ./typo.ts }, { name: correlation-id }]'), { 'typo.ts': typo });
+    const pluginFile = join(dirname(file), 'typo.ts');
+    const r = await check(file);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${file}: ok\n`);
+    expect(r.stderr.split('\n')).toEqual([
+      'warnings:',
+      `  ${pluginFile}:6:9: TS2322: Type 'string' is not assignable to type 'number'.`,
+      `  ${pluginFile}:7:16: TS2551: Property 'setHedaer' does not exist on type 'PdkResponse'. Did you mean 'setHeader'?`,
+      `  ${pluginFile}:8:3: TS2584: Cannot find name 'console': plugin code has no console, use pdk.log`,
+      '',
+    ]);
+  });
+
+  it('prints no warnings for plugins that type-check (the bundled ones) or are plain JavaScript', async () => {
+    const file = writeConfig(tenant('    plugins: [{ name: js, path: ./js.js }, { name: correlation-id }, { name: header-transformer, config: {} }]'), {
+      'js.js': plugin('js', 'const n = 1; n.nope();').replace('pdk: any', 'pdk'),
+    });
+    const r = await check(file);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+  });
 });
