@@ -7,4 +7,8 @@ if (major < 24) {
   process.stderr.write(`Isogate needs Node.js 24 or newer; found ${process.versions.node}\n`);
   process.exit(1);
 }
-await import('../core/cli.ts');
+// No top-level await here: a Node too old for it must still reach the line above.
+import('../core/cli.ts').catch((err) => {
+  process.stderr.write(`${err instanceof Error && err.stack !== undefined ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
