@@ -35,6 +35,23 @@ export type InstanceInfo = {
   readonly failOpen: boolean;
 };
 
+/** Gateway-wide proxy settings, decided once per config (the `proxy` block). */
+export type ProxySpec = {
+  /** Via entries appended to what this gateway forwards, by the HTTP version of the message it received; null: no Via. */
+  readonly via11: string | null;
+  readonly via10: string | null;
+  readonly websocket: { readonly idleTimeoutMs: number; readonly maxBufferedBytes: number };
+};
+
+export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
+  const via = input.via;
+  return {
+    via11: via === false ? null : `1.1 ${via}`,
+    via10: via === false ? null : `1.0 ${via}`,
+    websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxBufferedBytes: input.websocket.maxBufferedBytes },
+  };
+}
+
 /** A route as the proxy sees it, before runtime objects (pool, sandbox) are attached. */
 export type RouteSpec = {
   readonly id: string;
@@ -45,6 +62,8 @@ export type RouteSpec = {
   readonly paths: readonly string[];
   readonly methods: readonly string[] | null;
   readonly stripPath: boolean;
+  /** The config's proxy settings (one object shared by every route). */
+  readonly proxy: ProxySpec;
   /** Chain of this route in its tenant's program, or -1 when no plugin applies. */
   readonly chainId: number;
   /** Bit set of the phases the chain has handlers for. */
@@ -96,6 +115,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const tenantNames = new Set<string>();
+  const proxy = compileProxy(input.proxy);
 
   for (let ti = 0; ti < input.tenants.length; ti++) {
     const tenant = input.tenants[ti];
@@ -103,7 +123,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
     tenantNames.add(tenant.name);
     const breaker: BreakerConfig = { ...DEFAULT_BREAKER, ...input.sandbox.breaker, ...tenant.breaker };
-    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, errors);
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors);
     if (compiled === null) continue;
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
@@ -121,6 +141,7 @@ async function compileTenant(
   defaults: Limits,
   ceilings: Limits,
   breaker: BreakerConfig,
+  proxy: ProxySpec,
   errors: string[],
 ): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
   const before = errors.length;
@@ -236,6 +257,7 @@ async function compileTenant(
       paths: r.paths === undefined || r.paths.length === 0 ? ['/'] : r.paths,
       methods: r.methods === undefined || r.methods.length === 0 ? null : r.methods,
       stripPath: r.stripPath,
+      proxy,
       chainId,
       phases,
     });
