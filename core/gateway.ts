@@ -19,6 +19,7 @@ import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
 import { UpstreamPools } from './upstream.ts';
+import { WebSocketProxy, isWebSocketUpgrade } from './websocket.ts';
 import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
 
 import { VERSION } from './version.ts';
@@ -68,6 +69,7 @@ export class Gateway {
   #snapshot!: Snapshot;
   #version = 0;
   #proxy: Server;
+  #websockets: WebSocketProxy;
   #admin: Server | null = null;
   #watcher: FSWatcher | null = null;
   #reloading: Promise<ReloadResult> | null = null;
@@ -107,9 +109,12 @@ export class Gateway {
     };
     this.#snapshot = this.#build(compiled);
     const handler = createRequestHandler(this.#ctx);
-    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req, res) => {
+    // Only WebSocket upgrades leave the request path; any other Upgrade is proxied without it.
+    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0, shouldUpgradeCallback: isWebSocketUpgrade }, (req, res) => {
       handler(req, res);
     });
+    this.#websockets = new WebSocketProxy(this.#ctx);
+    this.#proxy.on('upgrade', this.#websockets.handle);
     this.#proxy.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Malformed requests get a 4xx from the parser and never reach the handler.
       if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -393,6 +398,8 @@ export class Gateway {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#watcher?.close();
+    // Tunnels are no longer the HTTP server's connections: closed here, or close() would wait for them.
+    this.#websockets.closeAll();
     const closing = [closeServer(this.#proxy, graceMs)];
     if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
     await Promise.all(closing);

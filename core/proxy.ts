@@ -38,7 +38,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string
   res.end(body);
 }
 
-function failureCode(f: RequestFailure): ErrorCode {
+export function failureCode(f: RequestFailure): ErrorCode {
   return f.fault.outcome === 'breaker_open' || f.fault.outcome === 'quarantined' ? 'ISG_ERR_PLUGIN_UNAVAILABLE' : 'ISG_ERR_PLUGIN_FAILED';
 }
 
@@ -66,8 +66,56 @@ export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trail
 }
 
 /** The request snapshot handed to plugins (see pdk-bridge/README.md). */
-function requestJson(req: IncomingMessage, path: string, query: string): string {
+export function requestJson(req: IncomingMessage, path: string, query: string): string {
   return JSON.stringify({ m: req.method, p: path, q: query, h: req.headers, ip: req.socket.remoteAddress ?? '', s: 'http' });
+}
+
+/** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
+export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
+  return {
+    upstreamHeaders: headers,
+    upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
+    upstreamQuery: query,
+    responseEdits: null,
+    exit: null,
+    body: null,
+  };
+}
+
+/** Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set). */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: { ctx: string }, target: OpTarget): RequestFailure | null {
+  for (const phase of BEFORE_UPSTREAM) {
+    if ((route.phases & phase) === 0) continue;
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
+    if (failure !== null || target.exit !== null) return failure;
+  }
+  return null;
+}
+
+/** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
+export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery: boolean): string {
+  const base = route.service.basePath;
+  let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
+  if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
+  else if (bareQuery) path += '?';
+  return path;
+}
+
+/** Status, headers and body of a plugin's exit(). */
+export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
+  const exit = target.exit!;
+  const headers: Headers = {};
+  for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
+  const edits = target.responseEdits;
+  if (edits !== null) applyHeaderEdits(headers, edits);
+  const body = exit.body === null ? null : Buffer.from(exit.body);
+  if (body !== null) {
+    if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
+    headers['content-length'] = String(body.length);
+  } else {
+    headers['content-length'] = '0';
+  }
+  return { status: exit.status, headers, body };
 }
 
 /**
@@ -133,34 +181,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     const te = req.headers.te;
     // Only a chunked response carries trailers: never to HTTP/1.0, never on HEAD.
     this.trailers = te !== undefined && req.httpVersionMinor >= 1 && req.method !== 'HEAD' && acceptsTrailers(te);
-    const target: OpTarget = {
-      upstreamHeaders: upstreamHeaders(this.req, route, this.trailers),
-      upstreamPath: route.stripPath ? stripSegments(this.rawPath, depth) : this.rawPath,
-      upstreamQuery: this.query,
-      responseEdits: null,
-      exit: null,
-      body: null,
-    };
+    const target = newTarget(route, upstreamHeaders(req, route, this.trailers), this.rawPath, depth, this.query);
     this.target = target;
     if (route.runsAccess) {
-      const reqJson = this.requestJson();
-      for (const phase of BEFORE_UPSTREAM) {
-        if ((route.phases & phase) === 0) continue;
-        const failure = runPhase(this.ctx, route, phase, reqJson, '', this.state, target);
-        if (failure !== null) {
-          sendError(this.res, failureCode(failure), failure.errorId);
-          return;
-        }
-        if (target.exit !== null) {
-          this.sendExit();
-          return;
-        }
+      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
+      if (failure !== null) {
+        sendError(this.res, failureCode(failure), failure.errorId);
+        return;
+      }
+      if (target.exit !== null) {
+        this.sendExit();
+        return;
       }
     }
-    const base = route.service.basePath;
-    let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
-    if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
-    else if (this.bareQuery) path += '?';
+    const path = upstreamTarget(route, target, this.bareQuery);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     this.upstreamStarted = performance.now();
     route.pool.dispatch(
@@ -186,19 +220,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   sendExit(): void {
-    const exit = this.target!.exit!;
-    const headers: Headers = {};
-    for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
-    const edits = this.target!.responseEdits;
-    if (edits !== null) applyHeaderEdits(headers, edits);
-    const body = exit.body === null ? null : Buffer.from(exit.body);
-    if (body !== null) {
-      if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
-      headers['content-length'] = String(body.length);
-    } else {
-      headers['content-length'] = '0';
-    }
-    this.res.writeHead(exit.status, headers);
+    const { status, headers, body } = exitResponse(this.target!);
+    this.res.writeHead(status, headers);
     this.res.end(body);
   }
 

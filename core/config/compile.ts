@@ -20,6 +20,9 @@ export type ServiceSpec = {
   readonly name: string;
   /** `http://host:port` */
   readonly origin: string;
+  /** The origin's host (IPv6 without brackets) and port, for connections outside the pools (WebSocket tunnels). */
+  readonly hostname: string;
+  readonly port: number;
   /** Base path of the service URL without trailing slash ('' for none). */
   readonly basePath: string;
   /** Host header sent when preserveHost is false. */
@@ -40,7 +43,7 @@ export type ProxySpec = {
   /** Via entries appended to what this gateway forwards, by the HTTP version of the message it received; null: no Via. */
   readonly via11: string | null;
   readonly via10: string | null;
-  readonly websocket: { readonly idleTimeoutMs: number; readonly maxBufferedBytes: number };
+  readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
 };
 
 export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
@@ -48,7 +51,7 @@ export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
   return {
     via11: via === false ? null : `1.1 ${via}`,
     via10: via === false ? null : `1.0 ${via}`,
-    websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxBufferedBytes: input.websocket.maxBufferedBytes },
+    websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
   };
 }
 
@@ -153,6 +156,8 @@ async function compileTenant(
       tenant: tenant.name,
       name: s.name,
       origin: url.origin,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? 80 : Number(url.port),
       basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
       hostHeader: url.host,
       preserveHost: s.preserveHost,

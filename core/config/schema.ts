@@ -111,7 +111,7 @@ export const CONFIG_SCHEMA = {
           description: 'Proxied WebSocket (HTTP/1.1 Upgrade) connections.',
           properties: {
             idleTimeoutMs: { type: 'integer', minimum: 1, default: 60000, description: 'A tunnel with no byte in either direction for this long is closed (nginx proxy_read_timeout has the same 60 s default).' },
-            maxBufferedBytes: { type: 'integer', minimum: 1024, default: 65536, description: 'Bytes held for a side that does not read, per direction; past it the tunnel stops reading from the other side until it drains.' },
+            maxMessageBytes: { type: 'integer', minimum: 125, default: 16777216, description: 'Largest data message either side may send, in bytes on the wire (fragments summed); a bigger one closes the tunnel (close code 1009 to a client that sent it).' },
           },
         },
       },

@@ -4,7 +4,7 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
-  websocket: { idleTimeoutMs: number; maxBufferedBytes: number };
+  websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };
 
 export type ServiceInput = {
