@@ -173,6 +173,10 @@ describe('PrefixRouter', () => {
   it('reports the matched prefix (for stripPath)', () => {
     expect(router.match(undefined, 'GET', '/api/items/1')?.prefix).toBe('/api/items');
     expect(router.match(undefined, 'GET', '/zzz')?.prefix).toBe('/');
+    // depth: how many segments stripPath removes from the client's own path.
+    expect(router.match(undefined, 'GET', '/api/items/1')?.depth).toBe(2);
+    expect(router.match(undefined, 'GET', '/api/x')?.depth).toBe(1);
+    expect(router.match(undefined, 'GET', '/zzz')?.depth).toBe(0);
   });
 
   it('lower-cases configured hosts and the most specific wildcard wins', () => {
