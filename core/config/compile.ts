@@ -10,6 +10,7 @@ import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/lim
 import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
+import { normalizePath } from '../router/router.ts';
 import type { ConfigInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
@@ -170,6 +171,11 @@ async function compileTenant(
     if (routeNames.has(r.name)) errors.push(`${at}.routes[${i}].name: route "${r.name}" is declared twice in tenant "${tenant.name}"`);
     routeNames.add(r.name);
     if (!services.has(r.service)) errors.push(`${at}.routes[${i}].service: tenant "${tenant.name}" has no service "${r.service}"`);
+    // Requests are routed on their normalized path: a prefix in another spelling would never match.
+    (r.paths ?? []).forEach((p, k) => {
+      const normal = normalizePath(p);
+      if (normal !== p) errors.push(`${at}.routes[${i}].paths[${k}]: "${p}" would never match (requests are routed on their normalized path): write "${normal}"`);
+    });
   });
 
   const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;

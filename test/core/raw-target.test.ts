@@ -149,3 +149,22 @@ describe('exactPath and stripSegments', () => {
     expect(stripSegments('/a//b', 1)).toBe('//b');
   });
 });
+
+describe('route paths in the config', () => {
+  it('must be written normalized: a prefix in another spelling is a config error naming the fix', async () => {
+    const err = await startGateway(`
+tenants:
+  - name: t1
+    services: [{ name: s, url: "http://127.0.0.1:9" }]
+    routes: [{ name: r, service: s, paths: [/ok, /%7Euser/a/../b] }]
+`).then(
+      async (gw) => {
+        await gw.stop();
+        return null;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain('tenants[0].routes[0].paths[1]: "/%7Euser/a/../b" would never match');
+    expect(err?.message).toContain('write "/~user/b"');
+  });
+});
