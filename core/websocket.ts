@@ -126,7 +126,7 @@ function fail(socket: Duplex, route: RuntimeRoute, started: number, code: ErrorC
 }
 
 /** An HTTP response head; values were checked by node:http's parser or by the PDK validator. */
-function head(status: number, reason: string, headers: Headers): string {
+function responseHead(status: number, reason: string, headers: Headers): string {
   let text = `HTTP/1.1 ${status} ${reason}\r\n`;
   for (const name in headers) {
     const v = headers[name];
@@ -145,7 +145,9 @@ function refuse(socket: Duplex, status: number, headers: Headers, body: Buffer |
   }
   headers['content-length'] = String(body === null ? 0 : body.length);
   headers.connection = 'close';
-  socket.end(body === null ? head(status, STATUS_CODES[status] ?? '', headers) : Buffer.concat([Buffer.from(head(status, STATUS_CODES[status] ?? '', headers), 'latin1'), body]));
+  // latin1: header values may hold obs-text bytes (0x80-0xff), one byte each.
+  const text = Buffer.from(responseHead(status, STATUS_CODES[status] ?? '', headers), 'latin1');
+  socket.end(body === null ? text : Buffer.concat([text, body]));
 }
 
 /** The handshake sent to the service, until it answers: 101 makes a Tunnel, anything else is relayed. */
@@ -221,7 +223,7 @@ class Handshake {
     if (via !== null) appendVia(out, via);
     out.connection = 'close'; // the body (if any) is delimited by the close
     answered(this.route, this.started, res.statusCode!);
-    this.client.write(head(res.statusCode!, res.statusMessage ?? '', out), 'latin1');
+    this.client.write(responseHead(res.statusCode!, res.statusMessage ?? '', out), 'latin1');
     res.pipe(this.client);
   };
 
