@@ -73,6 +73,8 @@ export function access(pdk: any) {
 }`,
 );
 
+const THROWS = pluginSource('throws', `export function access(pdk: any) { throw new Error('broken on purpose'); }`);
+
 type Client = { ws: WebSocket; messages: { data: Buffer; binary: boolean }[]; closed: Promise<{ code: number; reason: string }>; upgradeHeaders: IncomingHttpHeaders };
 
 /** Opens a client through the gateway; rejects with the HTTP status when the handshake is refused. */
@@ -127,10 +129,12 @@ tenants:
       - { name: open, service: up, paths: [/ws] }
       - { name: guarded, service: based, paths: [/guarded], stripPath: true }
       - { name: down, service: down, paths: [/down] }
+      - { name: broken, service: up, paths: [/broken] }
     plugins:
       - { name: guard, path: ./guard.ts, route: guarded }
+      - { name: throws, path: ./throws.ts, route: broken }
 `,
-      { 'guard.ts': GUARD },
+      { 'guard.ts': GUARD, 'throws.ts': THROWS },
     );
     wsUrl = gw.url.replace('http:', 'ws:');
   });
@@ -179,6 +183,14 @@ tenants:
     expect(r.headers['x-refused-by']).toBe('guard');
     expect(JSON.parse(r.body)).toEqual({ message: 'no key' });
     expect(up.handshakes.length).toBe(hits);
+  });
+
+  it('fails a handshake whose plugin faults with 500 and an error id, as for any request', async () => {
+    const r = await refusal(`${wsUrl}/broken`);
+    expect(r.status).toBe(500);
+    const body = JSON.parse(r.body);
+    expect(body.error.code).toBe('ISG_ERR_PLUGIN_FAILED');
+    expect(r.headers['x-isogate-error-id']).toBe(body.error.id);
   });
 
   it('lets an accepted handshake through with the upstream headers the plugins set', async () => {
@@ -270,6 +282,22 @@ tenants:
     } finally {
       await up.close();
     }
+  });
+});
+
+describe('WebSocket settings', () => {
+  it('are validated: a zero idle timeout is refused with the field named', async () => {
+    const err = await startGateway(`
+proxy: { websocket: { idleTimeoutMs: 0 } }
+tenants: []
+`).then(
+      async (gw) => {
+        await gw.stop();
+        return null;
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toContain('proxy.websocket.idleTimeoutMs');
   });
 });
 
