@@ -20,6 +20,7 @@ import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
 import { UpstreamPools } from './upstream.ts';
+import { WebSocketProxy, isWebSocketUpgrade } from './websocket.ts';
 import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
 
 import { VERSION } from './version.ts';
@@ -69,6 +70,7 @@ export class Gateway {
   #snapshot!: Snapshot;
   #version = 0;
   #proxy: Server;
+  #websockets: WebSocketProxy;
   #admin: Server | null = null;
   #watcher: FSWatcher | null = null;
   #reloading: Promise<ReloadResult> | null = null;
@@ -109,9 +111,12 @@ export class Gateway {
     this.#snapshot = this.#build(compiled);
     const handler = createRequestHandler(this.#ctx);
     // requireHostHeader: false, so that a request without Host gets our JSON 400 (core/request-checks.ts), not node's empty one.
-    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0, requireHostHeader: false }, (req, res) => {
+    // Only WebSocket upgrades leave the request path; any other Upgrade is proxied without it.
+    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0, requireHostHeader: false, shouldUpgradeCallback: isWebSocketUpgrade }, (req, res) => {
       handler(req, res);
     });
+    this.#websockets = new WebSocketProxy(this.#ctx);
+    this.#proxy.on('upgrade', this.#websockets.handle);
     // Malformed requests get a JSON 4xx and never reach the handler.
     this.#proxy.on('clientError', answerClientError);
   }
@@ -387,6 +392,8 @@ export class Gateway {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#watcher?.close();
+    // Tunnels are no longer the HTTP server's connections: closed here, or close() would wait for them.
+    this.#websockets.closeAll();
     const closing = [closeServer(this.#proxy, graceMs)];
     if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
     await Promise.all(closing);

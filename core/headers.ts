@@ -36,3 +36,21 @@ export function endToEnd(src: Headers): Headers {
   dropConnectionListed(out, src.connection);
   return out;
 }
+
+/**
+ * Appends this gateway's Via entry (RFC 9110 section 7.6.3) to `headers`, after the ones
+ * earlier hops added.
+ */
+export function appendVia(headers: Headers, entry: string): void {
+  const prev = headers.via;
+  headers.via = prev === undefined || prev === '' ? entry : Array.isArray(prev) ? [...prev, entry] : `${prev}, ${entry}`;
+}
+
+/** Whether a TE request header says the client accepts trailer fields (the `trailers` member). */
+export function acceptsTrailers(te: string | string[] | undefined): boolean {
+  if (te === undefined) return false;
+  for (const member of (Array.isArray(te) ? te.join(',') : te).split(',')) {
+    if (member.trim().toLowerCase() === 'trailers') return true;
+  }
+  return false;
+}

@@ -3,11 +3,11 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
-import { HOP_BY_HOP, dropConnectionListed, endToEnd } from './headers.ts';
+import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { refuseBadRequest } from './request-checks.ts';
-import { normalizePath } from './router/router.ts';
+import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -39,12 +39,15 @@ export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string
   res.end(body);
 }
 
-function failureCode(f: RequestFailure): ErrorCode {
+export function failureCode(f: RequestFailure): ErrorCode {
   return f.fault.outcome === 'breaker_open' || f.fault.outcome === 'quarantined' ? 'ISG_ERR_PLUGIN_UNAVAILABLE' : 'ISG_ERR_PLUGIN_FAILED';
 }
 
-/** Request headers as sent upstream: end-to-end only, with the X-Forwarded-* set. */
-function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute): Headers {
+/**
+ * Request headers as sent upstream: end-to-end only, with the X-Forwarded-* and Via set, and
+ * `TE: trailers` when the client accepts trailers (the one TE member a proxy passes on).
+ */
+export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trailers: boolean): Headers {
   const src = req.headers;
   const out: Headers = {};
   for (const name in src) {
@@ -57,12 +60,63 @@ function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute): Headers {
   out['x-forwarded-proto'] = 'http';
   if (src.host !== undefined) out['x-forwarded-host'] = src.host;
   if (!route.service.preserveHost) out.host = route.service.hostHeader;
+  const via = req.httpVersionMinor === 0 ? route.proxy.via10 : route.proxy.via11;
+  if (via !== null) appendVia(out, via);
+  if (trailers) out.te = 'trailers';
   return out;
 }
 
 /** The request snapshot handed to plugins (see pdk-bridge/README.md). */
-function requestJson(req: IncomingMessage, path: string, query: string): string {
+export function requestJson(req: IncomingMessage, path: string, query: string): string {
   return JSON.stringify({ m: req.method, p: path, q: query, h: req.headers, ip: req.socket.remoteAddress ?? '', s: 'http' });
+}
+
+/** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
+export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
+  return {
+    upstreamHeaders: headers,
+    upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
+    upstreamQuery: query,
+    responseEdits: null,
+    exit: null,
+    body: null,
+  };
+}
+
+/** Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set). */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: { ctx: string }, target: OpTarget): RequestFailure | null {
+  for (const phase of BEFORE_UPSTREAM) {
+    if ((route.phases & phase) === 0) continue;
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
+    if (failure !== null || target.exit !== null) return failure;
+  }
+  return null;
+}
+
+/** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
+export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery: boolean): string {
+  const base = route.service.basePath;
+  let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
+  if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
+  else if (bareQuery) path += '?';
+  return path;
+}
+
+/** Status, headers and body of a plugin's exit(). */
+export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
+  const exit = target.exit!;
+  const headers: Headers = {};
+  for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
+  const edits = target.responseEdits;
+  if (edits !== null) applyHeaderEdits(headers, edits);
+  const body = exit.body === null ? null : Buffer.from(exit.body);
+  if (body !== null) {
+    if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
+    headers['content-length'] = String(body.length);
+  } else {
+    headers['content-length'] = '0';
+  }
+  return { status: exit.status, headers, body };
 }
 
 /**
@@ -77,8 +131,15 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly ctx: ProxyContext;
   readonly snapshot: Snapshot;
   readonly started = performance.now();
+  /** The normalized path: what routing and plugins see. */
   readonly path: string;
+  /** The client's own path bytes, dot segments removed (exactPath): what the upstream gets. */
+  readonly rawPath: string;
   readonly query: string;
+  /** The target ended in a bare "?" (kept upstream unless a plugin sets a query). */
+  readonly bareQuery: boolean;
+  /** The client sent `TE: trailers`: upstream trailers are relayed to it. */
+  trailers = false;
   /** Request snapshot for plugins, built on first use. */
   reqJson = '';
   state = { ctx: '' };
@@ -93,14 +154,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
 
-  constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, query: string) {
+  constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
     this.ctx = ctx;
     this.snapshot = snapshot;
     this.route = route;
     this.req = req;
     this.res = res;
     this.path = path;
+    this.rawPath = rawPath;
     this.query = query;
+    this.bareQuery = bareQuery;
     res.once('close', this.onClose);
   }
 
@@ -109,40 +172,30 @@ class Exchange implements Dispatcher.DispatchHandler {
     return this.reqJson;
   }
 
-  start(prefix: string): void {
+  start(depth: number): void {
     const route = this.route;
     if (route.sandbox !== null && !route.sandbox.budget.allow()) {
       this.throttled();
       return;
     }
-    const target: OpTarget = {
-      upstreamHeaders: upstreamHeaders(this.req, route),
-      upstreamPath: route.stripPath ? this.path.slice(prefix === '/' ? 0 : prefix.length) || '/' : this.path,
-      upstreamQuery: this.query,
-      responseEdits: null,
-      exit: null,
-      body: null,
-    };
+    const req = this.req;
+    const te = req.headers.te;
+    // Only a chunked response carries trailers: never to HTTP/1.0, never on HEAD.
+    this.trailers = te !== undefined && req.httpVersionMinor >= 1 && req.method !== 'HEAD' && acceptsTrailers(te);
+    const target = newTarget(route, upstreamHeaders(req, route, this.trailers), this.rawPath, depth, this.query);
     this.target = target;
     if (route.runsAccess) {
-      const reqJson = this.requestJson();
-      for (const phase of BEFORE_UPSTREAM) {
-        if ((route.phases & phase) === 0) continue;
-        const failure = runPhase(this.ctx, route, phase, reqJson, '', this.state, target);
-        if (failure !== null) {
-          sendError(this.res, failureCode(failure), failure.errorId);
-          return;
-        }
-        if (target.exit !== null) {
-          this.sendExit();
-          return;
-        }
+      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
+      if (failure !== null) {
+        sendError(this.res, failureCode(failure), failure.errorId);
+        return;
+      }
+      if (target.exit !== null) {
+        this.sendExit();
+        return;
       }
     }
-    const base = route.service.basePath;
-    let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
-    if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
-    const req = this.req;
+    const path = upstreamTarget(route, target, this.bareQuery);
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     this.upstreamStarted = performance.now();
     route.pool.dispatch(
@@ -168,19 +221,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   sendExit(): void {
-    const exit = this.target!.exit!;
-    const headers: Headers = {};
-    for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
-    const edits = this.target!.responseEdits;
-    if (edits !== null) applyHeaderEdits(headers, edits);
-    const body = exit.body === null ? null : Buffer.from(exit.body);
-    if (body !== null) {
-      if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
-      headers['content-length'] = String(body.length);
-    } else {
-      headers['content-length'] = '0';
-    }
-    this.res.writeHead(exit.status, headers);
+    const { status, headers, body } = exitResponse(this.target!);
+    this.res.writeHead(status, headers);
     this.res.end(body);
   }
 
@@ -196,6 +238,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.route;
     route.metrics.upstream.observe((performance.now() - this.upstreamStarted) / 1000);
     const out = endToEnd(headers);
+    if (route.proxy.via11 !== null) appendVia(out, route.proxy.via11);
+    // Trailer is dropped with the connection-level fields unless the trailers it announces
+    // will be relayed: to a client that accepts them, on a chunked body (node:http refuses
+    // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
+    if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
     if (route.runsHeaderFilter) {
       const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
       if (failure !== null) {
@@ -229,11 +276,20 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
     if (this.answered) return;
     if (this.chunks !== null) {
       this.finishBuffered();
       return;
+    }
+    // node:http sends trailers only on a chunked response, which is the only kind that has them.
+    if (this.trailers) {
+      for (const _ in trailers) {
+        const fields = endToEnd(trailers);
+        delete fields['content-length'];
+        this.res.addTrailers(fields as Record<string, string>);
+        break;
+      }
     }
     this.res.end();
   }
@@ -267,6 +323,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const replaced = this.target!.body;
     const out = replaced === null ? body : Buffer.from(replaced);
     delete headers['content-encoding'];
+    delete headers.trailer; // a body with a Content-Length has no trailers
     headers['content-length'] = String(out.length);
     this.res.writeHead(this.bufferedStatus, headers);
     this.res.end(out);
@@ -292,16 +349,41 @@ class Exchange implements Dispatcher.DispatchHandler {
   };
 }
 
-/** Splits `/a/b?x=1` into path and query; null for a target that is not origin-form. */
-function splitTarget(url: string): [string, string] | null {
-  if (url.charCodeAt(0) !== 47 /* / */) {
-    if (!url.startsWith('http://') && !url.startsWith('https://')) return null;
-    const slash = url.indexOf('/', url.indexOf('//') + 2);
-    if (slash < 0) return ['/', ''];
-    url = url.slice(slash);
+/**
+ * Where the path of a request target starts: 0 for origin-form ("/a?b"), after the
+ * authority for absolute-form ("http://h/a?b"), -1 for anything else.
+ */
+function pathStart(url: string): number {
+  if (url.charCodeAt(0) === 47 /* / */) return 0;
+  if (!url.startsWith('http://') && !url.startsWith('https://')) return -1;
+  let i = url.indexOf('//') + 2;
+  while (i < url.length && url.charCodeAt(i) !== 47 && url.charCodeAt(i) !== 63 /* ? */) i++;
+  return i;
+}
+
+/** The route and the three views of the path a request needs: normalized, exact, query. */
+export type Target = { match: Match<RuntimeRoute>; path: string; rawPath: string; query: string; bareQuery: boolean };
+
+/**
+ * Parses and routes a request target; a string error code when it cannot be served.
+ * Shared by plain requests and WebSocket handshakes.
+ */
+export function resolveTarget(ctx: ProxyContext, snapshot: Snapshot, req: IncomingMessage): Target | 'ISG_ERR_BAD_REQUEST' | 'ISG_ERR_NO_ROUTE' {
+  const url = req.url ?? '';
+  const start = pathStart(url);
+  if (start < 0) return 'ISG_ERR_BAD_REQUEST';
+  const q = url.indexOf('?', start);
+  const end = q < 0 ? url.length : q;
+  // The client's bytes: the upstream gets them (minus dot segments), routing the normalized form.
+  const raw = start === end ? '/' : start === 0 && q < 0 ? url : url.slice(start, end);
+  const path = normalizePath(raw);
+  const match = snapshot.router.match(req.headers.host, req.method!, path);
+  if (match === null) {
+    ctx.countUnmatched();
+    return 'ISG_ERR_NO_ROUTE';
   }
-  const q = url.indexOf('?');
-  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
+  const query = q < 0 ? '' : url.slice(q + 1);
+  return { match, path, rawPath: path === raw ? raw : exactPath(raw), query, bareQuery: q >= 0 && query === '' };
 }
 
 /** The node:http request listener of the proxy. */
@@ -309,22 +391,16 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
   return function handleRequest(req, res) {
     if (refuseBadRequest(req, res)) return;
     const snapshot = ctx.current();
-    const target = splitTarget(req.url ?? '');
-    if (target === null) {
-      sendError(res, 'ISG_ERR_BAD_REQUEST');
+    const t = resolveTarget(ctx, snapshot, req);
+    if (typeof t === 'string') {
+      sendError(res, t);
       return;
     }
-    const path = normalizePath(target[0]);
-    const match = snapshot.router.match(req.headers.host, req.method!, path);
-    if (match === null) {
-      ctx.countUnmatched();
-      sendError(res, 'ISG_ERR_NO_ROUTE');
-      return;
-    }
+    const match = t.match;
     snapshot.retain();
-    const ex = new Exchange(ctx, snapshot, match.route, req, res, path, target[1]);
+    const ex = new Exchange(ctx, snapshot, match.route, req, res, t.path, t.rawPath, t.query, t.bareQuery);
     try {
-      ex.start(match.prefix);
+      ex.start(match.depth);
     } catch (err) {
       ctx.log.error({ err, route: match.route.id }, 'internal error while proxying');
       sendError(res, 'ISG_ERR_INTERNAL');

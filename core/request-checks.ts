@@ -32,7 +32,13 @@ function refuse(res: ServerResponse, code: ErrorCode): true {
  * first, a few integer comparisons per header.
  */
 export function refuseBadRequest(req: IncomingMessage, res: ServerResponse): boolean {
-  if (req.httpVersionMajor !== 1) return refuse(res, req.httpVersionMajor === 0 ? 'ISG_ERR_NO_HTTP_VERSION' : 'ISG_ERR_HTTP_VERSION');
+  const code = badRequestCode(req);
+  return code === null ? false : refuse(res, code);
+}
+
+/** What refuseBadRequest checks, as the error to answer or null (WebSocket handshakes answer on the raw socket). */
+export function badRequestCode(req: IncomingMessage): ErrorCode | null {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? 'ISG_ERR_NO_HTTP_VERSION' : 'ISG_ERR_HTTP_VERSION';
   const raw = req.rawHeaders;
   let hosts = 0;
   let host = '';
@@ -43,13 +49,13 @@ export function refuseBadRequest(req: IncomingMessage, res: ServerResponse): boo
       host = raw[i + 1];
     }
   }
-  if (hosts > 1) return refuse(res, 'ISG_ERR_DUPLICATE_HOST');
-  if (hosts === 0) return req.httpVersionMinor >= 1 ? refuse(res, 'ISG_ERR_MISSING_HOST') : false;
+  if (hosts > 1) return 'ISG_ERR_DUPLICATE_HOST';
+  if (hosts === 0) return req.httpVersionMinor >= 1 ? 'ISG_ERR_MISSING_HOST' : null;
   const url = req.url!;
-  if (url.charCodeAt(0) === 47 /* / */) return false;
+  if (url.charCodeAt(0) === 47 /* / */) return null;
   const authority = absoluteAuthority(url);
-  if (authority !== null && authority.toLowerCase() !== host.toLowerCase()) return refuse(res, 'ISG_ERR_HOST_MISMATCH');
-  return false;
+  if (authority !== null && authority.toLowerCase() !== host.toLowerCase()) return 'ISG_ERR_HOST_MISMATCH';
+  return null;
 }
 
 /** `http://a.example:8080/x?y` -> `a.example:8080`; null for a target that is not an absolute http(s) URI. */

@@ -10,6 +10,7 @@ import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/lim
 import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
+import { normalizePath } from '../router/router.ts';
 import type { ConfigInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
@@ -20,6 +21,9 @@ export type ServiceSpec = {
   readonly name: string;
   /** `http://host:port` */
   readonly origin: string;
+  /** The origin's host (IPv6 without brackets) and port, for connections outside the pools (WebSocket tunnels). */
+  readonly hostname: string;
+  readonly port: number;
   /** Base path of the service URL without trailing slash ('' for none). */
   readonly basePath: string;
   /** Host header sent when preserveHost is false. */
@@ -35,6 +39,23 @@ export type InstanceInfo = {
   readonly failOpen: boolean;
 };
 
+/** Gateway-wide proxy settings, decided once per config (the `proxy` block). */
+export type ProxySpec = {
+  /** Via entries appended to what this gateway forwards, by the HTTP version of the message it received; null: no Via. */
+  readonly via11: string | null;
+  readonly via10: string | null;
+  readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
+};
+
+export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
+  const via = input.via;
+  return {
+    via11: via === false ? null : `1.1 ${via}`,
+    via10: via === false ? null : `1.0 ${via}`,
+    websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
+  };
+}
+
 /** A route as the proxy sees it, before runtime objects (pool, sandbox) are attached. */
 export type RouteSpec = {
   readonly id: string;
@@ -45,6 +66,8 @@ export type RouteSpec = {
   readonly paths: readonly string[];
   readonly methods: readonly string[] | null;
   readonly stripPath: boolean;
+  /** The config's proxy settings (one object shared by every route). */
+  readonly proxy: ProxySpec;
   /** Chain of this route in its tenant's program, or -1 when no plugin applies. */
   readonly chainId: number;
   /** Bit set of the phases the chain has handlers for. */
@@ -96,6 +119,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const tenantNames = new Set<string>();
+  const proxy = compileProxy(input.proxy);
 
   for (let ti = 0; ti < input.tenants.length; ti++) {
     const tenant = input.tenants[ti];
@@ -103,7 +127,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
     tenantNames.add(tenant.name);
     const breaker: BreakerConfig = { ...DEFAULT_BREAKER, ...input.sandbox.breaker, ...tenant.breaker };
-    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, errors);
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors);
     if (compiled === null) continue;
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
@@ -121,6 +145,7 @@ async function compileTenant(
   defaults: Limits,
   ceilings: Limits,
   breaker: BreakerConfig,
+  proxy: ProxySpec,
   errors: string[],
 ): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
   const before = errors.length;
@@ -132,6 +157,8 @@ async function compileTenant(
       tenant: tenant.name,
       name: s.name,
       origin: url.origin,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? 80 : Number(url.port),
       basePath: url.pathname === '/' ? '' : url.pathname.replace(/\/+$/, ''),
       hostHeader: url.host,
       preserveHost: s.preserveHost,
@@ -144,6 +171,11 @@ async function compileTenant(
     if (routeNames.has(r.name)) errors.push(`${at}.routes[${i}].name: route "${r.name}" is declared twice in tenant "${tenant.name}"`);
     routeNames.add(r.name);
     if (!services.has(r.service)) errors.push(`${at}.routes[${i}].service: tenant "${tenant.name}" has no service "${r.service}"`);
+    // Requests are routed on their normalized path: a prefix in another spelling would never match.
+    (r.paths ?? []).forEach((p, k) => {
+      const normal = normalizePath(p);
+      if (normal !== p) errors.push(`${at}.routes[${i}].paths[${k}]: "${p}" would never match (requests are routed on their normalized path): write "${normal}"`);
+    });
   });
 
   const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;
@@ -236,6 +268,7 @@ async function compileTenant(
       paths: r.paths === undefined || r.paths.length === 0 ? ['/'] : r.paths,
       methods: r.methods === undefined || r.methods.length === 0 ? null : r.methods,
       stripPath: r.stripPath,
+      proxy,
       chainId,
       phases,
     });

@@ -93,6 +93,29 @@ export const CONFIG_SCHEMA = {
         breaker: { ...breaker, default: {} },
       },
     },
+    proxy: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      description: 'How the proxy forwards: its Via entry and the limits of proxied WebSocket connections.',
+      properties: {
+        via: {
+          anyOf: [{ type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" }, { const: false }],
+          default: 'isogate',
+          description: 'Pseudonym this gateway adds to Via on proxied requests and responses ("1.1 <pseudonym>", RFC 9110 section 7.6.3), an HTTP token; false: no Via. Kong: the `via` entry of its `headers` setting.',
+        },
+        websocket: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'Proxied WebSocket (HTTP/1.1 Upgrade) connections.',
+          properties: {
+            idleTimeoutMs: { type: 'integer', minimum: 1, default: 60000, description: 'A tunnel with no byte in either direction for this long is closed (nginx proxy_read_timeout has the same 60 s default).' },
+            maxMessageBytes: { type: 'integer', minimum: 125, default: 16777216, description: 'Largest data message either side may send, in bytes on the wire (fragments summed); a bigger one closes the tunnel (close code 1009 to a client that sent it).' },
+          },
+        },
+      },
+    },
     tenants: {
       type: 'array',
       description: 'Each tenant owns its services, routes and plugin instances; its plugins run in its own isolate.',

@@ -2,6 +2,11 @@
 export type LimitsInput = { cpuMs?: number; memoryMb?: number; cpuBudgetMs?: number };
 export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: number };
 
+export type ProxyInput = {
+  via: string | false;
+  websocket: { idleTimeoutMs: number; maxMessageBytes: number };
+};
+
 export type ServiceInput = {
   name: string;
   url: string;
@@ -48,5 +53,6 @@ export type ConfigInput = {
   log: { level: string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
   sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
+  proxy: ProxyInput;
   tenants: TenantInput[];
 };

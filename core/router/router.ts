@@ -11,6 +11,8 @@ export type Match<R> = {
   readonly route: R;
   /** The path prefix that matched (for stripPath). */
   readonly prefix: string;
+  /** Segments in `prefix` ("/" 0, "/api" 1, "/api/v1" 2): stripPath removes as many from the client's own path. */
+  readonly depth: number;
 };
 
 /** A router: built once per config snapshot, asked once per request. */
@@ -25,7 +27,8 @@ class PathTable<R> {
   readonly entries: Entry<R>[] = [];
   add(route: R, prefix: string, methods: readonly string[] | null): void {
     const p = prefix.length > 1 && prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
-    this.entries.push({ prefix: p, methods: methods === null ? null : new Set(methods), match: { route, prefix: p } });
+    const depth = p === '/' ? 0 : p.split('/').length - 1;
+    this.entries.push({ prefix: p, methods: methods === null ? null : new Set(methods), match: { route, prefix: p, depth } });
   }
   seal(): void {
     this.entries.sort((a, b) => b.prefix.length - a.prefix.length);
@@ -133,35 +136,85 @@ export function normalizeHost(raw: string): string {
   return host;
 }
 
-const UNRESERVED = /^[A-Za-z0-9._~-]$/;
+/** Byte -> true for RFC 3986 unreserved characters (ALPHA, DIGIT, "-", ".", "_", "~"). */
+const UNRESERVED = new Uint8Array(128);
+for (let c = 0; c < 128; c++) {
+  const ch = String.fromCharCode(c);
+  UNRESERVED[c] = /[A-Za-z0-9._~-]/.test(ch) ? 1 : 0;
+}
+const ESCAPE = /%([0-9a-fA-F]{2})/g;
+function normalizeEscape(_m: string, hex: string): string {
+  const code = parseInt(hex, 16);
+  return code < 128 && UNRESERVED[code] === 1 ? String.fromCharCode(code) : `%${hex.toUpperCase()}`;
+}
 
 /**
  * RFC 3986 normalization of a request path, done before routing (as Kong does) so that what
- * is routed, checked by plugins and sent upstream is one and the same path: escapes of
+ * is routed and checked by plugins is one path however the client spelled it: escapes of
  * unreserved characters are decoded (other escapes upper-cased, "%2F" stays encoded) and "."
  * and ".." segments are removed. "/public/../admin" and "/%61dmin" both become "/admin",
  * instead of matching the route of /public (or none) while the upstream serves /admin.
+ * The upstream gets exactPath() of the client's bytes, which has the same segments.
  */
 export function normalizePath(path: string): string {
-  let p = path;
-  if (p.indexOf('%') >= 0) {
-    p = p.replace(/%([0-9a-fA-F]{2})/g, (_m, hex: string) => {
-      const ch = String.fromCharCode(parseInt(hex, 16));
-      return UNRESERVED.test(ch) ? ch : `%${hex.toUpperCase()}`;
-    });
-  }
+  const p = path.indexOf('%') < 0 ? path : path.replace(ESCAPE, normalizeEscape);
   if (p.indexOf('/.') < 0) return p;
+  return removeDotSegments(p);
+}
+
+/**
+ * The client's path as sent upstream: its own bytes, escapes untouched, with only the dot
+ * segments removed (".", "..", and their escaped forms "%2e", ".%2E" ...), exactly those
+ * normalizePath removes. So the result has the segments of the normalized path one for one,
+ * and a route's prefix (matched on the normalized path) covers its first `depth` segments:
+ * an upstream never sees a ".." that would climb out of the route or the service's base
+ * path, and never sees an escape rewritten ("%7E" stays "%7E", "%e2%82%ac" keeps its case).
+ */
+export function exactPath(path: string): string {
+  if (path.indexOf('/.') < 0 && path.indexOf('/%2') < 0) return path;
+  return removeDotSegments(path);
+}
+
+/** 1 for a "." segment, 2 for "..", in plain or escaped spelling; 0 otherwise. */
+function dots(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; ) {
+    if (s.charCodeAt(i) === 46 /* . */) i++;
+    else if (s.charCodeAt(i) === 37 /* % */ && s.charCodeAt(i + 1) === 50 /* 2 */ && (s.charCodeAt(i + 2) | 32) === 101 /* e */) i += 3;
+    else return 0;
+    if (++n > 2) return 0;
+  }
+  return n;
+}
+
+/** RFC 3986 section 5.2.4 on an absolute path. */
+function removeDotSegments(p: string): string {
   const segments = p.split('/');
   const out: string[] = [];
+  let changed = false;
   for (let i = 1; i < segments.length; i++) {
     const s = segments[i];
-    const last = i === segments.length - 1;
-    if (s === '.' || s === '..') {
-      if (s === '..') out.pop();
-      if (last) out.push('');
+    const d = dots(s);
+    if (d === 0) {
+      out.push(s);
       continue;
     }
-    out.push(s);
+    changed = true;
+    if (d === 2) out.pop();
+    if (i === segments.length - 1) out.push('');
   }
-  return `/${out.join('/')}`;
+  return changed ? `/${out.join('/')}` : p;
+}
+
+/**
+ * The upstream path of a stripPath route: `path` (an exactPath()) without its first `depth`
+ * segments; "/" when nothing is left.
+ */
+export function stripSegments(path: string, depth: number): string {
+  let at = 0;
+  for (let n = 0; n < depth; n++) {
+    at = path.indexOf('/', at + 1);
+    if (at < 0) return '/';
+  }
+  return depth === 0 ? path : path.slice(at) || '/';
 }

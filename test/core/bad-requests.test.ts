@@ -66,6 +66,12 @@ tenants:
     await refused('GET / HTTP/1.1\r\nhost: a.example\r\nX-A: 1\r\nHOST: a.example\r\n\r\n', 'ISG_ERR_DUPLICATE_HOST');
   });
 
+  it('applies the same checks to a WebSocket handshake, which node:http hands to the upgrade listener instead', async () => {
+    const ws = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n';
+    await refused(`GET /ws HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n${ws}\r\n`, 'ISG_ERR_DUPLICATE_HOST');
+    await refused(`GET /ws HTTP/1.1\r\n${ws}\r\n`, 'ISG_ERR_MISSING_HOST');
+  });
+
   it('refuses a Host that disagrees with an absolute-form target, serves one that agrees (any case)', async () => {
     await refused('GET http://a.example/x HTTP/1.1\r\nHost: b.example\r\n\r\n', 'ISG_ERR_HOST_MISMATCH');
     await refused('GET http://a.example:8080/x HTTP/1.1\r\nHost: a.example\r\n\r\n', 'ISG_ERR_HOST_MISMATCH');

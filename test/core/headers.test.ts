@@ -88,7 +88,7 @@ tenants:
       'Host: client.test',
       'Connection: close, X-Secret, keep-alive',
       'Keep-Alive: timeout=99',
-      'TE: trailers',
+      'TE: gzip',
       'Trailer: X-Foo',
       'Upgrade: h2c',
       'Proxy-Authorization: Basic c2VjcmV0',
@@ -103,6 +103,11 @@ tenants:
     // The upstream connection's own Connection header is the gateway's business (undici
     // may send keep-alive); the client's tokens must not be in it.
     expect(upstream.connection ?? 'keep-alive').toBe('keep-alive');
+  });
+
+  it('passes on the trailers member of TE, and only that one', async () => {
+    const { upstream } = await exchange('/keep', ['Host: client.test', 'TE: gzip;q=0.5, Trailers', 'Connection: close, TE']);
+    expect(upstream.te).toBe('trailers');
   });
 
   it('removes headers named in a repeated Connection header too', async () => {

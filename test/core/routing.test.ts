@@ -115,7 +115,7 @@ ${tagged.map((n) => `      - { name: ${n}, url: "${up.url}/_/${n}" }`).join('\n'
     expect(await seen('/apix?/api')).toBe(404);
   });
 
-  it('routes on the normalized path, and sends that path upstream', async () => {
+  it('routes on the normalized path, and sends the client bytes upstream without their dot segments', async () => {
     // Raw requests: an HTTP client might clean up the path before sending it.
     const raw = async (target: string) => {
       const r = parseRawResponse(await rawRequest(gw.gw.proxyAddress.port, `GET ${target} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n`));
@@ -124,10 +124,13 @@ ${tagged.map((n) => `      - { name: ${n}, url: "${up.url}/_/${n}" }`).join('\n'
     // "/keep/../api/x" must not ride the /keep route while the upstream serves /api/x.
     expect(await raw('/keep/../api/x')).toBe('/_/api/api/x');
     expect(await raw('/keep/%2e%2E/api/x')).toBe('/_/api/api/x');
-    expect(await raw('/%61pi/v1/./users')).toBe('/_/apiv1/api/v1/users');
+    // Routed as /api/v1/users; the escape goes upstream as the client wrote it (it used to be
+    // decoded: the upstream got the normalized path), the "." segment does not.
+    expect(await raw('/%61pi/v1/./users')).toBe('/_/apiv1/%61pi/v1/users');
     expect(await raw('/api/v1/../v2?q=1')).toBe('/_/api/api/v2?q=1');
     expect(await raw('/../../api')).toBe('/_/api/api');
-    expect(await raw('/keep/a%2fb%7E')).toBe('/keep/a%2Fb~');
+    // Escapes are no longer rewritten on the way upstream (was "/keep/a%2Fb~").
+    expect(await raw('/keep/a%2fb%7E')).toBe('/keep/a%2fb%7E');
     expect(await raw('/apix/../nothing')).toBe(404);
   });
 
@@ -170,6 +173,10 @@ describe('PrefixRouter', () => {
   it('reports the matched prefix (for stripPath)', () => {
     expect(router.match(undefined, 'GET', '/api/items/1')?.prefix).toBe('/api/items');
     expect(router.match(undefined, 'GET', '/zzz')?.prefix).toBe('/');
+    // depth: how many segments stripPath removes from the client's own path.
+    expect(router.match(undefined, 'GET', '/api/items/1')?.depth).toBe(2);
+    expect(router.match(undefined, 'GET', '/api/x')?.depth).toBe(1);
+    expect(router.match(undefined, 'GET', '/zzz')?.depth).toBe(0);
   });
 
   it('lower-cases configured hosts and the most specific wildcard wins', () => {
