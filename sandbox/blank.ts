@@ -12,6 +12,15 @@ const RUNTIME_SOURCE = `(function () {\n${readdirSync(RUNTIME_DIR)
   .join('\n')}\n})()`;
 
 /**
+ * Source of a script whose completion value is a function that runs a plugin's bundle
+ * (`code`, itself an expression whose value is the module's exports). Compiling and running
+ * it runs no plugin code: the runtime calls the function inside its own catch (api.load).
+ */
+export function moduleFactory(code: string): string {
+  return `(function () {\nreturn ${code}\n})`;
+}
+
+/**
  * An isolate with a context and the PDK runtime evaluated, but no plugin and no tenant
  * yet: the slow part of a cold start (new isolate, new context, runtime), done ahead of
  * time. Only our code has run in it.

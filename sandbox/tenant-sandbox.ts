@@ -6,7 +6,7 @@ import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
-import { createBlank, type WarmIsolates } from './blank.ts';
+import { createBlank, moduleFactory, type WarmIsolates } from './blank.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -145,18 +145,23 @@ export class TenantSandbox {
       const attach = api.getSync('attach', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
       attach.applySync(undefined, [new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true })]);
       attach.release();
-      const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
+      const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => unknown>;
       program.plugins.forEach((plugin, index) => {
         if (this.#broken.has(index)) return;
         const owner = program.instances.findIndex((i) => i.plugin === index);
         cells.current[0] = owner;
-        cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
         try {
-          const exports = isolate.compileScriptSync(plugin.code, { filename: `plugin:${plugin.name}` })
+          // Defines a function and runs nothing of the plugin; the runtime calls it inside its
+          // own catch, so what the module throws stays in the isolate (api.load).
+          const factory = isolate.compileScriptSync(moduleFactory(plugin.code), { filename: `plugin:${plugin.name}` })
             .runSync(context, { reference: true }) as ivm.Reference<unknown>;
+          cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
+          const failure = load.applySync(undefined, [index, factory.derefInto()]);
           cells.pluginDeadline[0] = 0;
-          load.applySync(undefined, [index, exports.derefInto()]);
-          exports.release();
+          factory.release();
+          if (typeof failure === 'string' && failure !== '') {
+            this.#broken.set(index, { outcome: 'threw', instance: owner, detail: `plugin module failed to load: ${failure}` });
+          }
         } catch (err) {
           // This plugin cannot load: the tenant's other plugins still can. Remember it, and
           // start over without it if the isolate did not survive.
@@ -263,7 +268,10 @@ export class TenantSandbox {
     return { fault: null, skip: out };
   }
 
-  /** A load that failed: the plugin whose code was running is named, as for a call. */
+  /**
+   * A load that failed: the plugin whose code was running is named, as for a call. `err`
+   * is isolated-vm's or ours, never a value plugin code made (the runtime catches those).
+   */
   #loadFailed(err: unknown): RunResult {
     const cells = this.#cells;
     const culprit = cells.current[0];

@@ -9,7 +9,8 @@
 const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
 const MAX_FAULT_CHARS = 1024;
 
-const modules = list();   // plugin index -> the plugin's exports
+const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
+const NO_HANDLERS = $freeze($create(null));
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
 let callSeq = 0;
@@ -35,7 +36,10 @@ function describe(e) {
   try {
     if (e !== null && typeof e === 'object') {
       const name = e.name, message = e.message;
-      text = (typeof name === 'string' ? clip(name) : 'Error') + ': ' + clip(typeof message === 'string' ? message : $String(message));
+      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
+      if (typeof message === 'string') text = prefix + clip(message);
+      else if (message === undefined) text = 'thrown value: an object without a message';
+      else text = prefix + clip($String(message));
     } else {
       text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
     }
@@ -167,31 +171,67 @@ api.attach = function (shared) {
   $current = new $Int32Array(shared, 8, 1);
 };
 
-/** Registers the exports object of plugin `index` (the host evaluated its bundle). */
-api.load = function (index, exports) {
-  const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
-  modules[index] = mod;
+/**
+ * Runs the module of plugin `index` and registers what it exports. `factory` is a
+ * function made from the plugin's bundle by the host (nothing of the plugin ran before
+ * this call); calling it runs the module's top-level code. Everything that can run plugin
+ * code (the top level, getters on the exports) runs here, inside a catch: no value the
+ * plugin made ever leaves the isolate as an exception, because isolated-vm would convert
+ * it on the host's thread, outside any limit. Returns '' when the module loaded, else
+ * what went wrong as a capped string.
+ */
+api.load = function (index, factory) {
+  try {
+    const exports = factory();
+    const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
+    const handlers = $create(null);
+    let names = '';
+    if (mod !== null && typeof mod === 'object') {
+      for (let i = 0; i < PHASE_BITS.length; i++) {
+        const bit = PHASE_BITS[i];
+        const fn = mod[HANDLER_BY_PHASE[bit]];
+        if (typeof fn === 'function') {
+          handlers[bit] = fn;
+          names += (names === '' ? '' : ',') + HANDLER_BY_PHASE[bit];
+        }
+      }
+    }
+    const meta = $create(null);
+    meta.handlers = $freeze(handlers);
+    meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
+    modules[index] = meta;
+    return '';
+  } catch (e) {
+    return describe(e);
+  }
 };
 
-/** Installs the tenant's instances and chains (JSON), replacing any previous ones. */
+/** The module's metadata as JSON, built by hand: only strings and numbers read from it, each capped. */
+function moduleInfo(mod, handlers) {
+  const name = mod.name, version = mod.version, priority = mod.priority;
+  return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
+    ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
+    ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
+    ',"handlers":"' + handlers + '"}';
+}
+
+/** What plugin `index` exports (see moduleInfo), '' when its module exports no object. For the host's inspection at config load. */
+api.info = function (index) {
+  const meta = modules[index];
+  return meta === undefined ? '' : meta.info;
+};
+
+/** Installs the tenant's instances and chains (JSON), replacing any previous ones. Runs no plugin code. */
 api.setup = function (programJson) {
   const program = $parse(programJson);
   const specs = program.instances;
   const next = list();
   for (let n = 0; n < specs.length; n++) {
     const spec = specs[n];
-    instance = n;
-    $current[0] = n; // reading the exports runs plugin getters: name the plugin if it hangs
     const mod = modules[spec.plugin];
-    const handlers = $create(null);
-    // A plugin whose module failed to load has no exports: the host never calls its instances.
-    for (let i = 0; mod !== undefined && mod !== null && i < PHASE_BITS.length; i++) {
-      const bit = PHASE_BITS[i];
-      const fn = mod[HANDLER_BY_PHASE[bit]];
-      if (typeof fn === 'function') handlers[bit] = fn;
-    }
     const inst = $create(null);
-    inst.handlers = handlers;
+    // A plugin whose module failed to load has no handlers: the host never calls its instances.
+    inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
     inst.config = deepFreeze(spec.config);
     inst.cpuMs = spec.cpuMs;
     inst.failOpen = spec.failOpen;
@@ -199,7 +239,6 @@ api.setup = function (programJson) {
   }
   instances = next;
   chains = program.chains;
-  $current[0] = -1;
 };
 
 /**
