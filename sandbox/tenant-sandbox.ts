@@ -124,7 +124,12 @@ export class TenantSandbox {
     // #live is cleared whenever its isolate is disposed (#drop): no native isDisposed
     // check per call (it costs more than the rest of this function).
     const live = this.#live;
-    if (live !== null) return live;
+    if (live !== null) {
+      // The watchdog may judge a deadline passed just as a call returns, and dispose the
+      // isolate after the host looked: its kill flag, set before it disposes, says so.
+      if (this.#cells.killed[0] === KILL_NONE) return live;
+      this.#drop(live, 'cpu');
+    }
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.tenant} was disposed`);
     const t0 = performance.now();
     const tenant = this.tenant;
@@ -225,16 +230,26 @@ export class TenantSandbox {
     cells.callDeadline[0] = 0;
     this.#watchdog.leave();
     beacon.leave();
+    // A call that returned while the watchdog was stopping it ends as the kill it was.
+    if (error === null && cells.killed[0] !== KILL_NONE) error = KILLED_AS_IT_RETURNED;
     if (error !== null) {
       this.lastCallMs = performance.now() - started;
       return new Crashed(this.#crashed(error));
     }
-    this.#chargeCpu(live);
+    this.#chargeCpu(live, started);
     return out;
   }
 
-  #chargeCpu(live: Live): void {
-    const now = live.isolate.cpuTime;
+  #chargeCpu(live: Live, started: number): void {
+    let now: bigint;
+    try {
+      now = live.isolate.cpuTime;
+    } catch {
+      // Disposed by the watchdog after the check above: the result stands, the next call
+      // sees the kill flag and starts a new isolate. Charge the call's wall time.
+      this.lastCallMs = performance.now() - started;
+      return;
+    }
     this.lastCallMs = Number(now - this.#cpuMark) / 1e6;
     this.#cpuMark = now;
   }
@@ -286,6 +301,41 @@ export class TenantSandbox {
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
    */
   run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+    try {
+      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body);
+    } catch (err) {
+      return this.#internal(err);
+    }
+  }
+
+  /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
+  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+    try {
+      return this.#runBatch(items);
+    } catch (err) {
+      const r = this.#internal(err);
+      return items.map(() => r);
+    }
+  }
+
+  /**
+   * A bug of ours in a sandbox call: never an exception out of the call (the request would
+   * end as ISG_ERR_INTERNAL), but a fault with no instance named, and a new isolate, since
+   * nothing is known of the state this one was left in.
+   */
+  #internal(err: unknown): RunResult {
+    const live = this.#live;
+    if (live !== null) {
+      try {
+        this.#drop(live, 'internal');
+      } catch {
+        this.#live = null;
+      }
+    }
+    return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
+  }
+
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -311,8 +361,7 @@ export class TenantSandbox {
     return r;
   }
 
-  /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
-  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  #runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
     const began = performance.now();
     this.lastCallMs = 0;
     let live: Live;
@@ -329,7 +378,7 @@ export class TenantSandbox {
       const verdicts = items.map((it) => this.#brokenInChain(it[0], 32, undefined).fault);
       if (verdicts.some((v) => v !== null)) {
         const runnable = items.filter((_it, k) => verdicts[k] === null);
-        const ran = runnable.length > 0 ? this.runBatch(runnable) : [];
+        const ran = runnable.length > 0 ? this.#runBatch(runnable) : [];
         let next = 0;
         return verdicts.map((v) => v ?? ran[next++]);
       }
@@ -380,7 +429,11 @@ export class TenantSandbox {
   #drop(live: Live, reason: string): void {
     if (this.#live === live) this.#live = null;
     this.touchedAt = -Infinity; // the next isolate registers with the pool on its first call
-    if (!live.isolate.isDisposed) live.isolate.dispose();
+    try {
+      if (!live.isolate.isDisposed) live.isolate.dispose();
+    } catch {
+      // the watchdog disposed it between the check and the call
+    }
     this.#events.onIsolateDisposed?.(this.tenant, reason);
   }
 
@@ -458,6 +511,8 @@ class Crashed {
     this.result = result;
   }
 }
+
+const KILLED_AS_IT_RETURNED = new Error('stopped by the watchdog as the call returned');
 
 /** Thrown inside #ensure when a plugin's module disposed the isolate: load again without it. */
 class RetryLoad extends Error {}

@@ -48,9 +48,13 @@ export function describeLoadThrowAttack(title: string, thrown: string, expectOut
 
     it('--check reports the plugin and exits 1 within seconds', async () => {
       const file = writeConfig(CHECK_YAML, { 'evil.ts': always });
-      const r = await runCheck(file);
+      const calm = writeConfig(CHECK_YAML, { 'evil.ts': plugin('export function access(pdk) {}') });
+      // Side by side with a valid config, so that a loaded machine slows both alike: the
+      // hostile load may cost its 1 s bound and a little more, never a hang.
+      const [r, ok] = await Promise.all([runCheck(file), runCheck(calm)]);
+      expect(ok.code).toBe(0);
       expect(r.code, r.stderr).toBe(1);
-      expect(r.ms).toBeLessThan(8000); // the load is bounded by 1 s; the rest is Node and esbuild starting
+      expect(r.ms).toBeLessThan(ok.ms + 4000);
       expect(r.stderr).toContain(`${file}: invalid config`);
       expect(r.stderr).toContain('tenants[0].plugins[0]: plugin "evil" could not be loaded: its top-level code');
     });
