@@ -1,11 +1,16 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import ivm from 'isolated-vm';
+import { OUTPUT_CAPS } from './limits.ts';
 
 const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
 
-/** The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one function body. */
-const RUNTIME_SOURCE = `(function () {\n${readdirSync(RUNTIME_DIR)
+/**
+ * The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one strict
+ * function body, after `CAPS`: the output caps of sandbox/limits.ts, the one place they are
+ * written.
+ */
+const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\n${readdirSync(RUNTIME_DIR)
   .filter((f) => f.endsWith('.js'))
   .sort()
   .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))

@@ -47,7 +47,7 @@ type Live = {
 
 /** Only the log batch passes a structure in; a phase call passes numbers and strings, which cross without a copy step. */
 const COPY_ARGS = { arguments: { copy: true } } as const;
-const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return']);
+const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large']);
 const CALL_SLACK_MS = 20;
 
 /**

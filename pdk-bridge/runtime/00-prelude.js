@@ -1,10 +1,10 @@
 // In-isolate runtime, part 0: captured intrinsics and shared state.
-// The files of this folder are concatenated (in name order) into one function body that the
-// host evaluates in a fresh context before any plugin code, so every binding here is
-// private to the runtime: plugin code cannot reach it, and the intrinsics are captured
+// The files of this folder are concatenated (in name order) into one strict function body
+// that the host evaluates in a fresh context before any plugin code, so every binding here
+// is private to the runtime: plugin code cannot reach it, and the intrinsics are captured
 // before plugin code can replace them (a plugin that patches JSON.stringify breaks only
-// its own copies, never ours).
-'use strict';
+// its own copies, never ours). The host defines `CAPS` before this file: the output caps
+// of sandbox/limits.ts.
 const $now = Date.now;
 const $parse = JSON.parse;
 const $stringify = JSON.stringify;
@@ -15,6 +15,7 @@ const $isArray = Array.isArray;
 const $String = String;
 const $Error = Error;
 const $TypeError = TypeError;
+const $RangeError = RangeError;
 const $decode = decodeURIComponent;
 const $apply = Reflect.apply;
 const $then = Promise.prototype.then;
@@ -57,9 +58,6 @@ let $current = new $Int32Array(1);
 const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;
 const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
 
-/** Limits on what one call may hand back, mirrored and enforced again by the host. */
-const MAX_LOG_CHARS = 4096;
-const MAX_LOG_LINES = 64;
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
@@ -76,6 +74,9 @@ let ctxShared = null;    // pdk.ctx.shared of this request
 let instance = -1;       // index of the running plugin instance
 let exited = false;
 let logLines = 0;
+let outChars = 0;        // characters of strings in ops so far (CAPS.maxResultBytes)
+let capped = -1;         // instance that hit a cap in this call (its handler fails as too_large), or -1
+let cappedWhy = '';
 
 const PHASE_BITS = [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG];
 
@@ -89,15 +90,64 @@ function phaseName(bits) {
 }
 
 /**
- * Appends an operation. A marker ['@', instance] precedes each plugin's operations, so the
- * host can name the plugin behind an operation it refuses.
+ * Refuses a PDK call that would exceed an output cap: the running handler ends as
+ * `too_large` (catching the error does not undo that), and nothing of the call is kept.
  */
-function emit(op) {
+function tooLarge(what) {
+  if (capped === -1) {
+    capped = instance;
+    cappedWhy = what;
+  }
+  throw new $RangeError(what);
+}
+
+/**
+ * Appends an operation carrying `chars` characters of strings. A marker ['@', instance]
+ * precedes each plugin's operations, so the host can name the plugin behind an operation
+ * it refuses.
+ */
+function emit(op, chars) {
+  const n = ops.length + (owner !== instance ? 2 : 1);
+  if (n > CAPS.maxOps) tooLarge(`more than ${CAPS.maxOps} operations in one call`);
+  if (outChars + chars > CAPS.maxResultBytes) tooLarge(`operations of more than ${CAPS.maxResultBytes} characters in one call`);
+  outChars += chars;
   if (owner !== instance) {
     ops[ops.length] = ['@', instance];
     owner = instance;
   }
   ops[ops.length] = op;
+}
+
+/** A header name and value within CAPS.maxHeaderBytes. */
+function header(name, value, what) {
+  const n = str(name, 'header name');
+  const v = headerValue(value, 'header value');
+  if (n.length + v.length > CAPS.maxHeaderBytes) tooLarge(`${what}: header ${$apply($slice, n, [0, 64])} of ${n.length + v.length} characters exceeds ${CAPS.maxHeaderBytes}`);
+  return v;
+}
+
+const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
+
+/**
+ * JSON of `value`, or null when it would exceed `cap` characters: the replacer counts as
+ * the encoder goes and stops it at the cap, so a huge value is never encoded whole. (A
+ * count, not the exact length: escapes are not counted; the host checks the exact one.)
+ */
+function bounded(value, cap) {
+  let chars = 0;
+  const replacer = function (key, v) {
+    chars += key.length + 4;
+    if (typeof v === 'string') chars += v.length;
+    else if (typeof v === 'number') chars += 8;
+    if (chars > cap) throw TOO_BIG;
+    return v;
+  };
+  try {
+    return $stringify(value, replacer);
+  } catch (e) {
+    if (e === TOO_BIG) return null;
+    throw e;
+  }
 }
 
 /** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */

@@ -55,6 +55,23 @@ function thenOf(r) {
   return typeof then === 'function' ? then : undefined;
 }
 
+/**
+ * The fault of handler `idx` that just ended, or null: too_large when it hit an output cap
+ * (even if it caught the error), else threw when it threw `e` (`e` undefined: it did not).
+ */
+function faultOf(idx, threw, e) {
+  if (capped === idx) {
+    capped = -1;
+    const f = list();
+    f[0] = idx; f[1] = 'too_large'; f[2] = cappedWhy;
+    return f;
+  }
+  if (!threw) return null;
+  const f = list();
+  f[0] = idx; f[1] = 'threw'; f[2] = describe(e);
+  return f;
+}
+
 function skipped(skip, idx) {
   if (skip === null) return false;
   for (let i = 0; i < skip.length; i++) if (skip[i] === idx) return true;
@@ -80,10 +97,19 @@ function step(seq, ph, chain, k, skip, faults, done) {
       r = handler(pdk, inst.config);
       then = thenOf(r);
     } catch (e) {
-      if (e === EXIT) break;
-      faults[faults.length] = [idx, 'threw', describe(e)];
+      const f = faultOf(idx, e !== EXIT, e);
+      if (f === null) break; // exit()
+      faults[faults.length] = f;
       if (!inst.failOpen) break;
       continue;
+    }
+    if (then === undefined) {
+      const f = faultOf(idx, false, undefined);
+      if (f !== null) {
+        faults[faults.length] = f;
+        if (!inst.failOpen) break;
+        continue;
+      }
     }
     if (then !== undefined) {
       const next = k + 1;
@@ -91,13 +117,19 @@ function step(seq, ph, chain, k, skip, faults, done) {
       const resume = function () {
         if (settled || seq !== callSeq) return; // or a promise that settled in a later call
         settled = true;
+        const f = faultOf(idx, false, undefined);
+        if (f !== null) {
+          faults[faults.length] = f;
+          if (!inst.failOpen) return done(faults);
+        }
         step(seq, ph, chain, next, skip, faults, done);
       };
       const fail = function (e) {
         if (settled || seq !== callSeq) return;
         settled = true;
-        if (e === EXIT) return done(faults);
-        faults[faults.length] = [idx, 'threw', describe(e)];
+        const f = faultOf(idx, e !== EXIT, e);
+        if (f === null) return done(faults); // exit()
+        faults[faults.length] = f;
         if (!inst.failOpen) return done(faults);
         step(seq, ph, chain, next, skip, faults, done);
       };
@@ -121,6 +153,8 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   ctxShared = ctxJson === '' ? null : bare($parse(ctxJson));
   exited = false;
   logLines = 0;
+  outChars = 0;
+  capped = -1;
   return ++callSeq;
 }
 
@@ -151,7 +185,8 @@ function encode(faults, out) {
   let ctx = '';
   if (ctxShared !== null && $keys(ctxShared).length > 0) {
     try {
-      ctx = $stringify(ctxShared);
+      ctx = bounded(ctxShared, CAPS.maxCtxBytes);
+      if (ctx === null) faults[faults.length] = [instance, 'too_large', `pdk.ctx.shared encodes to more than ${CAPS.maxCtxBytes} characters`];
     } catch (e) {
       // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
       faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
