@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { build } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
-import { createBlank, moduleFactory } from './blank.ts';
+import { createBlank, prepareModule } from './blank.ts';
 import type { PluginBundle } from './program.ts';
 
 /** What the gateway learns of a plugin by loading it once in a throwaway isolate. */
@@ -58,14 +58,13 @@ const INSPECT_TIMEOUT_MS = 1000;
  * an Error with looping getters or a huge message cannot hang or fool the load.
  */
 function inspect(code: string, source: string): PluginInfo {
-  const { isolate, context, api } = createBlank(32);
+  const { isolate, api } = createBlank(32);
   try {
     let meta: unknown;
     try {
-      const factory = isolate.compileScriptSync(moduleFactory(code), { filename: `plugin:${source}` })
-        .runSync(context, { reference: true }) as ivm.Reference<() => unknown>;
-      const load = api.getSync('load', { reference: true }) as ivm.Reference<(i: number, f: unknown) => string>;
-      const failure: unknown = load.applySync(undefined, [0, factory.derefInto()], { timeout: INSPECT_TIMEOUT_MS });
+      const mod = prepareModule(isolate, code, `plugin:${source}`);
+      const load = api.getSync('load', { reference: true }) as ivm.Reference<(i: number, f: unknown, k: unknown) => string>;
+      const failure: unknown = load.applySync(undefined, [0, mod.factory.derefInto(), mod.kit.derefInto()], { timeout: INSPECT_TIMEOUT_MS });
       if (typeof failure === 'string' && failure !== '') throw new PluginLoadError(`its top-level code threw: ${failure}`);
       const info = api.getSync('info', { reference: true }) as ivm.Reference<(i: number) => string>;
       meta = info.applySync(undefined, [0], { timeout: INSPECT_TIMEOUT_MS });

@@ -6,7 +6,7 @@ import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
-import { createBlank, moduleFactory, type WarmIsolates } from './blank.ts';
+import { createBlank, prepareModule, type WarmIsolates } from './blank.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -156,14 +156,15 @@ export class TenantSandbox {
         const owner = program.instances.findIndex((i) => i.plugin === index);
         cells.current[0] = owner;
         try {
-          // Defines a function and runs nothing of the plugin; the runtime calls it inside its
-          // own catch, so what the module throws stays in the isolate (api.load).
-          const factory = isolate.compileScriptSync(moduleFactory(plugin.code), { filename: `plugin:${plugin.name}` })
-            .runSync(context, { reference: true }) as ivm.Reference<unknown>;
+          // A context of the plugin's own, and its bundle as a function: nothing of the plugin
+          // has run. The runtime calls it inside its own catch, so what the module throws
+          // stays in the isolate (api.load).
+          const mod = prepareModule(isolate, plugin.code, `plugin:${plugin.name}`);
           cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
-          const failure = load.applySync(undefined, [index, factory.derefInto()]);
+          const failure = load.applySync(undefined, [index, mod.factory.derefInto(), mod.kit.derefInto()]);
           cells.pluginDeadline[0] = 0;
-          factory.release();
+          mod.factory.release();
+          mod.kit.release();
           if (typeof failure === 'string' && failure !== '') {
             this.#broken.set(index, { outcome: 'threw', instance: owner, detail: `plugin module failed to load: ${failure}` });
           }

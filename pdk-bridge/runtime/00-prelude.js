@@ -28,6 +28,8 @@ const $split = String.prototype.split;
 const $push = Array.prototype.push;
 const $replace = String.prototype.replace;
 const $setProto = Object.setPrototypeOf;
+/** Prototypes of the errors the runtime's own builtins throw: such an error must not reach a plugin (its realm is ours). */
+const OWN_ERRORS = [Error.prototype, TypeError.prototype, RangeError.prototype, SyntaxError.prototype, ReferenceError.prototype, EvalError.prototype, URIError.prototype];
 
 /**
  * An array with no prototype: writing its elements never meets a setter a plugin put on
@@ -61,16 +63,65 @@ const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilt
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
+/**
+ * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and this
+ * call's snapshots parsed there. Each plugin module runs in a context of its own
+ * (pdk-bridge/realm.js); whatever the PDK hands a plugin is made in the plugin's realm or
+ * has no prototype, so no plugin reaches the runtime's realm or another plugin's.
+ */
+function realmOf(kit) {
+  const r = $create(null);
+  r.parse = kit.parse;
+  r.Error = kit.Error;
+  r.TypeError = kit.TypeError;
+  r.RangeError = kit.RangeError;
+  r.reqSeq = -1;
+  r.req = null;
+  r.phaseSeq = -1;
+  r.phaseData = null;
+  return r;
+}
+/** The runtime's own realm: only its own warm-up (api.exercise) calls the PDK from here. */
+const OWN_REALM = realmOf({ parse: $parse, Error: $Error, TypeError: $TypeError, RangeError: RangeError });
+let realm = OWN_REALM;
+
+/**
+ * The gate of the PDK functions of one realm (what pdk-bridge/realm.js forwards through):
+ * notes the calling realm, and turns an error thrown by one of the runtime's builtins (a
+ * native TypeError, say) into an error of the caller's realm.
+ */
+function gateFor(rec) {
+  return function (fn, self, args) {
+    realm = rec;
+    try {
+      return $apply(fn, self, args);
+    } catch (e) {
+      throw foreign(e, rec);
+    }
+  };
+}
+
+function foreign(e, rec) {
+  if (e === null || typeof e !== 'object') return e;
+  const proto = $getProto(e);
+  for (let i = 0; i < OWN_ERRORS.length; i++) {
+    if (proto === OWN_ERRORS[i]) {
+      const m = e.message;
+      return new rec.TypeError(typeof m === 'string' ? m : 'PDK call failed');
+    }
+  }
+  return e;
+}
+
 let phase = 0;
 let ops = null;          // operations collected in this call (a list()), applied by the host afterwards
 let owner = -1;          // instance whose operations follow the last '@' marker in ops
-let reqRaw = '';         // request snapshot as JSON, parsed on first read
-let req = null;
+let reqRaw = '';         // request snapshot as JSON, parsed on first read in each realm
 let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
 let bodyIn = '';         // bodyFilter: the response body, passed as a plain string (no JSON escaping)
 let bodyOut = null;      // bodyFilter: the body set by response.setBody, handed back after the result
-let phaseData = null;
-let ctxShared = null;    // pdk.ctx.shared of this request
+let ctxRaw = '';         // pdk.ctx.shared as it came in (JSON), parsed on first use
+let ctxShared = null;    // pdk.ctx.shared of this request, once a plugin touched it
 let instance = -1;       // index of the running plugin instance
 let exited = false;
 let logLines = 0;
@@ -98,7 +149,7 @@ function tooLarge(what) {
     capped = instance;
     cappedWhy = what;
   }
-  throw new $RangeError(what);
+  throw new realm.RangeError(what);
 }
 
 /**
@@ -127,6 +178,7 @@ function header(name, value, what) {
 }
 
 const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
+let callSeq = 0;
 
 /**
  * JSON of `value`, or null when it would exceed `cap` characters: the replacer counts as
@@ -153,12 +205,12 @@ function bounded(value, cap) {
 /** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */
 function checkPhase(fn, allowed) {
   if ((phase & allowed) === 0) {
-    throw new $Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
+    throw new realm.Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
   }
 }
 
 function str(value, what) {
-  if (typeof value !== 'string') throw new $TypeError(`${what} must be a string, got ${typeof value}`);
+  if (typeof value !== 'string') throw new realm.TypeError(`${what} must be a string, got ${typeof value}`);
   return value;
 }
 
@@ -167,18 +219,25 @@ function headerValue(value, what) {
   return str(value, what);
 }
 
+/** The request snapshot, parsed in the calling plugin's realm (once per call and realm). */
 function request() {
-  if (req === null) {
-    req = bare($parse(reqRaw));
-    bare(req.h);
+  const rm = realm;
+  if (rm.reqSeq !== callSeq) {
+    const r = bare(rm.parse(reqRaw));
+    bare(r.h);
+    rm.req = r;
+    rm.reqSeq = callSeq;
   }
-  return req;
+  return rm.req;
 }
 
 function phaseSnapshot() {
-  if (phaseData === null) {
-    phaseData = phaseRaw === '' ? $create(null) : bare($parse(phaseRaw));
-    bare(phaseData.h);
+  const rm = realm;
+  if (rm.phaseSeq !== callSeq) {
+    const d = phaseRaw === '' ? $create(null) : bare(rm.parse(phaseRaw));
+    bare(d.h);
+    rm.phaseData = d;
+    rm.phaseSeq = callSeq;
   }
-  return phaseData;
+  return rm.phaseData;
 }

@@ -3,7 +3,7 @@ const HEADERS_WRITABLE = REWRITE | ACCESS | HEADER_FILTER;
 const HAS_RESPONSE = HEADER_FILTER | BODY_FILTER | LOG;
 
 /** Thrown by exit() to stop the running handler; the dispatcher recognises it. */
-const EXIT = $freeze({ isogateExit: true });
+const EXIT = $freeze($create(null));
 
 const pdkResponse = $freeze({
   /**
@@ -15,7 +15,7 @@ const pdkResponse = $freeze({
     // 1xx are not final responses: sent as one, the client would take the next response
     // on its connection as this one's.
     if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
-      throw new $TypeError('response.exit status must be an integer from 200 to 599');
+      throw new realm.TypeError('response.exit status must be an integer from 200 to 599');
     }
     // Every cap is checked before anything is encoded: a body over the cap is refused by
     // its length (a string) or while it is being encoded (an object), never copied whole.
@@ -28,7 +28,7 @@ const pdkResponse = $freeze({
         if (text === null) tooLarge(`response.exit body encodes to more than ${CAPS.maxBodyBytes} characters`);
         json = true;
       }
-      if (typeof text !== 'string') throw new $TypeError('response.exit body must be a string or JSON data');
+      if (typeof text !== 'string') throw new realm.TypeError('response.exit body must be a string or JSON data');
       if (text.length > CAPS.maxBodyBytes) tooLarge(`response.exit body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
     }
     const hs = list();

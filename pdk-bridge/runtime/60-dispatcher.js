@@ -11,9 +11,9 @@ const MAX_FAULT_CHARS = 1024;
 
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
+const same = (fn) => fn;
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
-let callSeq = 0;
 
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
@@ -94,7 +94,7 @@ function step(seq, ph, chain, k, skip, faults, done) {
     $deadline[0] = $now() + inst.cpuMs;
     let then, r;
     try {
-      r = handler(pdk, inst.config);
+      r = handler(inst.pdk, inst.config);
       then = thenOf(r);
     } catch (e) {
       const f = faultOf(idx, e !== EXIT, e);
@@ -133,7 +133,8 @@ function step(seq, ph, chain, k, skip, faults, done) {
         if (!inst.failOpen) return done(faults);
         step(seq, ph, chain, next, skip, faults, done);
       };
-      try { $apply(then, r, [resume, fail]); } catch (e) { fail(e); }
+      // the callbacks a plugin's then() gets are functions of its own realm
+      try { $apply(then, r, [inst.callback(resume), inst.callback(fail)]); } catch (e) { fail(e); }
       return;
     }
   }
@@ -147,10 +148,9 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   ops = list();
   owner = -1;
   reqRaw = reqJson;
-  req = null;
   phaseRaw = phaseJson;
-  phaseData = null;
-  ctxShared = ctxJson === '' ? null : bare($parse(ctxJson));
+  ctxRaw = ctxJson;
+  ctxShared = null;
   exited = false;
   logLines = 0;
   outChars = 0;
@@ -182,7 +182,8 @@ function encodeValue(v) {
  */
 function encode(faults, out) {
   $deadline[0] = 0;
-  let ctx = '';
+  // Untouched in this call: it leaves as it came, without a parse and an encode.
+  let ctx = ctxShared === null ? ctxRaw : '';
   if (ctxShared !== null && $keys(ctxShared).length > 0) {
     try {
       ctx = bounded(ctxShared, CAPS.maxCtxBytes);
@@ -208,15 +209,23 @@ api.attach = function (shared) {
 
 /**
  * Runs the module of plugin `index` and registers what it exports. `factory` is a
- * function made from the plugin's bundle by the host (nothing of the plugin ran before
- * this call); calling it runs the module's top-level code. Everything that can run plugin
+ * function made from the plugin's bundle by the host in the plugin's own context, and `kit`
+ * what pdk-bridge/realm.js made there (nothing of the plugin ran before this call); the
+ * plugin's pdk is made from it first, then calling `factory` runs the module's top-level
+ * code. Everything that can run plugin
  * code (the top level, getters on the exports) runs here, inside a catch: no value the
  * plugin made ever leaves the isolate as an exception, because isolated-vm would convert
  * it on the host's thread, outside any limit. Returns '' when the module loaded, else
  * what went wrong as a capped string.
  */
-api.load = function (index, factory) {
+api.load = function (index, factory, kit) {
   try {
+    const rec = realmOf(kit);
+    const gate = gateFor(rec);
+    const meta = $create(null);
+    meta.realm = rec;
+    meta.pdk = kit.pdk(pdk, gate);
+    meta.callback = function (fn) { return kit.callback(gate, fn); };
     const exports = factory();
     const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
     const handlers = $create(null);
@@ -231,7 +240,6 @@ api.load = function (index, factory) {
         }
       }
     }
-    const meta = $create(null);
     meta.handlers = $freeze(handlers);
     meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
     modules[index] = meta;
@@ -267,7 +275,10 @@ api.setup = function (programJson) {
     const inst = $create(null);
     // A plugin whose module failed to load has no handlers: the host never calls its instances.
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
-    inst.config = deepFreeze(spec.config);
+    inst.pdk = mod === undefined ? pdk : mod.pdk;
+    inst.callback = mod === undefined ? same : mod.callback;
+    // the config is the plugin's own data: made in its realm
+    inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
     inst.failOpen = spec.failOpen;
     next[n] = inst;
@@ -345,6 +356,8 @@ api.exercise = function () {
   inst.handlers[ACCESS] = handler;
   inst.handlers[HEADER_FILTER] = function (p) { p.response.setHeader('x-status', p.response.getStatus()); };
   inst.config = deepFreeze({});
+  inst.pdk = pdk;
+  inst.callback = same;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();
