@@ -4,7 +4,7 @@ import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
-import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
+import { newErrorId, runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
@@ -402,8 +402,9 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
     try {
       ex.start(match.depth);
     } catch (err) {
-      ctx.log.error({ err, route: match.route.id }, 'internal error while proxying');
-      sendError(res, 'ISG_ERR_INTERNAL');
+      const errorId = newErrorId();
+      ctx.log.error({ err, route: match.route.id, errorId }, 'internal error while proxying');
+      sendError(res, 'ISG_ERR_INTERNAL', errorId);
     }
   };
 }

@@ -1,15 +1,59 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
+import { OUTPUT_CAPS } from './limits.ts';
+
+// Plugin code runs in a context of its own, called from the runtime's context: V8 then
+// refuses `Function(...)` in the plugin ("no access"), a check meant for browser frames of
+// different origins. Each plugin only ever holds its own realm's Function, so the check
+// guards nothing here, and bundled libraries use Function('return this') widely. V8 reads
+// the flag at each call.
+setFlagsFromString('--allow-unsafe-function-constructor');
 
 const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
 
-/** The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one function body. */
-const RUNTIME_SOURCE = `(function () {\n${readdirSync(RUNTIME_DIR)
+/**
+ * The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one strict
+ * function body, after `CAPS`: the output caps of sandbox/limits.ts, the one place they are
+ * written.
+ */
+const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\n${readdirSync(RUNTIME_DIR)
   .filter((f) => f.endsWith('.js'))
   .sort()
   .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
   .join('\n')}\n})()`;
+
+/** Run first in each plugin's own context: its lockdown, and the kit the runtime makes its pdk with. */
+const REALM_SOURCE = readFileSync(join(import.meta.dirname, '..', 'pdk-bridge', 'realm.js'), 'utf8');
+const realmScripts = new WeakMap<ivm.Isolate, ivm.Script>();
+
+/** A plugin module ready to load: nothing of the plugin has run yet. Release both references after api.load. */
+export type PreparedModule = {
+  /** Calling it runs the module and returns its exports (from the plugin's own context). */
+  readonly factory: ivm.Reference<() => unknown>;
+  /** What pdk-bridge/realm.js returned in that context. */
+  readonly kit: ivm.Reference<unknown>;
+};
+
+/**
+ * Makes a context of its own for one plugin module in `isolate` (so that what the plugin
+ * does to its builtins stays in its realm), runs pdk-bridge/realm.js there, and compiles
+ * the bundle into a function without running it: the runtime calls it inside its own catch
+ * (api.load), under the caller's deadline. Runs no plugin code.
+ */
+export function prepareModule(isolate: ivm.Isolate, code: string, filename: string): PreparedModule {
+  let realm = realmScripts.get(isolate);
+  if (realm === undefined) {
+    realm = isolate.compileScriptSync(REALM_SOURCE, { filename: 'isogate:realm' });
+    realmScripts.set(isolate, realm);
+  }
+  const context = isolate.createContextSync();
+  const kit = realm.runSync(context, { reference: true }) as ivm.Reference<unknown>;
+  const factory = isolate.compileScriptSync(`(function () {\nreturn ${code}\n})`, { filename })
+    .runSync(context, { reference: true }) as ivm.Reference<() => unknown>;
+  return { factory, kit };
+}
 
 /**
  * An isolate with a context and the PDK runtime evaluated, but no plugin and no tenant

@@ -4,7 +4,11 @@
  * apply where the config says nothing; ceilings are the operator's caps that no tenant or
  * plugin config may exceed.
  */
-/** Caps on what one call may hand back to the host, checked before anything is parsed. */
+/**
+ * Caps on what one call may hand back to the host. The in-isolate runtime gets this very
+ * object (sandbox/blank.ts) and enforces each cap at the PDK call that would exceed it,
+ * before encoding anything; the host checks them again before it parses.
+ */
 export const OUTPUT_CAPS = {
   /** Bytes of the JSON result of one call (operations, ctx, faults). */
   maxResultBytes: 4 * 1024 * 1024,
@@ -16,6 +20,12 @@ export const OUTPUT_CAPS = {
   maxBodyBytes: 4 * 1024 * 1024,
   /** Bytes of pdk.ctx.shared carried between phases. */
   maxCtxBytes: 64 * 1024,
+  /** Headers one response.exit may set. */
+  maxExitHeaders: 100,
+  /** Characters of one pdk.log line; a longer line is cut. */
+  maxLogChars: 4096,
+  /** pdk.log lines one call may write; later lines are dropped. */
+  maxLogLines: 64,
 } as const;
 
 export const DEFAULT_LIMITS = { cpuMs: 50, memoryMb: 64, cpuBudgetMs: 200 } as const;

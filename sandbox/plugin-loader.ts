@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
+import { createBlank, prepareModule } from './blank.ts';
 import type { PluginBundle } from './program.ts';
 
 /** What the gateway learns of a plugin by loading it once in a throwaway isolate. */
@@ -71,42 +72,47 @@ async function buildError(err: unknown): Promise<Error> {
   return new PluginBuildError(`build failed with ${errors.length} error${errors.length === 1 ? '' : 's'}\n${lines.join('\n')}`);
 }
 
-/**
- * Reads a module's metadata in a throwaway isolate. The reader is defined before the
- * plugin's code runs and uses only intrinsics it captured then, so a module that replaces
- * JSON or Array.prototype cannot hang or fool the load (it is also under a timeout).
- */
-const PROBE = `(function () {
-  const stringify = JSON.stringify;
-  const names = ${JSON.stringify(HANDLER_NAMES)};
-  return function (e) {
-    const m = e !== null && typeof e === 'object' && e.default !== undefined ? e.default : e;
-    if (m === null || typeof m !== 'object') return null;
-    const handlers = [];
-    for (let i = 0; i < names.length; i++) if (typeof m[names[i]] === 'function') handlers[handlers.length] = names[i];
-    const name = m.name, version = m.version, priority = m.priority;
-    return stringify({ name: typeof name === 'string' ? name : null, version: typeof version === 'string' ? version : null,
-      priority: typeof priority === 'number' ? priority : null, handlers });
-  };
-})()`;
+/** How long a module's top-level code may run while it is inspected at config load. */
+const INSPECT_TIMEOUT_MS = 1000;
 
+/**
+ * Reads a module's metadata in a throwaway isolate made like a tenant's (the PDK runtime
+ * loaded, the same builtins removed), through the runtime's own loader: the module's code
+ * runs inside a catch in the isolate, which hands back only a capped string, under a
+ * timeout. The host never reads a value the plugin made, so a module that throws a Proxy,
+ * an Error with looping getters or a huge message cannot hang or fool the load.
+ */
 function inspect(code: string, source: string): PluginInfo {
-  const isolate = new ivm.Isolate({ memoryLimit: 32 });
+  const { isolate, api } = createBlank(32);
   try {
-    const context = isolate.createContextSync();
-    const probe = isolate.compileScriptSync(PROBE).runSync(context, { reference: true }) as ivm.Reference<(e: unknown) => string | null>;
-    const script = isolate.compileScriptSync(`${code};`, { filename: `plugin:${source}` });
-    const ref = script.runSync(context, { reference: true, timeout: 1000 }) as ivm.Reference<unknown>;
-    const meta = probe.applySync(undefined, [ref.derefInto()], { timeout: 1000, result: { copy: true } }) as unknown;
-    if (typeof meta !== 'string') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
-    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string[] };
+    let meta: unknown;
+    try {
+      const mod = prepareModule(isolate, code, `plugin:${source}`);
+      const load = api.getSync('load', { reference: true }) as ivm.Reference<(i: number, f: unknown, k: unknown) => string>;
+      const failure: unknown = load.applySync(undefined, [0, mod.factory.derefInto(), mod.kit.derefInto()], { timeout: INSPECT_TIMEOUT_MS });
+      if (typeof failure === 'string' && failure !== '') throw new PluginLoadError(`its top-level code threw: ${failure}`);
+      const info = api.getSync('info', { reference: true }) as ivm.Reference<(i: number) => string>;
+      meta = info.applySync(undefined, [0], { timeout: INSPECT_TIMEOUT_MS });
+    } catch (err) {
+      // Every error here is isolated-vm's or ours: the runtime catches whatever plugin code throws.
+      if (err instanceof PluginLoadError) throw err;
+      const message = String((err as Error).message);
+      if (/timed out/i.test(message)) throw new PluginLoadError(`its top-level code (or what it threw) ran for more than ${INSPECT_TIMEOUT_MS} ms`);
+      if (/memory limit/i.test(message)) throw new PluginLoadError('its top-level code reached the memory limit of the inspection isolate');
+      throw new PluginLoadError(`its code could not run: ${message.slice(0, 300)}`);
+    }
+    if (typeof meta !== 'string' || meta === '') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
+    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string };
     if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
     if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
     if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
-    if (!Array.isArray(m.handlers) || m.handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
-    const handlers = m.handlers.filter((h) => (HANDLER_NAMES as readonly string[]).includes(h));
+    const handlers = m.handlers === '' ? [] : m.handlers.split(',');
+    if (handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
     return { name: m.name, version: m.version, priority: m.priority, handlers, code, source };
   } finally {
-    isolate.dispose();
+    if (!isolate.isDisposed) isolate.dispose();
   }
 }
+
+/** A module whose code failed at load; the message says how, never with a value the plugin made except a capped string. */
+class PluginLoadError extends Error {}

@@ -1,29 +1,16 @@
 import ivm from 'isolated-vm';
 import type { Fault, FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
+import { decodeParsed, decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
-import { createBlank, type WarmIsolates } from './blank.ts';
 
-/** Result of one phase run, before its operations are validated and applied. */
-export type RunResult = {
-  /** Operations as the runtime encoded them: untrusted, validated by pdk-bridge/host. */
-  readonly ops: readonly unknown[];
-  readonly faults: readonly Fault[];
-  /** pdk.ctx.shared as JSON, '' when empty. */
-  readonly ctx: string;
-  /** bodyFilter: the body set by response.setBody, or null. */
-  readonly body: string | null;
-  /**
-   * True when the call produced nothing usable (the isolate was stopped, or the result was
-   * rejected): the faults say why, and no operation of any plugin of the chain survives.
-   * False when faults come from the runtime, which went on past fail-open plugins.
-   */
-  readonly aborted: boolean;
-};
+export type { RunResult } from './run-result.ts';
+import { createBlank, type WarmIsolates } from './blank.ts';
+import { RetryLoad, loadPlugins, type Entry } from './isolate-load.ts';
 
 export type SandboxEvents = {
   /** An isolate was created (cold start), with the time it took. */
@@ -35,19 +22,15 @@ export type SandboxEvents = {
   warm?: WarmIsolates;
 };
 
-type Live = {
+type Live = Entry & {
   isolate: ivm.Isolate;
   context: ivm.Context;
   /** Its id in the watchdog. */
   watchId: number;
-  run: ivm.Reference<(...args: unknown[]) => string | undefined>;
-  collect: ivm.Reference<() => string | undefined>;
-  runBatch: ivm.Reference<(...args: unknown[]) => string | undefined>;
 };
 
 /** Only the log batch passes a structure in; a phase call passes numbers and strings, which cross without a copy step. */
 const COPY_ARGS = { arguments: { copy: true } } as const;
-const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return']);
 const CALL_SLACK_MS = 20;
 
 /**
@@ -124,7 +107,12 @@ export class TenantSandbox {
     // #live is cleared whenever its isolate is disposed (#drop): no native isDisposed
     // check per call (it costs more than the rest of this function).
     const live = this.#live;
-    if (live !== null) return live;
+    if (live !== null) {
+      // The watchdog may judge a deadline passed just as a call returns, and dispose the
+      // isolate after the host looked: its kill flag, set before it disposes, says so.
+      if (this.#cells.killed[0] === KILL_NONE) return live;
+      this.#drop(live, 'cpu');
+    }
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.tenant} was disposed`);
     const t0 = performance.now();
     const tenant = this.tenant;
@@ -133,7 +121,7 @@ export class TenantSandbox {
     const program = this.program;
     const blank = events.warm?.take(program.memoryMb) ?? createBlank(program.memoryMb);
     blank.onCatastrophicError = (message) => events.onCatastrophicError?.(tenant, message);
-    const { isolate, context, api } = blank;
+    const { isolate, context } = blank;
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.pluginDeadline[0] = 0;
@@ -142,45 +130,8 @@ export class TenantSandbox {
     this.#watchdog.enter(watchId);
     beacon.enter(this.slot);
     try {
-      const attach = api.getSync('attach', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
-      attach.applySync(undefined, [new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true })]);
-      attach.release();
-      const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
-      program.plugins.forEach((plugin, index) => {
-        if (this.#broken.has(index)) return;
-        const owner = program.instances.findIndex((i) => i.plugin === index);
-        cells.current[0] = owner;
-        cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
-        try {
-          const exports = isolate.compileScriptSync(plugin.code, { filename: `plugin:${plugin.name}` })
-            .runSync(context, { reference: true }) as ivm.Reference<unknown>;
-          cells.pluginDeadline[0] = 0;
-          load.applySync(undefined, [index, exports.derefInto()]);
-          exports.release();
-        } catch (err) {
-          // This plugin cannot load: the tenant's other plugins still can. Remember it, and
-          // start over without it if the isolate did not survive.
-          cells.pluginDeadline[0] = 0;
-          this.#broken.set(index, this.#loadFailed(err).faults[0]);
-          if (isolate.isDisposed) throw new RetryLoad();
-        }
-      });
-      const setup = api.getSync('setup', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
-      setup.applySync(undefined, [JSON.stringify({
-        instances: program.instances.map((i) => ({ plugin: i.plugin, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
-        chains: program.chains,
-      })]);
-      const next: Live = {
-        isolate,
-        context,
-        watchId,
-        run: api.getSync('run', { reference: true }) as Live['run'],
-        collect: api.getSync('collect', { reference: true }) as Live['collect'],
-        runBatch: api.getSync('runBatch', { reference: true }) as Live['runBatch'],
-      };
-      load.release();
-      setup.release();
-      api.release();
+      const entry = loadPlugins(blank, program, cells, this.#broken, (err) => this.#loadFailed(err).faults[0]);
+      const next: Live = { isolate, context, watchId, ...entry };
       this.#live = next;
       this.#cpuMark = 0n; // a new isolate: its module loading is charged with its first call
       events.onIsolateCreated?.(tenant, performance.now() - t0);
@@ -220,16 +171,26 @@ export class TenantSandbox {
     cells.callDeadline[0] = 0;
     this.#watchdog.leave();
     beacon.leave();
+    // A call that returned while the watchdog was stopping it ends as the kill it was.
+    if (error === null && cells.killed[0] !== KILL_NONE) error = KILLED_AS_IT_RETURNED;
     if (error !== null) {
       this.lastCallMs = performance.now() - started;
       return new Crashed(this.#crashed(error));
     }
-    this.#chargeCpu(live);
+    this.#chargeCpu(live, started);
     return out;
   }
 
-  #chargeCpu(live: Live): void {
-    const now = live.isolate.cpuTime;
+  #chargeCpu(live: Live, started: number): void {
+    let now: bigint;
+    try {
+      now = live.isolate.cpuTime;
+    } catch {
+      // Disposed by the watchdog after the check above: the result stands, the next call
+      // sees the kill flag and starts a new isolate. Charge the call's wall time.
+      this.lastCallMs = performance.now() - started;
+      return;
+    }
     this.lastCallMs = Number(now - this.#cpuMark) / 1e6;
     this.#cpuMark = now;
   }
@@ -263,7 +224,10 @@ export class TenantSandbox {
     return { fault: null, skip: out };
   }
 
-  /** A load that failed: the plugin whose code was running is named, as for a call. */
+  /**
+   * A load that failed: the plugin whose code was running is named, as for a call. `err`
+   * is isolated-vm's or ours, never a value plugin code made (the runtime catches those).
+   */
   #loadFailed(err: unknown): RunResult {
     const cells = this.#cells;
     const culprit = cells.current[0];
@@ -278,6 +242,41 @@ export class TenantSandbox {
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
    */
   run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+    try {
+      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body);
+    } catch (err) {
+      return this.#internal(err);
+    }
+  }
+
+  /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
+  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+    try {
+      return this.#runBatch(items);
+    } catch (err) {
+      const r = this.#internal(err);
+      return items.map(() => r);
+    }
+  }
+
+  /**
+   * A bug of ours in a sandbox call: never an exception out of the call (the request would
+   * end as ISG_ERR_INTERNAL), but a fault with no instance named, and a new isolate, since
+   * nothing is known of the state this one was left in.
+   */
+  #internal(err: unknown): RunResult {
+    const live = this.#live;
+    if (live !== null) {
+      try {
+        this.#drop(live, 'internal');
+      } catch {
+        this.#live = null;
+      }
+    }
+    return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
+  }
+
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -296,15 +295,14 @@ export class TenantSandbox {
     const out = this.#call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
     if (out instanceof Crashed) return out.result;
-    const r = this.#decode(out);
+    const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
     if (r.aborted && r.faults[0]?.outcome === 'wall') this.#drop(live, 'wall');
     return r;
   }
 
-  /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
-  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  #runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
     const began = performance.now();
     this.lastCallMs = 0;
     let live: Live;
@@ -321,7 +319,7 @@ export class TenantSandbox {
       const verdicts = items.map((it) => this.#brokenInChain(it[0], 32, undefined).fault);
       if (verdicts.some((v) => v !== null)) {
         const runnable = items.filter((_it, k) => verdicts[k] === null);
-        const ran = runnable.length > 0 ? this.runBatch(runnable) : [];
+        const ran = runnable.length > 0 ? this.#runBatch(runnable) : [];
         let next = 0;
         return verdicts.map((v) => v ?? ran[next++]);
       }
@@ -340,7 +338,7 @@ export class TenantSandbox {
       return items.map(() => failed('bad_return', cells.current[0], 'log batch result is not JSON'));
     }
     if (!Array.isArray(parts) || parts.length !== items.length) return items.map(() => failed('bad_return', -1, 'log batch result has the wrong shape'));
-    return parts.map((p) => this.#decodeParsed(p, ''));
+    return parts.map((p) => decodeParsed(p, cells.current[0], this.program.instances.length, ''));
   }
 
   #crashed(err: unknown): RunResult {
@@ -372,54 +370,12 @@ export class TenantSandbox {
   #drop(live: Live, reason: string): void {
     if (this.#live === live) this.#live = null;
     this.touchedAt = -Infinity; // the next isolate registers with the pool on its first call
-    if (!live.isolate.isDisposed) live.isolate.dispose();
-    this.#events.onIsolateDisposed?.(this.tenant, reason);
-  }
-
-  /** Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON. */
-  #decode(out: unknown): RunResult {
-    const current = this.#cells.current[0];
-    if (typeof out !== 'string') {
-      if (out === undefined) return failed('wall', current, 'a promise of the handler never settled');
-      return failed('bad_return', current, 'result is not a string');
-    }
-    const nl = out.indexOf('\n');
-    const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
-    const json = nl < 0 ? out : out.slice(0, nl);
-    if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
-    const body = nl2 < 0 ? null : out.slice(nl2 + 1);
-    if (body !== null && body.length > OUTPUT_CAPS.maxBodyBytes) return failed('too_large', current, `body of ${body.length} bytes exceeds ${OUTPUT_CAPS.maxBodyBytes}`);
-    let parsed: unknown;
     try {
-      parsed = JSON.parse(json);
+      if (!live.isolate.isDisposed) live.isolate.dispose();
     } catch {
-      return failed('bad_return', current, 'result is not JSON');
+      // the watchdog disposed it between the check and the call
     }
-    const r = this.#decodeParsed(parsed, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
-    return body === null || r.aborted ? r : { ...r, body };
-  }
-
-  #decodeParsed(parsed: unknown, ctx: unknown): RunResult {
-    if (!Array.isArray(parsed) || parsed.length < 2 || !Array.isArray(parsed[0]) || !Array.isArray(parsed[1])) {
-      return failed('bad_return', this.#cells.current[0], 'result has the wrong shape');
-    }
-    const ops = parsed[0] as unknown[];
-    if (ops.length > OUTPUT_CAPS.maxOps) return failed('too_large', this.#cells.current[0], `${ops.length} operations exceed ${OUTPUT_CAPS.maxOps}`);
-    const faults: Fault[] = [];
-    const count = this.program.instances.length;
-    for (const f of parsed[1] as unknown[]) {
-      if (!Array.isArray(f) || typeof f[0] !== 'number' || !Number.isInteger(f[0]) || f[0] < -1 || f[0] >= count) {
-        return failed('bad_return', -1, 'fault entry has the wrong shape');
-      }
-      const reason = FAULT_REASONS_FROM_RUNTIME.has(f[1]) ? (f[1] as FaultOutcome) : 'bad_return';
-      faults.push({ outcome: reason, instance: f[0], detail: typeof f[2] === 'string' ? f[2].slice(0, 1024) : '' });
-    }
-    let ctxJson = '';
-    if (typeof ctx === 'string') {
-      if (ctx.length > OUTPUT_CAPS.maxCtxBytes) return failed('too_large', this.#cells.current[0], `pdk.ctx.shared of ${ctx.length} bytes exceeds ${OUTPUT_CAPS.maxCtxBytes}`);
-      ctxJson = ctx;
-    }
-    return { ops, faults, ctx: ctxJson, aborted: false, body: null };
+    this.#events.onIsolateDisposed?.(this.tenant, reason);
   }
 
   /** Heap statistics of the live isolate, or null when none exists. */
@@ -451,9 +407,5 @@ class Crashed {
   }
 }
 
-/** Thrown inside #ensure when a plugin's module disposed the isolate: load again without it. */
-class RetryLoad extends Error {}
+const KILLED_AS_IT_RETURNED = new Error('stopped by the watchdog as the call returned');
 
-function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {
-  return { ops: [], faults: [{ outcome, instance, detail }], ctx: '', aborted: true, body: null };
-}

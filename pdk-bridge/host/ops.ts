@@ -58,8 +58,6 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_PATH = /[\s#?\0]/;
 const BAD_QUERY = /[\s#\0]/;
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
-/** Log lines one call may write (the runtime's own cap, enforced again here). */
-const MAX_LOG_LINES = 64;
 
 /** Headers that only the gateway manages: a plugin changing them would break framing. */
 const MANAGED = new Set([
@@ -122,7 +120,7 @@ function check(op: unknown, phase: number): string | null {
       // 1xx are not final responses: sent as one, the client would misread the next response.
       if (typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599) return 'exit: status must be an integer from 200 to 599';
       if (body !== null && (typeof body !== 'string' || body.length > OUTPUT_CAPS.maxBodyBytes)) return 'exit: body must be a string within the body cap';
-      if (!Array.isArray(headers) || headers.length % 2 !== 0 || headers.length > 200) return 'exit: invalid headers';
+      if (!Array.isArray(headers) || headers.length % 2 !== 0 || headers.length > 2 * OUTPUT_CAPS.maxExitHeaders) return 'exit: invalid headers';
       for (let k = 0; k < headers.length; k += 2) {
         const name = headerName(headers[k]);
         if (name === null || !headerValue(headers[k + 1], name)) return 'exit: invalid header';
@@ -194,9 +192,9 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         return null; // nothing after an exit counts
       }
       case 'log': {
-        if (++lines > MAX_LOG_LINES) break;
+        if (++lines > OUTPUT_CAPS.maxLogLines) break;
         const message = op[3] as string;
-        log(op[1] as number, op[2] as 'info', message.length > 4096 ? message.slice(0, 4096) : message);
+        log(op[1] as number, op[2] as 'info', message.length > OUTPUT_CAPS.maxLogChars ? message.slice(0, OUTPUT_CAPS.maxLogChars) : message);
         break;
       }
     }

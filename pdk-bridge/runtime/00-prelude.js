@@ -1,10 +1,10 @@
 // In-isolate runtime, part 0: captured intrinsics and shared state.
-// The files of this folder are concatenated (in name order) into one function body that the
-// host evaluates in a fresh context before any plugin code, so every binding here is
-// private to the runtime: plugin code cannot reach it, and the intrinsics are captured
+// The files of this folder are concatenated (in name order) into one strict function body
+// that the host evaluates in a fresh context before any plugin code, so every binding here
+// is private to the runtime: plugin code cannot reach it, and the intrinsics are captured
 // before plugin code can replace them (a plugin that patches JSON.stringify breaks only
-// its own copies, never ours).
-'use strict';
+// its own copies, never ours). The host defines `CAPS` before this file: the output caps
+// of sandbox/limits.ts.
 const $now = Date.now;
 const $parse = JSON.parse;
 const $stringify = JSON.stringify;
@@ -15,6 +15,7 @@ const $isArray = Array.isArray;
 const $String = String;
 const $Error = Error;
 const $TypeError = TypeError;
+const $RangeError = RangeError;
 const $decode = decodeURIComponent;
 const $apply = Reflect.apply;
 const $then = Promise.prototype.then;
@@ -27,6 +28,8 @@ const $split = String.prototype.split;
 const $push = Array.prototype.push;
 const $replace = String.prototype.replace;
 const $setProto = Object.setPrototypeOf;
+/** Prototypes of the errors the runtime's own builtins throw: such an error must not reach a plugin (its realm is ours). */
+const OWN_ERRORS = [Error.prototype, TypeError.prototype, RangeError.prototype, SyntaxError.prototype, ReferenceError.prototype, EvalError.prototype, URIError.prototype];
 
 /**
  * An array with no prototype: writing its elements never meets a setter a plugin put on
@@ -57,25 +60,74 @@ let $current = new $Int32Array(1);
 const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;
 const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
 
-/** Limits on what one call may hand back, mirrored and enforced again by the host. */
-const MAX_LOG_CHARS = 4096;
-const MAX_LOG_LINES = 64;
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
+/**
+ * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and this
+ * call's snapshots parsed there. Each plugin module runs in a context of its own
+ * (pdk-bridge/realm.js); whatever the PDK hands a plugin is made in the plugin's realm or
+ * has no prototype, so no plugin reaches the runtime's realm or another plugin's.
+ */
+function realmOf(kit) {
+  const r = $create(null);
+  r.parse = kit.parse;
+  r.Error = kit.Error;
+  r.TypeError = kit.TypeError;
+  r.RangeError = kit.RangeError;
+  r.reqSeq = -1;
+  r.req = null;
+  r.phaseSeq = -1;
+  r.phaseData = null;
+  return r;
+}
+/** The runtime's own realm: only its own warm-up (api.exercise) calls the PDK from here. */
+const OWN_REALM = realmOf({ parse: $parse, Error: $Error, TypeError: $TypeError, RangeError: RangeError });
+let realm = OWN_REALM;
+
+/**
+ * The gate of the PDK functions of one realm (what pdk-bridge/realm.js forwards through):
+ * notes the calling realm, and turns an error thrown by one of the runtime's builtins (a
+ * native TypeError, say) into an error of the caller's realm.
+ */
+function gateFor(rec) {
+  return function (fn, self, args) {
+    realm = rec;
+    try {
+      return $apply(fn, self, args);
+    } catch (e) {
+      throw foreign(e, rec);
+    }
+  };
+}
+
+function foreign(e, rec) {
+  if (e === null || typeof e !== 'object') return e;
+  const proto = $getProto(e);
+  for (let i = 0; i < OWN_ERRORS.length; i++) {
+    if (proto === OWN_ERRORS[i]) {
+      const m = e.message;
+      return new rec.TypeError(typeof m === 'string' ? m : 'PDK call failed');
+    }
+  }
+  return e;
+}
+
 let phase = 0;
 let ops = null;          // operations collected in this call (a list()), applied by the host afterwards
 let owner = -1;          // instance whose operations follow the last '@' marker in ops
-let reqRaw = '';         // request snapshot as JSON, parsed on first read
-let req = null;
+let reqRaw = '';         // request snapshot as JSON, parsed on first read in each realm
 let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
 let bodyIn = '';         // bodyFilter: the response body, passed as a plain string (no JSON escaping)
 let bodyOut = null;      // bodyFilter: the body set by response.setBody, handed back after the result
-let phaseData = null;
-let ctxShared = null;    // pdk.ctx.shared of this request
+let ctxRaw = '';         // pdk.ctx.shared as it came in (JSON), parsed on first use
+let ctxShared = null;    // pdk.ctx.shared of this request, once a plugin touched it
 let instance = -1;       // index of the running plugin instance
 let exited = false;
 let logLines = 0;
+let outChars = 0;        // characters of strings in ops so far (CAPS.maxResultBytes)
+let capped = -1;         // instance that hit a cap in this call (its handler fails as too_large), or -1
+let cappedWhy = '';
 
 const PHASE_BITS = [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG];
 
@@ -89,10 +141,27 @@ function phaseName(bits) {
 }
 
 /**
- * Appends an operation. A marker ['@', instance] precedes each plugin's operations, so the
- * host can name the plugin behind an operation it refuses.
+ * Refuses a PDK call that would exceed an output cap: the running handler ends as
+ * `too_large` (catching the error does not undo that), and nothing of the call is kept.
  */
-function emit(op) {
+function tooLarge(what) {
+  if (capped === -1) {
+    capped = instance;
+    cappedWhy = what;
+  }
+  throw new realm.RangeError(what);
+}
+
+/**
+ * Appends an operation carrying `chars` characters of strings. A marker ['@', instance]
+ * precedes each plugin's operations, so the host can name the plugin behind an operation
+ * it refuses.
+ */
+function emit(op, chars) {
+  const n = ops.length + (owner !== instance ? 2 : 1);
+  if (n > CAPS.maxOps) tooLarge(`more than ${CAPS.maxOps} operations in one call`);
+  if (outChars + chars > CAPS.maxResultBytes) tooLarge(`operations of more than ${CAPS.maxResultBytes} characters in one call`);
+  outChars += chars;
   if (owner !== instance) {
     ops[ops.length] = ['@', instance];
     owner = instance;
@@ -100,15 +169,48 @@ function emit(op) {
   ops[ops.length] = op;
 }
 
+/** A header name and value within CAPS.maxHeaderBytes. */
+function header(name, value, what) {
+  const n = str(name, 'header name');
+  const v = headerValue(value, 'header value');
+  if (n.length + v.length > CAPS.maxHeaderBytes) tooLarge(`${what}: header ${$apply($slice, n, [0, 64])} of ${n.length + v.length} characters exceeds ${CAPS.maxHeaderBytes}`);
+  return v;
+}
+
+const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
+let callSeq = 0;
+
+/**
+ * JSON of `value`, or null when it would exceed `cap` characters: the replacer counts as
+ * the encoder goes and stops it at the cap, so a huge value is never encoded whole. (A
+ * count, not the exact length: escapes are not counted; the host checks the exact one.)
+ */
+function bounded(value, cap) {
+  let chars = 0;
+  const replacer = function (key, v) {
+    chars += key.length + 4;
+    if (typeof v === 'string') chars += v.length;
+    else if (typeof v === 'number') chars += 8;
+    if (chars > cap) throw TOO_BIG;
+    return v;
+  };
+  try {
+    return $stringify(value, replacer);
+  } catch (e) {
+    if (e === TOO_BIG) return null;
+    throw e;
+  }
+}
+
 /** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */
 function checkPhase(fn, allowed) {
   if ((phase & allowed) === 0) {
-    throw new $Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
+    throw new realm.Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
   }
 }
 
 function str(value, what) {
-  if (typeof value !== 'string') throw new $TypeError(`${what} must be a string, got ${typeof value}`);
+  if (typeof value !== 'string') throw new realm.TypeError(`${what} must be a string, got ${typeof value}`);
   return value;
 }
 
@@ -117,18 +219,25 @@ function headerValue(value, what) {
   return str(value, what);
 }
 
+/** The request snapshot, parsed in the calling plugin's realm (once per call and realm). */
 function request() {
-  if (req === null) {
-    req = bare($parse(reqRaw));
-    bare(req.h);
+  const rm = realm;
+  if (rm.reqSeq !== callSeq) {
+    const r = bare(rm.parse(reqRaw));
+    bare(r.h);
+    rm.req = r;
+    rm.reqSeq = callSeq;
   }
-  return req;
+  return rm.req;
 }
 
 function phaseSnapshot() {
-  if (phaseData === null) {
-    phaseData = phaseRaw === '' ? $create(null) : bare($parse(phaseRaw));
-    bare(phaseData.h);
+  const rm = realm;
+  if (rm.phaseSeq !== callSeq) {
+    const d = phaseRaw === '' ? $create(null) : bare(rm.parse(phaseRaw));
+    bare(d.h);
+    rm.phaseData = d;
+    rm.phaseSeq = callSeq;
   }
-  return phaseData;
+  return rm.phaseData;
 }

@@ -4,24 +4,26 @@ const BEFORE_UPSTREAM = REWRITE | ACCESS;
 const pdkServiceRequest = $freeze({
   setHeader(name, value) {
     checkPhase('serviceRequest.setHeader', BEFORE_UPSTREAM);
-    emit(['sq.set', str(name, 'header name'), headerValue(value, 'header value')]);
+    const v = header(name, value, 'serviceRequest.setHeader');
+    emit(['sq.set', name, v], name.length + v.length);
   },
   addHeader(name, value) {
     checkPhase('serviceRequest.addHeader', BEFORE_UPSTREAM);
-    emit(['sq.add', str(name, 'header name'), headerValue(value, 'header value')]);
+    const v = header(name, value, 'serviceRequest.addHeader');
+    emit(['sq.add', name, v], name.length + v.length);
   },
   clearHeader(name) {
     checkPhase('serviceRequest.clearHeader', BEFORE_UPSTREAM);
-    emit(['sq.clear', str(name, 'header name')]);
+    emit(['sq.clear', str(name, 'header name')], name.length);
   },
   /** Replaces the path (without query) sent upstream; it must start with "/". */
   setPath(path) {
     checkPhase('serviceRequest.setPath', BEFORE_UPSTREAM);
-    emit(['sq.path', str(path, 'path')]);
+    emit(['sq.path', str(path, 'path')], path.length);
   },
   /** Replaces the raw query string (without "?") sent upstream. */
   setRawQuery(query) {
     checkPhase('serviceRequest.setRawQuery', BEFORE_UPSTREAM);
-    emit(['sq.query', str(query, 'query')]);
+    emit(['sq.query', str(query, 'query')], query.length);
   },
 });

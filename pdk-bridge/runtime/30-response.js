@@ -3,7 +3,7 @@ const HEADERS_WRITABLE = REWRITE | ACCESS | HEADER_FILTER;
 const HAS_RESPONSE = HEADER_FILTER | BODY_FILTER | LOG;
 
 /** Thrown by exit() to stop the running handler; the dispatcher recognises it. */
-const EXIT = $freeze({ isogateExit: true });
+const EXIT = $freeze($create(null));
 
 const pdkResponse = $freeze({
   /**
@@ -15,38 +15,52 @@ const pdkResponse = $freeze({
     // 1xx are not final responses: sent as one, the client would take the next response
     // on its connection as this one's.
     if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
-      throw new $TypeError('response.exit status must be an integer from 200 to 599');
+      throw new realm.TypeError('response.exit status must be an integer from 200 to 599');
     }
+    // Every cap is checked before anything is encoded: a body over the cap is refused by
+    // its length (a string) or while it is being encoded (an object), never copied whole.
     let text = null;
     let json = false;
     if (body !== undefined && body !== null) {
       if (typeof body === 'string') text = body;
-      else { text = $stringify(body); json = true; }
+      else {
+        text = bounded(body, CAPS.maxBodyBytes);
+        if (text === null) tooLarge(`response.exit body encodes to more than ${CAPS.maxBodyBytes} characters`);
+        json = true;
+      }
+      if (typeof text !== 'string') throw new realm.TypeError('response.exit body must be a string or JSON data');
+      if (text.length > CAPS.maxBodyBytes) tooLarge(`response.exit body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
     }
     const hs = list();
+    let chars = text === null ? 0 : text.length;
     if (headers !== undefined && headers !== null) {
       const names = $keys(headers);
+      if (names.length > CAPS.maxExitHeaders) tooLarge(`response.exit with ${names.length} headers, more than ${CAPS.maxExitHeaders}`);
       for (let i = 0; i < names.length; i++) {
         const k = names[i];
-        hs[hs.length] = str(k, 'header name');
-        hs[hs.length] = headerValue(headers[k], 'header value');
+        const v = header(k, headers[k], 'response.exit');
+        hs[hs.length] = k;
+        hs[hs.length] = v;
+        chars += k.length + v.length;
       }
     }
-    emit(['exit', status, text, hs, json]);
+    emit(['exit', status, text, hs, json], chars);
     exited = true;
     throw EXIT;
   },
   setHeader(name, value) {
     checkPhase('response.setHeader', HEADERS_WRITABLE);
-    emit(['rs.set', str(name, 'header name'), headerValue(value, 'header value')]);
+    const v = header(name, value, 'response.setHeader');
+    emit(['rs.set', name, v], name.length + v.length);
   },
   addHeader(name, value) {
     checkPhase('response.addHeader', HEADERS_WRITABLE);
-    emit(['rs.add', str(name, 'header name'), headerValue(value, 'header value')]);
+    const v = header(name, value, 'response.addHeader');
+    emit(['rs.add', name, v], name.length + v.length);
   },
   clearHeader(name) {
     checkPhase('response.clearHeader', HEADERS_WRITABLE);
-    emit(['rs.clear', str(name, 'header name')]);
+    emit(['rs.clear', str(name, 'header name')], name.length);
   },
   getStatus() { checkPhase('response.getStatus', HAS_RESPONSE); return phaseSnapshot().s; },
   getHeader(name) {
@@ -60,7 +74,9 @@ const pdkResponse = $freeze({
   /** bodyFilter only: replaces the body sent to the client. */
   setBody(body) {
     checkPhase('response.setBody', BODY_FILTER);
-    bodyOut = str(body, 'body');
-    emit(['rs.body', bodyOut.length]); // the text itself follows the result, unescaped
+    const text = str(body, 'body');
+    if (text.length > CAPS.maxBodyBytes) tooLarge(`response.setBody body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
+    emit(['rs.body', text.length], 0); // the text itself follows the result, unescaped, under its own cap
+    bodyOut = text;
   },
 });

@@ -9,10 +9,11 @@
 const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
 const MAX_FAULT_CHARS = 1024;
 
-const modules = list();   // plugin index -> the plugin's exports
+const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
+const NO_HANDLERS = $freeze($create(null));
+const same = (fn) => fn;
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
-let callSeq = 0;
 
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
@@ -35,7 +36,10 @@ function describe(e) {
   try {
     if (e !== null && typeof e === 'object') {
       const name = e.name, message = e.message;
-      text = (typeof name === 'string' ? clip(name) : 'Error') + ': ' + clip(typeof message === 'string' ? message : $String(message));
+      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
+      if (typeof message === 'string') text = prefix + clip(message);
+      else if (message === undefined) text = 'thrown value: an object without a message';
+      else text = prefix + clip($String(message));
     } else {
       text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
     }
@@ -49,6 +53,23 @@ function thenOf(r) {
   if (r === null || (typeof r !== 'object' && typeof r !== 'function')) return undefined;
   const then = r.then;
   return typeof then === 'function' ? then : undefined;
+}
+
+/**
+ * The fault of handler `idx` that just ended, or null: too_large when it hit an output cap
+ * (even if it caught the error), else threw when it threw `e` (`e` undefined: it did not).
+ */
+function faultOf(idx, threw, e) {
+  if (capped === idx) {
+    capped = -1;
+    const f = list();
+    f[0] = idx; f[1] = 'too_large'; f[2] = cappedWhy;
+    return f;
+  }
+  if (!threw) return null;
+  const f = list();
+  f[0] = idx; f[1] = 'threw'; f[2] = describe(e);
+  return f;
 }
 
 function skipped(skip, idx) {
@@ -73,13 +94,22 @@ function step(seq, ph, chain, k, skip, faults, done) {
     $deadline[0] = $now() + inst.cpuMs;
     let then, r;
     try {
-      r = handler(pdk, inst.config);
+      r = handler(inst.pdk, inst.config);
       then = thenOf(r);
     } catch (e) {
-      if (e === EXIT) break;
-      faults[faults.length] = [idx, 'threw', describe(e)];
+      const f = faultOf(idx, e !== EXIT, e);
+      if (f === null) break; // exit()
+      faults[faults.length] = f;
       if (!inst.failOpen) break;
       continue;
+    }
+    if (then === undefined) {
+      const f = faultOf(idx, false, undefined);
+      if (f !== null) {
+        faults[faults.length] = f;
+        if (!inst.failOpen) break;
+        continue;
+      }
     }
     if (then !== undefined) {
       const next = k + 1;
@@ -87,17 +117,24 @@ function step(seq, ph, chain, k, skip, faults, done) {
       const resume = function () {
         if (settled || seq !== callSeq) return; // or a promise that settled in a later call
         settled = true;
+        const f = faultOf(idx, false, undefined);
+        if (f !== null) {
+          faults[faults.length] = f;
+          if (!inst.failOpen) return done(faults);
+        }
         step(seq, ph, chain, next, skip, faults, done);
       };
       const fail = function (e) {
         if (settled || seq !== callSeq) return;
         settled = true;
-        if (e === EXIT) return done(faults);
-        faults[faults.length] = [idx, 'threw', describe(e)];
+        const f = faultOf(idx, e !== EXIT, e);
+        if (f === null) return done(faults); // exit()
+        faults[faults.length] = f;
         if (!inst.failOpen) return done(faults);
         step(seq, ph, chain, next, skip, faults, done);
       };
-      try { $apply(then, r, [resume, fail]); } catch (e) { fail(e); }
+      // the callbacks a plugin's then() gets are functions of its own realm
+      try { $apply(then, r, [inst.callback(resume), inst.callback(fail)]); } catch (e) { fail(e); }
       return;
     }
   }
@@ -111,12 +148,13 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   ops = list();
   owner = -1;
   reqRaw = reqJson;
-  req = null;
   phaseRaw = phaseJson;
-  phaseData = null;
-  ctxShared = ctxJson === '' ? null : bare($parse(ctxJson));
+  ctxRaw = ctxJson;
+  ctxShared = null;
   exited = false;
   logLines = 0;
+  outChars = 0;
+  capped = -1;
   return ++callSeq;
 }
 
@@ -144,10 +182,12 @@ function encodeValue(v) {
  */
 function encode(faults, out) {
   $deadline[0] = 0;
-  let ctx = '';
+  // Untouched in this call: it leaves as it came, without a parse and an encode.
+  let ctx = ctxShared === null ? ctxRaw : '';
   if (ctxShared !== null && $keys(ctxShared).length > 0) {
     try {
-      ctx = $stringify(ctxShared);
+      ctx = bounded(ctxShared, CAPS.maxCtxBytes);
+      if (ctx === null) faults[faults.length] = [instance, 'too_large', `pdk.ctx.shared encodes to more than ${CAPS.maxCtxBytes} characters`];
     } catch (e) {
       // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
       faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
@@ -167,39 +207,84 @@ api.attach = function (shared) {
   $current = new $Int32Array(shared, 8, 1);
 };
 
-/** Registers the exports object of plugin `index` (the host evaluated its bundle). */
-api.load = function (index, exports) {
-  const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
-  modules[index] = mod;
+/**
+ * Runs the module of plugin `index` and registers what it exports. `factory` is a
+ * function made from the plugin's bundle by the host in the plugin's own context, and `kit`
+ * what pdk-bridge/realm.js made there (nothing of the plugin ran before this call); the
+ * plugin's pdk is made from it first, then calling `factory` runs the module's top-level
+ * code. Everything that can run plugin
+ * code (the top level, getters on the exports) runs here, inside a catch: no value the
+ * plugin made ever leaves the isolate as an exception, because isolated-vm would convert
+ * it on the host's thread, outside any limit. Returns '' when the module loaded, else
+ * what went wrong as a capped string.
+ */
+api.load = function (index, factory, kit) {
+  try {
+    const rec = realmOf(kit);
+    const gate = gateFor(rec);
+    const meta = $create(null);
+    meta.realm = rec;
+    meta.pdk = kit.pdk(pdk, gate);
+    meta.callback = function (fn) { return kit.callback(gate, fn); };
+    const exports = factory();
+    const mod = exports !== null && typeof exports === 'object' && exports.default !== undefined ? exports.default : exports;
+    const handlers = $create(null);
+    let names = '';
+    if (mod !== null && typeof mod === 'object') {
+      for (let i = 0; i < PHASE_BITS.length; i++) {
+        const bit = PHASE_BITS[i];
+        const fn = mod[HANDLER_BY_PHASE[bit]];
+        if (typeof fn === 'function') {
+          handlers[bit] = fn;
+          names += (names === '' ? '' : ',') + HANDLER_BY_PHASE[bit];
+        }
+      }
+    }
+    meta.handlers = $freeze(handlers);
+    meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
+    modules[index] = meta;
+    return '';
+  } catch (e) {
+    return describe(e);
+  }
 };
 
-/** Installs the tenant's instances and chains (JSON), replacing any previous ones. */
+/** The module's metadata as JSON, built by hand: only strings and numbers read from it, each capped. */
+function moduleInfo(mod, handlers) {
+  const name = mod.name, version = mod.version, priority = mod.priority;
+  return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
+    ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
+    ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
+    ',"handlers":"' + handlers + '"}';
+}
+
+/** What plugin `index` exports (see moduleInfo), '' when its module exports no object. For the host's inspection at config load. */
+api.info = function (index) {
+  const meta = modules[index];
+  return meta === undefined ? '' : meta.info;
+};
+
+/** Installs the tenant's instances and chains (JSON), replacing any previous ones. Runs no plugin code. */
 api.setup = function (programJson) {
   const program = $parse(programJson);
   const specs = program.instances;
   const next = list();
   for (let n = 0; n < specs.length; n++) {
     const spec = specs[n];
-    instance = n;
-    $current[0] = n; // reading the exports runs plugin getters: name the plugin if it hangs
     const mod = modules[spec.plugin];
-    const handlers = $create(null);
-    // A plugin whose module failed to load has no exports: the host never calls its instances.
-    for (let i = 0; mod !== undefined && mod !== null && i < PHASE_BITS.length; i++) {
-      const bit = PHASE_BITS[i];
-      const fn = mod[HANDLER_BY_PHASE[bit]];
-      if (typeof fn === 'function') handlers[bit] = fn;
-    }
     const inst = $create(null);
-    inst.handlers = handlers;
-    inst.config = deepFreeze(spec.config);
+    // A plugin whose module failed to load has no handlers: the host never calls its instances.
+    inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
+    inst.pdk = mod === undefined ? pdk : mod.pdk;
+    inst.callback = mod === undefined ? same : mod.callback;
+    // the config is the plugin's own data: made in its realm
+    inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
     inst.failOpen = spec.failOpen;
     next[n] = inst;
   }
   instances = next;
   chains = program.chains;
-  $current[0] = -1;
 };
 
 /**
@@ -271,6 +356,8 @@ api.exercise = function () {
   inst.handlers[ACCESS] = handler;
   inst.handlers[HEADER_FILTER] = function (p) { p.response.setHeader('x-status', p.response.getStatus()); };
   inst.config = deepFreeze({});
+  inst.pdk = pdk;
+  inst.callback = same;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();

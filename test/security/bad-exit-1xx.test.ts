@@ -1,11 +1,11 @@
-// bad return: response.exit(100 | 101 | 103, ...) is accepted (the PDK allows 100-599) and
+// bad return: response.exit(100 | 101 | 103, ...) was accepted (the PDK allowed 100-599) and
 // written as the FINAL response. A client or a front proxy treats a 1xx as interim and
 // takes the NEXT response on the keep-alive connection as the answer: response desync
 // (one client's request answered with the response to the next request, possibly another
 // user's or another tenant's on a shared front connection); 101 may switch a front proxy
 // into tunnel mode.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attack, expectStillServes, plugin, rawExchange, startLab, type Lab } from './helpers.ts';
+import { attack, expectStillServes, failures, plugin, rawExchange, startLab, type Lab } from './helpers.ts';
 
 const EVIL = plugin(`
 export function access(pdk) { pdk.response.exit(Number(pdk.request.getQueryArg('status')), 'PLUGINBODY'); }
@@ -38,8 +38,11 @@ describe('bad return: response.exit with an informational (1xx) status', () => {
       const lines = statusLines(raw);
       expect(lines[0]).toBeGreaterThanOrEqual(200);
       expect(lines[0]).toBe(500);
+      const before = await failures(lab, 'threw', { plugin: 'evil' });
       const r = await attack(lab, `/evil?status=${status}`);
       expect(r.status).toBe(500);
+      // refused by the PDK call itself (SECURITY.md, outcome threw), before any operation exists
+      expect(await failures(lab, 'threw', { plugin: 'evil' })).toBe(before + 1);
     });
   }
 });

@@ -1,0 +1,75 @@
+import type { Fault, FaultOutcome } from './outcome.ts';
+import { OUTPUT_CAPS } from './limits.ts';
+
+/** Result of one phase run, before its operations are validated and applied. */
+export type RunResult = {
+  /** Operations as the runtime encoded them: untrusted, validated by pdk-bridge/host. */
+  readonly ops: readonly unknown[];
+  readonly faults: readonly Fault[];
+  /** pdk.ctx.shared as JSON, '' when empty. */
+  readonly ctx: string;
+  /** bodyFilter: the body set by response.setBody, or null. */
+  readonly body: string | null;
+  /**
+   * True when the call produced nothing usable (the isolate was stopped, or the result was
+   * rejected): the faults say why, and no operation of any plugin of the chain survives.
+   * False when faults come from the runtime, which went on past fail-open plugins.
+   */
+  readonly aborted: boolean;
+};
+
+const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large']);
+
+/** A call that produced nothing usable: one fault, nothing of any plugin kept. */
+export function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {
+  return { ops: [], faults: [{ outcome, instance, detail }], ctx: '', aborted: true, body: null };
+}
+
+/**
+ * Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON, and the body set by
+ * response.setBody after a second newline. `current` is the instance the runtime last named
+ * (to blame for a result it cannot make sense of); `instances` how many the tenant has.
+ */
+export function decodeResult(out: unknown, current: number, instances: number): RunResult {
+  if (typeof out !== 'string') {
+    if (out === undefined) return failed('wall', current, 'a promise of the handler never settled');
+    return failed('bad_return', current, 'result is not a string');
+  }
+  const nl = out.indexOf('\n');
+  const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
+  const json = nl < 0 ? out : out.slice(0, nl);
+  if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
+  const body = nl2 < 0 ? null : out.slice(nl2 + 1);
+  if (body !== null && body.length > OUTPUT_CAPS.maxBodyBytes) return failed('too_large', current, `body of ${body.length} bytes exceeds ${OUTPUT_CAPS.maxBodyBytes}`);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return failed('bad_return', current, 'result is not JSON');
+  }
+  const r = decodeParsed(parsed, current, instances, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
+  return body === null || r.aborted ? r : { ...r, body };
+}
+
+/** Decodes `[ops, faults]` already parsed, with the ctx JSON that came with it. */
+export function decodeParsed(parsed: unknown, current: number, instances: number, ctx: unknown): RunResult {
+  if (!Array.isArray(parsed) || parsed.length < 2 || !Array.isArray(parsed[0]) || !Array.isArray(parsed[1])) {
+    return failed('bad_return', current, 'result has the wrong shape');
+  }
+  const ops = parsed[0] as unknown[];
+  if (ops.length > OUTPUT_CAPS.maxOps) return failed('too_large', current, `${ops.length} operations exceed ${OUTPUT_CAPS.maxOps}`);
+  const faults: Fault[] = [];
+  for (const f of parsed[1] as unknown[]) {
+    if (!Array.isArray(f) || typeof f[0] !== 'number' || !Number.isInteger(f[0]) || f[0] < -1 || f[0] >= instances) {
+      return failed('bad_return', -1, 'fault entry has the wrong shape');
+    }
+    const reason = FAULT_REASONS_FROM_RUNTIME.has(f[1]) ? (f[1] as FaultOutcome) : 'bad_return';
+    faults.push({ outcome: reason, instance: f[0], detail: typeof f[2] === 'string' ? f[2].slice(0, 1024) : '' });
+  }
+  let ctxJson = '';
+  if (typeof ctx === 'string') {
+    if (ctx.length > OUTPUT_CAPS.maxCtxBytes) return failed('too_large', current, `pdk.ctx.shared of ${ctx.length} bytes exceeds ${OUTPUT_CAPS.maxCtxBytes}`);
+    ctxJson = ctx;
+  }
+  return { ops, faults, ctx: ctxJson, aborted: false, body: null };
+}
