@@ -1,10 +1,11 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, dropConnectionListed, endToEnd } from './headers.ts';
-import { runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
+import { runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { normalizePath } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -17,6 +18,8 @@ export type ProxyContext = PipelineContext & {
   /** Queues the log phase of a finished request (run after the response, in batches). */
   queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void;
   countUnmatched(): void;
+  /** null when the access log is off. */
+  readonly accessLog: AccessLog | null;
 };
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
@@ -80,10 +83,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly query: string;
   /** Request snapshot for plugins, built on first use. */
   reqJson = '';
-  state = { ctx: '' };
+  state: RequestState = { ctx: '', pluginMs: 0, errorId: '' };
   target: OpTarget | null = null;
   controller: Dispatcher.DispatchController | null = null;
   upstreamStarted = 0;
+  /** Request sent upstream to its response headers, in ms (-1: nothing went upstream). */
+  upstreamMs = -1;
   /** bodyFilter: the response body collected so far. */
   chunks: Buffer[] | null = null;
   bufferedHeaders: Headers | null = null;
@@ -193,7 +198,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
-    route.metrics.upstream.observe((performance.now() - this.upstreamStarted) / 1000);
+    this.upstreamMs = performance.now() - this.upstreamStarted;
+    route.metrics.upstream.observe(this.upstreamMs / 1000);
     const out = endToEnd(headers);
     if (route.runsHeaderFilter) {
       const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
@@ -287,6 +293,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.runsLog) {
       this.ctx.queueLog(route, this.requestJson(), JSON.stringify({ s: status, h: res.getHeaders(), l: performance.now() - this.started }), this.state.ctx);
     }
+    this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };
 }
