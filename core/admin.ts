@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Gateway } from './gateway.ts';
+import { promText } from './metrics.ts';
 
 export const ADMIN_PATHS = '/metrics, /status, /healthz, /readyz';
 
@@ -21,7 +22,7 @@ export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: Ser
         registry.metrics().then(
           (text) => {
             res.writeHead(200, { 'content-type': registry.contentType });
-            res.end(text);
+            res.end(promText(text));
           },
           (err: Error) => json(res, 500, { error: { code: 'ISG_ERR_INTERNAL', message: err.message } }),
         );

@@ -8,6 +8,7 @@ import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
 import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
+import { promText } from './metrics.ts';
 import { FileWatch } from './watch.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
@@ -96,7 +97,7 @@ export class Supervisor {
   #reloads: Counter<'result'>;
   #reloadSeq = 0;
   /** Reload seq -> the replies still awaited and what came back. */
-  #reloadWaiters = new Map<number, { waiting: Set<WorkerState>; rejected: { who: string; error: string }[]; accepted: number; done: () => void }>();
+  #reloadWaiters = new Map<number, { waiting: Set<WorkerState>; rejected: { who: string; error: string }[]; accepted: string[]; done: () => void }>();
   #watcher: FileWatch | null = null;
   #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
   #firstReady: Promise<void>;
@@ -195,7 +196,7 @@ export class Supervisor {
       case 'reloaded': {
         const r = this.#reloadWaiters.get(m.seq);
         if (r === undefined || !r.waiting.delete(w)) break;
-        if (m.ok) r.accepted++;
+        if (m.ok) r.accepted.push(w.spare ? 'spare' : String(w.index));
         else r.rejected.push({ who: w.spare ? 'spare' : String(w.index), error: m.error ?? 'unknown error' });
         if (r.waiting.size === 0) r.done();
         break;
@@ -355,7 +356,7 @@ export class Supervisor {
   reload(): void {
     const targets = this.#all().filter((w) => w.worker.isConnected());
     const seq = ++this.#reloadSeq;
-    const waiter = { waiting: new Set(targets), rejected: [] as { who: string; error: string }[], accepted: 0, done: () => undefined as void };
+    const waiter = { waiting: new Set(targets), rejected: [] as { who: string; error: string }[], accepted: [] as string[], done: () => undefined as void };
     const timer = setTimeout(() => waiter.done(), 30_000);
     timer.unref();
     waiter.done = () => {
@@ -364,12 +365,12 @@ export class Supervisor {
       const noAnswer = [...waiter.waiting].map((w) => (w.spare ? 'spare' : String(w.index)));
       if (waiter.rejected.length === 0) {
         this.#reloads.labels('ok').inc();
-        this.log.info({ workers: waiter.accepted, noAnswer: noAnswer.length > 0 ? noAnswer : undefined }, 'config reloaded');
+        this.log.info({ acceptedBy: waiter.accepted, noAnswer: noAnswer.length > 0 ? noAnswer : undefined }, 'config reloaded');
         return;
       }
       this.#reloads.labels('error').inc();
       const rejectedBy = waiter.rejected.map((r) => r.who);
-      this.log.error({ rejectedBy, accepted: waiter.accepted }, `config reload rejected, the running config stays: ${waiter.rejected[0].error}`);
+      this.log.error({ rejectedBy, acceptedBy: waiter.accepted }, `config reload rejected, the running config stays: ${waiter.rejected[0].error}`);
     };
     this.#reloadWaiters.set(seq, waiter);
     this.log.debug({ workers: targets.length }, 'reloading config in every worker');
@@ -459,8 +460,7 @@ export class Supervisor {
         case '/metrics': {
           const [workers, own] = await Promise.all([this.#aggregator.clusterMetrics(), this.#registry.metrics()]);
           res.writeHead(200, { 'content-type': this.#registry.contentType });
-          // Each text ends with a newline: joined as they are, no blank line between.
-          res.end(workers === '' || workers.endsWith('\n') ? workers + own : `${workers}\n${own}`);
+          res.end(promText(workers, own));
           return;
         }
         case '/status':
