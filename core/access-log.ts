@@ -7,6 +7,8 @@ import type { RuntimeRoute } from './route.ts';
 export type AccessRecord = {
   readonly route: RuntimeRoute;
   readonly req: IncomingMessage;
+  /** The client connection (req.socket may be gone by the end). */
+  readonly socket: Socket;
   /** The routed (normalised) path, without the query: a query string often carries secrets. */
   readonly path: string;
   /** performance.now() when the request arrived. */
@@ -69,7 +71,7 @@ export class AccessLog {
     const now = performance.now();
     const route = ex.route;
     const req = ex.req;
-    const socket = req.socket;
+    const socket = ex.socket;
     const total = socket.bytesWritten ?? 0;
     const bytes = total - (this.#sent.get(socket) ?? 0);
     this.#sent.set(socket, total);

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
@@ -75,6 +76,8 @@ function requestJson(req: IncomingMessage, path: string, query: string): string 
 class Exchange implements Dispatcher.DispatchHandler {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** Kept: req.socket is gone by the end when undici consumed the request body. */
+  readonly socket: Socket;
   readonly route: RuntimeRoute;
   readonly ctx: ProxyContext;
   readonly snapshot: Snapshot;
@@ -103,6 +106,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.route = route;
     this.req = req;
     this.res = res;
+    this.socket = req.socket;
     this.path = path;
     this.query = query;
     res.once('close', this.onClose);
