@@ -71,10 +71,10 @@ describe('supervisor /metrics, /status and logs', () => {
 
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
-    gp = await spawnGateway(yaml(up.url));
+    gp = await spawnGateway(yaml(up.url), {}, [], 60_000); // three processes start at once: slow on a loaded machine
     configFile = (await gp.status()).config.file;
     for (let i = 0; i < REQUESTS; i++) expect((await send(`${gp.url}/x`, { headers: { connection: 'close' } })).status).toBe(200);
-  }, 60_000);
+  }, 90_000);
   afterAll(async () => {
     await gp?.stop();
     await up?.close();
