@@ -222,7 +222,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   const m = d.machine;
   const L: string[] = [];
   const metCell = (c: Check) => (c.met === null ? 'n/a' : c.met ? '**met**' : 'not met');
-  const headlineIds = ['proxy-0', 'plugins-1', 'plugins-5', 'plugins-10', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
+  const headlineIds = ['proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
   const headRows: string[] = [
     '| target | req/s | p99 ms | gateway CPU µs/req | req/s vs lean Node | req/s vs nginx |',
     '|---|---:|---:|---:|---:|---:|',
