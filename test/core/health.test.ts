@@ -71,7 +71,7 @@ describe('health: supervisor', () => {
 
   it('/readyz answers 503 with the reason while the gateway drains, /healthz still 200', async () => {
     const held = send(`${gp.url}/hold/1`);
-    await waitFor(async () => (await gp.status()).counts?.inflight === 1, 10_000, 'the request in flight');
+    await waitFor(async () => (await gp.status()).counts?.inflight === 1, 20_000, 'the request in flight');
     gp.child.kill('SIGTERM');
     const r = await waitFor(async () => {
       const x = await send(`${gp.adminUrl}/readyz`);

@@ -80,7 +80,7 @@ describe('--watch on plugin files: supervisor', () => {
   it('reloads every worker when a file the plugin imports changes', async () => {
     expect(await tagOf(gp.url)).toBe('one');
     writeFileSync(join(dir, 'tag.ts'), tagModule('two'));
-    await waitFor(async () => (await tagOf(gp.url)) === 'two', 15_000, 'the new tag');
+    await waitFor(async () => (await tagOf(gp.url)) === 'two', 30_000, 'the new tag');
     await waitFor(() => gp.output().includes('"msg":"config reloaded"'), 5_000, 'the reload line');
   });
 });
