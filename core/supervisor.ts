@@ -99,6 +99,8 @@ export class Supervisor {
   /** Reload seq -> the replies still awaited and what came back. */
   #reloadWaiters = new Map<number, { waiting: Set<WorkerState>; rejected: { who: string; error: string }[]; accepted: string[]; done: () => void }>();
   #watcher: FileWatch | null = null;
+  /** The files of the running config, as the workers last reported them. */
+  #watchFiles: string[] = [];
   #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
   #firstReady: Promise<void>;
   #resolveFirstReady!: () => void;
@@ -202,6 +204,7 @@ export class Supervisor {
         break;
       }
       case 'watch':
+        this.#watchFiles = m.files;
         this.#watcher?.set(m.files);
         break;
       case 'status': {
@@ -381,7 +384,7 @@ export class Supervisor {
   /** --watch: the files come from the workers (the supervisor never loads plugins). */
   #watch(): void {
     this.#watcher = new FileWatch(() => this.reload());
-    this.#watcher.set([this.options.configFile]);
+    this.#watcher.set([this.options.configFile, ...this.#watchFiles]);
   }
 
   async #workerStatuses(): Promise<Record<string, unknown>[]> {
