@@ -21,13 +21,15 @@ export type AccessRecord = {
 type Destination = ReturnType<typeof pino.destination>;
 
 /**
- * Lines are handed to the destination in pieces of at most about 1 KB, once per event-loop
- * turn: sonic-boom measures its whole pending buffer on every write, so one write per
- * request costs several microseconds, one per turn a fraction. Pieces and each write()
- * stay under PIPE_BUF (4096 bytes), so the lines of several workers sharing one stdout pipe
- * never interleave.
+ * Lines are handed to the destination in pieces of about 3 KB, or every FLUSH_MS when
+ * fewer come: each write is a trip through libuv's thread pool (a thread woken, a
+ * syscall, a wake-up of the event loop), measured at tens of microseconds on a busy core,
+ * so one write per request, or even one per event-loop turn, costs more than the line.
+ * Pieces, and so each write() sonic-boom makes of them (maxWrite), stay under PIPE_BUF
+ * (4096 bytes): the lines of several workers sharing one stdout pipe never interleave.
  */
-const PIECE_CHARS = 1024;
+const PIECE_CHARS = 3000;
+const FLUSH_MS = 50;
 const PIPE_BUF = 4096;
 
 /**
@@ -44,7 +46,7 @@ export class AccessLog {
   readonly #dest: Destination;
   readonly #toFile: boolean;
   #pending = '';
-  #scheduled = false;
+  #timer: NodeJS.Timeout | null = null;
   /** Handed lines to the destination that it has not finished writing. */
   #busy = false;
   /** Bytes a keep-alive socket had sent before the current response. */
@@ -82,9 +84,9 @@ export class AccessLog {
     if (state.errorId !== '') line += `,"errorId":"${state.errorId}"`;
     this.#pending += line + '}\n';
     if (this.#pending.length >= PIECE_CHARS) this.#flush();
-    else if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
+    else if (this.#timer === null) {
+      this.#timer = setTimeout(this.#flush, FLUSH_MS);
+      this.#timer.unref();
     }
   }
 
@@ -100,7 +102,10 @@ export class AccessLog {
   }
 
   #flush = (): void => {
-    this.#scheduled = false;
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
     if (this.#pending === '') return;
     const piece = this.#pending;
     this.#pending = '';
