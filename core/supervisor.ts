@@ -9,6 +9,7 @@ import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
 import { promText } from './metrics.ts';
+import { ReloadRound } from './reload-round.ts';
 import { FileWatch } from './watch.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
@@ -96,8 +97,8 @@ export class Supervisor {
   #statusSeq = 0;
   #reloads: Counter<'result'>;
   #reloadSeq = 0;
-  /** Reload seq -> the replies still awaited and what came back. */
-  #reloadWaiters = new Map<number, { waiting: Set<WorkerState>; rejected: { who: string; error: string }[]; accepted: string[]; done: () => void }>();
+  /** Reload seq -> the round waiting for the workers' answers. */
+  #reloadRounds = new Map<number, ReloadRound<WorkerState>>();
   #watcher: FileWatch | null = null;
   /** The files of the running config, as the workers last reported them. */
   #watchFiles: string[] = [];
@@ -195,14 +196,9 @@ export class Supervisor {
       case 'sandbox':
         w.slots.set(m.slot, { tenant: m.tenant, instances: m.instances });
         break;
-      case 'reloaded': {
-        const r = this.#reloadWaiters.get(m.seq);
-        if (r === undefined || !r.waiting.delete(w)) break;
-        if (m.ok) r.accepted.push(w.spare ? 'spare' : String(w.index));
-        else r.rejected.push({ who: w.spare ? 'spare' : String(w.index), error: m.error ?? 'unknown error' });
-        if (r.waiting.size === 0) r.done();
+      case 'reloaded':
+        this.#reloadRounds.get(m.seq)?.reply(w, m.ok, m.error);
         break;
-      }
       case 'watch':
         this.#watchFiles = m.files;
         this.#watcher?.set(m.files);
@@ -357,28 +353,23 @@ export class Supervisor {
    * rejected it, and counts it once.
    */
   reload(): void {
-    const targets = this.#all().filter((w) => w.worker.isConnected());
+    const targets = new Map(this.#all().filter((w) => w.worker.isConnected()).map((w) => [w, w.spare ? 'spare' : String(w.index)]));
     const seq = ++this.#reloadSeq;
-    const waiter = { waiting: new Set(targets), rejected: [] as { who: string; error: string }[], accepted: [] as string[], done: () => undefined as void };
-    const timer = setTimeout(() => waiter.done(), 30_000);
-    timer.unref();
-    waiter.done = () => {
-      clearTimeout(timer);
-      this.#reloadWaiters.delete(seq);
-      const noAnswer = [...waiter.waiting].map((w) => (w.spare ? 'spare' : String(w.index)));
-      if (waiter.rejected.length === 0) {
+    this.log.debug({ workers: targets.size }, 'reloading config in every worker');
+    const round = new ReloadRound(targets, ({ acceptedBy, rejected, noAnswer }) => {
+      this.#reloadRounds.delete(seq);
+      const missing = noAnswer.length > 0 ? noAnswer : undefined;
+      if (rejected.length === 0) {
         this.#reloads.labels('ok').inc();
-        this.log.info({ acceptedBy: waiter.accepted, noAnswer: noAnswer.length > 0 ? noAnswer : undefined }, 'config reloaded');
+        this.log.info({ acceptedBy, noAnswer: missing }, 'config reloaded');
         return;
       }
       this.#reloads.labels('error').inc();
-      const rejectedBy = waiter.rejected.map((r) => r.who);
-      this.log.error({ rejectedBy, acceptedBy: waiter.accepted }, `config reload rejected, the running config stays: ${waiter.rejected[0].error}`);
-    };
-    this.#reloadWaiters.set(seq, waiter);
-    this.log.debug({ workers: targets.length }, 'reloading config in every worker');
-    for (const w of targets) w.worker.send({ t: 'reload', seq } satisfies ToWorker);
-    if (targets.length === 0) waiter.done();
+      this.log.error({ rejectedBy: rejected.map((r) => r.who), acceptedBy, noAnswer: missing }, `config reload rejected, the running config stays: ${rejected[0].error}`);
+    });
+    if (round.done) return;
+    this.#reloadRounds.set(seq, round);
+    for (const w of targets.keys()) w.worker.send({ t: 'reload', seq } satisfies ToWorker);
   }
 
   /** --watch: the files come from the workers (the supervisor never loads plugins). */
