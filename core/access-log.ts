@@ -49,6 +49,7 @@ export class AccessLog {
   #timer: NodeJS.Timeout | null = null;
   /** Handed lines to the destination that it has not finished writing. */
   #busy = false;
+  #broken = false;
   /** Bytes a keep-alive socket had sent before the current response. */
   readonly #sent = new WeakMap<Socket, number>();
   #second = -1;
@@ -58,6 +59,13 @@ export class AccessLog {
     this.#dest = dest;
     this.#toFile = toFile;
     dest.on('drain', () => (this.#busy = false));
+    // A full disk or a closed pipe must not take the gateway down: say so once, stop writing.
+    dest.on('error', (err: Error) => {
+      if (this.#broken) return;
+      this.#broken = true;
+      this.#busy = false;
+      process.stderr.write(`isogate: the access log cannot be written, it is off from now on: ${err.message}\n`);
+    });
   }
 
   /** Null when the access log is off. */
@@ -109,6 +117,7 @@ export class AccessLog {
     if (this.#pending === '') return;
     const piece = this.#pending;
     this.#pending = '';
+    if (this.#broken) return;
     this.#busy = true;
     this.#dest.write(piece);
   };
