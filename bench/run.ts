@@ -184,6 +184,7 @@ const serverDefs: Record<string, ServerDef> = {
     },
   },
   'gw-proxy-0': gatewayDef('proxy-0', (d, p) => chainConfig(d, 'proxy-0', p, UPSTREAM, 0), { prof: F.cpuProf }),
+  'gw-proxy-0-nolog': gatewayDef('proxy-0-nolog', (d, p) => chainConfig(d, 'proxy-0-nolog', p, UPSTREAM, 0, false)),
   'gw-plugins-1': gatewayDef('plugins-1', (d, p) => chainConfig(d, 'plugins-1', p, UPSTREAM, 1)),
   'gw-plugins-5': gatewayDef('plugins-5', (d, p) => chainConfig(d, 'plugins-5', p, UPSTREAM, 5), { prof: F.cpuProf }),
   'gw-plugins-10': gatewayDef('plugins-10', (d, p) => chainConfig(d, 'plugins-10', p, UPSTREAM, 10)),
@@ -246,7 +247,8 @@ target({ id: 'fastify-onsend', label: 'fastify + onSend', group: 'peer', scenari
 if (nginxPath !== null) {
   target({ id: 'nginx', label: 'nginx', group: 'peer', scenario: 'nginx', serverKey: 'nginx', paths: SMALL, gen: 'main', cpu: true, description: 'nginx proxy_pass, one worker, keep-alive upstream' });
 }
-target({ id: 'proxy-0', label: 'isogate proxy-0', group: 'isogate', scenario: 'proxy-0', serverKey: 'gw-proxy-0', paths: SMALL, gen: 'main', cpu: true, description: 'the gateway, one tenant, no plugins' });
+target({ id: 'proxy-0', label: 'isogate proxy-0', group: 'isogate', scenario: 'proxy-0', serverKey: 'gw-proxy-0', paths: SMALL, gen: 'main', cpu: true, description: 'the gateway, one tenant, no plugins (access log on, to stdout: the default)' });
+target({ id: 'proxy-0-nolog', label: 'isogate proxy-0-nolog', group: 'isogate', scenario: 'proxy-0-nolog', serverKey: 'gw-proxy-0-nolog', paths: SMALL, gen: 'main', cpu: true, description: 'proxy-0 with the access log off' });
 for (const n of [1, 5, 10]) {
   target({ id: `plugins-${n}`, label: `isogate plugins-${n}`, group: 'isogate', scenario: `plugins-${n}`, serverKey: `gw-plugins-${n}`, paths: SMALL, gen: 'main', cpu: true, description: `one tenant, a chain of ${n} header plugin${n > 1 ? 's' : ''}` });
 }
@@ -434,6 +436,7 @@ row('fastify', 'peer: fastify + @fastify/http-proxy', notSelected('fastify'));
 row('fastify-onsend', "peer: fastify + @fastify/http-proxy + an onSend hook doing the header plugin's work", notSelected('fastify-onsend'));
 row('nginx', 'peer: nginx proxy_pass', nginxPath === null ? 'nginx is not on the PATH' : notSelected('nginx'));
 row('proxy-0', 'the gateway with no plugins', notSelected('proxy-0'));
+row('proxy-0-nolog', 'proxy-0 with the access log off (what the access log costs)', notSelected('proxy-0-nolog'));
 for (const n of [1, 5, 10]) row(`plugins-${n}`, `a chain of ${n} header plugin${n > 1 ? 's' : ''} (access + headerFilter)`, notSelected(`plugins-${n}`));
 row('body-filter', 'one plugin rewriting a 64 KB streamed response body', notSelected('body-filter'));
 row('tenants-1000', `${F.tenants} tenants, each its own plugin instance and isolate`, notSelected('tenants-1000'));

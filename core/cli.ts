@@ -15,7 +15,7 @@ usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--che
                      with the built-in echo upstream on 127.0.0.1:9000
   --workers N|auto   worker processes behind a supervisor (overrides the config's
                      \`workers\`; auto: one per core; 0: one process, no supervisor)
-  --watch            reload when the config file changes (SIGHUP always reloads)
+  --watch            reload when the config file or a plugin's files change (SIGHUP always reloads)
   --echo PORT        also start the built-in echo upstream on 127.0.0.1:PORT
   --check            validate the config, build its plugins and type-check the TypeScript
                      ones against the PDK types, then exit: 0 valid, 1 not. Type errors

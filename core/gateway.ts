@@ -1,12 +1,12 @@
-import { watch, type FSWatcher } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { basename, dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { IsolatePool } from '../sandbox/pool.ts';
 import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../sandbox/watchdog.ts';
 import { WarmIsolates } from '../sandbox/blank.ts';
+import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
@@ -19,6 +19,7 @@ import { answerClientError } from './request-checks.ts';
 import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
+import { FileWatch } from './watch.ts';
 import { UpstreamPools } from './upstream.ts';
 import { WebSocketProxy, isWebSocketUpgrade } from './websocket.ts';
 import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
@@ -40,6 +41,8 @@ export type GatewayOptions = {
   /** Load everything but do not listen until listen() (a supervisor's hot spare). */
   deferListen?: boolean;
   logger?: Logger;
+  /** Overrides the config's `log.access` (tests turn it off or point it at a file). */
+  accessLog?: boolean | string;
   /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
 };
@@ -72,7 +75,8 @@ export class Gateway {
   #proxy: Server;
   #websockets: WebSocketProxy;
   #admin: Server | null = null;
-  #watcher: FSWatcher | null = null;
+  #watcher: FileWatch | null = null;
+  #accessLog: AccessLog | null;
   #reloading: Promise<ReloadResult> | null = null;
   #lastReloadError: string | null = null;
   #logQueue = new Map<TenantSandbox, { route: RuntimeRoute; item: [number, string, string, string] }[]>();
@@ -87,11 +91,13 @@ export class Gateway {
   private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
     this.configFile = resolve(options.configFile);
     this.log = logger;
+    const access = options.accessLog ?? compiled.input.log.access;
+    this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
     this.#onSandbox = options.onSandbox;
     const input = compiled.input;
     this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
-      isolates: () => [...this.#pool.live()].length,
+      isolates: () => this.liveIsolates(),
       heapBytes: () => {
         let sum = 0;
         for (const sb of this.#pool.live()) sum += sb.heap()?.used ?? 0;
@@ -107,6 +113,7 @@ export class Gateway {
       current: () => this.#snapshot,
       queueLog: (route, reqJson, phaseJson, ctx) => this.#queueLog(route, reqJson, phaseJson, ctx),
       countUnmatched: () => this.#unmatched.inc(),
+      accessLog: this.#accessLog,
     };
     this.#snapshot = this.#build(compiled);
     const handler = createRequestHandler(this.#ctx);
@@ -246,7 +253,9 @@ export class Gateway {
    * in flight finish on the old one. A file that does not load or compile is reported and
    * never replaces the running config.
    */
-  reload(): Promise<ReloadResult> {
+  reload(options: { log?: boolean } = {}): Promise<ReloadResult> {
+    // A worker's supervisor reports the reload once for all its workers: theirs go to debug.
+    const level = options.log === false ? 'debug' : undefined;
     const run = async (): Promise<ReloadResult> => {
       try {
         const input = await loadConfigFile(this.configFile);
@@ -257,13 +266,14 @@ export class Gateway {
         prev.retire(() => this.#freeUnused());
         this.#lastReloadError = null;
         this.metrics.configReloads.labels('ok').inc();
-        this.log.info({ version: next.version, routes: next.routes.length }, 'config reloaded');
+        this.log[level ?? 'info']({ version: next.version, routes: next.routes.length }, 'config reloaded');
+        this.#watcher?.set(this.watchedFiles());
         return { ok: true, version: next.version };
       } catch (err) {
         const error = err instanceof ConfigError ? err.message : `reload failed: ${(err as Error).message}`;
         this.#lastReloadError = error;
         this.metrics.configReloads.labels('error').inc();
-        this.log.error({ version: this.#snapshot.version }, `config reload rejected, keeping version ${this.#snapshot.version}: ${error}`);
+        this.log[level ?? 'error']({ version: this.#snapshot.version }, `config reload rejected, keeping version ${this.#snapshot.version}: ${error}`);
         return { ok: false, error };
       }
     };
@@ -288,18 +298,19 @@ export class Gateway {
     }
   }
 
+  /** --watch: the config file and every file of its plugins (entries and what esbuild bundled into them). */
   #watch(): void {
-    let timer: NodeJS.Timeout | null = null;
-    const file = basename(this.configFile);
-    // Watch the folder: editors often replace the file instead of writing it in place.
-    this.#watcher = watch(dirname(this.configFile), (_event, name) => {
-      if (name !== null && name !== file) return;
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timer = null;
-        void this.reload();
-      }, 100);
-    });
+    this.#watcher = new FileWatch(() => void this.reload());
+    this.#watcher.set(this.watchedFiles());
+  }
+
+  /** The config file and the files of its plugins, as of the running config. */
+  watchedFiles(): string[] {
+    const files = new Set([this.configFile]);
+    for (const program of this.#snapshot.compiled.programs.values()) {
+      for (const p of program.plugins) for (const f of p.inputs) files.add(f);
+    }
+    return [...files];
   }
 
   #queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void {
@@ -365,6 +376,20 @@ export class Gateway {
     return out;
   }
 
+  /** Live plugin isolates of this process: what /status counts and isogate_isolates reports. */
+  liveIsolates(): number {
+    let n = 0;
+    for (const _ of this.#pool.live()) n++;
+    return n;
+  }
+
+  /** Why this gateway should not get traffic (/readyz), or null when it serves. */
+  notReady(): string | null {
+    if (this.#stopping) return 'stopping';
+    if (!this.#proxy.listening) return 'the proxy is not listening yet';
+    return null;
+  }
+
   /** /status body. */
   status(): Record<string, unknown> {
     const snap = this.#snapshot;
@@ -380,7 +405,7 @@ export class Gateway {
         tenants: snap.compiled.input.tenants.length,
         routes: snap.routes.length,
         pluginInstances: instances,
-        isolates: [...this.#pool.live()].length,
+        isolates: this.liveIsolates(),
         inflight: snap.inflight,
       },
       unhealthyInstances: this.unhealthyInstances(),
@@ -398,6 +423,8 @@ export class Gateway {
     if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
     await Promise.all(closing);
     this.#flushLogs();
+    // Every request has ended (its line is written in its close handler): nothing is lost.
+    await this.#accessLog?.close();
     await this.#pools.close();
     for (const sb of this.#sandboxes.values()) sb.dispose();
     this.#sandboxes.clear();

@@ -1,15 +1,29 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { FastCounter, FastHistogram } from './fast-metrics.ts';
 
+/** Prometheus text without the blank line prom-client puts between metric families. */
+export function promText(...parts: string[]): string {
+  return parts.join('\n').replace(/\n{2,}/g, '\n');
+}
+
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const PLUGIN_BUCKETS = [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5];
 
 /**
  * Every metric the gateway exports. Label children are bound at config compile time
  * (core/gateway.ts), so a request pays an increment, not a label lookup.
+ *
+ * Two registries, because a supervisor aggregates them differently across workers:
+ * `registry` holds figures that add up (requests, faults, isolates created), summed;
+ * `perProcess` holds figures of one process that do not (resident memory, heap,
+ * event-loop lag quantiles, start time, live isolates), which a worker labels with its
+ * slot (`worker="0"`), so each worker keeps its own series and nothing is summed wrongly.
  */
 export class Metrics {
   readonly registry = new Registry();
+  readonly perProcess = new Registry();
+  /** Both, for a gateway that serves its own /metrics (no supervisor). */
+  readonly all: Registry;
   /** Per request: the fast kinds (core/fast-metrics.ts). */
   readonly requests: FastCounter;
   readonly requestDuration: FastHistogram;
@@ -38,12 +52,15 @@ export class Metrics {
       registers,
     });
     this.pluginFailures = new Counter({ name: 'isogate_plugin_failures_total', help: 'Plugin faults by tenant, plugin and outcome.', labelNames: ['tenant', 'plugin', 'reason'], registers });
-    this.isolates = new Gauge({ name: 'isogate_isolates', help: 'Live plugin isolates.', registers, collect() { this.set(live.isolates()); } });
-    this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by all live plugin isolates.', registers, collect() { this.set(live.heapBytes()); } });
+    const own = [this.perProcess];
+    this.isolates = new Gauge({ name: 'isogate_isolates', help: 'Live plugin isolates of this process.', registers: own, collect() { this.set(live.isolates()); } });
+    this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by the live plugin isolates of this process.', registers: own, collect() { this.set(live.heapBytes()); } });
     this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
     this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });
     this.throttled = new FastCounter({ name: 'isogate_tenant_throttled_total', help: 'Requests refused because their tenant spent its CPU budget.', labelNames: ['tenant'], registers });
-    this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result.', labelNames: ['result'], registers });
+    // Under a supervisor every worker reloads each time: the supervisor counts the reload
+    // once (core/supervisor.ts), and the workers' counts are left out of the aggregate.
+    this.configReloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result (ok, error).', labelNames: ['result'], registers, aggregator: 'omit' });
     const states = () => this.#instanceStates();
     this.instanceState = new Gauge({
       name: 'isogate_plugin_instance_unhealthy',
@@ -56,7 +73,18 @@ export class Metrics {
         for (const s of states()) this.labels(s.tenant, s.instance, s.state).set(1);
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: 'isogate_process_' });
+    // prom-client names them process_* and nodejs_* itself: the prefix is only ours.
+    collectDefaultMetrics({ register: this.perProcess, prefix: 'isogate_' });
+    // prom-client omits the start time from a cluster aggregate (it cannot be summed); with
+    // the worker label each worker's is its own series, so keep it.
+    const start = this.perProcess.getSingleMetric('isogate_process_start_time_seconds') as { aggregator: string } | undefined;
+    if (start !== undefined) start.aggregator = 'first';
+    this.all = Registry.merge([this.registry, this.perProcess]);
+  }
+
+  /** Labels this process's own figures with its worker slot (under a supervisor). */
+  labelWorker(worker: string): void {
+    this.perProcess.setDefaultLabels({ worker });
   }
 
   onInstanceStates(fn: () => { tenant: string; instance: string; state: string }[]): void {

@@ -15,11 +15,22 @@ export type PipelineContext = {
   readonly failures: Counter<'tenant' | 'plugin' | 'reason'>;
 };
 
+/**
+ * What a request carries across its phases: the plugins' ctx, and for the access log the
+ * time spent in sandbox calls and the error id the client got.
+ */
+export type RequestState = { ctx: string; pluginMs: number; errorId: string };
+
 /** A fault that fails the request, with the id quoted to the client and in the log. */
 export type RequestFailure = { readonly fault: Fault; readonly errorId: string };
 
 export function newErrorId(): string {
   return randomBytes(8).toString('hex');
+}
+
+function failed(state: RequestState, fault: Fault, errorId: string): RequestFailure {
+  state.errorId = errorId;
+  return { fault, errorId };
 }
 
 /** Applies only the log lines of a failed call: its other operations must not take effect. */
@@ -66,7 +77,7 @@ export function runPhase(
   phase: number,
   reqJson: string,
   phaseJson: string,
-  state: { ctx: string },
+  state: RequestState,
   target: OpTarget,
   body = '',
 ): RequestFailure | null {
@@ -83,7 +94,7 @@ export function runPhase(
         continue;
       }
       const fault: Fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
-      return { fault, errorId: recordFault(ctx, route, phase, fault, false) };
+      return failed(state, fault, recordFault(ctx, route, phase, fault, false));
     }
   }
   for (;;) {
@@ -95,6 +106,7 @@ export function runPhase(
     const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);
+    state.pluginMs += t1 - t0;
     route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
     let retry = false;
     for (const f of r.faults) {
@@ -106,7 +118,7 @@ export function runPhase(
       if (!failOpen) {
         // The plugin's last pdk.log lines are what its author needs to debug the fault.
         if (!r.aborted) applyLogOps(r.ops, phase, route);
-        return { fault: f, errorId };
+        return failed(state, f, errorId);
       }
       if (r.aborted) {
         (skip ??= []).push(f.instance);
@@ -132,7 +144,7 @@ export function runPhase(
         (skip ??= []).push(bad.instance);
         continue;
       }
-      return { fault, errorId };
+      return failed(state, fault, errorId);
     }
     if (r.body !== null) target.body = r.body;
     return null;

@@ -1,10 +1,12 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
+import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
-import { newErrorId, runPhase, type PipelineContext, type RequestFailure } from './pipeline.ts';
+import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
@@ -18,6 +20,8 @@ export type ProxyContext = PipelineContext & {
   /** Queues the log phase of a finished request (run after the response, in batches). */
   queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void;
   countUnmatched(): void;
+  /** null when the access log is off. */
+  readonly accessLog: AccessLog | null;
 };
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
@@ -84,7 +88,7 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
 }
 
 /** Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set). */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: { ctx: string }, target: OpTarget): RequestFailure | null {
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget): RequestFailure | null {
   for (const phase of BEFORE_UPSTREAM) {
     if ((route.phases & phase) === 0) continue;
     const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
@@ -127,6 +131,8 @@ export function exitResponse(target: OpTarget): { status: number; headers: Heade
 class Exchange implements Dispatcher.DispatchHandler {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** Kept: req.socket is gone by the end when undici consumed the request body. */
+  readonly socket: Socket;
   readonly route: RuntimeRoute;
   readonly ctx: ProxyContext;
   readonly snapshot: Snapshot;
@@ -142,10 +148,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   trailers = false;
   /** Request snapshot for plugins, built on first use. */
   reqJson = '';
-  state = { ctx: '' };
+  state: RequestState = { ctx: '', pluginMs: 0, errorId: '' };
   target: OpTarget | null = null;
   controller: Dispatcher.DispatchController | null = null;
   upstreamStarted = 0;
+  /** Request sent upstream to its response headers, in ms (-1: nothing went upstream). */
+  upstreamMs = -1;
   /** bodyFilter: the response body collected so far. */
   chunks: Buffer[] | null = null;
   bufferedHeaders: Headers | null = null;
@@ -160,6 +168,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.route = route;
     this.req = req;
     this.res = res;
+    this.socket = req.socket;
     this.path = path;
     this.rawPath = rawPath;
     this.query = query;
@@ -236,7 +245,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
-    route.metrics.upstream.observe((performance.now() - this.upstreamStarted) / 1000);
+    this.upstreamMs = performance.now() - this.upstreamStarted;
+    route.metrics.upstream.observe(this.upstreamMs / 1000);
     const out = endToEnd(headers);
     if (route.proxy.via11 !== null) appendVia(out, route.proxy.via11);
     // Trailer is dropped with the connection-level fields unless the trailers it announces
@@ -345,6 +355,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.runsLog) {
       this.ctx.queueLog(route, this.requestJson(), JSON.stringify({ s: status, h: res.getHeaders(), l: performance.now() - this.started }), this.state.ctx);
     }
+    this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };
 }

@@ -1,12 +1,16 @@
 import cluster, { type Worker } from 'node:cluster';
-import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
+import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
+import { promText } from './metrics.ts';
+import { ReloadRound } from './reload-round.ts';
+import { FileWatch } from './watch.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
 export type ToSupervisor =
@@ -15,15 +19,19 @@ export type ToSupervisor =
   | { t: 'failed'; error: string }
   | { t: 'pong'; seq: number }
   | { t: 'sandbox'; slot: number; tenant: string; instances: { id: string; key: string }[] }
-  | { t: 'reloaded'; ok: boolean; error?: string; version?: number }
-  | { t: 'status'; id: number; status: Record<string, unknown> };
+  | { t: 'reloaded'; seq: number; ok: boolean; error?: string; version?: number }
+  | { t: 'status'; id: number; status: Record<string, unknown> }
+  /** The config file and its plugins' files, for --watch (after start and each reload). */
+  | { t: 'watch'; files: string[] };
 
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
   | { t: 'ping'; seq: number }
   | { t: 'quarantine'; keys: string[] }
-  | { t: 'reload' }
+  | { t: 'reload'; seq: number }
   | { t: 'status'; id: number }
+  /** The slot the worker serves (its metrics' `worker` label), once it serves. */
+  | { t: 'slot'; index: number }
   | { t: 'activate' }
   | { t: 'stop' };
 
@@ -87,6 +95,13 @@ export class Supervisor {
   #restarts: Counter<'reason'>;
   #crashLoop = new Map<number, number[]>();
   #statusSeq = 0;
+  #reloads: Counter<'result'>;
+  #reloadSeq = 0;
+  /** Reload seq -> the round waiting for the workers' answers. */
+  #reloadRounds = new Map<number, ReloadRound<WorkerState>>();
+  #watcher: FileWatch | null = null;
+  /** The files of the running config, as the workers last reported them. */
+  #watchFiles: string[] = [];
   #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
   #firstReady: Promise<void>;
   #resolveFirstReady!: () => void;
@@ -101,6 +116,7 @@ export class Supervisor {
     mkdirSync(this.#runDir, { recursive: true });
     this.#cgroupRoot = makeCgroupRoot(process.pid);
     this.#restarts = new Counter({ name: 'isogate_worker_restarts_total', help: 'Workers replaced, by reason (crash, wedged, memory).', labelNames: ['reason'], registers: [this.#registry] });
+    this.#reloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result (ok, error), counted once for all workers: error if any worker rejected it.', labelNames: ['result'], registers: [this.#registry] });
     const self = this;
     new Gauge({ name: 'isogate_workers', help: 'Worker processes ready to serve.', registers: [this.#registry], collect() { this.set([...self.#workers.values()].filter((w) => w.ready).length); } });
     new Gauge({
@@ -160,17 +176,18 @@ export class Supervisor {
       case 'spare':
         w.loaded = true;
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
-        this.log.debug({ pid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
+        this.log.debug({ workerPid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
         break;
       case 'ready':
         w.ready = true;
         w.unansweredSince = 0;
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
-        this.log.info({ worker: w.index, pid: m.pid, ms: Date.now() - w.startedAt }, 'worker ready');
+        w.worker.send({ t: 'slot', index: w.index } satisfies ToWorker);
+        this.log.info({ worker: w.index, workerPid: m.pid, ms: Date.now() - w.startedAt }, 'worker ready');
         this.#resolveFirstReady();
         break;
       case 'failed':
-        this.log.error({ worker: w.index }, `worker could not start: ${m.error}`);
+        this.log.error(who(w), `${w.spare ? 'hot spare' : 'worker'} could not start: ${m.error}`);
         this.#rejectFirstReady(new Error(m.error));
         break;
       case 'pong':
@@ -180,7 +197,11 @@ export class Supervisor {
         w.slots.set(m.slot, { tenant: m.tenant, instances: m.instances });
         break;
       case 'reloaded':
-        if (!m.ok) this.log.error({ worker: w.index }, `reload rejected: ${m.error}`);
+        this.#reloadRounds.get(m.seq)?.reply(w, m.ok, m.error);
+        break;
+      case 'watch':
+        this.#watchFiles = m.files;
+        this.#watcher?.set(m.files);
         break;
       case 'status': {
         const waiter = this.#statusWaiters.get(m.id);
@@ -233,7 +254,7 @@ export class Supervisor {
     }
     const reason = w.endedBy ?? 'crash';
     this.#restarts.labels(reason).inc();
-    this.log.error({ worker: w.index, pid: w.pid, code, signal, reason }, 'worker died; replacing it');
+    this.log.error({ worker: w.index, workerPid: w.pid, code, signal, reason }, 'worker died; replacing it');
     this.#blame(w, reason);
     // Back off only if this slot keeps dying right after starting.
     const now = Date.now();
@@ -290,7 +311,7 @@ export class Supervisor {
 
   #end(w: WorkerState, reason: string, why: string): void {
     w.endedBy = reason;
-    this.log.error({ worker: w.index, pid: w.pid, reason }, `killing worker: ${why}`);
+    this.log.error({ ...who(w), reason }, `killing ${w.spare ? 'hot spare' : 'worker'}: ${why}`);
     w.worker.process.kill('SIGKILL');
   }
 
@@ -326,22 +347,35 @@ export class Supervisor {
     attempt(20);
   }
 
+  /**
+   * Reloads the config in every worker and the hot spare, and reports it once: the
+   * workers do not log their own result, the supervisor logs one line saying which
+   * rejected it, and counts it once.
+   */
   reload(): void {
-    this.log.info('reloading config in every worker');
-    for (const w of this.#all()) if (w.worker.isConnected()) w.worker.send({ t: 'reload' } satisfies ToWorker);
+    const targets = new Map(this.#all().filter((w) => w.worker.isConnected()).map((w) => [w, w.spare ? 'spare' : String(w.index)]));
+    const seq = ++this.#reloadSeq;
+    this.log.debug({ workers: targets.size }, 'reloading config in every worker');
+    const round = new ReloadRound(targets, ({ acceptedBy, rejected, noAnswer }) => {
+      this.#reloadRounds.delete(seq);
+      const missing = noAnswer.length > 0 ? noAnswer : undefined;
+      if (rejected.length === 0) {
+        this.#reloads.labels('ok').inc();
+        this.log.info({ acceptedBy, noAnswer: missing }, 'config reloaded');
+        return;
+      }
+      this.#reloads.labels('error').inc();
+      this.log.error({ rejectedBy: rejected.map((r) => r.who), acceptedBy, noAnswer: missing }, `config reload rejected, the running config stays: ${rejected[0].error}`);
+    });
+    if (round.done) return;
+    this.#reloadRounds.set(seq, round);
+    for (const w of targets.keys()) w.worker.send({ t: 'reload', seq } satisfies ToWorker);
   }
 
+  /** --watch: the files come from the workers (the supervisor never loads plugins). */
   #watch(): void {
-    let timer: NodeJS.Timeout | null = null;
-    const file = basename(this.options.configFile);
-    watch(dirname(this.options.configFile), (_e, name) => {
-      if (name !== null && name !== file) return;
-      if (timer !== null) clearTimeout(timer);
-      timer = setTimeout(() => {
-        timer = null;
-        this.reload();
-      }, 100);
-    }).unref();
+    this.#watcher = new FileWatch(() => this.reload());
+    this.#watcher.set([this.options.configFile, ...this.#watchFiles]);
   }
 
   async #workerStatuses(): Promise<Record<string, unknown>[]> {
@@ -366,19 +400,32 @@ export class Supervisor {
     );
   }
 
+  /**
+   * /status: the config and counts of the workers, summed where they add up (live
+   * isolates and requests in flight, as isogate_isolates summed over its `worker` label),
+   * and each worker's own under workers.status.
+   */
   async status(): Promise<Record<string, unknown>> {
     const workers = await this.#workerStatuses();
     const first = workers.find((w) => w.version !== undefined) ?? {};
+    let counts: Record<string, unknown> | undefined;
+    for (const w of workers) {
+      const c = w.counts as Record<string, number> | undefined;
+      if (c === undefined) continue;
+      if (counts === undefined) counts = { ...c, isolates: 0, inflight: 0 };
+      (counts.isolates as number) += c.isolates;
+      (counts.inflight as number) += c.inflight;
+    }
     return {
       name: 'isogate',
       version: first.version,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       config: first.config,
-      counts: first.counts,
+      counts,
       workers: {
         size: this.size,
-        ready: [...this.#workers.values()].filter((w) => w.ready).length,
+        ready: this.#ready(),
         // The hot spare that takes over when a worker dies: loaded and waiting, or not yet.
         spareReady: this.#spare !== null && this.#spare.loaded,
         status: workers,
@@ -387,27 +434,44 @@ export class Supervisor {
     };
   }
 
+  #ready(): number {
+    let n = 0;
+    for (const w of this.#workers.values()) if (w.ready && w.worker.isConnected()) n++;
+    return n;
+  }
+
+  /** Why the supervisor should not get traffic (/readyz), or null: at least one worker serves. */
+  #notReady(): string | null {
+    if (this.#stopping) return 'stopping';
+    if (this.#ready() === 0) return `no worker is serving (0 of ${this.size} ready)`;
+    return null;
+  }
+
   async #adminRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     try {
-      if (path === '/metrics') {
-        const [workers, own] = await Promise.all([this.#aggregator.clusterMetrics(), this.#registry.metrics()]);
-        res.writeHead(200, { 'content-type': this.#registry.contentType });
-        res.end(`${workers}\n${own}`);
-        return;
+      switch (path) {
+        case '/metrics': {
+          const [workers, own] = await Promise.all([this.#aggregator.clusterMetrics(), this.#registry.metrics()]);
+          res.writeHead(200, { 'content-type': this.#registry.contentType });
+          res.end(promText(workers, own));
+          return;
+        }
+        case '/status':
+          json(res, 200, await this.status());
+          return;
+        case '/healthz':
+          json(res, 200, healthBody());
+          return;
+        case '/readyz': {
+          const reason = this.#notReady();
+          json(res, reason === null ? 200 : 503, readyBody(reason));
+          return;
+        }
       }
-      if (path === '/status') {
-        const body = JSON.stringify(await this.status());
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
-        return;
-      }
-      const body = '{"error":{"code":"ISG_ERR_NO_ROUTE","message":"admin endpoints: /metrics, /status"}}';
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(body);
+      json(res, 404, { error: { code: 'ISG_ERR_NO_ROUTE', message: `admin endpoints: ${ADMIN_PATHS}` } });
     } catch (err) {
-      res.writeHead(500, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'ISG_ERR_INTERNAL', message: (err as Error).message } }));
+      json(res, 500, { error: { code: 'ISG_ERR_INTERNAL', message: (err as Error).message } });
     }
   }
 
@@ -433,6 +497,11 @@ export class Supervisor {
     }
     rmSync(this.#runDir, { recursive: true, force: true });
   }
+}
+
+/** How log lines name a worker process: its slot, or as the hot spare. */
+function who(w: WorkerState): { worker?: number; spare?: true; workerPid: number } {
+  return w.spare ? { spare: true, workerPid: w.pid } : { worker: w.index, workerPid: w.pid };
 }
 
 function rssMb(pid: number): number | null {

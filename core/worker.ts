@@ -13,6 +13,12 @@ const configFile = process.env.ISOGATE_CONFIG!;
 const spare = process.env.ISOGATE_SPARE === '1';
 const beaconFile = process.env.ISOGATE_BEACON!;
 
+/** Answers the supervisor's metrics requests with this worker's, labelled with its slot. */
+function serveMetrics(gw: Gateway, slot: number): void {
+  gw.metrics.labelWorker(String(slot));
+  AggregatorRegistry.setRegistries([gw.metrics.registry, gw.metrics.perProcess]);
+}
+
 function send(m: ToSupervisor): void {
   if (process.connected) process.send!(m);
 }
@@ -49,7 +55,14 @@ process.on('message', (m: ToWorker) => {
       gw.quarantine(m.keys);
       break;
     case 'reload':
-      void gw.reload().then((r) => send({ t: 'reloaded', ok: r.ok, error: r.ok ? undefined : r.error, version: r.ok ? r.version : undefined }));
+      // The supervisor logs and counts the reload once for every worker: this one only answers.
+      void gw.reload({ log: false }).then((r) => {
+        send({ t: 'reloaded', seq: m.seq, ok: r.ok, error: r.ok ? undefined : r.error, version: r.ok ? r.version : undefined });
+        if (r.ok) send({ t: 'watch', files: gw.watchedFiles() });
+      });
+      break;
+    case 'slot':
+      serveMetrics(gw, m.index);
       break;
     case 'status':
       send({ t: 'status', id: m.id, status: gw.status() });
@@ -77,7 +90,10 @@ gateway = await Gateway.start({
   send({ t: 'failed', error: err.message });
   return process.exit(78); // EX_CONFIG: the supervisor does not retry a config that cannot start
 });
-AggregatorRegistry.setRegistries([gateway.metrics.registry]);
+// A hot spare serves no metrics (it serves nothing) until it takes a worker's slot.
+if (!spare) serveMetrics(gateway, Number(process.env.ISOGATE_WORKER));
+else AggregatorRegistry.setRegistries([]);
+send({ t: 'watch', files: gateway.watchedFiles() });
 if (stopRequested) await stop(0);
 
 if (spare) send({ t: 'spare', pid: process.pid });

@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
@@ -15,8 +15,15 @@ export type PluginInfo = PluginBundle & {
 
 export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
 
-/** Bundles keyed by path, size and mtime: a reload bundles only what changed. */
-const bundles = new LRUCache<string, PluginInfo>({ max: 1000 });
+/**
+ * Bundles keyed by entry path, with the size and mtime of every file esbuild read for it:
+ * a reload bundles again only a plugin one of whose files changed.
+ */
+const bundles = new LRUCache<string, { info: PluginInfo; stamps: readonly string[] }>({ max: 1000 });
+
+async function stampsOf(files: readonly string[]): Promise<string[]> {
+  return Promise.all(files.map((f) => stat(f).then((st) => `${st.size}\0${st.mtimeMs}`, () => 'gone')));
+}
 
 /**
  * Bundles a plugin entry file (TypeScript or JavaScript, with its npm dependencies) into
@@ -25,13 +32,15 @@ const bundles = new LRUCache<string, PluginInfo>({ max: 1000 });
  * even at load time.
  */
 export async function loadPlugin(entry: string): Promise<PluginInfo> {
-  const st = await stat(entry);
-  const key = `${entry}\0${st.size}\0${st.mtimeMs}`;
-  const cached = bundles.get(key);
-  if (cached !== undefined) return cached;
-  let result: BuildResult<{ write: false }>;
+  await stat(entry); // a missing entry fails here, with the path
+  const cached = bundles.get(entry);
+  if (cached !== undefined && (await stampsOf(cached.info.inputs)).every((s, i) => s === cached.stamps[i])) return cached.info;
+  const cwd = process.cwd();
+  let result: BuildResult<{ write: false; metafile: true }>;
   try {
     result = await build({
+      absWorkingDir: cwd,
+      metafile: true,
       entryPoints: [entry],
       bundle: true,
       write: false,
@@ -48,8 +57,12 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
-  const info = inspect(code, entry);
-  bundles.set(key, info);
+  // Stamped before inspect(): a file saved meanwhile makes the next load bundle again.
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes(':')).map((f) => (isAbsolute(f) ? f : resolve(cwd, f)));
+  if (!inputs.includes(entry)) inputs.unshift(entry);
+  const stamps = await stampsOf(inputs);
+  const info = { ...inspect(code, entry), inputs };
+  bundles.set(entry, { info, stamps });
   return info;
 }
 
@@ -82,7 +95,7 @@ const INSPECT_TIMEOUT_MS = 1000;
  * timeout. The host never reads a value the plugin made, so a module that throws a Proxy,
  * an Error with looping getters or a huge message cannot hang or fool the load.
  */
-function inspect(code: string, source: string): PluginInfo {
+function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
   const { isolate, api } = createBlank(32);
   try {
     let meta: unknown;

@@ -12,6 +12,8 @@ export type PluginBundle = {
   readonly code: string;
   /** Where it came from, for errors and logs. */
   readonly source: string;
+  /** Every file esbuild bundled into it, the entry included (what --watch watches). */
+  readonly inputs: readonly string[];
 };
 
 export type InstanceSpec = {

@@ -7,10 +7,12 @@ import { join } from 'node:path';
  */
 const PLUGINS = join(import.meta.dirname, '..', 'plugins');
 
-const head = (port: number) => `# written by bench/lib/configs.ts
+// The access log stays at the gateway's default (on, to stdout: what users get); only
+// proxy-0-nolog turns it off, to measure what it costs.
+const head = (port: number, access = true) => `# written by bench/lib/configs.ts
 listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
-log: { level: silent }
+log: { level: silent${access ? '' : ', access: false'} }
 # cpuBudgetMs 1000000: effectively no per-tenant budget, so one busy tenant is
 # measured, not throttled (the gateway's default of 200 ms/s throttles a single tenant
 # with one header plugin at a few thousand requests/s on one core).
@@ -38,11 +40,11 @@ function copyPlugin(dir: string, name: string): string {
 
 export type GatewayConfig = { file: string; description: string };
 
-/** One tenant, `plugins` header plugins (0: none) on route "/". */
-export function chainConfig(dir: string, name: string, port: number, upstream: string, plugins: number): GatewayConfig {
+/** One tenant, `plugins` header plugins (0: none) on route "/"; `access: false` turns the access log off. */
+export function chainConfig(dir: string, name: string, port: number, upstream: string, plugins: number, access = true): GatewayConfig {
   mkdirSync(dir, { recursive: true });
   const files = headerPlugins(dir, plugins);
-  let y = head(port) + `tenants:
+  let y = head(port, access) + `tenants:
   - name: bench
     services: [{ name: up, url: "${upstream}" }]
     routes: [{ name: all, service: up, paths: [/] }]
@@ -53,7 +55,8 @@ export function chainConfig(dir: string, name: string, port: number, upstream: s
   }
   const file = join(dir, `${name}.yaml`);
   writeFileSync(file, y);
-  return { file, description: plugins === 0 ? 'one tenant, no plugins' : `one tenant, ${plugins} header plugin${plugins > 1 ? 's' : ''} (access + headerFilter)` };
+  const what = plugins === 0 ? 'one tenant, no plugins' : `one tenant, ${plugins} header plugin${plugins > 1 ? 's' : ''} (access + headerFilter)`;
+  return { file, description: access ? what : `${what}, access log off` };
 }
 
 export function bodyFilterConfig(dir: string, port: number, upstream: string): GatewayConfig {

@@ -128,6 +128,8 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     return summarize(vals);
   };
 
+  // What the access log costs: proxy-0 (on, the default) minus proxy-0-nolog, per round.
+  const accessLogCpu = perRound(['proxy-0', 'proxy-0-nolog'], (a, b) => (a.cpuUsPerReq === null || b.cpuUsPerReq === null ? null : a.cpuUsPerReq - b.cpuUsPerReq));
   const perPlugin: Record<string, Summary | null> = {};
   for (const n of [1, 5, 10]) {
     perPlugin[n] = perRound([`plugins-${n}`, 'proxy-0'], (a, b) => (a.cpuUsPerReq === null || b.cpuUsPerReq === null ? null : (a.cpuUsPerReq - b.cpuUsPerReq) / n));
@@ -166,6 +168,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     'proxy-0/node-proxy': ratio('proxy-0', 'node-proxy'),
     'proxy-0/fastify': ratio('proxy-0', 'fastify'),
     'proxy-0/nginx': ratio('proxy-0', 'nginx'),
+    'proxy-0-nolog/proxy-0': ratio('proxy-0-nolog', 'proxy-0'),
     'plugins-1/proxy-0': ratio('plugins-1', 'proxy-0'),
     'plugins-5/proxy-0': ratio('plugins-5', 'proxy-0'),
     'plugins-10/proxy-0': ratio('plugins-10', 'proxy-0'),
@@ -219,7 +222,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   const m = d.machine;
   const L: string[] = [];
   const metCell = (c: Check) => (c.met === null ? 'n/a' : c.met ? '**met**' : 'not met');
-  const headlineIds = ['proxy-0', 'plugins-1', 'plugins-5', 'plugins-10', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
+  const headlineIds = ['proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
   const headRows: string[] = [
     '| target | req/s | p99 ms | gateway CPU µs/req | req/s vs lean Node | req/s vs nginx |',
     '|---|---:|---:|---:|---:|---:|',
@@ -265,6 +268,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   L.push('(CPU per request at n plugins − CPU per request at proxy-0) / n, per round. The unsandboxed equivalent is the fastify onSend hook: fastify+onSend − fastify.', '');
   L.push('| chain | gateway CPU µs/req | per plugin µs | req/s vs proxy-0 |', '|---|---:|---:|---:|');
   L.push(`| proxy-0 | ${fmtS(sum('proxy-0')?.cpuUsPerReq ?? null, 1)} | | |`);
+  if (sum('proxy-0-nolog') !== null) L.push(`| proxy-0, access log off | ${fmtS(sum('proxy-0-nolog')?.cpuUsPerReq ?? null, 1)} | access log: ${fmtS(accessLogCpu, 2)} | ${fmtS(ratios['proxy-0-nolog/proxy-0'], 2, 'x')} |`);
   for (const n of [1, 5, 10]) L.push(`| plugins-${n} | ${fmtS(sum(`plugins-${n}`)?.cpuUsPerReq ?? null, 1)} | ${fmtS(perPlugin[n], 2)} | ${fmtS(ratios[`plugins-${n}/proxy-0`], 2, 'x')} |`);
   L.push(`| fastify onSend hook (unsandboxed) | ${fmtS(sum('fastify-onsend')?.cpuUsPerReq ?? null, 1)} | ${fmtS(hookOverhead, 2)} | |`);
   L.push('', '## Body filter (64 KB)', '');
@@ -350,6 +354,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     targets: Object.fromEntries(d.targets.map((t) => [t.id, { label: t.label, group: t.group, scenario: t.scenario, description: t.description, paths: t.paths.length === 1 ? t.paths : `${t.paths.length} paths`, error: t.error, summary: sum(t.id), rounds: t.samples }])),
     ratios,
     perPluginCpuUs: perPlugin,
+    accessLogCpuUs: accessLogCpu,
     fastifyHookCpuUs: hookOverhead,
     tenants: { count: tenantsN, rssPerTenantMb: rssPerTenant },
     coldStart: { rounds: d.cold, summary: coldSum },

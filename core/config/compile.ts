@@ -280,7 +280,7 @@ async function compileTenant(
   const program: TenantProgram = {
     tenant: tenant.name,
     memoryMb,
-    plugins: bundles.map(({ name, version, code, source }) => ({ name, version, code, source })),
+    plugins: bundles.map(({ name, version, code, source, inputs }) => ({ name, version, code, source, inputs })),
     instances,
     chains,
     breaker,

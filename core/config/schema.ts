@@ -67,8 +67,14 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
+      description: 'The gateway log (JSON lines on stdout) and the access log.',
       properties: {
         level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', description: 'Lowest level written to the log.' },
+        access: {
+          anyOf: [{ type: 'boolean' }, { type: 'string', minLength: 1 }],
+          default: true,
+          description: 'The access log, one JSON line per proxied request (Kong\'s proxy_access_log): true writes it to stdout, a file path (relative to this config file) appends it to that file, false or "off" turns it off. Independent of `level`; read at start.',
+        },
       },
     },
     limits: {

@@ -50,7 +50,8 @@ export type ConfigInput = {
   workers: number | 'auto';
   supervisor: { healthIntervalMs: number; healthTimeoutMs: number; workerMemoryMb: number };
   admin: { host: string; port: number };
-  log: { level: string };
+  /** access: true = stdout, a path, or false / "off". */
+  log: { level: string; access: boolean | string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
   sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
   proxy: ProxyInput;

@@ -61,6 +61,8 @@ export type StartOptions = {
   logger?: Logger;
   /** Reload when the config file changes (what `--watch` does). */
   watch?: boolean;
+  /** The access log (default: off, so test output stays readable); a path writes it there. */
+  accessLog?: boolean | string;
 };
 
 /** Starts a real gateway on 127.0.0.1 (random ports) from YAML text. */
@@ -72,6 +74,7 @@ export async function startGateway(yaml: string, files: Record<string, string> =
     admin: { host: '127.0.0.1', port: 0 },
     logger: options.logger ?? createLogger(process.env.ISOGATE_TEST_LOG ?? 'silent'),
     watch: options.watch,
+    accessLog: options.accessLog ?? false,
   });
   return {
     gw,

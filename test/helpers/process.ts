@@ -20,7 +20,7 @@ export type GatewayProcess = {
  * may use ${PORT} and ${ADMIN_PORT}; they are filled in. Resolves once every worker serves
  * and the hot spare is loaded.
  */
-export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = []): Promise<GatewayProcess> {
+export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = [], startTimeoutMs = 20_000): Promise<GatewayProcess> {
   const port = await freePort();
   const adminPort = await freePort();
   const configFile = writeConfig(yaml.replaceAll('${PORT}', String(port)).replaceAll('${ADMIN_PORT}', String(adminPort)), files);
@@ -48,7 +48,7 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
         setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
       }),
   };
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${out}`);
     try {

@@ -104,7 +104,7 @@ tenants:
   });
   let gw: Gateway;
   try {
-    gw = await Gateway.start({ configFile, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, logger });
+    gw = await Gateway.start({ configFile, listen: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, logger, accessLog: false });
   } catch (err) {
     await up.close();
     throw err;

@@ -1,0 +1,157 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Gateway } from '../../core/gateway.ts';
+import { createLogger } from '../../core/log.ts';
+import { NO_BREAKER, echoHandler, freePort, pluginSource, send, startUpstream, waitFor, writeConfig, type Upstream } from '../helpers/gateway.ts';
+
+/**
+ * The access log: one JSON line per proxied request, read back from the file the config
+ * names (`log.access: ./access.log`, relative to the config file), field by field.
+ */
+const ROOT = join(import.meta.dirname, '..', '..');
+
+const SLOW_PLUGIN = pluginSource(
+  'slowish',
+  `export function access(pdk: any) {
+    if (pdk.request.getHeader('x-fail')) throw new Error('boom');
+    const t = Date.now(); while (Date.now() - t < 3) {}
+    if (pdk.request.getHeader('x-exit')) pdk.response.exit(403, { message: 'no' });
+  }`,
+);
+
+type Line = {
+  level: string; time: string; msg: string; tenant: string; route: string; method: string; path: string; status: number; bytes: number;
+  latencies: { request: number; proxy: number | null; plugins: number }; errorId?: string;
+};
+
+function readLines(file: string): Line[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Line);
+}
+
+const config = (upstream: string, access: string) => `
+${NO_BREAKER}
+log: { access: ${access} }
+tenants:
+  - name: acme
+    services: [{ name: s, url: "${upstream}" }]
+    routes:
+      - { name: plain, service: s, paths: [/plain] }
+      - { name: plugged, service: s, paths: [/plugged] }
+    plugins:
+      - { name: slowish, path: ./slowish.ts, route: plugged }
+`;
+
+async function start(yaml: string): Promise<{ gw: Gateway; url: string; file: string }> {
+  const configFile = writeConfig(yaml, { 'slowish.ts': SLOW_PLUGIN });
+  const gw = await Gateway.start({ configFile, listen: { host: '127.0.0.1', port: 0 }, admin: false, logger: createLogger('silent') });
+  return { gw, url: `http://127.0.0.1:${gw.proxyAddress.port}`, file: join(dirname(configFile), 'access.log') };
+}
+
+describe('access log', () => {
+  let up: Upstream;
+  let on: { gw: Gateway; url: string; file: string };
+
+  beforeAll(async () => {
+    up = await startUpstream(echoHandler);
+    on = await start(config(up.url, './access.log'));
+  });
+  afterAll(async () => {
+    await on?.gw.stop(500);
+    await up?.close();
+  });
+
+  it('writes one line per request with every field', async () => {
+    const t0 = Date.now();
+    const r = await send(`${on.url}/plain/a%7Eb?secret=1`, { method: 'POST', body: 'hello' });
+    expect(r.status).toBe(200);
+    const line = await waitFor(() => readLines(on.file).find((l) => l.route === 'plain'), 3000, 'the line');
+    expect(line).toMatchObject({ level: 'info', msg: 'access', tenant: 'acme', route: 'plain', method: 'POST', path: '/plain/a~b', status: 200 });
+    expect(Date.parse(line.time)).toBeGreaterThanOrEqual(t0 - 1000);
+    expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // What went to the client: the body and the status line and headers before it.
+    expect(line.bytes).toBeGreaterThan(Buffer.byteLength(r.body) + 50);
+    expect(line.bytes).toBeLessThan(Buffer.byteLength(r.body) + 1000);
+    expect(line.latencies.request).toBeGreaterThan(0);
+    expect(line.latencies.proxy).toBeGreaterThan(0);
+    expect(line.latencies.proxy!).toBeLessThanOrEqual(line.latencies.request);
+    expect(line.latencies.plugins).toBe(0);
+    expect(line.errorId).toBeUndefined();
+    expect(JSON.stringify(line)).not.toContain('secret'); // the query string is not logged
+  });
+
+  it('counts the time spent in plugins, and a plugin exit has no upstream time', async () => {
+    await send(`${on.url}/plugged/ok`);
+    await send(`${on.url}/plugged/exit`, { headers: { 'x-exit': '1' } });
+    const ok = await waitFor(() => readLines(on.file).find((l) => l.path === '/plugged/ok'), 3000, 'the plugged line');
+    expect(ok.latencies.plugins).toBeGreaterThanOrEqual(3); // the plugin spins 3 ms
+    expect(ok.latencies.plugins).toBeLessThanOrEqual(ok.latencies.request);
+    const exit = await waitFor(() => readLines(on.file).find((l) => l.path === '/plugged/exit'), 3000, 'the exit line');
+    expect(exit).toMatchObject({ status: 403, latencies: { proxy: null } });
+  });
+
+  it("carries the error id of a plugin's 5xx, the one the client got", async () => {
+    const r = await send(`${on.url}/plugged/fail`, { headers: { 'x-fail': '1' } });
+    expect(r.status).toBe(500);
+    const id = r.headers['x-isogate-error-id'];
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    const line = await waitFor(() => readLines(on.file).find((l) => l.path === '/plugged/fail'), 3000, 'the failure line');
+    expect(line).toMatchObject({ status: 500, errorId: id, latencies: { proxy: null } });
+  });
+
+  it('writes nothing when off', async () => {
+    const off = await start(config(up.url, 'false'));
+    try {
+      for (let i = 0; i < 5; i++) expect((await send(`${off.url}/plain/x`)).status).toBe(200);
+    } finally {
+      await off.gw.stop(500);
+    }
+    expect(existsSync(off.file)).toBe(false);
+  });
+
+  it('loses no line on a clean SIGTERM, in-flight requests included, and writes to stdout by default', async () => {
+    const port = await freePort();
+    const slow = await startUpstream((req, res) => setTimeout(() => echoHandler(req, res), req.url!.startsWith('/slow') ? 400 : 0));
+    const yaml = `
+listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: 0 }
+workers: 0
+tenants:
+  - name: acme
+    services: [{ name: s, url: "${slow.url}" }]
+    routes: [{ name: plain, service: s }]
+`;
+    const configFile = writeConfig(yaml);
+    const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', configFile], {
+      cwd: ROOT,
+      env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
+      const N = 200;
+      const replies = await Promise.all(Array.from({ length: N }, (_, i) => send(`http://127.0.0.1:${port}/n/${i}`)));
+      expect(replies.every((r) => r.status === 200)).toBe(true);
+      // These are in flight when SIGTERM lands: they drain, and their lines are the last.
+      const inflight = Array.from({ length: 20 }, (_, i) => send(`http://127.0.0.1:${port}/slow/${i}`));
+      await new Promise((r) => setTimeout(r, 150));
+      child.kill('SIGTERM');
+      expect((await Promise.all(inflight)).map((r) => r.status)).toEqual(Array(20).fill(200));
+      expect(await exited).toBe(0);
+      const lines = out.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Line);
+      const paths = new Set(lines.map((l) => l.path));
+      for (let i = 0; i < N; i++) expect(paths.has(`/n/${i}`), `/n/${i}`).toBe(true);
+      for (let i = 0; i < 20; i++) expect(paths.has(`/slow/${i}`), `/slow/${i}`).toBe(true);
+      expect(lines).toHaveLength(N + 20 + 1); // and each once (the warm-up request is the +1)
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await slow.close();
+    }
+  });
+});
