@@ -141,7 +141,7 @@ export class Supervisor {
   #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0' };
+    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid) };
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {

@@ -17,7 +17,10 @@ function send(m: ToSupervisor): void {
   if (process.connected) process.send!(m);
 }
 
-beacon.start(beaconFile);
+// The sentinel thread records the beacon, kills this process when its main thread is wedged
+// in plugin code, and when the supervisor is gone (even by SIGKILL), whatever the main
+// thread is doing.
+beacon.supervised(beaconFile, Number(process.env.ISOGATE_SUPERVISOR_PID));
 new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 
 let gateway: Gateway | null = null;
@@ -28,7 +31,7 @@ async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     await gateway?.stop();
-    await beacon.stop();
+    beacon.stop();
   }
   process.exit(code);
 }
@@ -62,8 +65,9 @@ process.on('message', (m: ToWorker) => {
       break;
   }
 });
-// The supervisor went away: nobody will replace us or route our metrics, so stop.
-process.on('disconnect', () => void stop(0));
+// When the supervisor's channel closes, node:cluster exits this process at once
+// (process.exit: the watchdog ends on 'exit'); when the main thread is stuck in plugin code
+// and cannot, the sentinel kills the process.
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => undefined); // the supervisor decides; Ctrl-C reaches the whole group
 

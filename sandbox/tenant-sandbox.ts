@@ -4,7 +4,7 @@ import { OUTPUT_CAPS } from './limits.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
-import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
+import { KILL_NONE, KILL_WALL, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
 import { createBlank, type WarmIsolates } from './blank.ts';
 
@@ -38,8 +38,6 @@ export type SandboxEvents = {
 type Live = {
   isolate: ivm.Isolate;
   context: ivm.Context;
-  /** Its id in the watchdog. */
-  watchId: number;
   run: ivm.Reference<(...args: unknown[]) => string | undefined>;
   collect: ivm.Reference<() => string | undefined>;
   runBatch: ivm.Reference<(...args: unknown[]) => string | undefined>;
@@ -92,7 +90,7 @@ export class TenantSandbox {
     this.tenant = program.tenant;
     this.gate = new InstanceGate(program.instances.length, program.breaker);
     this.budget = new CpuBudget(program.cpuBudgetMs);
-    this.slot = beacon.register(this.#cells.pluginShared);
+    this.slot = beacon.register(this.#cells.callDeadline.buffer as SharedArrayBuffer, this.#cells.pluginShared, watchdog.control);
     this.#watchdog = watchdog;
     this.#events = events;
     this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + 10 * CALL_SLACK_MS;
@@ -137,9 +135,8 @@ export class TenantSandbox {
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.pluginDeadline[0] = 0;
-    const watchId = this.#watchdog.watch(isolate, cells);
-    cells.callDeadline[0] = Date.now() + this.#loadBudgetMs;
-    this.#watchdog.enter(watchId);
+    this.#watchdog.watch(this.slot, isolate, cells);
+    cells.callDeadline[0] = this.#loadBudgetMs;
     beacon.enter(this.slot);
     try {
       const attach = api.getSync('attach', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
@@ -150,7 +147,8 @@ export class TenantSandbox {
         if (this.#broken.has(index)) return;
         const owner = program.instances.findIndex((i) => i.plugin === index);
         cells.current[0] = owner;
-        cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS);
+        cells.pluginDeadline[0] = owner >= 0 ? program.instances[owner].cpuMs : CALL_SLACK_MS;
+        cells.step[0]++;
         try {
           const exports = isolate.compileScriptSync(plugin.code, { filename: `plugin:${plugin.name}` })
             .runSync(context, { reference: true }) as ivm.Reference<unknown>;
@@ -173,7 +171,6 @@ export class TenantSandbox {
       const next: Live = {
         isolate,
         context,
-        watchId,
         run: api.getSync('run', { reference: true }) as Live['run'],
         collect: api.getSync('collect', { reference: true }) as Live['collect'],
         runBatch: api.getSync('runBatch', { reference: true }) as Live['runBatch'],
@@ -190,7 +187,6 @@ export class TenantSandbox {
       throw err;
     } finally {
       cells.callDeadline[0] = 0;
-      this.#watchdog.leave();
       beacon.leave();
     }
   }
@@ -205,9 +201,8 @@ export class TenantSandbox {
     const cells = this.#cells;
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
-    cells.callDeadline[0] = Date.now() + budgetMs;
+    cells.callDeadline[0] = budgetMs;
     const started = performance.now();
-    this.#watchdog.enter(live.watchId);
     beacon.enter(this.slot);
     let out: unknown;
     let error: unknown = null;
@@ -218,7 +213,6 @@ export class TenantSandbox {
       error = err ?? new Error('unknown error');
     }
     cells.callDeadline[0] = 0;
-    this.#watchdog.leave();
     beacon.leave();
     if (error !== null) {
       this.lastCallMs = performance.now() - started;
@@ -352,7 +346,7 @@ export class TenantSandbox {
     let detail: string;
     if (cells.killed[0] !== KILL_NONE) {
       outcome = 'cpu';
-      detail = 'stopped by the watchdog after its CPU limit';
+      detail = cells.killed[0] === KILL_WALL ? 'stopped by the watchdog: the call ran 1 s of wall time past its CPU budget' : 'stopped by the watchdog after its CPU limit';
     } else if (/memory limit/i.test(message)) {
       outcome = 'memory';
       detail = 'isolate heap limit reached';
@@ -440,6 +434,7 @@ export class TenantSandbox {
   dispose(): void {
     this.release('disposed');
     this.#disposed = true;
+    beacon.unregister(this.slot);
   }
 }
 
