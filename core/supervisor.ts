@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
+import { readBeacon, resetBeacon, type BeaconRecord } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
 
@@ -191,8 +191,7 @@ export class Supervisor {
   }
 
   /** Who was running when worker `w` died: the instance its beacon names, quarantined everywhere. */
-  #blame(w: WorkerState, reason: string): void {
-    const record = readBeacon(w.beaconFile);
+  #blame(w: WorkerState, record: BeaconRecord | null, reason: string): void {
     if (record === null || !record.inCall) return;
     const slot = w.slots.get(record.slot);
     if (slot === undefined) return;
@@ -231,10 +230,13 @@ export class Supervisor {
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
       return;
     }
-    const reason = w.endedBy ?? 'crash';
+    // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
+    // could not stop) says so in its beacon.
+    const record = readBeacon(w.beaconFile);
+    const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
     this.#restarts.labels(reason).inc();
     this.log.error({ worker: w.index, pid: w.pid, code, signal, reason }, 'worker died; replacing it');
-    this.#blame(w, reason);
+    this.#blame(w, record, reason);
     // Back off only if this slot keeps dying right after starting.
     const now = Date.now();
     const recent = (this.#crashLoop.get(w.index) ?? []).filter((t) => now - t < 10_000);

@@ -32,6 +32,7 @@ type Init = {
 type Slot = {
   /** Call budget (CPU ms of the whole call, 0 = idle) and, at byte 8, why it was killed. */
   call: Float64Array;
+  killed: Int32Array;
   /** The running plugin's CPU limit (ms) and, at byte 8, its instance index and step counter. */
   plugin: Float64Array;
   current: Int32Array;
@@ -45,8 +46,12 @@ const CTL_WAKE = 2, CTL_SLOT = 3, CTL_SEQ = 4, CTL_REASON = 5;
 const IDLE = 0, IN_CALL = 1, WEDGED = 2;
 /** After the parent died: how long the main thread may take to exit by itself. */
 const ORPHAN_GRACE_MS = 400;
-/** A wedge also needs this much CPU burnt since the kill request (a starved thread is not wedged). */
-const WEDGE_CPU_MS = 100;
+/**
+ * A wedge also needs this much CPU burnt by the main thread since the watchdog disposed
+ * the isolate (termination takes effect within microseconds of CPU when V8 can see it):
+ * a thread that is only starved of CPU by a busy machine is not wedged.
+ */
+const WEDGE_CPU_MS = 20;
 
 const init = workerData as Init;
 const state = new Int32Array(init.state);
@@ -60,6 +65,7 @@ parentPort!.on('message', (m: { type: string; slot?: number; host?: SharedArrayB
   if (m.type === 'slot') {
     slots.set(m.slot!, {
       call: new Float64Array(m.host!, 0, 1),
+      killed: new Int32Array(m.host!, 8, 1),
       plugin: new Float64Array(m.plugin!, 0, 1),
       current: new Int32Array(m.plugin!, 8, 2),
       control: new Int32Array(m.control!),
@@ -96,14 +102,14 @@ function record(slot: number, instance: number, seq: number, s: number): void {
 }
 
 /** The call being judged. */
-let t: { slot: number; seq: number; cpu0: number; wall0: number; step: number; stepCpu0: number; killAt: number; killCpu: number } | null = null;
+let t: { slot: number; seq: number; cpu0: number; wall0: number; step: number; stepCpu0: number; killAt: number; disposedAt: number; disposedCpu: number } | null = null;
 
 function judge(slot: number, seq: number, s: Slot): void {
   const budget = s.call[0];
   if (budget === 0) return;
   const cpu = cpuNs();
   const wall = performance.now();
-  if (t === null || t.seq !== seq || t.slot !== slot) t = { slot, seq, cpu0: cpu, wall0: wall, step: -1, stepCpu0: cpu, killAt: 0, killCpu: 0 };
+  if (t === null || t.seq !== seq || t.slot !== slot) t = { slot, seq, cpu0: cpu, wall0: wall, step: -1, stepCpu0: cpu, killAt: 0, disposedAt: 0, disposedCpu: 0 };
   const step = Atomics.load(s.current, 1);
   if (step !== t.step) {
     t.step = step;
@@ -120,11 +126,18 @@ function judge(slot: number, seq: number, s: Slot): void {
     Atomics.add(c, CTL_WAKE, 1);
     Atomics.notify(c, CTL_WAKE);
     t.killAt = wall;
-    t.killCpu = cpu;
     return;
   }
-  // The watchdog disposed the isolate and the main thread is still in the same call.
-  if (killOnWedge && wall - t.killAt > init.wedgeMs && ((cpu - t.killCpu) / 1e6 > WEDGE_CPU_MS || wall - t.killAt > 10 * init.wedgeMs)) {
+  // The watchdog marks the call killed just before it disposes the isolate.
+  if (t.disposedAt === 0 && Atomics.load(s.killed, 0) !== 0) {
+    t.disposedAt = wall;
+    t.disposedCpu = cpu;
+  }
+  if (!killOnWedge) return;
+  // Still in the same call: wedged once the main thread ran on for a while after the
+  // dispose; or, whatever happened, long after the kill request.
+  const since = t.disposedAt === 0 ? -1 : wall - t.disposedAt;
+  if ((since > init.wedgeMs && (cpu - t.disposedCpu) / 1e6 > WEDGE_CPU_MS) || since > 4 * init.wedgeMs || wall - t.killAt > 8 * init.wedgeMs) {
     record(slot, Atomics.load(s.current, 0), seq, WEDGED);
     process.kill(process.pid, 'SIGKILL');
   }

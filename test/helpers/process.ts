@@ -48,7 +48,7 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
         setTimeout(() => child.kill('SIGKILL'), 10_000).unref();
       }),
   };
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 60_000; // a loaded machine (shared CI) can take this long
   for (;;) {
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${out}`);
     try {
