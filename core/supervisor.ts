@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, watch, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -82,6 +82,8 @@ export class Supervisor {
   #stopping = false;
   #runDir: string;
   #cgroupRoot: string | null;
+  /** Worker cgroup folders being removed (the kernel refuses until the dead process is reaped). */
+  #cgroupDrops = new Set<Promise<void>>();
   #aggregator = new AggregatorRegistry();
   #registry = new Registry();
   #restarts: Counter<'reason'>;
@@ -315,17 +317,10 @@ export class Supervisor {
 
   #dropCgroup(w: WorkerState): void {
     if (w.cgroup === null) return;
-    const dir = w.cgroup;
+    const drop = removeCgroup(w.cgroup);
     w.cgroup = null;
-    // The kernel refuses while the dead process is still being reaped: retry briefly.
-    const attempt = (n: number) => {
-      try {
-        rmdirSync(dir);
-      } catch {
-        if (n > 0) setTimeout(() => attempt(n - 1), 100).unref();
-      }
-    };
-    attempt(20);
+    this.#cgroupDrops.add(drop);
+    void drop.then(() => this.#cgroupDrops.delete(drop));
   }
 
   reload(): void {
@@ -430,9 +425,8 @@ export class Supervisor {
     await Promise.all(exits);
     await new Promise<void>((r) => (this.#admin === null ? r() : this.#admin.close(() => r())));
     for (const w of this.#all()) this.#dropCgroup(w);
-    if (this.#cgroupRoot !== null) {
-      try { rmdirSync(this.#cgroupRoot); } catch { /* still busy: the OS cleans it later */ }
-    }
+    await Promise.all(this.#cgroupDrops);
+    if (this.#cgroupRoot !== null) await removeCgroup(this.#cgroupRoot);
     rmSync(this.#runDir, { recursive: true, force: true });
   }
 }
@@ -464,6 +458,7 @@ function makeCgroupRoot(pid: number): string | null {
     return null;
   }
   for (const base of candidates) {
+    removeStaleCgroups(base);
     const dir = join(base, `isogate-${pid}`);
     try {
       mkdirSync(dir);
@@ -474,4 +469,57 @@ function makeCgroupRoot(pid: number): string | null {
     }
   }
   return null;
+}
+
+/**
+ * Removes an empty cgroup folder. The kernel refuses while a dead worker is still being
+ * reaped, so it retries for up to two seconds; resolves either way.
+ */
+function removeCgroup(dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    const attempt = (n: number) => {
+      try {
+        rmdirSync(dir);
+        resolve();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || n === 0) resolve();
+        else setTimeout(() => attempt(n - 1), 100);
+      }
+    };
+    attempt(20);
+  });
+}
+
+/**
+ * Folders `isogate-<pid>` under `base` left by a gateway that did not stop cleanly (its
+ * pid is gone): their empty worker folders, then the folder itself. A folder that still
+ * holds a live process is refused by the kernel and stays.
+ */
+function removeStaleCgroups(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^isogate-(\d+)$/.exec(name);
+    if (m === null || pidAlive(Number(m[1]))) continue;
+    const dir = join(base, name);
+    try {
+      for (const sub of readdirSync(dir)) if (sub.startsWith('worker-')) rmdirSync(join(dir, sub));
+      rmdirSync(dir);
+    } catch {
+      /* busy or not ours: left alone */
+    }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
