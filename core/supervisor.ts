@@ -21,7 +21,7 @@ export type ToSupervisor =
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
   | { t: 'ping'; seq: number }
-  | { t: 'quarantine'; keys: string[] }
+  | { t: 'quarantine'; keys: string[]; modules?: number[] }
   | { t: 'reload' }
   | { t: 'status'; id: number }
   | { t: 'activate' }
@@ -76,6 +76,10 @@ export class Supervisor {
   #spare: WorkerState | null = null;
   #spareSeq = 1000;
   #quarantined = new Map<string, Quarantined>();
+  /** Plugin modules (by beacon tag) whose loading wedged a worker: no worker runs them again. */
+  #refusedModules = new Set<number>();
+  /** A reload tried in the hot spare first: the serving workers reload only once it loaded there. */
+  #reloadInSpare: WorkerState | null = null;
   #admin: Server | null = null;
   #timer: NodeJS.Timeout | null = null;
   #pingSeq = 0;
@@ -143,7 +147,7 @@ export class Supervisor {
   #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid) };
+    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: [...this.#refusedModules].join(',') };
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
@@ -183,6 +187,15 @@ export class Supervisor {
         break;
       case 'reloaded':
         if (!m.ok) this.log.error({ worker: w.index }, `reload rejected: ${m.error}`);
+        if (w === this.#reloadInSpare) {
+          this.#reloadInSpare = null;
+          // The new config loaded somewhere: now the serving workers take it.
+          if (m.ok) {
+            for (const o of this.#workers.values()) if (o.worker.isConnected()) o.worker.send({ t: 'reload' } satisfies ToWorker);
+          } else {
+            this.log.error('reload rejected in the hot spare; the workers keep the running config');
+          }
+        }
         break;
       case 'status': {
         const waiter = this.#statusWaiters.get(m.id);
@@ -210,6 +223,18 @@ export class Supervisor {
     }
   }
 
+  /** The worker died loading a plugin module (config compile time): no worker loads that module again. */
+  #refuse(w: WorkerState, loading: { tag: number; source: string }, reason: string): void {
+    if (this.#refusedModules.has(loading.tag)) return;
+    this.#refusedModules.add(loading.tag);
+    const instance = `module ${basename(loading.source)}`;
+    this.#quarantined.set(`module:${loading.tag}`, { key: `module:${loading.tag}`, instance, tenant: '', reason, at: new Date().toISOString() });
+    this.log.error({ worker: w.index, module: loading.source, reason }, 'plugin module quarantined: its worker died loading it; configs that use it are refused');
+    for (const other of this.#all()) {
+      if (other !== w && other.worker.isConnected()) other.worker.send({ t: 'quarantine', keys: [], modules: [loading.tag] } satisfies ToWorker);
+    }
+  }
+
   #all(): WorkerState[] {
     const all = [...this.#workers.values()];
     if (this.#spare !== null) all.push(this.#spare);
@@ -220,6 +245,15 @@ export class Supervisor {
     if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
     this.#dropCgroup(w);
     if (this.#stopping) return;
+    // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
+    // could not stop, or in a plugin module's code while loading) says so in its beacon.
+    const record = readBeacon(w.beaconFile);
+    const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
+    if (record?.loading != null) this.#refuse(w, record.loading, reason);
+    if (w === this.#reloadInSpare) {
+      this.#reloadInSpare = null;
+      this.log.error({ worker: w.index, reason }, 'the hot spare died loading the new config; the workers keep the running one');
+    }
     if (w.spare) {
       // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
       if (this.#spare === w) this.#spare = null;
@@ -232,10 +266,6 @@ export class Supervisor {
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
       return;
     }
-    // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
-    // could not stop) says so in its beacon.
-    const record = readBeacon(w.beaconFile);
-    const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
     this.#restarts.labels(reason).inc();
     this.log.error({ worker: w.index, pid: w.pid, code, signal, reason }, 'worker died; replacing it');
     this.#blame(w, record, reason);
@@ -265,7 +295,7 @@ export class Supervisor {
   #lastTick = Date.now();
 
   #health(): void {
-    const { healthIntervalMs, healthTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
+    const { healthIntervalMs, healthTimeoutMs, startTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
     const now = Date.now();
     // If the supervisor itself was held up (a stalled machine, a debugger), the workers'
     // silence says nothing about them: judge nobody this tick, ping again.
@@ -276,6 +306,10 @@ export class Supervisor {
       if (!w.worker.isConnected() || w.endedBy !== null) continue;
       if (stalled) {
         w.unansweredSince = 0;
+      } else if (!w.ready && !w.loaded && now - w.startedAt > startTimeoutMs) {
+        // Every state has a deadline: starting (loading the config) too.
+        this.#end(w, 'stuck', `still loading its config after ${now - w.startedAt} ms`);
+        continue;
       } else if ((w.ready || w.loaded) && w.unansweredSince !== 0 && now - w.unansweredSince > healthTimeoutMs) {
         this.#end(w, 'wedged', `no answer to pings for ${now - w.unansweredSince} ms`);
         continue;
@@ -323,7 +357,20 @@ export class Supervisor {
     void drop.then(() => this.#cgroupDrops.delete(drop));
   }
 
+  /**
+   * Reloads the config: in the hot spare first, then, once it loaded there, in the serving
+   * workers. A config that hangs or kills its worker while loading costs the spare only;
+   * the workers keep serving the running config. Without a loaded spare, every worker
+   * reloads at once.
+   */
   reload(): void {
+    const spare = this.#spare;
+    if (spare !== null && spare.loaded && spare.worker.isConnected() && this.#reloadInSpare === null) {
+      this.log.info('reloading config in the hot spare first');
+      this.#reloadInSpare = spare;
+      spare.worker.send({ t: 'reload' } satisfies ToWorker);
+      return;
+    }
     this.log.info('reloading config in every worker');
     for (const w of this.#all()) if (w.worker.isConnected()) w.worker.send({ t: 'reload' } satisfies ToWorker);
   }

@@ -1,5 +1,6 @@
 import { AggregatorRegistry } from 'prom-client';
 import { beacon } from '../sandbox/beacon.ts';
+import { refuseModules } from '../sandbox/plugin-loader.ts';
 import { Gateway } from './gateway.ts';
 import type { ToSupervisor, ToWorker } from './supervisor.ts';
 
@@ -21,6 +22,8 @@ function send(m: ToSupervisor): void {
 // in plugin code, and when the supervisor is gone (even by SIGKILL), whatever the main
 // thread is doing.
 beacon.supervised(beaconFile, Number(process.env.ISOGATE_SUPERVISOR_PID));
+// Plugin modules whose loading wedged an earlier worker are never run again.
+refuseModules((process.env.ISOGATE_REFUSED_MODULES ?? '').split(',').filter((t) => t !== '').map(Number));
 new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 
 let gateway: Gateway | null = null;
@@ -39,6 +42,7 @@ async function stop(code: number): Promise<never> {
 // Listening for the supervisor before the gateway loads: a stop sent while we start must
 // not wait for a SIGKILL.
 process.on('message', (m: ToWorker) => {
+  if (m.t === 'quarantine' && m.modules !== undefined) refuseModules(m.modules);
   if (gateway === null) {
     if (m.t === 'stop') stopRequested = true;
     return;

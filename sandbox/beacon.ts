@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
@@ -14,11 +14,24 @@ import { Worker } from 'node:worker_threads';
  * file and knows which tenant, which sandbox and which plugin instance was running.
  *
  * File layout: four little-endian int32: sandbox slot, instance index, call sequence,
- * state (1 = in a call, 0 = idle, 2 = wedged: killed by its sentinel).
+ * state (1 = in a call, 0 = idle, 2 = wedged: killed by its sentinel, 3 = loading a
+ * plugin module at config compile time, 4 = wedged while loading one). While loading, the
+ * instance field holds the module's tag (moduleTag), and `<file>.loading` names its source.
  */
 export const BEACON_BYTES = 16;
 
-export type BeaconRecord = { slot: number; instance: number; seq: number; inCall: boolean; wedged: boolean };
+export type BeaconRecord = {
+  slot: number;
+  instance: number;
+  seq: number;
+  inCall: boolean;
+  wedged: boolean;
+  /** The module being loaded when the record was written: its tag and source. */
+  loading: { tag: number; source: string } | null;
+};
+
+/** A plugin module's tag in the beacon: 32 bits of its code's SHA-256 (sandbox/plugin-loader.ts). */
+export type ModuleTag = number;
 
 /** A call may run this much wall time past its CPU budget before it is stopped anyway. */
 export const WALL_BACKSTOP_MS = 1000;
@@ -28,10 +41,11 @@ export const WEDGE_MS = 250;
 const SENTINEL = join(import.meta.dirname, 'sentinel.ts');
 
 class CallBeacon {
-  /** [0] slot, [1] seq, [2] in call */
+  /** [0] slot, [1] seq, [2] 1 in call, 3 loading, 0 idle, [3] the module being loaded */
   readonly state = new Int32Array(new SharedArrayBuffer(16));
   #slots = 0;
   #sentinel: Worker | null = null;
+  #file: string | null = null;
   #ready: Promise<void> = Promise.resolve();
 
   #ensure(): Worker {
@@ -59,7 +73,21 @@ class CallBeacon {
    * kill the process when its main thread is wedged in a call.
    */
   supervised(file: string, parent: number): void {
+    this.#file = file;
     this.#ensure().postMessage({ type: 'supervised', file, parent });
+  }
+
+  /**
+   * A plugin module's code is about to run at config compile time (its metadata probe),
+   * outside any sandbox call: the sentinel kills a process stuck in it, and the supervisor
+   * learns from the beacon which module it was. leave() ends it.
+   */
+  loading(tag: ModuleTag, source: string): void {
+    if (this.#file !== null) writeFileSync(`${this.#file}.loading`, `${tag}\n${source}`);
+    const s = this.state;
+    s[3] = tag;
+    s[1]++;
+    s[2] = 3;
   }
 
   /**
@@ -108,7 +136,12 @@ export function readBeacon(file: string): BeaconRecord | null {
     const b = readFileSync(file);
     if (b.length < BEACON_BYTES) return null;
     const s = b.readInt32LE(12);
-    return { slot: b.readInt32LE(0), instance: b.readInt32LE(4), seq: b.readInt32LE(8), inCall: s === 1 || s === 2, wedged: s === 2 };
+    let loading: BeaconRecord['loading'] = null;
+    if (s === 3 || s === 4) {
+      const [tag, source] = readFileSync(`${file}.loading`, 'utf8').split('\n');
+      loading = Number(tag) === b.readInt32LE(4) ? { tag: Number(tag), source: source ?? '' } : { tag: b.readInt32LE(4), source: '' };
+    }
+    return { slot: b.readInt32LE(0), instance: b.readInt32LE(4), seq: b.readInt32LE(8), inCall: s === 1 || s === 2, wedged: s === 2 || s === 4, loading };
   } catch {
     return null;
   }

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { build } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
 import type { PluginBundle } from './program.ts';
+import { beacon, type ModuleTag } from './beacon.ts';
 
 /** What the gateway learns of a plugin by loading it once in a throwaway isolate. */
 export type PluginInfo = PluginBundle & {
@@ -12,6 +14,19 @@ export type PluginInfo = PluginBundle & {
 };
 
 export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
+
+/** Modules whose load wedged a worker (set by the supervisor): they are not run again. */
+const refused = new Set<ModuleTag>();
+
+/** Refuses to load the modules with these tags (sandbox/beacon.ts moduleTag). */
+export function refuseModules(tags: Iterable<ModuleTag>): void {
+  for (const t of tags) refused.add(t);
+}
+
+/** 32 bits of the SHA-256 of a module's code: how the beacon and the supervisor name it. */
+export function moduleTag(code: string): ModuleTag {
+  return createHash('sha256').update(code).digest().readInt32LE(0);
+}
 
 /** Bundles keyed by path, size and mtime: a reload bundles only what changed. */
 const bundles = new LRUCache<string, PluginInfo>({ max: 1000 });
@@ -41,7 +56,15 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
-  const info = inspect(code, entry);
+  const tag = moduleTag(code);
+  if (refused.has(tag)) throw new Error('quarantined: loading this module wedged a worker');
+  beacon.loading(tag, entry);
+  let info: PluginInfo;
+  try {
+    info = inspect(code, entry);
+  } finally {
+    beacon.leave();
+  }
   bundles.set(key, info);
   return info;
 }

@@ -43,7 +43,9 @@ type Slot = {
 /** What the watchdog's control cells hold (mirrored in sandbox/watchdog.ts). */
 const CTL_WAKE = 2, CTL_SLOT = 3, CTL_SEQ = 4, CTL_REASON = 5;
 /** Beacon states in the file (mirrored in sandbox/beacon.ts). */
-const IDLE = 0, IN_CALL = 1, WEDGED = 2;
+const IDLE = 0, IN_CALL = 1, WEDGED = 2, LOADING = 3, WEDGED_LOADING = 4;
+/** A module's probe at compile time has isolated-vm's own 1 s timeout; past it (plus WEDGE_MS) V8 could not stop it. */
+const LOAD_LIMIT_MS = 1000;
 /** After the parent died: how long the main thread may take to exit by itself. */
 const ORPHAN_GRACE_MS = 400;
 /**
@@ -143,6 +145,17 @@ function judge(slot: number, seq: number, s: Slot): void {
   }
 }
 
+/** A module load that ran on past its limit on the CPU clock: the process is killed as wedged. */
+function judgeLoading(seq: number): void {
+  const cpu = cpuNs();
+  const wall = performance.now();
+  if (t === null || t.seq !== seq || t.slot !== 0) t = { slot: 0, seq, cpu0: cpu, wall0: wall, step: -1, stepCpu0: cpu, killAt: 0, disposedAt: 0, disposedCpu: 0 };
+  if (killOnWedge && (cpu - t.cpu0) / 1e6 > LOAD_LIMIT_MS && wall - t.wall0 > LOAD_LIMIT_MS + init.wedgeMs) {
+    record(0, Atomics.load(state, 3), seq, WEDGED_LOADING);
+    process.kill(process.pid, 'SIGKILL');
+  }
+}
+
 let ticks = 0;
 function tick(): void {
   if (parent !== 0 && ++ticks % 10 === 0 && process.ppid !== parent) {
@@ -152,10 +165,15 @@ function tick(): void {
     else if (performance.now() - orphanSince > ORPHAN_GRACE_MS) process.kill(process.pid, 'SIGKILL');
   }
   const slot = Atomics.load(state, 0), seq = Atomics.load(state, 1), inCall = Atomics.load(state, 2);
-  const s = inCall === 1 ? slots.get(slot) : undefined;
-  if (s !== undefined) judge(slot, seq, s);
-  else t = null;
-  record(slot, s === undefined ? -1 : Atomics.load(s.current, 0), seq, inCall === 1 ? IN_CALL : IDLE);
+  if (inCall === 3) {
+    judgeLoading(seq);
+    record(0, Atomics.load(state, 3), seq, LOADING);
+  } else {
+    const s = inCall === 1 ? slots.get(slot) : undefined;
+    if (s !== undefined) judge(slot, seq, s);
+    else t = null;
+    record(slot, s === undefined ? -1 : Atomics.load(s.current, 0), seq, inCall === 1 ? IN_CALL : IDLE);
+  }
   setTimeout(tick, 1);
 }
 tick();
