@@ -36,7 +36,7 @@ export type ModuleTag = number;
 /** A call may run this much wall time past its CPU budget before it is stopped anyway. */
 export const WALL_BACKSTOP_MS = 1000;
 /** After the watchdog's dispose, how long a call may still hold the thread before the process is killed as wedged. */
-export const WEDGE_MS = 250;
+export const WEDGE_MS = 200;
 
 const SENTINEL = join(import.meta.dirname, 'sentinel.ts');
 
