@@ -138,8 +138,13 @@ export function readBeacon(file: string): BeaconRecord | null {
     const s = b.readInt32LE(12);
     let loading: BeaconRecord['loading'] = null;
     if (s === 3 || s === 4) {
-      const [tag, source] = readFileSync(`${file}.loading`, 'utf8').split('\n');
-      loading = Number(tag) === b.readInt32LE(4) ? { tag: Number(tag), source: source ?? '' } : { tag: b.readInt32LE(4), source: '' };
+      let tag = '', source = '';
+      try {
+        [tag, source = ''] = readFileSync(`${file}.loading`, 'utf8').split('\n');
+      } catch {
+        /* the source is only for the log */
+      }
+      loading = { tag: b.readInt32LE(4), source: Number(tag) === b.readInt32LE(4) ? source : '' };
     }
     return { slot: b.readInt32LE(0), instance: b.readInt32LE(4), seq: b.readInt32LE(8), inCall: s === 1 || s === 2, wedged: s === 2 || s === 4, loading };
   } catch {

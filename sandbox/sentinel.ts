@@ -82,10 +82,19 @@ parentPort!.on('message', (m: { type: string; slot?: number; host?: SharedArrayB
   }
 });
 
-const clock = openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
+/** The main thread's CPU clock (its tid is the pid: the gateway runs on the process's main thread). */
+const clock = openClock();
 const clockBuf = Buffer.alloc(128);
-/** CPU time of the main thread (its tid is the pid), in ns. */
+function openClock(): number {
+  try {
+    return openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
+  } catch {
+    return -1; // not Linux: limits fall back to wall time (README, Limits)
+  }
+}
+/** CPU time of the main thread in ns (wall time where the OS does not tell). */
 function cpuNs(): number {
+  if (clock < 0) return performance.now() * 1e6;
   const n = readSync(clock, clockBuf, 0, 128, 0);
   const space = clockBuf.indexOf(32);
   return Number(clockBuf.toString('latin1', 0, space < 0 || space > n ? n : space));
