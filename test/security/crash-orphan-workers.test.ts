@@ -22,8 +22,10 @@ const ROOT = join(import.meta.dirname, '..', '..');
 describe('workers do not outlive their supervisor', () => {
   let up: Upstream;
   const leftovers: number[] = [];
+  const groups: number[] = [];
   afterAll(async () => {
     for (const pid of leftovers) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    for (const g of groups) if (groupMembers(g).length > 0) process.kill(-g, 'SIGKILL');
     await up?.close();
   });
 
@@ -43,8 +45,9 @@ tenants:
     routes: [{ name: r, service: s, paths: [/good] }]
 `, { 'stuck.ts': STUCK });
     const workers = childrenOf(gw.child.pid!);
-    leftovers.push(...workers);
     expect(workers.length).toBe(3); // two workers and the hot spare
+    const all = [...workers, ...workers.flatMap((p) => childrenOf(p))]; // and what they started (esbuild's service)
+    leftovers.push(...all);
     // One worker's main thread enters the uninterruptible call...
     void request(`${gw.url}/evil`).then((r) => r.body.text(), () => undefined);
     await new Promise((r) => setTimeout(r, 150));
@@ -53,7 +56,9 @@ tenants:
     gw.child.kill('SIGKILL');
     await waitFor(() => workers.every((p) => !alive(p)), 5_000, 'every worker to exit');
     const ms = Date.now() - t0;
+    console.log(`orphans: every worker gone ${ms} ms after the supervisor was killed`);
     expect(ms).toBeLessThan(1_000);
+    await waitFor(() => all.every((p) => !alive(p)), 5_000, 'their children to exit');
   }, 30_000);
 
   it('Ctrl-C on `npm start` (SIGINT to the whole process group) leaves no process behind', async () => {
@@ -73,6 +78,7 @@ tenants:
     const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}` };
     const child = spawn('npm', ['start', '--silent', '--', '--config', file], { cwd: ROOT, env, detached: true, stdio: 'ignore' });
     const group = child.pid!;
+    groups.push(group);
     await waitFor(async () => {
       try {
         const s = await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json();
@@ -90,6 +96,7 @@ tenants:
     const t0 = Date.now();
     process.kill(-group, 'SIGINT');
     await waitFor(() => groupMembers(group).length === 0 && members.every((p) => !alive(p)), 10_000, 'the whole group to exit');
+    console.log(`orphans: the npm start group gone ${Date.now() - t0} ms after SIGINT`);
     expect(Date.now() - t0).toBeLessThan(10_000);
   }, 90_000);
 });
