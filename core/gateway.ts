@@ -5,6 +5,7 @@ import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { IsolatePool } from '../sandbox/pool.ts';
 import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../sandbox/watchdog.ts';
+import { beacon } from '../sandbox/beacon.ts';
 import { WarmIsolates } from '../sandbox/blank.ts';
 import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
@@ -136,6 +137,7 @@ export class Gateway {
     const compiled = await compileConfig(input, file);
     const gw = new Gateway(options, compiled, logger);
     gw.#options = options;
+    await beacon.ready(); // the sentinel judges CPU limits: serve only once it runs
     if (options.deferListen !== true) {
       try {
         await gw.listen();

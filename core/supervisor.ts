@@ -2,14 +2,15 @@ import cluster, { type Worker } from 'node:cluster';
 import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
+import { readBeacon, resetBeacon, type BeaconRecord } from '../sandbox/beacon.ts';
 import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
 import { promText } from './metrics.ts';
-import { ReloadRound } from './reload-round.ts';
+import { ReloadRound, type ReloadOutcome } from './reload-round.ts';
+import { makeCgroupRoot, removeCgroup } from './supervisor/cgroups.ts';
 import { FileWatch } from './watch.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
@@ -27,7 +28,7 @@ export type ToSupervisor =
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
   | { t: 'ping'; seq: number }
-  | { t: 'quarantine'; keys: string[] }
+  | { t: 'quarantine'; keys: string[]; modules?: number[] }
   | { t: 'reload'; seq: number }
   | { t: 'status'; id: number }
   /** The slot the worker serves (its metrics' `worker` label), once it serves. */
@@ -84,12 +85,18 @@ export class Supervisor {
   #spare: WorkerState | null = null;
   #spareSeq = 1000;
   #quarantined = new Map<string, Quarantined>();
+  /** Plugin modules (by beacon tag) whose loading wedged a worker: no worker runs them again. */
+  #refusedModules = new Set<number>();
+  /** A reload tried in the hot spare first: the serving workers reload only once it loaded there. */
+  #reloadInSpare: WorkerState | null = null;
   #admin: Server | null = null;
   #timer: NodeJS.Timeout | null = null;
   #pingSeq = 0;
   #stopping = false;
   #runDir: string;
   #cgroupRoot: string | null;
+  /** Worker cgroup folders being removed (the kernel refuses until the dead process is reaped). */
+  #cgroupDrops = new Set<Promise<void>>();
   #aggregator = new AggregatorRegistry();
   #registry = new Registry();
   #restarts: Counter<'reason'>;
@@ -157,7 +164,7 @@ export class Supervisor {
   #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0' };
+    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: [...this.#refusedModules].join(',') };
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
@@ -212,8 +219,7 @@ export class Supervisor {
   }
 
   /** Who was running when worker `w` died: the instance its beacon names, quarantined everywhere. */
-  #blame(w: WorkerState, reason: string): void {
-    const record = readBeacon(w.beaconFile);
+  #blame(w: WorkerState, record: BeaconRecord | null, reason: string): void {
     if (record === null || !record.inCall) return;
     const slot = w.slots.get(record.slot);
     if (slot === undefined) return;
@@ -230,6 +236,18 @@ export class Supervisor {
     }
   }
 
+  /** The worker died loading a plugin module (config compile time): no worker loads that module again. */
+  #refuse(w: WorkerState, loading: { tag: number; source: string }, reason: string): void {
+    if (this.#refusedModules.has(loading.tag)) return;
+    this.#refusedModules.add(loading.tag);
+    const instance = `module ${basename(loading.source)}`;
+    this.#quarantined.set(`module:${loading.tag}`, { key: `module:${loading.tag}`, instance, tenant: '', reason, at: new Date().toISOString() });
+    this.log.error({ worker: w.index, module: loading.source, reason }, 'plugin module quarantined: its worker died loading it; configs that use it are refused');
+    for (const other of this.#all()) {
+      if (other !== w && other.worker.isConnected()) other.worker.send({ t: 'quarantine', keys: [], modules: [loading.tag] } satisfies ToWorker);
+    }
+  }
+
   #all(): WorkerState[] {
     const all = [...this.#workers.values()];
     if (this.#spare !== null) all.push(this.#spare);
@@ -240,6 +258,13 @@ export class Supervisor {
     if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
     this.#dropCgroup(w);
     if (this.#stopping) return;
+    // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
+    // could not stop, or in a plugin module's code while loading) says so in its beacon.
+    const record = readBeacon(w.beaconFile);
+    const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
+    if (record?.loading != null) this.#refuse(w, record.loading, reason);
+    // A worker that dies during a reload answers it as a rejection (the hot spare dying on the new config among them).
+    for (const round of this.#reloadRounds.values()) round.reply(w, false, `it died (${reason}) while loading the new config`);
     if (w.spare) {
       // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
       if (this.#spare === w) this.#spare = null;
@@ -252,10 +277,9 @@ export class Supervisor {
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
       return;
     }
-    const reason = w.endedBy ?? 'crash';
     this.#restarts.labels(reason).inc();
     this.log.error({ worker: w.index, workerPid: w.pid, code, signal, reason }, 'worker died; replacing it');
-    this.#blame(w, reason);
+    this.#blame(w, record, reason);
     // Back off only if this slot keeps dying right after starting.
     const now = Date.now();
     const recent = (this.#crashLoop.get(w.index) ?? []).filter((t) => now - t < 10_000);
@@ -282,7 +306,7 @@ export class Supervisor {
   #lastTick = Date.now();
 
   #health(): void {
-    const { healthIntervalMs, healthTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
+    const { healthIntervalMs, healthTimeoutMs, startTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
     const now = Date.now();
     // If the supervisor itself was held up (a stalled machine, a debugger), the workers'
     // silence says nothing about them: judge nobody this tick, ping again.
@@ -293,6 +317,10 @@ export class Supervisor {
       if (!w.worker.isConnected() || w.endedBy !== null) continue;
       if (stalled) {
         w.unansweredSince = 0;
+      } else if (!w.ready && !w.loaded && now - w.startedAt > startTimeoutMs) {
+        // Every state has a deadline: starting (loading the config) too.
+        this.#end(w, 'stuck', `still loading its config after ${now - w.startedAt} ms`);
+        continue;
       } else if ((w.ready || w.loaded) && w.unansweredSince !== 0 && now - w.unansweredSince > healthTimeoutMs) {
         this.#end(w, 'wedged', `no answer to pings for ${now - w.unansweredSince} ms`);
         continue;
@@ -334,42 +362,62 @@ export class Supervisor {
 
   #dropCgroup(w: WorkerState): void {
     if (w.cgroup === null) return;
-    const dir = w.cgroup;
+    const drop = removeCgroup(w.cgroup);
     w.cgroup = null;
-    // The kernel refuses while the dead process is still being reaped: retry briefly.
-    const attempt = (n: number) => {
-      try {
-        rmdirSync(dir);
-      } catch {
-        if (n > 0) setTimeout(() => attempt(n - 1), 100).unref();
-      }
-    };
-    attempt(20);
+    this.#cgroupDrops.add(drop);
+    void drop.then(() => this.#cgroupDrops.delete(drop));
   }
 
   /**
-   * Reloads the config in every worker and the hot spare, and reports it once: the
-   * workers do not log their own result, the supervisor logs one line saying which
-   * rejected it, and counts it once.
+   * Reloads the config: in the hot spare first, then, once it loaded there, in the serving
+   * workers. A config that hangs or kills its worker while loading costs the spare only;
+   * the workers keep serving the running config. Without a loaded spare, every worker
+   * reloads at once. Either way the reload is reported once: the workers do not log their
+   * own result, the supervisor logs one line saying who accepted or rejected it, and
+   * counts it once.
    */
   reload(): void {
-    const targets = new Map(this.#all().filter((w) => w.worker.isConnected()).map((w) => [w, w.spare ? 'spare' : String(w.index)]));
+    const spare = this.#spare;
+    if (spare !== null && spare.loaded && spare.worker.isConnected() && this.#reloadInSpare === null) {
+      this.log.debug('reloading config in the hot spare first');
+      this.#reloadInSpare = spare;
+      this.#reloadRound(new Map([[spare, 'spare']]), (first) => {
+        this.#reloadInSpare = null;
+        if (first.acceptedBy.length === 0) return this.#reported(first, 'the hot spare could not load it; the workers keep the running config');
+        // The new config loaded somewhere: now the serving workers take it.
+        this.#reloadRound(this.#serving(), (rest) => this.#reported({ ...rest, acceptedBy: [...first.acceptedBy, ...rest.acceptedBy] }));
+      });
+      return;
+    }
+    this.log.debug('reloading config in every worker');
+    this.#reloadRound(new Map([...this.#serving(), ...(spare !== null && spare.worker.isConnected() ? [[spare, 'spare'] as const] : [])]), (o) => this.#reported(o));
+  }
+
+  #serving(): Map<WorkerState, string> {
+    return new Map([...this.#workers.values()].filter((w) => w.worker.isConnected()).map((w) => [w, String(w.index)]));
+  }
+
+  #reloadRound(targets: Map<WorkerState, string>, onDone: (o: ReloadOutcome) => void): void {
     const seq = ++this.#reloadSeq;
-    this.log.debug({ workers: targets.size }, 'reloading config in every worker');
-    const round = new ReloadRound(targets, ({ acceptedBy, rejected, noAnswer }) => {
+    const round = new ReloadRound(targets, (o) => {
       this.#reloadRounds.delete(seq);
-      const missing = noAnswer.length > 0 ? noAnswer : undefined;
-      if (rejected.length === 0) {
-        this.#reloads.labels('ok').inc();
-        this.log.info({ acceptedBy, noAnswer: missing }, 'config reloaded');
-        return;
-      }
-      this.#reloads.labels('error').inc();
-      this.log.error({ rejectedBy: rejected.map((r) => r.who), acceptedBy, noAnswer: missing }, `config reload rejected, the running config stays: ${rejected[0].error}`);
+      onDone(o);
     });
     if (round.done) return;
     this.#reloadRounds.set(seq, round);
     for (const w of targets.keys()) w.worker.send({ t: 'reload', seq } satisfies ToWorker);
+  }
+
+  #reported({ acceptedBy, rejected, noAnswer }: ReloadOutcome, why = 'the running config stays'): void {
+    const missing = noAnswer.length > 0 ? noAnswer : undefined;
+    if (rejected.length === 0 && acceptedBy.length > 0) {
+      this.#reloads.labels('ok').inc();
+      this.log.info({ acceptedBy, noAnswer: missing }, 'config reloaded');
+      return;
+    }
+    this.#reloads.labels('error').inc();
+    const error = rejected[0]?.error ?? 'no worker answered';
+    this.log.error({ rejectedBy: rejected.map((r) => r.who), acceptedBy, noAnswer: missing }, `config reload rejected, ${why}: ${error}`);
   }
 
   /** --watch: the files come from the workers (the supervisor never loads plugins). */
@@ -492,9 +540,8 @@ export class Supervisor {
     await Promise.all(exits);
     await new Promise<void>((r) => (this.#admin === null ? r() : this.#admin.close(() => r())));
     for (const w of this.#all()) this.#dropCgroup(w);
-    if (this.#cgroupRoot !== null) {
-      try { rmdirSync(this.#cgroupRoot); } catch { /* still busy: the OS cleans it later */ }
-    }
+    await Promise.all(this.#cgroupDrops);
+    if (this.#cgroupRoot !== null) await removeCgroup(this.#cgroupRoot);
     rmSync(this.#runDir, { recursive: true, force: true });
   }
 }
@@ -511,34 +558,4 @@ function rssMb(pid: number): number | null {
   } catch {
     return null;
   }
-}
-
-/**
- * A memory cgroup folder for our workers, where the OS lets us make one (cgroup v2, or
- * v1's memory controller, writable by us). Null elsewhere: the supervisor's resident-size
- * check is then the only bound.
- */
-function makeCgroupRoot(pid: number): string | null {
-  if (process.platform !== 'linux') return null;
-  const candidates: string[] = [];
-  try {
-    for (const line of readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
-      const [, controllers, path] = line.split(':');
-      if (controllers === '' && existsSync('/sys/fs/cgroup/cgroup.controllers')) candidates.push(join('/sys/fs/cgroup', path));
-      if (controllers.split(',').includes('memory')) candidates.push(join('/sys/fs/cgroup/memory', path));
-    }
-  } catch {
-    return null;
-  }
-  for (const base of candidates) {
-    const dir = join(base, `isogate-${pid}`);
-    try {
-      mkdirSync(dir);
-      if (existsSync(join(dir, 'memory.max')) || existsSync(join(dir, 'memory.limit_in_bytes'))) return dir;
-      rmdirSync(dir);
-    } catch {
-      /* not ours to write */
-    }
-  }
-  return null;
 }

@@ -1,5 +1,6 @@
 import { AggregatorRegistry } from 'prom-client';
 import { beacon } from '../sandbox/beacon.ts';
+import { refuseModules } from '../sandbox/plugin-loader.ts';
 import { Gateway } from './gateway.ts';
 import type { ToSupervisor, ToWorker } from './supervisor.ts';
 
@@ -23,7 +24,12 @@ function send(m: ToSupervisor): void {
   if (process.connected) process.send!(m);
 }
 
-beacon.start(beaconFile);
+// The sentinel thread records the beacon, kills this process when its main thread is wedged
+// in plugin code, and when the supervisor is gone (even by SIGKILL), whatever the main
+// thread is doing.
+beacon.supervised(beaconFile, Number(process.env.ISOGATE_SUPERVISOR_PID));
+// Plugin modules whose loading wedged an earlier worker are never run again.
+refuseModules((process.env.ISOGATE_REFUSED_MODULES ?? '').split(',').filter((t) => t !== '').map(Number));
 new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 
 let gateway: Gateway | null = null;
@@ -34,7 +40,7 @@ async function stop(code: number): Promise<never> {
   if (!stopping) {
     stopping = true;
     await gateway?.stop();
-    await beacon.stop();
+    beacon.stop();
   }
   process.exit(code);
 }
@@ -42,6 +48,7 @@ async function stop(code: number): Promise<never> {
 // Listening for the supervisor before the gateway loads: a stop sent while we start must
 // not wait for a SIGKILL.
 process.on('message', (m: ToWorker) => {
+  if (m.t === 'quarantine' && m.modules !== undefined) refuseModules(m.modules);
   if (gateway === null) {
     if (m.t === 'stop') stopRequested = true;
     return;
@@ -75,8 +82,9 @@ process.on('message', (m: ToWorker) => {
       break;
   }
 });
-// The supervisor went away: nobody will replace us or route our metrics, so stop.
-process.on('disconnect', () => void stop(0));
+// When the supervisor's channel closes, node:cluster exits this process at once
+// (process.exit: the watchdog ends on 'exit'); when the main thread is stuck in plugin code
+// and cannot, the sentinel kills the process.
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => undefined); // the supervisor decides; Ctrl-C reaches the whole group
 

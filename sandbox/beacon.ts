@@ -1,72 +1,109 @@
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /**
- * The crash beacon: which sandbox call is running, readable after the process died.
+ * The crash beacon and the sentinel thread (sandbox/sentinel.ts) behind it.
  *
  * Some plugin code kills the whole process (one huge allocation overshoots any heap limit)
- * or wedges its thread, and no code of ours runs then. So the main thread records every
- * call in shared memory (two stores: no syscall on the request path), and a recorder
- * thread copies that record to a small file whenever it changes, every millisecond. After
- * a worker dies or is killed, the supervisor reads the file and knows which tenant, which
- * sandbox and which plugin instance was running.
+ * or wedges its thread, and no code of ours runs on that thread then. So the main thread
+ * records every call in shared memory (three stores: no syscall on the request path), and
+ * the sentinel thread, which needs nothing from the main thread, judges the call's CPU
+ * limits, kills a wedged process, and copies the record to a small file whenever it
+ * changes, every millisecond. After a worker dies or is killed, the supervisor reads the
+ * file and knows which tenant, which sandbox and which plugin instance was running.
  *
  * File layout: four little-endian int32: sandbox slot, instance index, call sequence,
- * state (1 = in a call, 0 = idle).
+ * state (1 = in a call, 0 = idle, 2 = wedged: killed by its sentinel, 3 = loading a
+ * plugin module at config compile time, 4 = wedged while loading one). While loading, the
+ * instance field holds the module's tag (moduleTag), and `<file>.loading` names its source.
  */
 export const BEACON_BYTES = 16;
 
-export type BeaconRecord = { slot: number; instance: number; seq: number; inCall: boolean };
+export type BeaconRecord = {
+  slot: number;
+  instance: number;
+  seq: number;
+  inCall: boolean;
+  wedged: boolean;
+  /** The module being loaded when the record was written: its tag and source. */
+  loading: { tag: number; source: string } | null;
+};
 
-const RECORDER = `
-const { workerData, parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const state = new Int32Array(workerData.state);
-const fd = fs.openSync(workerData.file, 'w');
-const current = new Map();
-parentPort.on('message', (m) => { if (m.type === 'slot') current.set(m.slot, new Int32Array(m.shared, 8, 1)); else if (m.type === 'stop') { Atomics.store(state, 3, -1); } });
-const out = new Int32Array(4);
-const buf = Buffer.from(out.buffer);
-let last = '';
-function tick() {
-  if (Atomics.load(state, 3) === -1) { fs.closeSync(fd); process.exit(0); }
-  const slot = Atomics.load(state, 0), seq = Atomics.load(state, 1), inCall = Atomics.load(state, 2);
-  const cur = inCall === 1 ? current.get(slot) : undefined;
-  const instance = cur === undefined ? -1 : Atomics.load(cur, 0);
-  const key = slot + ' ' + seq + ' ' + inCall + ' ' + instance;
-  if (key !== last) {
-    out[0] = slot; out[1] = instance; out[2] = seq; out[3] = inCall;
-    fs.writeSync(fd, buf, 0, 16, 0);
-    last = key;
-  }
-  setTimeout(tick, 1);
-}
-tick();
-`;
+/** A plugin module's tag in the beacon: 32 bits of its code's SHA-256 (sandbox/plugin-loader.ts). */
+export type ModuleTag = number;
+
+/** A call may run this much wall time past its CPU budget before it is stopped anyway. */
+export const WALL_BACKSTOP_MS = 1000;
+/** After the watchdog's dispose, how long a call may still hold the thread before the process is killed as wedged. */
+export const WEDGE_MS = 200;
+
+const SENTINEL = join(import.meta.dirname, 'sentinel.ts');
 
 class CallBeacon {
-  /** [0] slot, [1] seq, [2] in call, [3] stop flag */
+  /** [0] slot, [1] seq, [2] 1 in call, 3 loading, 0 idle, [3] the module being loaded */
   readonly state = new Int32Array(new SharedArrayBuffer(16));
   #slots = 0;
-  #recorder: Worker | null = null;
-  #pending: { slot: number; shared: SharedArrayBuffer }[] = [];
+  #sentinel: Worker | null = null;
+  #file: string | null = null;
+  #ready: Promise<void> = Promise.resolve();
 
-  /** Starts recording to `file` (worker processes under a supervisor only). */
-  start(file: string): void {
-    if (this.#recorder !== null) return;
-    const w = new Worker(RECORDER, { eval: true, workerData: { state: this.state.buffer, file } });
+  #ensure(): Worker {
+    if (this.#sentinel !== null) return this.#sentinel;
+    const w = new Worker(SENTINEL, {
+      workerData: { state: this.state.buffer, file: null, parent: 0, killOnWedge: false, wallBackstopMs: WALL_BACKSTOP_MS, wedgeMs: WEDGE_MS },
+    });
     w.unref();
-    for (const p of this.#pending) w.postMessage({ type: 'slot', ...p });
-    this.#pending = [];
-    this.#recorder = w;
+    this.#ready = new Promise((resolve) => w.once('message', () => resolve()));
+    this.#sentinel = w;
+    return w;
   }
 
-  /** A slot for a new sandbox; `shared` holds the index of its running instance (Int32 at byte 8). */
-  register(shared: SharedArrayBuffer): number {
+  /**
+   * Resolves once the sentinel runs (it takes ~100 ms to start): until then nothing
+   * judges CPU limits, so a gateway waits for it before it serves.
+   */
+  ready(): Promise<void> {
+    this.#ensure();
+    return this.#ready;
+  }
+
+  /**
+   * Worker processes under a supervisor: record to `file`, exit when `parent` is gone, and
+   * kill the process when its main thread is wedged in a call.
+   */
+  supervised(file: string, parent: number): void {
+    this.#file = file;
+    this.#ensure().postMessage({ type: 'supervised', file, parent });
+  }
+
+  /**
+   * A plugin module's code is about to run at config compile time (its metadata probe),
+   * outside any sandbox call: the sentinel kills a process stuck in it, and the supervisor
+   * learns from the beacon which module it was. leave() ends it.
+   */
+  loading(tag: ModuleTag, source: string): void {
+    if (this.#file !== null) writeFileSync(`${this.#file}.loading`, `${tag}\n${source}`);
+    const s = this.state;
+    s[3] = tag;
+    s[1]++;
+    s[2] = 3;
+  }
+
+  /**
+   * A slot for a new sandbox. `host` holds its call budget and kill reason, `plugin` the
+   * running plugin's limit, instance and step (sandbox/watchdog.ts WatchCells); `control`
+   * is the watchdog that can stop its isolate.
+   */
+  register(host: SharedArrayBuffer, plugin: SharedArrayBuffer, control: SharedArrayBuffer): number {
     const slot = ++this.#slots;
-    if (this.#recorder !== null) this.#recorder.postMessage({ type: 'slot', slot, shared });
-    else this.#pending.push({ slot, shared });
+    this.#ensure().postMessage({ type: 'slot', slot, host, plugin, control });
     return slot;
+  }
+
+  /** The sandbox of `slot` is gone. */
+  unregister(slot: number): void {
+    this.#sentinel?.postMessage({ type: 'drop', slot });
   }
 
   enter(slot: number): void {
@@ -80,17 +117,13 @@ class CallBeacon {
     this.state[2] = 0;
   }
 
-  async stop(): Promise<void> {
-    const w = this.#recorder;
-    if (w === null) return;
-    this.#recorder = null;
-    Atomics.store(this.state, 3, -1);
-    await new Promise<void>((r) => {
-      w.once('exit', () => r());
-      setTimeout(() => {
-        void w.terminate().then(() => r());
-      }, 200).unref();
-    });
+  /**
+   * Records idle on the way out. The sentinel itself stays until the process is gone
+   * (its thread does not hold the process open): if the exit gets stuck, for example in
+   * plugin code, it still kills an orphan.
+   */
+  stop(): void {
+    this.leave();
   }
 }
 
@@ -102,7 +135,18 @@ export function readBeacon(file: string): BeaconRecord | null {
   try {
     const b = readFileSync(file);
     if (b.length < BEACON_BYTES) return null;
-    return { slot: b.readInt32LE(0), instance: b.readInt32LE(4), seq: b.readInt32LE(8), inCall: b.readInt32LE(12) === 1 };
+    const s = b.readInt32LE(12);
+    let loading: BeaconRecord['loading'] = null;
+    if (s === 3 || s === 4) {
+      let tag = '', source = '';
+      try {
+        [tag, source = ''] = readFileSync(`${file}.loading`, 'utf8').split('\n');
+      } catch {
+        /* the source is only for the log */
+      }
+      loading = { tag: b.readInt32LE(4), source: Number(tag) === b.readInt32LE(4) ? source : '' };
+    }
+    return { slot: b.readInt32LE(0), instance: b.readInt32LE(4), seq: b.readInt32LE(8), inCall: s === 1 || s === 2, wedged: s === 2 || s === 4, loading };
   } catch {
     return null;
   }

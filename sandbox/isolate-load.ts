@@ -41,7 +41,9 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
       // has run. The runtime calls it inside its own catch, so what the module throws
       // stays in the isolate (api.load).
       const mod = prepareModule(isolate, plugin.code, `plugin:${plugin.name}`);
-      cells.pluginDeadline[0] = Date.now() + (owner >= 0 ? program.instances[owner].cpuMs : ORPHAN_MODULE_MS);
+      // The module's CPU limit, timed by the sentinel from this step on (sandbox/sentinel.ts).
+      cells.pluginDeadline[0] = owner >= 0 ? program.instances[owner].cpuMs : ORPHAN_MODULE_MS;
+      cells.step[0]++;
       const failure = load.applySync(undefined, [index, mod.factory.derefInto(), mod.kit.derefInto()]);
       cells.pluginDeadline[0] = 0;
       mod.factory.release();

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
@@ -5,6 +6,7 @@ import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
 import { createBlank, prepareModule } from './blank.ts';
 import type { PluginBundle } from './program.ts';
+import { beacon, type ModuleTag } from './beacon.ts';
 
 /** What the gateway learns of a plugin by loading it once in a throwaway isolate. */
 export type PluginInfo = PluginBundle & {
@@ -14,6 +16,19 @@ export type PluginInfo = PluginBundle & {
 };
 
 export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
+
+/** Modules whose load wedged a worker (set by the supervisor): they are not run again. */
+const refused = new Set<ModuleTag>();
+
+/** Refuses to load the modules with these tags (sandbox/beacon.ts moduleTag). */
+export function refuseModules(tags: Iterable<ModuleTag>): void {
+  for (const t of tags) refused.add(t);
+}
+
+/** 32 bits of the SHA-256 of a module's code: how the beacon and the supervisor name it. */
+export function moduleTag(code: string): ModuleTag {
+  return createHash('sha256').update(code).digest().readInt32LE(0);
+}
 
 /**
  * Bundles keyed by entry path, with the size and mtime of every file esbuild read for it:
@@ -57,11 +72,19 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
+  const tag = moduleTag(code);
+  if (refused.has(tag)) throw new Error('quarantined: loading this module wedged a worker');
   // Stamped before inspect(): a file saved meanwhile makes the next load bundle again.
   const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes(':')).map((f) => (isAbsolute(f) ? f : resolve(cwd, f)));
   if (!inputs.includes(entry)) inputs.unshift(entry);
   const stamps = await stampsOf(inputs);
-  const info = { ...inspect(code, entry), inputs };
+  beacon.loading(tag, entry);
+  let info: PluginInfo;
+  try {
+    info = { ...inspect(code, entry), inputs };
+  } finally {
+    beacon.leave();
+  }
   bundles.set(entry, { info, stamps });
   return info;
 }

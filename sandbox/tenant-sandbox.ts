@@ -5,7 +5,7 @@ import { decodeParsed, decodeResult, failed, type RunResult } from './run-result
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
-import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
+import { KILL_NONE, KILL_WALL, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
 
 export type { RunResult } from './run-result.ts';
@@ -25,8 +25,6 @@ export type SandboxEvents = {
 type Live = Entry & {
   isolate: ivm.Isolate;
   context: ivm.Context;
-  /** Its id in the watchdog. */
-  watchId: number;
 };
 
 /** Only the log batch passes a structure in; a phase call passes numbers and strings, which cross without a copy step. */
@@ -75,7 +73,7 @@ export class TenantSandbox {
     this.tenant = program.tenant;
     this.gate = new InstanceGate(program.instances.length, program.breaker);
     this.budget = new CpuBudget(program.cpuBudgetMs);
-    this.slot = beacon.register(this.#cells.pluginShared);
+    this.slot = beacon.register(this.#cells.callDeadline.buffer as SharedArrayBuffer, this.#cells.pluginShared, watchdog.control);
     this.#watchdog = watchdog;
     this.#events = events;
     this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + 10 * CALL_SLACK_MS;
@@ -125,13 +123,12 @@ export class TenantSandbox {
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
     cells.pluginDeadline[0] = 0;
-    const watchId = this.#watchdog.watch(isolate, cells);
-    cells.callDeadline[0] = Date.now() + this.#loadBudgetMs;
-    this.#watchdog.enter(watchId);
+    this.#watchdog.watch(this.slot, isolate, cells);
+    cells.callDeadline[0] = this.#loadBudgetMs;
     beacon.enter(this.slot);
     try {
       const entry = loadPlugins(blank, program, cells, this.#broken, (err) => this.#loadFailed(err).faults[0]);
-      const next: Live = { isolate, context, watchId, ...entry };
+      const next: Live = { isolate, context, ...entry };
       this.#live = next;
       this.#cpuMark = 0n; // a new isolate: its module loading is charged with its first call
       events.onIsolateCreated?.(tenant, performance.now() - t0);
@@ -141,7 +138,6 @@ export class TenantSandbox {
       throw err;
     } finally {
       cells.callDeadline[0] = 0;
-      this.#watchdog.leave();
       beacon.leave();
     }
   }
@@ -156,9 +152,8 @@ export class TenantSandbox {
     const cells = this.#cells;
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
-    cells.callDeadline[0] = Date.now() + budgetMs;
+    cells.callDeadline[0] = budgetMs;
     const started = performance.now();
-    this.#watchdog.enter(live.watchId);
     beacon.enter(this.slot);
     let out: unknown;
     let error: unknown = null;
@@ -169,7 +164,6 @@ export class TenantSandbox {
       error = err ?? new Error('unknown error');
     }
     cells.callDeadline[0] = 0;
-    this.#watchdog.leave();
     beacon.leave();
     // A call that returned while the watchdog was stopping it ends as the kill it was.
     if (error === null && cells.killed[0] !== KILL_NONE) error = KILLED_AS_IT_RETURNED;
@@ -350,7 +344,7 @@ export class TenantSandbox {
     let detail: string;
     if (cells.killed[0] !== KILL_NONE) {
       outcome = 'cpu';
-      detail = 'stopped by the watchdog after its CPU limit';
+      detail = cells.killed[0] === KILL_WALL ? 'stopped by the watchdog: the call ran 1 s of wall time past its CPU budget' : 'stopped by the watchdog after its CPU limit';
     } else if (/memory limit/i.test(message)) {
       outcome = 'memory';
       detail = 'isolate heap limit reached';
@@ -396,6 +390,7 @@ export class TenantSandbox {
   dispose(): void {
     this.release('disposed');
     this.#disposed = true;
+    beacon.unregister(this.slot);
   }
 }
 

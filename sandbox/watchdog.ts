@@ -1,31 +1,39 @@
 import ivm from 'isolated-vm';
+import { beacon } from './beacon.ts';
 
 /**
- * One watchdog for the whole process: a tiny isolate whose loop runs on one of
- * isolated-vm's own threads, wakes every `pollMs`, and disposes any plugin isolate whose
- * call ran past its deadline. This replaces isolated-vm's per-call `timeout`, which arms a
- * timer per call and doubled the cost of a crossing (DESIGN.md, "Where the time goes").
+ * The hand of the sentinel (sandbox/sentinel.ts): a tiny isolate whose loop runs on one
+ * of isolated-vm's own threads and sleeps until the sentinel asks it to dispose the
+ * isolate of a call that ran past its limit. The sentinel judges (it can read the main
+ * thread's CPU clock; an isolate cannot), the watchdog acts (only an isolate can hold and
+ * dispose another isolate off the main thread). There is no timer per call and no
+ * polling in here: an idle gateway's watchdog never wakes.
  *
- * Each watched isolate has two deadline cells, both in epoch milliseconds, 0 = unarmed:
- * - the call deadline, written only by the host around each call (memory the plugin never
- *   sees), the backstop for the whole chain;
- * - the plugin deadline, written by the in-isolate runtime before each plugin of the chain.
- * The plugin deadline only counts while the call deadline is armed, so a stale value
- * cannot kill an idle isolate.
+ * Each watched isolate has two limit cells, in milliseconds of the main thread's CPU
+ * time, 0 = unarmed:
+ * - the call budget, written only by the host around each call (memory the plugin never
+ *   sees), the backstop for the whole chain; the call may also not run longer than
+ *   budget + WALL_BACKSTOP_MS (sandbox/beacon.ts) of wall time;
+ * - the plugin limit, written by the in-isolate runtime before each plugin of the chain,
+ *   with a step counter the sentinel uses to see that the next plugin began.
+ * The plugin limit only counts while the call budget is armed, so a stale value cannot
+ * kill an idle isolate.
  */
-/** killed[0]: 0 while alive; the loop writes 1 (call deadline passed) or 2 (plugin deadline). */
+/** killed[0]: 0 while alive; 1 (call budget spent), 2 (plugin limit), 3 (wall backstop). */
 export const KILL_NONE = 0;
+export const KILL_WALL = 3;
 
 /** Host-side cells of one watched isolate. */
 export type WatchCells = {
-  /** [0]: call deadline (ms since epoch, 0 = idle). */
+  /** [0]: call budget (CPU ms, 0 = idle). */
   readonly callDeadline: Float64Array;
   /** [0]: why the watchdog killed it (KILL_*). */
   readonly killed: Int32Array;
-  /** Shared with the plugin isolate: Float64 [0] plugin deadline, Int32 at byte 8 the running instance. */
+  /** Shared with the plugin isolate: Float64 [0] plugin limit (CPU ms), Int32 at byte 8 the running instance, at byte 12 the step. */
   readonly pluginShared: SharedArrayBuffer;
   readonly pluginDeadline: Float64Array;
   readonly current: Int32Array;
+  readonly step: Int32Array;
 };
 
 export function createWatchCells(): WatchCells {
@@ -37,45 +45,33 @@ export function createWatchCells(): WatchCells {
     pluginShared,
     pluginDeadline: new Float64Array(pluginShared, 0, 1),
     current: new Int32Array(pluginShared, 8, 1),
+    step: new Int32Array(pluginShared, 12, 1),
   };
 }
 
-// ctl[0]: generation (a new loop replaces the old), ctl[1]: id of the isolate in a call
-// right now, or -1. Calls are synchronous on the gateway's one thread, so at most one
-// isolate is in a call at a time: each wake checks that one, and only every ~100 ms the
-// others (in case a call ever runs elsewhere) while dropping disposed ones.
+// ctl[0]: generation (a new loop replaces the old), ctl[2]: wake counter, ctl[3]: the slot
+// the sentinel wants stopped (0: none), ctl[4]: the call sequence it judged, ctl[5]: why.
+// The beacon's state says which call runs now: a request for a call that already ended is
+// dropped, so a late request never stops the next call.
 const LOOP = `
 const ctl = new Int32Array(control);
+const now = new Int32Array(beaconState);
 const targets = new Map();
-let wakes = 0;
-function check(t, now) {
-  const call = t.call[0];
-  if (call === 0) return;
-  const plugin = t.plugin[0];
-  const reason = now > call ? 1 : plugin !== 0 && now > plugin ? 2 : 0;
-  if (reason !== 0) {
-    t.killed[0] = reason;
-    t.call[0] = 0;
-    try { t.isolate.dispose(); } catch {}
-  }
-}
-globalThis.watch = function (generation, id, isolate, hostCells, pluginCells, pollMs) {
-  if (isolate !== undefined) {
-    targets.set(id, { isolate, call: new Float64Array(hostCells, 0, 1), killed: new Int32Array(hostCells, 8, 1),
-      plugin: new Float64Array(pluginCells, 0, 1) });
-  }
-  const sweepEvery = Math.max(1, Math.round(100 / pollMs));
-  // A loop queued behind another restart finds its generation stale and returns at once.
+globalThis.watch = function (generation, slot, isolate, hostCells) {
+  if (isolate !== undefined) targets.set(slot, { isolate, killed: new Int32Array(hostCells, 8, 1) });
   while (Atomics.load(ctl, 0) === generation) {
-    Atomics.wait(ctl, 0, generation, pollMs);
-    const now = Date.now();
-    const active = targets.get(Atomics.load(ctl, 1));
-    if (active !== undefined) check(active, now);
-    if (++wakes % sweepEvery === 0) {
-      for (const [key, t] of targets) {
-        if (t.isolate.isDisposed) targets.delete(key);
-        else check(t, now);
+    const seen = Atomics.load(ctl, 2);
+    const target = Atomics.exchange(ctl, 3, 0);
+    if (target !== 0) {
+      const t = targets.get(target);
+      if (t !== undefined && Atomics.load(now, 0) === target && Atomics.load(now, 2) === 1 && Atomics.load(now, 1) === Atomics.load(ctl, 4)) {
+        t.killed[0] = Atomics.load(ctl, 5);
+        try { t.isolate.dispose(); } catch {}
       }
+      continue;
+    }
+    if (Atomics.wait(ctl, 2, seen, 1000) === 'timed-out') {
+      for (const [key, t] of targets) if (t.isolate.isDisposed) targets.delete(key);
     }
   }
   return targets.size;
@@ -83,60 +79,56 @@ globalThis.watch = function (generation, id, isolate, hostCells, pluginCells, po
 `;
 
 export class Watchdog {
-  readonly pollMs: number;
   #isolate: ivm.Isolate;
   #watch: ivm.Reference<(...args: ivm.Transferable[]) => number>;
-  #control = new Int32Array(new SharedArrayBuffer(8));
-  #nextId = 0;
+  /** The sentinel writes kill requests here (sandbox/beacon.ts register). */
+  readonly control = new SharedArrayBuffer(24);
+  #ctl = new Int32Array(this.control);
   #running: Promise<unknown> = Promise.resolve();
   #stopped = false;
+  /**
+   * An exit that did not stop us first (node:cluster calls process.exit in a worker the
+   * moment its supervisor's channel closes) would wait forever for the loop's thread
+   * (isolated-vm joins its threads at exit): end the loop on 'exit', synchronously.
+   */
+  #onExit = (): void => this.#end();
 
-  constructor(pollMs = 2) {
-    this.pollMs = pollMs;
+  constructor() {
     this.#isolate = new ivm.Isolate({ memoryLimit: 16 });
     const ctx = this.#isolate.createContextSync();
-    ctx.global.setSync('control', new ivm.ExternalCopy(this.#control.buffer).copyInto({ release: true }));
+    ctx.global.setSync('control', new ivm.ExternalCopy(this.control).copyInto({ release: true }));
+    ctx.global.setSync('beaconState', new ivm.ExternalCopy(beacon.state.buffer).copyInto({ release: true }));
     ctx.evalSync(LOOP);
     this.#watch = ctx.global.getSync('watch', { reference: true });
-    this.#control[1] = -1;
-    this.#restart(-1, undefined, undefined);
+    this.#restart(0, undefined, undefined);
+    process.once('exit', this.#onExit);
+  }
+
+  #end(): void {
+    Atomics.store(this.#ctl, 0, -1);
+    Atomics.add(this.#ctl, 2, 1);
+    Atomics.notify(this.#ctl, 2);
   }
 
   /**
-   * Starts watching `isolate`; returns its id for enter(). The loop restarts with it in
-   * well under a millisecond.
+   * Starts watching `isolate`, the live isolate of the sandbox with beacon slot `slot`
+   * (it replaces the slot's previous one). The loop restarts with it in well under a
+   * millisecond.
    */
-  watch(isolate: ivm.Isolate, cells: WatchCells): number {
+  watch(slot: number, isolate: ivm.Isolate, cells: WatchCells): void {
     if (this.#stopped) throw new Error('watchdog stopped');
-    const id = ++this.#nextId;
-    this.#restart(id, isolate, cells);
-    return id;
+    this.#restart(slot, isolate, cells);
   }
 
-  /** The isolate `id` is about to be called (its call deadline armed). */
-  enter(id: number): void {
-    this.#control[1] = id;
-  }
-
-  leave(): void {
-    this.#control[1] = -1;
-  }
-
-  #restart(id: number, isolate: ivm.Isolate | undefined, cells: WatchCells | undefined): void {
+  #restart(slot: number, isolate: ivm.Isolate | undefined, cells: WatchCells | undefined): void {
     // Bump the generation so the running loop returns, and queue the next one: the
     // isolate runs its tasks in order, so there is no moment without a watchdog.
-    const generation = Atomics.add(this.#control, 0, 1) + 1;
-    Atomics.notify(this.#control, 0);
+    const generation = Atomics.add(this.#ctl, 0, 1) + 1;
+    Atomics.add(this.#ctl, 2, 1);
+    Atomics.notify(this.#ctl, 2);
     const args: ivm.Transferable[] = isolate === undefined || cells === undefined
-      ? [generation, id, undefined, undefined, undefined, this.pollMs]
-      : [
-          generation,
-          id,
-          isolate,
-          new ivm.ExternalCopy(cells.callDeadline.buffer).copyInto({ release: true }),
-          new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true }),
-          this.pollMs,
-        ];
+      ? [generation, slot, undefined, undefined]
+      : [generation, slot, isolate, new ivm.ExternalCopy(cells.callDeadline.buffer).copyInto({ release: true })];
     this.#running = this.#watch.apply(undefined, args, { result: { promise: true } }).catch(() => undefined);
   }
 
@@ -144,8 +136,8 @@ export class Watchdog {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    Atomics.store(this.#control, 0, -1);
-    Atomics.notify(this.#control, 0);
+    process.off('exit', this.#onExit);
+    this.#end();
     await this.#running;
     this.#isolate.dispose();
   }

@@ -59,6 +59,7 @@ export const CONFIG_SCHEMA = {
       properties: {
         healthIntervalMs: { type: 'integer', minimum: 10, default: 500, description: 'How often each worker is pinged.' },
         healthTimeoutMs: { type: 'integer', minimum: 100, default: 3000, description: 'A worker that has not answered a ping for this long is wedged: it is killed and replaced.' },
+        startTimeoutMs: { type: 'integer', minimum: 1000, default: 30000, description: 'A worker that has not loaded its config this long after it was started is stuck: it is killed and replaced (with a back-off).' },
         workerMemoryMb: { type: 'integer', minimum: 64, default: 2048, description: 'Memory bound of each worker process (a memory cgroup where the OS allows it, and a resident-size check by the supervisor); a worker over it is replaced.' },
       },
     },

@@ -48,7 +48,7 @@ export type TenantInput = {
 export type ConfigInput = {
   listen: { host: string; port: number };
   workers: number | 'auto';
-  supervisor: { healthIntervalMs: number; healthTimeoutMs: number; workerMemoryMb: number };
+  supervisor: { healthIntervalMs: number; healthTimeoutMs: number; startTimeoutMs: number; workerMemoryMb: number };
   admin: { host: string; port: number };
   /** access: true = stdout, a path, or false / "off". */
   log: { level: string; access: boolean | string };

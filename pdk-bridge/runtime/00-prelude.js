@@ -47,14 +47,15 @@ function bare(o) {
 }
 
 // Watchdog handshake (see sandbox/watchdog.ts): the host arms a deadline for the whole
-// call in memory the plugin never sees; the runtime writes the deadline of the plugin that
-// is about to run and its index here, so the watchdog can stop it and the host can name it.
+// call in memory the plugin never sees; the runtime writes the CPU limit (ms) of the plugin
+// that is about to run, its index and a step count here, so the sentinel can time it on the
+// thread's CPU clock, the watchdog can stop it and the host can name it.
 // The memory is attached (api.attach) when a tenant adopts this isolate, before any
 // plugin code runs: isolates are made ahead of time, before their tenant is known.
 const $Float64Array = Float64Array;
 const $Int32Array = Int32Array;
 let $deadline = new $Float64Array(1);
-let $current = new $Int32Array(1);
+let $current = new $Int32Array(2);
 
 // Phases as bit flags (mirrored in pdk-bridge/host/phases.ts).
 const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;

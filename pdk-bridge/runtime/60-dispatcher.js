@@ -91,7 +91,8 @@ function step(seq, ph, chain, k, skip, faults, done) {
     const handler = inst.handlers[ph];
     instance = idx;
     $current[0] = idx;
-    $deadline[0] = $now() + inst.cpuMs;
+    $deadline[0] = inst.cpuMs;
+    $current[1]++;
     let then, r;
     try {
       r = handler(inst.pdk, inst.config);
@@ -201,10 +202,10 @@ let pending = null; // the out of a call whose chain awaited: collect() hands it
 
 const api = $create(null);
 
-/** Attaches the watchdog cells (a SharedArrayBuffer: Float64 deadline, Int32 at byte 8 the running instance). */
+/** Attaches the watchdog cells (a SharedArrayBuffer: Float64 CPU limit, Int32 at byte 8 the running instance, at byte 12 the step). */
 api.attach = function (shared) {
   $deadline = new $Float64Array(shared, 0, 1);
-  $current = new $Int32Array(shared, 8, 1);
+  $current = new $Int32Array(shared, 8, 2);
 };
 
 /**

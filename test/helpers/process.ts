@@ -20,7 +20,7 @@ export type GatewayProcess = {
  * may use ${PORT} and ${ADMIN_PORT}; they are filled in. Resolves once every worker serves
  * and the hot spare is loaded.
  */
-export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = [], startTimeoutMs = 20_000): Promise<GatewayProcess> {
+export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = [], startTimeoutMs = 60_000 /* a loaded machine (shared CI) can take this long */): Promise<GatewayProcess> {
   const port = await freePort();
   const adminPort = await freePort();
   const configFile = writeConfig(yaml.replaceAll('${PORT}', String(port)).replaceAll('${ADMIN_PORT}', String(adminPort)), files);

@@ -1,0 +1,88 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+// Memory cgroups of the supervisor's workers: the folder tree, and its removal.
+
+/**
+ * A memory cgroup folder for our workers, where the OS lets us make one (cgroup v2, or
+ * v1's memory controller, writable by us). Null elsewhere: the supervisor's resident-size
+ * check is then the only bound.
+ */
+export function makeCgroupRoot(pid: number): string | null {
+  if (process.platform !== 'linux') return null;
+  const candidates: string[] = [];
+  try {
+    for (const line of readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+      const [, controllers, path] = line.split(':');
+      if (controllers === '' && existsSync('/sys/fs/cgroup/cgroup.controllers')) candidates.push(join('/sys/fs/cgroup', path));
+      if (controllers.split(',').includes('memory')) candidates.push(join('/sys/fs/cgroup/memory', path));
+    }
+  } catch {
+    return null;
+  }
+  for (const base of candidates) {
+    removeStaleCgroups(base);
+    const dir = join(base, `isogate-${pid}`);
+    try {
+      mkdirSync(dir);
+      if (existsSync(join(dir, 'memory.max')) || existsSync(join(dir, 'memory.limit_in_bytes'))) return dir;
+      rmdirSync(dir);
+    } catch {
+      /* not ours to write */
+    }
+  }
+  return null;
+}
+
+/**
+ * Removes an empty cgroup folder. The kernel refuses while a dead worker is still being
+ * reaped, so it retries for up to two seconds; resolves either way.
+ */
+export function removeCgroup(dir: string): Promise<void> {
+  return new Promise((resolve) => {
+    const attempt = (n: number) => {
+      try {
+        rmdirSync(dir);
+        resolve();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' || n === 0) resolve();
+        else setTimeout(() => attempt(n - 1), 100);
+      }
+    };
+    attempt(20);
+  });
+}
+
+/**
+ * Folders `isogate-<pid>` under `base` left by a gateway that did not stop cleanly (its
+ * pid is gone): their empty worker folders, then the folder itself. A folder that still
+ * holds a live process is refused by the kernel and stays.
+ */
+function removeStaleCgroups(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^isogate-(\d+)$/.exec(name);
+    if (m === null || pidAlive(Number(m[1]))) continue;
+    const dir = join(base, name);
+    try {
+      for (const sub of readdirSync(dir)) if (sub.startsWith('worker-')) rmdirSync(join(dir, sub));
+      rmdirSync(dir);
+    } catch {
+      /* busy or not ours: left alone */
+    }
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
