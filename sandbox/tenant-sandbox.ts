@@ -91,7 +91,7 @@ export class TenantSandbox {
     this.program = program;
     this.tenant = program.tenant;
     this.gate = new InstanceGate(program.instances.length, program.breaker);
-    this.budget = new CpuBudget(program.cpuBudgetMs);
+    this.budget = new CpuBudget(program.cpuWeight, program.cpuMaxMs);
     this.slot = beacon.register(this.#cells.pluginShared);
     this.#watchdog = watchdog;
     this.#events = events;
