@@ -299,9 +299,7 @@ export class Supervisor {
     const dir = join(this.#cgroupRoot, `worker-${w.index}-${w.pid}`);
     try {
       mkdirSync(dir);
-      const bytes = String(this.options.config.supervisor.workerMemoryMb * 1024 * 1024);
-      if (existsSync(join(dir, 'memory.max'))) writeFileSync(join(dir, 'memory.max'), bytes);
-      else writeFileSync(join(dir, 'memory.limit_in_bytes'), bytes);
+      writeMemoryBound(dir, this.options.config.supervisor.workerMemoryMb);
       writeFileSync(join(dir, 'cgroup.procs'), String(w.pid));
       return dir;
     } catch (err) {
@@ -432,6 +430,36 @@ export class Supervisor {
       try { rmdirSync(this.#cgroupRoot); } catch { /* still busy: the OS cleans it later */ }
     }
     rmSync(this.#runDir, { recursive: true, force: true });
+  }
+}
+
+/** Below memory.max, cgroup v2 reclaims and slows a worker's growth instead of killing it. */
+const MEMORY_HIGH_FRACTION = 0.9;
+
+/**
+ * The worker's memory bound in its cgroup folder. cgroup v2: memory.max (the kernel kills
+ * the worker above it), memory.high at 90 % of it (the kernel throttles and reclaims the
+ * worker first, so a burst grows slower and the supervisor's resident-size check has time
+ * to act), and no swap (a worker must not escape its bound into swap). cgroup v1:
+ * memory.limit_in_bytes, and memsw where swap accounting exists. Throws if the bound
+ * itself cannot be written.
+ */
+function writeMemoryBound(dir: string, mb: number): void {
+  const bytes = mb * 1024 * 1024;
+  const optional = (file: string, value: number) => {
+    try {
+      if (existsSync(join(dir, file))) writeFileSync(join(dir, file), String(value));
+    } catch {
+      /* a refinement of the bound, not the bound */
+    }
+  };
+  if (existsSync(join(dir, 'memory.max'))) {
+    writeFileSync(join(dir, 'memory.max'), String(bytes));
+    optional('memory.high', Math.floor(bytes * MEMORY_HIGH_FRACTION));
+    optional('memory.swap.max', 0);
+  } else {
+    writeFileSync(join(dir, 'memory.limit_in_bytes'), String(bytes));
+    optional('memory.memsw.limit_in_bytes', bytes);
   }
 }
 

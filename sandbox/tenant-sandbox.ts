@@ -7,6 +7,7 @@ import { CpuBudget } from './budget.ts';
 import { KILL_NONE, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
 import { createBlank, type WarmIsolates } from './blank.ts';
+import { HEAP_CHECK_AFTER_MS, heapOverLimit } from './heap-check.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -225,6 +226,10 @@ export class TenantSandbox {
       return new Crashed(this.#crashed(error));
     }
     this.#chargeCpu(live);
+    if (this.lastCallMs >= HEAP_CHECK_AFTER_MS && heapOverLimit(live.isolate, this.program.memoryMb)) {
+      this.#drop(live, 'memory');
+      return new Crashed(failed('memory', cells.current[0], 'isolate heap limit exceeded during the call'));
+    }
     return out;
   }
 
