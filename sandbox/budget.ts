@@ -24,15 +24,12 @@ export class CpuBudget {
   /** Cap bucket: Infinity when there is no cap. */
   #tokens: number;
   #last: number;
-  /** Fair-share quota left in this interval, in ms of worker time: Infinity unless throttled. */
+  /** Fair-share quota of sandbox ms left in this interval: Infinity unless throttled. */
   #fair = Infinity;
-  /** What one admitted request costs the quota besides its sandbox time (the worker's own work for it). */
-  #perRequestMs = 0;
   /** The arbiter interval this budget takes part in, and the one its quota was set for. */
   #epoch = -1;
   #quotaEpoch = -1;
   // This interval's use.
-  #served = 0;
   #refusedFair = 0;
   #usedMs = 0;
 
@@ -49,10 +46,7 @@ export class CpuBudget {
     this.#epoch = a.epoch;
     // A quota is for the interval right after the one it was measured in; a tenant that sat
     // an interval out starts unthrottled.
-    if (this.#quotaEpoch !== a.epoch) {
-      this.#fair = Infinity;
-      this.#perRequestMs = 0;
-    }
+    if (this.#quotaEpoch !== a.epoch) this.#fair = Infinity;
     a.join(this);
   }
 
@@ -74,8 +68,6 @@ export class CpuBudget {
       this.#refill(now ?? performance.now());
       if (this.#tokens <= 0) return false;
     }
-    this.#served++;
-    this.#fair -= this.#perRequestMs;
     return true;
   }
 
@@ -102,22 +94,20 @@ export class CpuBudget {
     return this.#fair <= 0;
   }
 
-  /** For the arbiter: this interval's use, and the counters reset. */
-  takeInterval(): { served: number; refused: number; usedMs: number } {
-    const out = { served: this.#served, refused: this.#refusedFair, usedMs: this.#usedMs };
-    this.#served = 0;
+  /** For the arbiter: this interval's use (refusals by share, sandbox ms), and the counters reset. */
+  takeInterval(): { refused: number; usedMs: number } {
+    const out = { refused: this.#refusedFair, usedMs: this.#usedMs };
     this.#refusedFair = 0;
     this.#usedMs = 0;
     return out;
   }
 
-  /** For the arbiter: the quota (ms of worker time) for interval `epoch`; Infinity lifts it. */
-  setQuota(epoch: number, quotaMs: number, perRequestMs: number): void {
+  /** For the arbiter: the quota (sandbox ms) for interval `epoch`; Infinity lifts it. */
+  setQuota(epoch: number, quotaMs: number): void {
     this.#quotaEpoch = epoch;
     // A call that ran past the quota is owed from the next one.
     const debt = this.#fair < 0 && Number.isFinite(quotaMs) ? this.#fair : 0;
     this.#fair = quotaMs + debt;
-    this.#perRequestMs = Number.isFinite(quotaMs) ? perRequestMs : 0;
   }
 }
 
@@ -125,9 +115,8 @@ export class CpuBudget {
 export type LoopSample = {
   /** Share of the interval the loop was busy (performance.eventLoopUtilization). */
   utilization: number;
-  /** Milliseconds the loop was busy, and the interval's length. */
-  activeMs: number;
-  wallMs: number;
+  /** CPU time the loop's thread got in the interval, in ms: what the tenants share (on a busy machine, less than the interval). */
+  cpuMs: number;
   /** How late the arbiter's own timer fired (event-loop lag). */
   lagMs: number;
 };
@@ -137,21 +126,23 @@ export const SATURATED_UTILIZATION = 0.9;
 /** ...or the arbiter's timer fired this late. */
 export const SATURATED_LAG_MS = 50;
 const INTERVAL_MS = 100;
-/** Room a tenant that was not refused is assumed to want beyond what it used. */
-const HEADROOM = 1.25;
+/** How much more than it used a tenant that was not refused is assumed to want. */
+const HEADROOM = 2;
 /** A share is applied to a tenant never refused only if it cuts its use below this fraction. */
-const MIN_CUT = 0.9;
+const MIN_CUT = 0.95;
 
 /**
  * Decides the tenants' fair shares of one worker, once per interval (100 ms): measures the
  * event loop (utilisation, lag), and when it was saturated (in this interval or the one
  * before, so that a share is not lifted the moment it works) gives every tenant that ran
- * its weighted max-min fair share of the worker's time. A tenant's use is its sandbox time
- * plus its requests times the worker's own cost per request (busy time not spent in
- * sandboxes, over the requests admitted), so a tenant of cheap plugins and many requests
- * is not mistaken for an idle one. Tenants below their share keep all they use; what they
- * leave goes to the others by weight; a tenant refused in the last interval counts as
- * wanting more than it got. The timer runs only while tenants are active.
+ * its weighted max-min fair share of the CPU time the loop's thread got in the interval
+ * (process.threadCpuUsage: on a machine busy with other work, less than the interval),
+ * for its sandbox calls. Tenants below
+ * their share keep all they use (and room to grow); what they leave goes to the others by
+ * weight; a tenant refused in the last interval counts as wanting more than it got. The
+ * worker's own work for a request (HTTP, proxying) is nobody's share: a tenant of cheap
+ * plugins and many requests uses little of its share, however busy it keeps the loop.
+ * The timer runs only while tenants are active.
  */
 export class CpuArbiter {
   epoch = 0;
@@ -162,6 +153,7 @@ export class CpuArbiter {
   #timer: NodeJS.Timeout | null = null;
   #auto: boolean;
   #elu = performance.eventLoopUtilization();
+  #cpu = process.threadCpuUsage();
   #expected = 0;
   #wasSaturated = false;
 
@@ -177,7 +169,10 @@ export class CpuArbiter {
   }
 
   #schedule(first: boolean): void {
-    if (first) this.#elu = performance.eventLoopUtilization();
+    if (first) {
+      this.#elu = performance.eventLoopUtilization();
+      this.#cpu = process.threadCpuUsage();
+    }
     this.#expected = performance.now() + this.intervalMs;
     this.#timer = setTimeout(this.#onTimer, this.intervalMs);
     this.#timer.unref();
@@ -189,7 +184,10 @@ export class CpuArbiter {
     const cur = performance.eventLoopUtilization();
     const d = performance.eventLoopUtilization(cur, this.#elu);
     this.#elu = cur;
-    const ran = this.tick({ utilization: d.utilization, activeMs: d.active, wallMs: d.active + d.idle, lagMs: now - this.#expected });
+    const cpu = process.threadCpuUsage();
+    const cpuMs = (cpu.user - this.#cpu.user + cpu.system - this.#cpu.system) / 1000;
+    this.#cpu = cpu;
+    const ran = this.tick({ utilization: d.utilization, cpuMs, lagMs: now - this.#expected });
     if (ran) this.#schedule(false);
   };
 
@@ -209,27 +207,25 @@ export class CpuArbiter {
     this.#wasSaturated = now;
     const use = list.map((b) => b.takeInterval());
     if (!contended) {
-      for (const b of list) b.setQuota(epoch, Infinity, 0);
+      for (const b of list) b.setQuota(epoch, Infinity);
       return true;
     }
-    let sandboxMs = 0;
-    let served = 0;
-    for (const u of use) {
-      sandboxMs += u.usedMs;
-      served += u.served;
-    }
-    const perRequestMs = served === 0 ? 0 : Math.max(0, sample.activeMs - sandboxMs) / served;
-    const usage = use.map((u) => u.usedMs + u.served * perRequestMs);
-    // A tenant refused by its share wanted more than it got; any other may want a little
-    // more than it managed to use in a busy loop (HEADROOM), and that room is kept for it.
-    const demands = use.map((u, i) => (u.refused > 0 ? Infinity : usage[i] * HEADROOM));
-    const quotas = fairShares(Math.max(sample.wallMs, this.intervalMs), demands, list.map((b) => b.weight));
+    // A tenant refused by its share wanted more than it got; any other may want more than
+    // it managed to use in a saturated loop (its requests wait too), and HEADROOM of that
+    // is kept for it (never more than its fair share: water-filling caps it).
+    const demands = use.map((u) => (u.refused > 0 ? Infinity : u.usedMs * HEADROOM));
+    // isolated-vm's cpuTime, which the calls are charged, can run ahead of the thread's CPU
+    // clock on a machine busy with other work: share whichever is larger.
+    let used = 0;
+    for (const u of use) used += u.usedMs;
+    const quotas = fairShares(Math.max(sample.cpuMs, used), demands, list.map((b) => b.weight));
     for (let i = 0; i < quotas.length; i++) {
-      // Refusing a tenant that was never refused, for less than a tenth of what it used, is
+      // Refusing a tenant that was never refused, for less than 5 % of what it used, is
       // measurement noise more than fairness: a fast 503 costs it more than the wait would.
-      if (use[i].refused === 0 && quotas[i] >= usage[i] * MIN_CUT) quotas[i] = Infinity;
+      // (The others' quotas were computed with its share, so they keep their room.)
+      if (use[i].refused === 0 && quotas[i] >= use[i].usedMs * MIN_CUT) quotas[i] = Infinity;
     }
-    list.forEach((b, i) => b.setQuota(epoch, quotas[i], perRequestMs));
+    list.forEach((b, i) => b.setQuota(epoch, quotas[i]));
     return true;
   }
 }
