@@ -89,11 +89,6 @@ export class CpuBudget {
     return this.#tokens > 0 ? 0 : Math.max(1, Math.ceil(-this.#tokens / this.maxMs));
   }
 
-  /** Whether the fair share (not the cap) throttles the tenant right now. */
-  get throttledByShare(): boolean {
-    return this.#fair <= 0;
-  }
-
   /** For the arbiter: this interval's use (refusals by share, sandbox ms), and the counters reset. */
   takeInterval(): { refused: number; usedMs: number } {
     const out = { refused: this.#refusedFair, usedMs: this.#usedMs };
@@ -137,16 +132,16 @@ const MIN_CUT = 0.95;
  * before, so that a share is not lifted the moment it works) gives every tenant that ran
  * its weighted max-min fair share of the CPU time the loop's thread got in the interval
  * (process.threadCpuUsage: on a machine busy with other work, less than the interval),
- * for its sandbox calls. Tenants below
- * their share keep all they use (and room to grow); what they leave goes to the others by
- * weight; a tenant refused in the last interval counts as wanting more than it got. The
+ * for its sandbox calls. Tenants below their share keep all they use (and room to grow);
+ * what they leave goes to the others by weight; a tenant refused in the last interval
+ * counts as wanting more than it got. The
  * worker's own work for a request (HTTP, proxying) is nobody's share: a tenant of cheap
  * plugins and many requests uses little of its share, however busy it keeps the loop.
  * The timer runs only while tenants are active.
  */
 export class CpuArbiter {
   epoch = 0;
-  /** The last interval's verdict (for tests and /status). */
+  /** The last interval's verdict (for tests). */
   saturated = false;
   readonly intervalMs: number;
   #active: CpuBudget[] = [];

@@ -138,7 +138,7 @@ export function solo2msConfig(dir: string, port: number, upstream: string): Gate
   - name: s
     services: [{ name: up, url: "${upstream}" }]
     routes: [{ name: r, service: up, paths: [/s] }]
-    plugins: [{ name: bench-two-ms, path: ./${p} }]
+    plugins: [{ name: bench-two-ms, path: ./${p}, limits: { cpuMs: 1000 } }]
 `);
   return { file, description: "one tenant, a plugin needing ~2 ms of CPU per request, the gateway's default CPU share (the old 200 ms/s budget allowed ~100 req/s)" };
 }

@@ -219,7 +219,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     check(`${label}: B p99 under noise vs solo`, '<= 1.2x', n.p99Ratio, (v) => v <= 1.2, 'x', 2);
     zero(`${label}: B errors under noise`, n.errorsUnderNoise);
   }
-  zero('one tenant, 2 ms plugin, idle gateway: throttled answers', solo2ms.throttled);
+  zero('one tenant, 2 ms plugin, idle gateway: throttled (non-2xx) answers', solo2ms.throttled);
 
   // --- markdown ---
   const m = d.machine;
