@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { parseFlags, USAGE, type Flags } from './lib/args.ts';
-import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, tenantsConfig } from './lib/configs.ts';
+import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
 import { AutocannonGen, WrkGen, type LoadGen, type LoadResult, type LoadSpec } from './lib/loadgen.ts';
 import { ROOT, hostId, machineInfo } from './lib/machine.ts';
 import {
@@ -195,9 +195,14 @@ const serverDefs: Record<string, ServerDef> = {
     warm: (s) => requestAll(s.port, tenantPaths, 16),
   },
   'gw-noisy': gatewayDef('noisy-neighbour', (d, p) => noisyConfig(d, p, UPSTREAM, F.noisyCpuMs)),
+  'gw-noisy-10': gatewayDef('noisy-10', (d, p) => noisyManyConfig(d, p, UPSTREAM, F.noisyCpuMs, NOISY_MANY)),
+  'gw-solo-2ms': gatewayDef('solo-2ms', (d, p) => solo2msConfig(d, p, UPSTREAM)),
   'gw-w1': gatewayDef('multi-w1', (d, p, a) => multiConfig(d, 'multi-w1', p, a, UPSTREAM), { workers: '1' }),
   'gw-wN': gatewayDef('multi-wauto', (d, p, a) => multiConfig(d, 'multi-wauto', p, a, UPSTREAM), { workers: 'auto' }),
 };
+
+// Ten noisy tenants at once, one noise connection each (at least --noisy-connections in all).
+const NOISY_MANY = 10;
 
 const servers = new Map<string, Server | Error>();
 async function server(key: string): Promise<Server> {
@@ -233,7 +238,8 @@ async function requestAll(port: number, paths: readonly string[], concurrency: n
 }
 
 // --- targets: one load configuration each, measured once per round ----------------------
-type Target = TargetData & { serverKey: string; gen: 'main' | 'unpinned'; noise?: boolean };
+/** noise: a second load generator on `noisePaths` (default /a) with `noiseConnections` (default --noisy-connections). */
+type Target = TargetData & { serverKey: string; gen: 'main' | 'unpinned'; noise?: boolean; noisePaths?: string[]; noiseConnections?: number };
 const targets: Target[] = [];
 function target(t: Omit<Target, 'samples' | 'error'>): void {
   if (want(t.scenario)) targets.push({ ...t, samples: [], error: null });
@@ -261,6 +267,11 @@ target({ id: 'body-filter', label: 'isogate body-filter', group: 'isogate', scen
 target({ id: 'tenants-1000', label: `isogate tenants-${F.tenants}`, group: 'isogate', scenario: 'tenants-1000', serverKey: 'gw-tenants', paths: tenantPaths, gen: 'main', cpu: true, description: `${F.tenants} tenants, requests spread over all (a path prefix each)` });
 target({ id: 'noisy-solo', label: 'tenant B solo', group: 'noisy', scenario: 'noisy-neighbour', serverKey: 'gw-noisy', paths: ['/b'], gen: 'main', cpu: true, description: 'tenant B alone' });
 target({ id: 'noisy-under', label: 'tenant B + noisy A', group: 'noisy', scenario: 'noisy-neighbour', serverKey: 'gw-noisy', paths: ['/b'], gen: 'main', cpu: true, noise: true, description: `tenant B while tenant A spins into its ${F.noisyCpuMs} ms CPU limit on every request (${F.noisyConnections} connections)` });
+const noisyManyPaths = Array.from({ length: NOISY_MANY }, (_, i) => `/a${i}`);
+const noisyManyConns = Math.max(NOISY_MANY, F.noisyConnections);
+target({ id: 'noisy10-solo', label: 'tenant B solo (10-noisy gw)', group: 'noisy', scenario: 'noisy-10', serverKey: 'gw-noisy-10', paths: ['/b'], gen: 'main', cpu: true, description: 'tenant B alone, in the gateway of the 10 noisy tenants' });
+target({ id: 'noisy10-under', label: 'tenant B + 10 noisy', group: 'noisy', scenario: 'noisy-10', serverKey: 'gw-noisy-10', paths: ['/b'], gen: 'main', cpu: true, noise: true, noisePaths: noisyManyPaths, noiseConnections: noisyManyConns, description: `tenant B while ${NOISY_MANY} tenants spin into their ${F.noisyCpuMs} ms CPU limit on every request (${noisyManyConns} connections over them)` });
+target({ id: 'solo-2ms', label: 'one tenant, 2 ms plugin', group: 'noisy', scenario: 'solo-2ms', serverKey: 'gw-solo-2ms', paths: ['/s'], gen: 'main', cpu: true, description: 'one tenant alone whose plugin needs ~2 ms of CPU per request: any non-2xx is a throttled answer' });
 if (workersSupported) {
   for (const profile of ['proxy-0', 'plugins-5']) {
     for (const w of ['w1', 'wN'] as const) {
@@ -315,7 +326,7 @@ async function measure(t: Target, round: number): Promise<void> {
     let noise: Promise<LoadResult> | null = null;
     const sp = spec(t);
     if (t.noise === true) {
-      noise = gen('noise').run({ ...sp, paths: ['/a'], connections: F.noisyConnections, port: s.port });
+      noise = gen('noise').run({ ...sp, paths: t.noisePaths ?? ['/a'], connections: t.noiseConnections ?? F.noisyConnections, port: s.port });
       noise.catch(() => undefined);
     }
     const r = await gen(t.gen).run({ ...sp, port: s.port }, hooks);
@@ -443,6 +454,8 @@ row('tenants-1000', `${F.tenants} tenants, each its own plugin instance and isol
 if (!runCold) scenarioRows.push({ name: 'cold-start', status: 'skipped', reason: 'not selected (--only)', description: 'first request of a tenant whose isolate does not exist yet' });
 else scenarioRows.push({ name: 'cold-start', status: coldError === null ? 'ok' : 'failed', reason: coldError, description: 'first request of a tenant whose isolate does not exist yet' });
 row('noisy-neighbour', "tenant B alone, then while tenant A's plugin hits its CPU limit on every request", notSelected('noisy-neighbour'));
+row('noisy-10', 'tenant B alone, then while 10 tenants hit their CPU limit on every request', notSelected('noisy-10'));
+row('solo-2ms', 'one tenant with a 2 ms plugin on an otherwise idle gateway: never throttled', notSelected('solo-2ms'));
 row('multi-core', 'proxy-0 and plugins-5 with 1 worker and one per core (not pinned)', workersSupported ? notSelected('multi-core') : 'skipped: gateway has no --workers yet');
 
 const data: RunData = {

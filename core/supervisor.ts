@@ -1,5 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
-import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -10,7 +10,7 @@ import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
 import { promText } from './metrics.ts';
 import { ReloadRound, type ReloadOutcome } from './reload-round.ts';
-import { makeCgroupRoot, removeCgroup } from './supervisor/cgroups.ts';
+import { makeCgroupRoot, removeCgroup, writeMemoryBound } from './supervisor/cgroups.ts';
 import { FileWatch } from './watch.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
@@ -348,9 +348,7 @@ export class Supervisor {
     const dir = join(this.#cgroupRoot, `worker-${w.index}-${w.pid}`);
     try {
       mkdirSync(dir);
-      const bytes = String(this.options.config.supervisor.workerMemoryMb * 1024 * 1024);
-      if (existsSync(join(dir, 'memory.max'))) writeFileSync(join(dir, 'memory.max'), bytes);
-      else writeFileSync(join(dir, 'memory.limit_in_bytes'), bytes);
+      writeMemoryBound(dir, this.options.config.supervisor.workerMemoryMb);
       writeFileSync(join(dir, 'cgroup.procs'), String(w.pid));
       return dir;
     } catch (err) {

@@ -1,6 +1,7 @@
 /**
  * Limits: what bounds an isolate (memoryMb, its V8 heap), what bounds one call (cpuMs, and
- * the bytes out below), what bounds a tenant (cpuBudgetMs of CPU per second). Defaults
+ * the bytes out below), what a tenant gets of a worker's CPU (cpuWeight, its share under
+ * contention, and cpuMaxMs, an optional hard cap per second; sandbox/budget.ts). Defaults
  * apply where the config says nothing; ceilings are the operator's caps that no tenant or
  * plugin config may exceed.
  */
@@ -28,7 +29,8 @@ export const OUTPUT_CAPS = {
   maxLogLines: 64,
 } as const;
 
-export const DEFAULT_LIMITS = { cpuMs: 50, memoryMb: 64, cpuBudgetMs: 200 } as const;
-export const DEFAULT_CEILINGS = { cpuMs: 1000, memoryMb: 1024, cpuBudgetMs: 1000 } as const;
+/** cpuMaxMs null: no hard cap (the weight alone decides, and only under contention). */
+export const DEFAULT_LIMITS: Limits = { cpuMs: 50, memoryMb: 64, cpuWeight: 100, cpuMaxMs: null };
+export const DEFAULT_CEILINGS: Limits = { cpuMs: 1000, memoryMb: 1024, cpuWeight: 10000, cpuMaxMs: null };
 
-export type Limits = { cpuMs: number; memoryMb: number; cpuBudgetMs: number };
+export type Limits = { cpuMs: number; memoryMb: number; cpuWeight: number; cpuMaxMs: number | null };

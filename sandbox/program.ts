@@ -40,8 +40,10 @@ export type TenantProgram = {
   readonly instances: readonly InstanceSpec[];
   readonly chains: readonly ChainSpec[];
   readonly breaker: BreakerConfig;
-  /** Sandbox milliseconds per second the tenant may use before it is throttled. */
-  readonly cpuBudgetMs: number;
+  /** The tenant's share of a worker's CPU under contention (cgroup's cpu.weight). */
+  readonly cpuWeight: number;
+  /** Hard cap: sandbox milliseconds per second, or null for none. */
+  readonly cpuMaxMs: number | null;
   /** Content hash: an unchanged program keeps its isolate across reloads. */
   readonly key: string;
 };

@@ -7,6 +7,7 @@ import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
 import { KILL_NONE, KILL_WALL, createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
+import { HEAP_CHECK_AFTER_MS, heapOverLimit } from './heap-check.ts';
 
 export type { RunResult } from './run-result.ts';
 import { createBlank, type WarmIsolates } from './blank.ts';
@@ -72,7 +73,7 @@ export class TenantSandbox {
     this.program = program;
     this.tenant = program.tenant;
     this.gate = new InstanceGate(program.instances.length, program.breaker);
-    this.budget = new CpuBudget(program.cpuBudgetMs);
+    this.budget = new CpuBudget(program.cpuWeight, program.cpuMaxMs);
     this.slot = beacon.register(this.#cells.callDeadline.buffer as SharedArrayBuffer, this.#cells.pluginShared, watchdog.control);
     this.#watchdog = watchdog;
     this.#events = events;
@@ -172,6 +173,10 @@ export class TenantSandbox {
       return new Crashed(this.#crashed(error));
     }
     this.#chargeCpu(live, started);
+    if (this.lastCallMs >= HEAP_CHECK_AFTER_MS && heapOverLimit(live.isolate, this.program.memoryMb)) {
+      this.#drop(live, 'memory');
+      return new Crashed(failed('memory', cells.current[0], 'isolate heap limit exceeded during the call'));
+    }
     return out;
   }
 

@@ -13,12 +13,11 @@ const head = (port: number, access = true) => `# written by bench/lib/configs.ts
 listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
 log: { level: silent${access ? '' : ', access: false'} }
-# cpuBudgetMs 1000000: effectively no per-tenant budget, so one busy tenant is
-# measured, not throttled (the gateway's default of 200 ms/s throttles a single tenant
-# with one header plugin at a few thousand requests/s on one core).
+# The gateway's CPU share defaults: cpuWeight 100, no hard cap (cpuMaxMs), so a busy
+# tenant alone may use the whole worker.
 limits:
-  defaults: { cpuMs: 50, memoryMb: 64, cpuBudgetMs: 1000000 }
-  ceilings: { cpuMs: 1000, memoryMb: 512, cpuBudgetMs: 1000000 }
+  defaults: { cpuMs: 50, memoryMb: 64 }
+  ceilings: { cpuMs: 1000, memoryMb: 512 }
 `;
 
 /** Copies of the header plugin under distinct names: bench-header-1 .. -n. */
@@ -99,7 +98,6 @@ export function noisyConfig(dir: string, port: number, upstream: string, cpuMs: 
   const file = join(dir, 'noisy.yaml');
   writeFileSync(file, head(port) + `tenants:
   - name: a
-    limits: { cpuBudgetMs: 200 }
     services: [{ name: up, url: "${upstream}" }]
     routes: [{ name: r, service: up, paths: [/a] }]
     plugins: [{ name: bench-spin, path: ./${spin}, limits: { cpuMs: ${cpuMs} } }]
@@ -108,7 +106,44 @@ export function noisyConfig(dir: string, port: number, upstream: string, cpuMs: 
     routes: [{ name: r, service: up, paths: [/b] }]
     plugins: [{ name: bench-header-1, path: ./${f}, config: { n: 1 } }]
 `);
-  return { file, description: `tenant a: while(true){} with cpuMs ${cpuMs} and the gateway's default budget of 200 ms/s; tenant b: one header plugin, budget unlimited` };
+  return { file, description: `tenant a: while(true){} with cpuMs ${cpuMs}; tenant b: one header plugin; both with the gateway's default CPU share (cpuWeight 100, no cap)` };
+}
+
+/** Noisy neighbours: tenants a0..a{n-1} each spin into cpuMs on every request; tenant b runs one header plugin. */
+export function noisyManyConfig(dir: string, port: number, upstream: string, cpuMs: number, n: number): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const spin = copyPlugin(dir, 'spin.ts');
+  const [f] = headerPlugins(dir, 1);
+  const file = join(dir, `noisy-${n}.yaml`);
+  let y = head(port) + 'tenants:\n';
+  for (let i = 0; i < n; i++) {
+    y += `  - name: a${i}
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/a${i}] }]
+    plugins: [{ name: bench-spin, path: ./${spin}, limits: { cpuMs: ${cpuMs} } }]
+`;
+  }
+  y += `  - name: b
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/b] }]
+    plugins: [{ name: bench-header-1, path: ./${f}, config: { n: 1 } }]
+`;
+  writeFileSync(file, y);
+  return { file, description: `${n} tenants a0..a${n - 1}: while(true){} with cpuMs ${cpuMs}; tenant b: one header plugin; all with the default CPU share` };
+}
+
+/** One tenant whose plugin needs about 2 ms of CPU per request, with the gateway's default CPU share. */
+export function solo2msConfig(dir: string, port: number, upstream: string): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const p = copyPlugin(dir, 'two-ms.ts');
+  const file = join(dir, 'solo-2ms.yaml');
+  writeFileSync(file, head(port) + `tenants:
+  - name: s
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: r, service: up, paths: [/s] }]
+    plugins: [{ name: bench-two-ms, path: ./${p}, limits: { cpuMs: 1000 } }]
+`);
+  return { file, description: "one tenant, a plugin needing ~2 ms of CPU per request, the gateway's default CPU share (the old 200 ms/s budget allowed ~100 req/s)" };
 }
 
 /** Multi-core: tenant p0 (route /p0, no plugins) and tenant p5 (route /p5, 5 header plugins) in one gateway. */

@@ -11,7 +11,7 @@ import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/progr
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
-import type { ConfigInput, PluginInput, RouteInput, TenantInput } from './types.ts';
+import type { ConfigInput, LimitsInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
 
@@ -109,10 +109,14 @@ function specificity(p: PluginInput): number {
 export async function compileConfig(input: ConfigInput, file: string): Promise<CompiledConfig> {
   const errors: string[] = [];
   const baseDir = dirname(resolve(file));
-  const defaults: Limits = { ...DEFAULT_LIMITS, ...input.limits.defaults };
-  const ceilings: Limits = { ...DEFAULT_CEILINGS, ...input.limits.ceilings };
-  for (const k of ['cpuMs', 'memoryMb', 'cpuBudgetMs'] as const) {
+  const ceilings = operatorLimits(DEFAULT_CEILINGS, input.limits.ceilings, 'limits.ceilings', errors);
+  // A ceiling on the cap is also the cap of tenants that set none.
+  const defaults = operatorLimits({ ...DEFAULT_LIMITS, cpuMaxMs: ceilings.cpuMaxMs }, input.limits.defaults, 'limits.defaults', errors);
+  for (const k of ['cpuMs', 'memoryMb', 'cpuWeight'] as const) {
     if (defaults[k] > ceilings[k]) errors.push(`limits.defaults.${k}: ${defaults[k]} is above the ceiling ${ceilings[k]}`);
+  }
+  if (ceilings.cpuMaxMs !== null && defaults.cpuMaxMs !== null && defaults.cpuMaxMs > ceilings.cpuMaxMs) {
+    errors.push(`limits.defaults.cpuMaxMs: ${defaults.cpuMaxMs} is above the ceiling ${ceilings.cpuMaxMs}`);
   }
 
   const routes: RouteSpec[] = [];
@@ -136,6 +140,22 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
   return { input, routes, programs, instances: instanceInfo, limits: { defaults, ceilings } };
+}
+
+/** `limits.defaults` or `limits.ceilings` over the built-in ones. */
+function operatorLimits(base: Limits, input: LimitsInput, at: string, errors: string[]): Limits {
+  return {
+    cpuMs: input.cpuMs ?? base.cpuMs,
+    memoryMb: input.memoryMb ?? base.memoryMb,
+    cpuWeight: input.cpuWeight ?? base.cpuWeight,
+    cpuMaxMs: cpuCap(input, at, errors) ?? base.cpuMaxMs,
+  };
+}
+
+/** cpuMaxMs, or its deprecated alias cpuBudgetMs (which was always a hard cap); undefined when neither is given. */
+function cpuCap(l: LimitsInput | undefined, at: string, errors: string[]): number | undefined {
+  if (l?.cpuMaxMs !== undefined && l.cpuBudgetMs !== undefined) errors.push(`${at}.cpuBudgetMs: deprecated alias of cpuMaxMs; give only cpuMaxMs`);
+  return l?.cpuMaxMs ?? l?.cpuBudgetMs;
 }
 
 async function compileTenant(
@@ -181,8 +201,10 @@ async function compileTenant(
   const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;
   if (tenantCpu > ceilings.cpuMs) errors.push(`${at}.limits.cpuMs: ${tenantCpu} is above the ceiling ${ceilings.cpuMs}`);
   let memoryMb = tenant.limits?.memoryMb ?? defaults.memoryMb;
-  const cpuBudgetMs = tenant.limits?.cpuBudgetMs ?? defaults.cpuBudgetMs;
-  if (cpuBudgetMs > ceilings.cpuBudgetMs) errors.push(`${at}.limits.cpuBudgetMs: ${cpuBudgetMs} is above the ceiling ${ceilings.cpuBudgetMs}`);
+  const cpuWeight = tenant.limits?.cpuWeight ?? defaults.cpuWeight;
+  if (cpuWeight > ceilings.cpuWeight) errors.push(`${at}.limits.cpuWeight: ${cpuWeight} is above the ceiling ${ceilings.cpuWeight}`);
+  const cpuMaxMs = cpuCap(tenant.limits, `${at}.limits`, errors) ?? defaults.cpuMaxMs;
+  if (ceilings.cpuMaxMs !== null && cpuMaxMs !== null && cpuMaxMs > ceilings.cpuMaxMs) errors.push(`${at}.limits.cpuMaxMs: ${cpuMaxMs} is above the ceiling ${ceilings.cpuMaxMs}`);
 
   // Load every enabled plugin (bundling is the slow part: do it in parallel).
   const enabled = tenant.plugins.map((p, i) => ({ p, i })).filter(({ p }) => p.enabled);
@@ -275,7 +297,7 @@ async function compileTenant(
   });
   if (errors.length > before) return null;
 
-  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, breaker, cpuBudgetMs };
+  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, breaker, cpuWeight, cpuMaxMs };
   const key = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const program: TenantProgram = {
     tenant: tenant.name,
@@ -284,7 +306,8 @@ async function compileTenant(
     instances,
     chains,
     breaker,
-    cpuBudgetMs,
+    cpuWeight,
+    cpuMaxMs,
     key,
   };
   return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };

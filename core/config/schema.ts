@@ -26,7 +26,10 @@ const tenantLimits = {
   ...limits,
   properties: {
     ...limits.properties,
-    cpuBudgetMs: { type: 'number', exclusiveMinimum: 0, description: "Milliseconds of CPU per second the tenant's isolate may use (per worker) before its requests are throttled with 503 and Retry-After." },
+    // CPU share of a worker, named after cgroup v2's cpu.weight and cpu.max.
+    cpuWeight: { type: 'integer', minimum: 1, maximum: 10000, description: "The tenant's share of a worker's CPU when the worker is saturated (default 100, as cgroup's cpu.weight): a tenant above its weighted fair share is then throttled with 503 and Retry-After. While the worker has CPU to spare, nobody is throttled." },
+    cpuMaxMs: { type: 'number', exclusiveMinimum: 0, description: "Optional hard cap: milliseconds of sandbox CPU per second the tenant may use (per worker), even on an idle worker; beyond it, 503 and Retry-After. Absent: no cap." },
+    cpuBudgetMs: { type: 'number', exclusiveMinimum: 0, description: 'Deprecated alias of cpuMaxMs (a hard cap); give one of the two.' },
   },
 };
 const breaker = {

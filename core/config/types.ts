@@ -1,5 +1,13 @@
 /** The config file as validated by schema.ts, defaults applied. */
-export type LimitsInput = { cpuMs?: number; memoryMb?: number; cpuBudgetMs?: number };
+export type LimitsInput = {
+  cpuMs?: number;
+  memoryMb?: number;
+  // A tenant's CPU share of a worker (tenant limits, defaults and ceilings only).
+  cpuWeight?: number;
+  cpuMaxMs?: number;
+  /** Deprecated alias of cpuMaxMs. */
+  cpuBudgetMs?: number;
+};
 export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: number };
 
 export type ProxyInput = {

@@ -1,7 +1,7 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-// Memory cgroups of the supervisor's workers: the folder tree, and its removal.
+// Memory cgroups of the supervisor's workers: the folder tree, the bound written in it, and its removal.
 
 /**
  * A memory cgroup folder for our workers, where the OS lets us make one (cgroup v2, or
@@ -84,5 +84,35 @@ function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Below memory.max, cgroup v2 reclaims and slows a worker's growth instead of killing it. */
+const MEMORY_HIGH_FRACTION = 0.9;
+
+/**
+ * The worker's memory bound in its cgroup folder. cgroup v2: memory.max (the kernel kills
+ * the worker above it), memory.high at 90 % of it (the kernel throttles and reclaims the
+ * worker first, so a burst grows slower and the supervisor's resident-size check has time
+ * to act), and no swap (a worker must not escape its bound into swap). cgroup v1:
+ * memory.limit_in_bytes, and memsw where swap accounting exists. Throws if the bound
+ * itself cannot be written.
+ */
+export function writeMemoryBound(dir: string, mb: number): void {
+  const bytes = mb * 1024 * 1024;
+  const optional = (file: string, value: number) => {
+    try {
+      if (existsSync(join(dir, file))) writeFileSync(join(dir, file), String(value));
+    } catch {
+      /* a refinement of the bound, not the bound */
+    }
+  };
+  if (existsSync(join(dir, 'memory.max'))) {
+    writeFileSync(join(dir, 'memory.max'), String(bytes));
+    optional('memory.high', Math.floor(bytes * MEMORY_HIGH_FRACTION));
+    optional('memory.swap.max', 0);
+  } else {
+    writeFileSync(join(dir, 'memory.limit_in_bytes'), String(bytes));
+    optional('memory.memsw.limit_in_bytes', bytes);
   }
 }

@@ -1,10 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CpuBudget } from '../../sandbox/budget.ts';
+import { CpuArbiter, CpuBudget } from '../../sandbox/budget.ts';
 import { echoHandler, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
-describe('CpuBudget', () => {
+// The hard cap (cpuMaxMs, and its deprecated alias cpuBudgetMs): a token bucket that
+// throttles even an idle worker. The weighted share under contention is tested in
+// cpu-fair-share.test.ts.
+describe('CpuBudget cap', () => {
   it('allows until the tokens are spent, then refills over time', () => {
-    const b = new CpuBudget(100);
+    // weight 100, cap 100 ms/s, an arbiter that never decides shares (no contention)
+    const b = new CpuBudget(100, 100, new CpuArbiter({ auto: false }));
     const t = performance.now();
     expect(b.allow(t)).toBe(true);
     b.charge(150, t);
@@ -12,9 +16,17 @@ describe('CpuBudget', () => {
     expect(b.retryAfterSeconds(t)).toBe(1);
     expect(b.allow(t + 600)).toBe(true); // 60 ms refilled, 50 owed: positive again
   });
+
+  it('without a cap, an uncontended tenant is never throttled', () => {
+    const b = new CpuBudget(100, null, new CpuArbiter({ auto: false }));
+    const t = performance.now();
+    b.charge(10_000, t);
+    expect(b.allow(t)).toBe(true);
+  });
 });
 
-// Each request of "busy" burns ~30 ms of sandbox time; its budget is 50 ms per second.
+// Each request of "busy" burns ~30 ms of sandbox time; its cap is 50 ms per second (the
+// cap throttles whether or not the worker is busy: this gateway is otherwise idle).
 const BURNER = `
 export const name = 'burner';
 export const version = '1.0.0';
@@ -22,7 +34,7 @@ export const priority = 1;
 export function access() { const end = Date.now() + 30; while (Date.now() < end) {} }
 `;
 
-describe('per-tenant CPU budget', () => {
+describe('per-tenant CPU cap', () => {
   let up: Upstream;
   let gw: TestGateway;
   beforeAll(async () => {
@@ -30,7 +42,7 @@ describe('per-tenant CPU budget', () => {
     gw = await startGateway(`
 tenants:
   - name: busy
-    limits: { cpuBudgetMs: 50, cpuMs: 100 }
+    limits: { cpuMaxMs: 50, cpuMs: 100 }
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/busy] }]
     plugins: [{ name: burner, path: ./burner.ts }]

@@ -28,3 +28,27 @@ describe(`memory: ArrayBuffer allocations (external memory) in 1 MB steps`, () =
     await expectStillServes(lab);
   });
 });
+
+// isolated-vm's ArrayBuffer allocator counts external memory against memoryLimit: one
+// 1 GB typed array in a 16 MB isolate is refused at once (RangeError), nothing is allocated.
+const GIANT = plugin(`
+export function access(pdk) { const b = new Uint8Array(2 ** 30); b.fill(1); }
+`);
+
+describe(`memory: one 1 GB typed array (external memory) at once`, () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ evil: GIANT, cpuMs: 1000, memoryMb: 16 });
+  });
+  afterAll(async () => {
+    await lab.stop();
+  });
+
+  it(`is refused by the allocator: the call fails as threw, this process does not grow`, async () => {
+    const before = process.memoryUsage().rss;
+    expectPluginFailed(await attack(lab));
+    expect(await failures(lab, 'threw', { plugin: 'evil' })).toBe(1);
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
+    await expectStillServes(lab);
+  });
+});

@@ -1,0 +1,29 @@
+// memory (process level): JSON.parse of a 48 MB string of numbers in a 64 MB isolate:
+// the parse builds a 25-million-element array past the limit in one builtin call, which
+// neither the watchdog nor isolated-vm's heap check interrupts until it returns. It must
+// fail, grow the worker by less than the documented bound, and the neighbour be served.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attack, evilFailures, startPeakLab, type PeakLab } from './memory-peak.ts';
+
+// Documented in SECURITY.md (Memory): measured ~360 MB; isolate limit + 384 MB + 128 MB of margin.
+const BOUND_MB = 64 + 384 + 128;
+
+describe('memory: JSON.parse of a big string', () => {
+  let lab: PeakLab;
+  beforeAll(async () => {
+    lab = await startPeakLab(`const text = '[' + '1,'.repeat(3 * 2 ** 23) + '1]'; const a = JSON.parse(text); pdk.response.setHeader('x-n', String(a.length));`);
+  }, 30_000);
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it(`fails the call, grows the worker by less than ${BOUND_MB} MB, and the neighbour is served`, async () => {
+    const r = await attack(lab, 2);
+    console.info(`[memory-json-parse] ${JSON.stringify(r)}`);
+    expect(r.evil).toEqual([500, 500]);
+    expect((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory'))).toBe(2);
+    expect(r.growthMb).toBeLessThan(BOUND_MB);
+    expect(r.victimFailed).toBe(0);
+    expect(r.victimOk).toBeGreaterThan(0);
+  }, 60_000);
+});

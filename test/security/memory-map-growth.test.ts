@@ -1,0 +1,27 @@
+// memory (process level): a Map grown one small entry at a time until the heap limit: V8
+// collects more and more often as the heap fills, so the call ends on CPU or memory; the
+// worker must barely grow and the neighbour be served.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { attack, evilFailures, startPeakLab, type PeakLab } from './memory-peak.ts';
+
+// Documented in SECURITY.md (Memory): isolate limit + 64 MB of margin.
+const BOUND_MB = 64 + 64;
+
+describe('memory: Map growth', () => {
+  let lab: PeakLab;
+  beforeAll(async () => {
+    lab = await startPeakLab(`const m = new Map(); for (let n = 0; ; n++) m.set(n, { n, s: String(n) });`);
+  }, 30_000);
+  afterAll(async () => {
+    await lab?.stop();
+  });
+
+  it(`fails the call, grows the worker by less than ${BOUND_MB} MB, and the neighbour is served`, async () => {
+    const r = await attack(lab, 3);
+    console.info(`[memory-map-growth] ${JSON.stringify(r)}`);
+    expect(r.evil).toEqual([500, 500, 500]);
+    expect((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory'))).toBe(3);
+    expect(r.growthMb).toBeLessThan(BOUND_MB);
+    expect(r.victimFailed).toBe(0);
+  }, 60_000);
+});
