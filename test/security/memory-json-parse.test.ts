@@ -3,7 +3,7 @@
 // neither the watchdog nor isolated-vm's heap check interrupts until it returns. It must
 // fail, grow the worker by less than the documented bound, and the neighbour be served.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attack, evilFailures, startPeakLab, type PeakLab } from './memory-peak.ts';
+import { attack, containedOrWedgedOnce, startPeakLab, type PeakLab } from './memory-peak.ts';
 
 // Documented in SECURITY.md (Memory): measured ~360 MB; isolate limit + 384 MB + 128 MB of margin.
 const BOUND_MB = 64 + 384 + 128;
@@ -17,13 +17,14 @@ describe('memory: JSON.parse of a big string', () => {
     await lab?.stop();
   });
 
-  it(`fails the call, grows the worker by less than ${BOUND_MB} MB, and the neighbour is served`, async () => {
+  it(`fails the call (or its worker is killed once as wedged and the plugin quarantined), grows the worker by less than ${BOUND_MB} MB, and the neighbour is served`, async () => {
     const r = await attack(lab, 2);
     console.info(`[memory-json-parse] ${JSON.stringify(r)}`);
-    expect(r.evil).toEqual([500, 500]);
-    expect((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory'))).toBe(2);
     expect(r.growthMb).toBeLessThan(BOUND_MB);
-    expect(r.victimFailed).toBe(0);
+    const killed = await containedOrWedgedOnce(lab, r);
+    // Contained: the neighbour loses nothing. Wedged: it loses what reached the worker in the
+    // ~30 ms before the hot spare took over (its client retries every 5 ms), nothing after.
+    expect(r.victimFailed).toBeLessThanOrEqual(killed === 0 ? 0 : 8);
     expect(r.victimOk).toBeGreaterThan(0);
   }, 60_000);
 });

@@ -64,7 +64,9 @@ export async function attack(lab: PeakLab, attacks = 2): Promise<AttackReport> {
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
-      hwm = status(pid)?.hwm ?? hwm;
+      // A dying worker's status has no VmHWM line (a zombie): keep the last figure.
+      const now = status(pid)?.hwm;
+      if (now !== undefined && Number.isFinite(now)) hwm = now;
       await new Promise((r) => setTimeout(r, 5));
     }
   })();
@@ -110,4 +112,28 @@ export async function attack(lab: PeakLab, attacks = 2): Promise<AttackReport> {
 export async function evilFailures(lab: PeakLab, reason: string): Promise<number> {
   const m = new RegExp(`isogate_plugin_failures_total\\{tenant="evil",plugin="evil",reason="${reason}"\\} (\\d+)`).exec(await lab.gw.metrics());
   return m === null ? 0 : Number(m[1]);
+}
+
+/**
+ * What a pattern that holds the worker's thread in one builtin call may end as: the call
+ * fails inside the worker (500, outcome cpu or memory), or the worker's sentinel finds the
+ * thread still stuck 200 ms after the watchdog's dispose and kills the process as wedged,
+ * once (SECURITY.md, wedges): then the plugin is quarantined and later attacks get 503.
+ * Returns how many times the worker was killed.
+ */
+export async function containedOrWedgedOnce(lab: PeakLab, r: AttackReport): Promise<number> {
+  const metrics = await lab.gw.metrics();
+  const restarts = /isogate_worker_restarts_total\{reason="wedged"\} (\d+)/.exec(metrics);
+  const killed = restarts === null ? 0 : Number(restarts[1]);
+  if (killed === 0) {
+    if (r.evil.some((s) => s !== 500)) throw new Error(`attacks answered ${JSON.stringify(r.evil)} without a worker restart`);
+    if ((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory')) !== r.evil.length) throw new Error('not every attack ended as cpu or memory');
+    return 0;
+  }
+  if (killed !== 1 || /isogate_worker_restarts_total\{reason="(crash|memory)"\}/.test(metrics)) throw new Error(`the worker was replaced more than once: ${metrics.match(/isogate_worker_restarts_total.*/g)}`);
+  // Quarantined after the first wedge: the next attack is refused before it runs.
+  const next = await request(`${lab.gw.url}/evil`, { reset: true, headersTimeout: 20_000 });
+  await next.body.dump();
+  if (next.statusCode !== 503) throw new Error(`after the wedge the attack got ${next.statusCode}, not 503 (quarantined)`);
+  return killed;
 }
