@@ -1,10 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Gateway } from './gateway.ts';
+import { gatewayAdminApi } from './admin-api/index.ts';
 
-/** The admin listener: /metrics (Prometheus text) and /status (JSON). */
+/** The admin listener: /metrics (Prometheus text), /status (JSON) and the admin API (core/admin-api/). */
 export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
+  const api = gatewayAdminApi(gw);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (api.owns(path)) return void api.handle(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: { code: 'ISG_ERR_BAD_REQUEST', message: 'admin endpoints answer GET only' } });
       return;

@@ -7,6 +7,7 @@ import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
+import { supervisorAdminApi, type AdminApi } from './admin-api/index.ts';
 
 /** Messages from a worker (core/worker.ts) to the supervisor. */
 export type ToSupervisor =
@@ -77,6 +78,7 @@ export class Supervisor {
   #spareSeq = 1000;
   #quarantined = new Map<string, Quarantined>();
   #admin: Server | null = null;
+  #api: AdminApi | null = null;
   #timer: NodeJS.Timeout | null = null;
   #pingSeq = 0;
   #stopping = false;
@@ -129,6 +131,8 @@ export class Supervisor {
     this.#timer = setInterval(() => this.#health(), healthIntervalMs);
     await this.#firstReady;
     const admin = this.options.config.admin;
+    // Admin API changes are taken by every serving worker and the loaded spare before they answer.
+    this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#all().filter((w) => (w.ready || w.loaded) && w.worker.isConnected()).map((w) => w.worker));
     this.#admin = createServer((req, res) => void this.#adminRequest(req, res));
     await new Promise<void>((res, rej) => {
       this.#admin!.once('error', rej);
@@ -389,6 +393,7 @@ export class Supervisor {
 
   async #adminRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (this.#api?.owns(path) === true) return this.#api.handle(req, res);
     try {
       if (path === '/metrics') {
         const [workers, own] = await Promise.all([this.#aggregator.clusterMetrics(), this.#registry.metrics()]);
