@@ -141,7 +141,12 @@ export function createAdminApi(options: { store: ConfigStore; log: Logger; token
         const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
         const route = m.entry.byMethod.get(method);
         if (route === undefined) throw new ApiError('ISG_ERR_ADMIN_METHOD', `${path} answers ${[...m.entry.byMethod.keys()].join(', ')}`, { allow: [...m.entry.byMethod.keys()].join(', ') });
-        const current = await store.read();
+        const current = await store.read().catch((err: unknown) => {
+          // The file cannot be used: the caller is checked against the tokens of the last good version, to be told why.
+          authenticate(req, store.lastGood?.input.admin.tokens ?? options.tokens);
+          authed = true;
+          throw err;
+        });
         etag = current.etag;
         const principal = authenticate(req, current.input.admin.tokens);
         authed = true;

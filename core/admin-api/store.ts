@@ -46,6 +46,11 @@ export class ConfigStore {
   #queue: Promise<unknown> = Promise.resolve();
   #cache: Current | null = null;
 
+  /** The last version of the file that validated (null before the first read). */
+  get lastGood(): Current | null {
+    return this.#cache;
+  }
+
   constructor(file: string, commit: Committer) {
     this.file = file;
     this.#commit = commit;
