@@ -238,6 +238,14 @@ describe('admin API (one process)', () => {
   });
 });
 
+describe('admin.tokens in the config', () => {
+  it('is validated like any field: a token must be stored as 64 hex digits of SHA-256', async () => {
+    await expect(startGateway('admin: { tokens: [{ name: ops, sha256: secret }] }\ntenants: []')).rejects.toThrow(
+      /admin\.tokens\[0\]\.sha256: "secret" does not have the expected form \(SHA-256 of the token/,
+    );
+  });
+});
+
 describe('admin API without a token', () => {
   it('is read-only on loopback, says so in the log, and tells how to configure a token', async () => {
     const up = await startUpstream(echoHandler);
