@@ -56,7 +56,13 @@ function match(path: string): { entry: Compiled; params: Call['params'] } | null
       const seg = entry.segments[i];
       if (seg.startsWith('{')) {
         if (parts[i] === '') ok = false;
-        else params[seg.slice(1, -1)] = decodeURIComponent(parts[i]);
+        else {
+          try {
+            params[seg.slice(1, -1)] = decodeURIComponent(parts[i]);
+          } catch {
+            ok = false; // a malformed %-escape names nothing
+          }
+        }
       } else ok = seg === parts[i];
     }
     if (ok) return { entry, params };

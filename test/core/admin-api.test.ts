@@ -151,6 +151,7 @@ describe('admin API (one process)', () => {
     expect(gone.json().error).toEqual({ code: 'ISG_ERR_ADMIN_NOT_FOUND', message: 'tenant "acme" has no service "extra"' });
     expect((await api('/tenants/nobody')).status).toBe(404);
     expect((await api('/tenants/acme/nothing')).status).toBe(404);
+    expect((await api('/tenants/%E0%A4%A')).status).toBe(404);
     const m = await api('/tenants', { method: 'DELETE' });
     expect(m.status).toBe(405);
     expect(m.headers.allow).toBe('GET, POST');
