@@ -79,6 +79,8 @@ export class Supervisor {
   #quarantined = new Map<string, Quarantined>();
   #admin: Server | null = null;
   #api: AdminApi | null = null;
+  /** When the admin API last wrote the config: a worker that was loading then may hold the version before. */
+  #apiWroteAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #pingSeq = 0;
   #stopping = false;
@@ -132,7 +134,7 @@ export class Supervisor {
     await this.#firstReady;
     const admin = this.options.config.admin;
     // Admin API changes are taken by every serving worker and the loaded spare before they answer.
-    this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#all().filter((w) => (w.ready || w.loaded) && w.worker.isConnected()).map((w) => w.worker));
+    this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#all().filter((w) => (w.ready || w.loaded) && w.worker.isConnected()).map((w) => w.worker), () => (this.#apiWroteAt = Date.now()));
     this.#admin = createServer((req, res) => void this.#adminRequest(req, res));
     await new Promise<void>((res, rej) => {
       this.#admin!.once('error', rej);
@@ -163,11 +165,13 @@ export class Supervisor {
     switch (m.t) {
       case 'spare':
         w.loaded = true;
+        if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload' } satisfies ToWorker);
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         this.log.debug({ pid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
         break;
       case 'ready':
         w.ready = true;
+        if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload' } satisfies ToWorker);
         w.unansweredSince = 0;
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         this.log.info({ worker: w.index, pid: m.pid, ms: Date.now() - w.startedAt }, 'worker ready');

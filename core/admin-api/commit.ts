@@ -26,15 +26,17 @@ export function singleProcessCommitter(file: string, apply: (input: ConfigInput)
  * writes the file and has every worker reload it, waiting for each answer. If one refuses,
  * the old file is written back and the workers reload it; the answer carries their error.
  */
-export function supervisorCommitter(file: string, workers: () => Worker[], timeoutMs = 30_000): Committer {
+export function supervisorCommitter(file: string, workers: () => Worker[], onWrite: () => void, timeoutMs = 30_000): Committer {
   return async (next, prev) => {
     try {
+      onWrite();
       await writeAtomic(file, next.text);
     } catch (err) {
       throw new ApiError('ISG_ERR_ADMIN_STORE', `the config file could not be written: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const errors = await reloadRound(workers(), timeoutMs);
     if (errors.length === 0) return;
+    onWrite();
     await writeAtomic(file, prev.text);
     await reloadRound(workers(), timeoutMs);
     const first = errors[0];

@@ -14,7 +14,10 @@ export function gatewayAdminApi(gw: Gateway): AdminApi {
   return createAdminApi({ store, log: gw.log, tokens: gw.snapshot.compiled.input.admin.tokens });
 }
 
-/** The admin API of a supervisor: `workers` are the processes that must take each change. */
-export function supervisorAdminApi(file: string, config: ConfigInput, log: Logger, workers: () => Worker[]): AdminApi {
-  return createAdminApi({ store: new ConfigStore(file, supervisorCommitter(file, workers)), log, tokens: config.admin.tokens });
+/**
+ * The admin API of a supervisor: `workers` are the processes that must take each change;
+ * `onWrite` is told of every write of the file (a worker still loading then is reloaded once it is up).
+ */
+export function supervisorAdminApi(file: string, config: ConfigInput, log: Logger, workers: () => Worker[], onWrite: () => void): AdminApi {
+  return createAdminApi({ store: new ConfigStore(file, supervisorCommitter(file, workers, onWrite)), log, tokens: config.admin.tokens });
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, send, startUpstream, type Reply, type Upstream } from '../helpers/gateway.ts';
+import { echoHandler, send, startUpstream, waitFor, type Reply, type Upstream } from '../helpers/gateway.ts';
 import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 
 const TOKEN = 'supervisor-operator';
@@ -75,5 +75,21 @@ tenants:
     expect(r.status).toBe(200);
     expect(r.json().url).toBe('/v1/9');
     expect((await api('/tenants/acme/routes/orders')).json().stripPath).toBe(true);
+  });
+
+  it('workers forked around a change (the spare after a crash) serve it once they take over', async () => {
+    const pids = async () => ((await gp.status()).workers.status as { pid: number }[]).map((w) => w.pid);
+    const kill = async (pid: number) => {
+      process.kill(pid, 'SIGKILL');
+      await waitFor(async () => !(await pids()).includes(pid) && (await gp.status()).workers.ready === 2, 20_000, 'a worker to replace the dead one');
+    };
+    const [first, second] = await pids();
+    await kill(first); // the hot spare takes over; a new spare starts loading now
+    expect((await api('/tenants/acme/routes', 'POST', { name: 'late', service: 'base', paths: ['/late'] })).status).toBe(201);
+    await waitFor(async () => (await gp.status()).workers.spareReady === true, 20_000, 'the new spare');
+    // The new spare, forked just before the change was written, serves now. (Whether it read the file before the
+    // write depends on timing; when it did, the supervisor reloads it once it is loaded.)
+    await kill(second);
+    for (let i = 0; i < 20; i++) expect((await send(`${gp.url}/late`, { headers: { connection: 'close' } })).status).toBe(200);
   });
 });
