@@ -64,13 +64,13 @@ export function openApiDocument(routes: readonly ApiRoute[]): Record<string, unk
         ? { description: 'A page', ...json({ type: 'object', required: ['data', 'next'], properties: { data: { type: 'array', items: ref(entity) }, next: { type: ['string', 'null'] }, offset: { type: 'string' } } }) }
         : { description: 'The entity', ...json(ref(entity)) };
     } else {
-      responses[r.method === 'POST' ? 201 : r.method === 'DELETE' ? 204 : 200] = r.method === 'DELETE' ? { description: 'Deleted' } : { description: 'The entity as stored', ...json(ref(entity)) };
+      responses[r.method === 'POST' && !r.path.endsWith('/reload') ? 201 : r.method === 'DELETE' ? 204 : 200] = r.method === 'DELETE' ? { description: 'Deleted' } : { description: 'The entity as stored', ...json(ref(entity)) };
       responses[409] = err('Conflict: a name in use, or a host and path another route claims');
       responses[412] = err('If-Match is stale');
       responses[500] = err('The workers or the file refused the change; nothing changed');
     }
     const op: Record<string, unknown> = { summary: r.summary, parameters: params, responses, security: [{ bearer: [] }] };
-    if (r.method === 'POST' || r.method === 'PUT' || r.method === 'PATCH') {
+    if ((r.method === 'POST' && !r.path.endsWith('/reload')) || r.method === 'PUT' || r.method === 'PATCH') {
       op.requestBody = { required: true, ...json(r.method === 'PATCH' ? { type: 'object', description: 'JSON merge patch (RFC 7386): null deletes a field' } : ref(r.method === 'POST' ? created : entity)) };
     }
     (paths[r.path] ??= {})[r.method.toLowerCase()] = op;

@@ -244,6 +244,20 @@ export function childHandlers(kind: Kind) {
       });
     },
 
+    /**
+     * Rebuilds the config as it is: plugin files that changed (by size and mtime) are bundled
+     * again, the others are reused, and only tenants whose code changed get a new isolate.
+     */
+    async reload(call: Call): Promise<Answer> {
+      requireWriter(call.principal);
+      return commit(call, 200, (raw) => {
+        const t = rawTenant(call, raw);
+        const index = find(rawList(t), call.params.id!);
+        if (index < 0) throw notFound(call);
+        return viewAt(tenantIndex(raw, t), index);
+      });
+    },
+
     async remove(call: Call): Promise<Answer> {
       requireWriter(call.principal);
       return commit(call, 204, (raw) => {

@@ -36,6 +36,7 @@ export const ROUTES: readonly ApiRoute[] = [
     { method: 'PATCH', path: `/tenants/{tenant}/${kind}/{id}`, summary: `Change a ${one} (JSON merge patch)`, handler: h.patch },
     { method: 'DELETE', path: `/tenants/{tenant}/${kind}/{id}`, summary: `Delete a ${one}`, handler: h.remove },
   ]),
+  { method: 'POST', path: '/tenants/{tenant}/plugins/{id}/reload', summary: "Load a plugin's code again from its file; plugins whose files did not change are not rebuilt, other tenants keep their isolates", handler: plugins.reload },
 ];
 
 type Compiled = { segments: string[]; byMethod: Map<string, ApiRoute> };

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Gateway } from '../../core/gateway.ts';
 import { createLogger } from '../../core/log.ts';
-import { captureLogger, echoHandler, send, startGateway, startUpstream, type Reply, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { captureLogger, echoHandler, pluginSource, send, startGateway, startUpstream, type Reply, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const OP = 'operator-secret-1';
@@ -235,6 +236,45 @@ describe('admin API (one process)', () => {
       expect(r.json().error.details).toEqual(['(root): unknown field "bogus"']);
     } finally {
       writeFileSync(gw.configFile, good);
+    }
+  });
+});
+
+describe('POST /tenants/{tenant}/plugins/{id}/reload', () => {
+  it("loads the plugin's new code; another tenant keeps its isolate", async () => {
+    const up = await startUpstream(echoHandler);
+    const version = (v: number) => pluginSource('stamp', `export function access(pdk: any) { pdk.serviceRequest.setHeader('x-stamp', '${v}'); }`);
+    const gw = await startGateway(
+      `
+admin: { tokens: [{ name: ops, sha256: ${sha(OP)} }] }
+tenants:
+  - name: a
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/a] }]
+    plugins: [{ id: stamp, name: stamp, path: ./stamp.ts }]
+  - name: b
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s, paths: [/b] }]
+    plugins: [{ name: correlation-id }]
+`,
+      { 'stamp.ts': version(1) },
+    );
+    try {
+      expect((await send(`${gw.url}/a`)).json().headers['x-stamp']).toBe('1');
+      const b = gw.gw.snapshot.sandboxes.get('b');
+      const file = join(dirname(gw.configFile), 'stamp.ts');
+      writeFileSync(file, version(2));
+      utimesSync(file, new Date(), new Date(Date.now() + 5000)); // a different mtime, whatever the clock's resolution
+      expect((await send(`${gw.url}/a`)).json().headers['x-stamp']).toBe('1'); // nothing reloads by itself
+      const r = await send(`${gw.adminUrl}/tenants/a/plugins/stamp/reload`, { method: 'POST', headers: { authorization: `Bearer ${OP}` } });
+      expect(r.status, r.body).toBe(200);
+      expect(r.json().id).toBe('stamp');
+      expect((await send(`${gw.url}/a`)).json().headers['x-stamp']).toBe('2');
+      expect(gw.gw.snapshot.sandboxes.get('b')).toBe(b);
+      expect((await send(`${gw.adminUrl}/tenants/a/plugins/nope/reload`, { method: 'POST', headers: { authorization: `Bearer ${OP}` } })).status).toBe(404);
+    } finally {
+      await gw.stop();
+      await up.close();
     }
   });
 });
