@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Gateway } from './gateway.ts';
+import { gatewayAdminApi } from './admin-api/index.ts';
 import { promText } from './metrics.ts';
 
 export const ADMIN_PATHS = '/metrics, /status, /healthz, /readyz';
@@ -11,8 +12,10 @@ export const ADMIN_PATHS = '/metrics, /status, /healthz, /readyz';
  */
 export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
   const registry = gw.metrics.all;
+  const api = gatewayAdminApi(gw);
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (api.owns(path)) return void api.handle(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: { code: 'ISG_ERR_BAD_REQUEST', message: 'admin endpoints answer GET only' } });
       return;

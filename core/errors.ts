@@ -23,6 +23,17 @@ export const ERRORS = {
   ISG_ERR_PLUGIN_UNAVAILABLE: { status: 503, message: 'a plugin of this route is temporarily disabled' },
   ISG_ERR_TENANT_THROTTLED: { status: 503, message: 'this tenant exceeded its plugin CPU budget' },
   ISG_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },
+  // The admin API (core/admin-api/): its messages usually carry the detail (field path, entity).
+  ISG_ERR_ADMIN_UNAUTHORIZED: { status: 401, message: 'the admin API needs a valid bearer token (Authorization: Bearer <token>)' },
+  ISG_ERR_ADMIN_FORBIDDEN: { status: 403, message: 'this token may not make this change' },
+  ISG_ERR_ADMIN_READ_ONLY: { status: 403, message: 'the admin API is read-only: no admin token is configured (add admin.tokens with the sha256 of a token to the config, then send it as Authorization: Bearer <token>)' },
+  ISG_ERR_ADMIN_NOT_FOUND: { status: 404, message: 'no such admin API resource' },
+  ISG_ERR_ADMIN_METHOD: { status: 405, message: 'this admin API resource does not answer this method' },
+  ISG_ERR_ADMIN_BAD_BODY: { status: 400, message: 'the request body is not a JSON object' },
+  ISG_ERR_ADMIN_INVALID: { status: 400, message: 'the change would make an invalid config; nothing was changed' },
+  ISG_ERR_ADMIN_CONFLICT: { status: 409, message: 'the change conflicts with the config (a name in use, or a host and path another route claims)' },
+  ISG_ERR_ADMIN_STALE: { status: 412, message: 'If-Match does not name the current config version (ETag): someone changed it; read it again' },
+  ISG_ERR_ADMIN_STORE: { status: 500, message: 'the config file could not be read, validated or written' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

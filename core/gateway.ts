@@ -11,6 +11,7 @@ import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
+import type { ConfigInput } from './config/types.ts';
 import { ConfigError } from './errors.ts';
 import { createLogger, type Logger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -48,7 +49,7 @@ export type GatewayOptions = {
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
 };
 
-export type ReloadResult = { ok: true; version: number } | { ok: false; error: string };
+export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
 
 const LOG_BATCH_MAX = 256;
 
@@ -256,11 +257,23 @@ export class Gateway {
    * never replaces the running config.
    */
   reload(options: { log?: boolean } = {}): Promise<ReloadResult> {
+    return this.#swap(() => loadConfigFile(this.configFile), options);
+  }
+
+  /**
+   * Applies a validated config object (the admin API's change) exactly like a reload of
+   * the file: compiled, swapped atomically, refused if it does not compile.
+   */
+  applyConfig(input: ConfigInput): Promise<ReloadResult> {
+    return this.#swap(async () => input);
+  }
+
+  #swap(load: () => Promise<ConfigInput>, options: { log?: boolean } = {}): Promise<ReloadResult> {
     // A worker's supervisor reports the reload once for all its workers: theirs go to debug.
     const level = options.log === false ? 'debug' : undefined;
     const run = async (): Promise<ReloadResult> => {
       try {
-        const input = await loadConfigFile(this.configFile);
+        const input = await load();
         const compiled = await compileConfig(input, this.configFile);
         const next = this.#build(compiled);
         const prev = this.#snapshot;
@@ -276,7 +289,7 @@ export class Gateway {
         this.#lastReloadError = error;
         this.metrics.configReloads.labels('error').inc();
         this.log[level ?? 'error']({ version: this.#snapshot.version }, `config reload rejected, keeping version ${this.#snapshot.version}: ${error}`);
-        return { ok: false, error };
+        return { ok: false, error, details: err instanceof ConfigError ? err.details : undefined };
       }
     };
     // Reloads run one at a time, in order.

@@ -8,6 +8,7 @@ import { readBeacon, resetBeacon, type BeaconRecord } from '../sandbox/beacon.ts
 import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
+import { supervisorAdminApi, type AdminApi } from './admin-api/index.ts';
 import { promText } from './metrics.ts';
 import { ReloadRound, type ReloadOutcome } from './reload-round.ts';
 import { makeCgroupRoot, removeCgroup, writeMemoryBound } from './supervisor/cgroups.ts';
@@ -90,6 +91,9 @@ export class Supervisor {
   /** A reload tried in the hot spare first: the serving workers reload only once it loaded there. */
   #reloadInSpare: WorkerState | null = null;
   #admin: Server | null = null;
+  #api: AdminApi | null = null;
+  /** When the admin API last wrote the config: a worker that was loading then may hold the version before. */
+  #apiWroteAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #pingSeq = 0;
   #stopping = false;
@@ -152,6 +156,8 @@ export class Supervisor {
     this.#timer = setInterval(() => this.#health(), healthIntervalMs);
     await this.#firstReady;
     const admin = this.options.config.admin;
+    // Admin API changes are taken by every serving worker and the loaded spare before they answer.
+    this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#reloadForApi(), () => (this.#apiWroteAt = Date.now()));
     this.#admin = createServer((req, res) => void this.#adminRequest(req, res));
     await new Promise<void>((res, rej) => {
       this.#admin!.once('error', rej);
@@ -182,11 +188,13 @@ export class Supervisor {
     switch (m.t) {
       case 'spare':
         w.loaded = true;
+        if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload', seq: 0 } satisfies ToWorker); // answered to no round
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         this.log.debug({ workerPid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
         break;
       case 'ready':
         w.ready = true;
+        if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload', seq: 0 } satisfies ToWorker); // answered to no round
         w.unansweredSince = 0;
         if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
         w.worker.send({ t: 'slot', index: w.index } satisfies ToWorker);
@@ -264,7 +272,7 @@ export class Supervisor {
     const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
     if (record?.loading != null) this.#refuse(w, record.loading, reason);
     // A worker that dies during a reload answers it as a rejection (the hot spare dying on the new config among them).
-    for (const round of this.#reloadRounds.values()) round.reply(w, false, `it died (${reason}) while loading the new config`);
+    for (const round of this.#reloadRounds.values()) round.reply(w, false, `worker ${w.spare ? 'spare' : w.index} died (${reason}) while loading the new config`);
     if (w.spare) {
       // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
       if (this.#spare === w) this.#spare = null;
@@ -391,6 +399,23 @@ export class Supervisor {
     this.#reloadRound(new Map([...this.#serving(), ...(spare !== null && spare.worker.isConnected() ? [[spare, 'spare'] as const] : [])]), (o) => this.#reported(o));
   }
 
+  /**
+   * An admin API change: every serving worker and the loaded spare reload the file at once
+   * (the API has validated it), reported once like any reload. Resolves with the errors of
+   * those that refused or did not answer.
+   */
+  #reloadForApi(): Promise<string[]> {
+    const targets = this.#serving();
+    const spare = this.#spare;
+    if (spare !== null && spare.loaded && spare.worker.isConnected()) targets.set(spare, 'spare');
+    return new Promise((resolve) =>
+      this.#reloadRound(targets, (o) => {
+        this.#reported(o);
+        resolve([...o.rejected.map((r) => r.error), ...o.noAnswer.map((who) => `worker ${who} did not answer the reload`)]);
+      }),
+    );
+  }
+
   #serving(): Map<WorkerState, string> {
     return new Map([...this.#workers.values()].filter((w) => w.worker.isConnected()).map((w) => [w, String(w.index)]));
   }
@@ -495,6 +520,7 @@ export class Supervisor {
 
   async #adminRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    if (this.#api?.owns(path) === true) return this.#api.handle(req, res);
     try {
       switch (path) {
         case '/metrics': {

@@ -52,7 +52,15 @@ export function describeYamlError(e: YAMLError, file: string): string {
 export function parseConfig(text: string, file: string): ConfigInput {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => describeYamlError(e, file)));
-  const data = doc.toJS() ?? {};
+  return validateConfig(doc.toJS() ?? {}, file);
+}
+
+/**
+ * Validates parsed config data against the schema (applying defaults in place). Throws
+ * ConfigError naming `file` and each bad field. The admin API validates its changes here,
+ * so they get the same messages as the file.
+ */
+export function validateConfig(data: unknown, file: string): ConfigInput {
   if (!validate(data)) {
     const seen = new Set<string>();
     const lines = (validate.errors ?? []).map(describeAjvError).filter((l) => !seen.has(l) && seen.add(l));

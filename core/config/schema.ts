@@ -2,6 +2,8 @@
  * JSON Schema of the gateway config file (YAML). Every field has a description: the
  * README's config reference is written from it, and errors quote the field's path.
  */
+import { ADMIN_TOKENS } from '../admin-api/schema.ts';
+
 const name = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, "_", "." and "-", at most 64 characters.' };
 const listener = (host: string, port: number, what: string) => ({
   type: 'object',
@@ -66,7 +68,10 @@ export const CONFIG_SCHEMA = {
         workerMemoryMb: { type: 'integer', minimum: 64, default: 2048, description: 'Memory bound of each worker process (a memory cgroup where the OS allows it, and a resident-size check by the supervisor); a worker over it is replaced.' },
       },
     },
-    admin: listener('127.0.0.1', 8001, 'admin API (/metrics, /status)'),
+    admin: {
+      ...listener('127.0.0.1', 8001, 'admin listener (/metrics, /status and the admin API)'),
+      properties: { ...listener('127.0.0.1', 8001, '').properties, tokens: ADMIN_TOKENS },
+    },
     log: {
       type: 'object',
       additionalProperties: false,
@@ -190,6 +195,7 @@ export const CONFIG_SCHEMA = {
               additionalProperties: false,
               required: ['name'],
               properties: {
+                id: { ...name, description: 'Id of this plugin instance in the admin API (`/tenants/{tenant}/plugins/{id}`); the API gives one to the instances it creates. Absent: `<name>@<scope>` (scope: tenant, route:<name> or service:<name>).' },
                 name: { type: 'string', description: 'Plugin name: a bundled plugin (plugins/<name>) or, with `path`, the name the module exports.' },
                 path: { type: 'string', description: 'Entry file of a plugin of your own, relative to this config file.' },
                 schema: { type: 'string', description: "JSON Schema file for the plugin's config, relative to this config file (bundled plugins ship their own)." },

@@ -33,6 +33,7 @@ export type RouteInput = {
 };
 
 export type PluginInput = {
+  id?: string;
   name: string;
   path?: string;
   schema?: string;
@@ -53,11 +54,14 @@ export type TenantInput = {
   plugins: PluginInput[];
 };
 
+/** An admin API bearer token: its SHA-256 (hex), and the tenant it is limited to (none: operator). */
+export type AdminTokenInput = { name: string; sha256: string; tenant?: string };
+
 export type ConfigInput = {
   listen: { host: string; port: number };
   workers: number | 'auto';
   supervisor: { healthIntervalMs: number; healthTimeoutMs: number; startTimeoutMs: number; workerMemoryMb: number };
-  admin: { host: string; port: number };
+  admin: { host: string; port: number; tokens: AdminTokenInput[] };
   /** access: true = stdout, a path, or false / "off". */
   log: { level: string; access: boolean | string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };

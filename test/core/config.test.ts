@@ -249,7 +249,7 @@ tenants:
     expect(names(r.chainId)).toEqual(['correlation-id', 'header-transformer']);
     expect(names(bare.chainId)).toEqual(['correlation-id']);
     expect(c.input.listen).toEqual({ host: '0.0.0.0', port: 8000 });
-    expect(c.input.admin).toEqual({ host: '127.0.0.1', port: 8001 });
+    expect(c.input.admin).toEqual({ host: '127.0.0.1', port: 8001, tokens: [] });
   });
 
   it('makes Gateway.start throw the ConfigError', async () => {

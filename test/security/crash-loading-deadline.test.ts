@@ -79,7 +79,7 @@ describe('a plugin module that cannot finish loading', () => {
     await victim;
     expect(ok).toBeGreaterThan(20);
     expect(failed).toBe(0);
-    expect(gw.output()).toMatch(/config reload rejected, the hot spare could not load it; the workers keep the running config: it died \(wedged\) while loading the new config/);
+    expect(gw.output()).toMatch(/config reload rejected, the hot spare could not load it; the workers keep the running config: worker spare died \(wedged\) while loading the new config/);
   }, 90_000);
 
   it('at start: the stuck worker is killed, the module named, and the gateway exits with a clear error instead of hanging', async () => {
