@@ -164,6 +164,7 @@ export class Gateway {
     if (options.admin !== false) {
       const admin = { ...input.admin, ...options.admin };
       this.#admin = createServer(createAdminHandler(this));
+      this.#admin.on('clientError', answerClientError);
       await listen(this.#admin, admin);
     }
     this.log.info({ proxy: this.proxyAddress, admin: this.adminAddress, config: this.configFile, version: this.#snapshot.version }, 'isogate listening');

@@ -224,8 +224,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   throttled(): void {
     const retry = this.route.sandbox!.budget.retryAfterSeconds();
     this.route.metrics.throttled.inc();
-    const body = STATIC_ERRORS.get('ISG_ERR_TENANT_THROTTLED')!;
-    this.res.writeHead(503, { 'content-type': 'application/json', 'content-length': String(body.length), 'retry-after': String(retry) });
+    // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
+    const errorId = (this.state.errorId = newErrorId());
+    const body = errorBody('ISG_ERR_TENANT_THROTTLED', errorId);
+    this.res.writeHead(503, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'retry-after': String(retry), 'x-isogate-error-id': errorId });
     this.res.end(body);
   }
 
@@ -312,10 +314,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const code = (err as { code?: string }).code;
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
-    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name }, `upstream error: ${err.message}`);
+    const errorId = (this.state.errorId = newErrorId());
+    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name, errorId }, `upstream error: ${err.message}`);
     // A response undici could not parse (or framed wrongly) is a bad response, not an unreachable upstream.
     const invalid = err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code?.startsWith('HPE_') === true;
-    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE');
+    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
   finishBuffered(): void {

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { readBeacon, resetBeacon, type BeaconRecord } from '../sandbox/beacon.ts';
 import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
+import { answerClientError } from './request-checks.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
 import { supervisorAdminApi, type AdminApi } from './admin-api/index.ts';
@@ -159,6 +160,7 @@ export class Supervisor {
     // Admin API changes are taken by every serving worker and the loaded spare before they answer.
     this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#reloadForApi(), () => (this.#apiWroteAt = Date.now()));
     this.#admin = createServer((req, res) => void this.#adminRequest(req, res));
+    this.#admin.on('clientError', answerClientError);
     await new Promise<void>((res, rej) => {
       this.#admin!.once('error', rej);
       this.#admin!.listen(admin.port, admin.host, () => res());

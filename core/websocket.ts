@@ -14,6 +14,7 @@ import {
   upstreamTarget,
   type ProxyContext,
 } from './proxy.ts';
+import { newErrorId } from './pipeline.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
 
@@ -75,9 +76,11 @@ export class WebSocketProxy {
       if (route.sandbox !== null && !route.sandbox.budget.allow()) {
         route.metrics.throttled.inc();
         const headers = errorHeaders();
+        const errorId = newErrorId();
         headers['retry-after'] = String(route.sandbox.budget.retryAfterSeconds());
+        headers['x-isogate-error-id'] = errorId;
         answered(route, started, 503);
-        refuse(socket, 503, headers, Buffer.from(errorBody('ISG_ERR_TENANT_THROTTLED')));
+        refuse(socket, 503, headers, Buffer.from(errorBody('ISG_ERR_TENANT_THROTTLED', errorId)));
         return;
       }
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
@@ -206,15 +209,17 @@ class Handshake {
   onTimeout = (): void => {
     if (!this.finish()) return;
     this.upstream!.destroy();
-    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name }, 'upstream error: WebSocket handshake timed out');
-    fail(this.client, this.route, this.started, 'ISG_ERR_UPSTREAM_TIMEOUT');
+    const errorId = newErrorId();
+    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, errorId }, 'upstream error: WebSocket handshake timed out');
+    fail(this.client, this.route, this.started, 'ISG_ERR_UPSTREAM_TIMEOUT', errorId);
   };
 
   onError = (err: NodeJS.ErrnoException): void => {
     if (!this.finish()) return;
-    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: err.code ?? err.name }, `upstream error: ${err.message}`);
+    const errorId = newErrorId();
+    this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: err.code ?? err.name, errorId }, `upstream error: ${err.message}`);
     const invalid = err.code?.startsWith('HPE_') === true;
-    fail(this.client, this.route, this.started, invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE');
+    fail(this.client, this.route, this.started, invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   };
 
   onClientClose = (): void => {

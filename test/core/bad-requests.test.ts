@@ -86,6 +86,13 @@ tenants:
     expect(r.rawHead.split('\r\n')[0]).toBe('HTTP/1.1 431 Request Header Fields Too Large');
   });
 
+  it('answers malformed requests on the admin listener with the same JSON errors', async () => {
+    const adminPort = gw.gw.adminAddress!.port;
+    const r = parseRawResponse(await rawRequest(adminPort, 'GET /status HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n'));
+    expect(r.status).toBe(400);
+    expect(JSON.parse(r.body)).toEqual({ error: { code: 'ISG_ERR_BAD_HEADER', message: ERRORS.ISG_ERR_BAD_HEADER.message } });
+  });
+
   it('names what is wrong for parser errors: header line, body framing, not HTTP at all', async () => {
     await refused('GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n', 'ISG_ERR_BAD_HEADER');
     await refused('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n', 'ISG_ERR_BAD_FRAMING');

@@ -65,7 +65,10 @@ tenants:
     expect(r.status).toBe(502);
     expect(r.headers['content-type']).toBe('application/json');
     expect(r.json().error.code).toBe('ISG_ERR_UPSTREAM_UNAVAILABLE');
-    expect(r.body).not.toContain(String(closedPort)); // no host details to the client
+    // Every 5xx carries an error id, in the body and the header, quoted by the log line.
+    expect(r.json().error.id).toMatch(/^[0-9a-f]{16}$/);
+    expect(r.headers['x-isogate-error-id']).toBe(r.json().error.id);
+    expect(r.body.replace(r.json().error.id, '')).not.toContain(String(closedPort)); // no host details to the client
   });
 
   it('answers 502 ISG_ERR_UPSTREAM_BAD_RESPONSE when the upstream does not speak HTTP', async () => {

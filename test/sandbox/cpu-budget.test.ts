@@ -65,6 +65,7 @@ tenants:
       statuses.push(r.status);
       if (r.status === 503) {
         expect(r.json().error.code).toBe('ISG_ERR_TENANT_THROTTLED');
+        expect(r.headers['x-isogate-error-id']).toBe(r.json().error.id);
         retryAfter = r.headers['retry-after'];
       }
       expect((await send(`${gw.url}/calm`)).status).toBe(200);
