@@ -98,9 +98,10 @@ tenants:
       expect(body.error.code).toBe('ISG_ERR_PLUGIN_FAILED');
     }
     console.log(`cpu: ${triple} iterations (~${CPU_MS * 3} ms CPU) under a hog: stopped after wall ms ${walls.join(' ')}`);
-    // With the core shared, 50 ms of CPU take about 100 ms of wall time; the kill lands
-    // within a few scheduler ticks of the limit and well before the 1 s wall backstop.
-    for (const w of walls) expect(w).toBeLessThan(CPU_MS * 3 * 2);
+    // With the core shared, 50 ms of CPU take 100 ms or more of wall time (more when other
+    // test files share the core too); the kill lands within a few scheduler ticks of the
+    // CPU limit, so before the wall backstop (the call's budget + 1 s) could have fired.
+    for (const w of walls) expect(w).toBeLessThan(CPU_MS + 20 + 1000);
     expect(gw.output()).toMatch(/"reason":"cpu"/);
   }, 60_000);
 });
