@@ -1,9 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { IsolatePool } from '../sandbox/pool.ts';
-import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../sandbox/watchdog.ts';
 import { beacon } from '../sandbox/beacon.ts';
 import { WarmIsolates } from '../sandbox/blank.ts';
@@ -13,24 +11,23 @@ import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
 import type { ConfigInput } from './config/types.ts';
 import { ConfigError } from './errors.ts';
+import { closeServer, createAdminServer, createProxyServer, listen, type Listen } from './listeners.ts';
 import { createLogger, type Logger } from './log.ts';
+import { LogQueue } from './log-queue.ts';
 import { Metrics } from './metrics.ts';
-import { logSinkFor, recordFault } from './pipeline.ts';
-import { createRequestHandler, type ProxyContext } from './proxy.ts';
-import { answerClientError } from './request-checks.ts';
-import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
-import { PrefixRouter } from './router/router.ts';
-import { Snapshot } from './snapshot.ts';
+import type { PipelineContext } from './pipeline.ts';
+import type { ProxyContext } from './proxy.ts';
+import type { Snapshot, UnhealthyInstance } from './snapshot.ts';
+import { SnapshotBuilder } from './snapshot-builder.ts';
 import { FileWatch } from './watch.ts';
 import { UpstreamPools } from './upstream.ts';
-import { WebSocketProxy, isWebSocketUpgrade } from './websocket.ts';
-import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
+import type { WebSocketProxy } from './websocket.ts';
 
 import { VERSION } from './version.ts';
 
 export { VERSION };
 
-export type Listen = { host: string; port: number };
+export type { Listen };
 
 export type GatewayOptions = {
   /** Path of the YAML config file. */
@@ -51,8 +48,6 @@ export type GatewayOptions = {
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
 
-const LOG_BATCH_MAX = 256;
-
 /**
  * The gateway: listeners, the current config snapshot, the sandboxes and the watchdog.
  *
@@ -71,9 +66,9 @@ export class Gateway {
   #warm = new WarmIsolates(2);
   #pools = new UpstreamPools();
   #pool: IsolatePool;
-  #sandboxes = new Map<string, TenantSandbox>();
+  #builder: SnapshotBuilder;
+  #logs: LogQueue;
   #snapshot!: Snapshot;
-  #version = 0;
   #proxy: Server;
   #websockets: WebSocketProxy;
   #admin: Server | null = null;
@@ -81,12 +76,7 @@ export class Gateway {
   #accessLog: AccessLog | null;
   #reloading: Promise<ReloadResult> | null = null;
   #lastReloadError: string | null = null;
-  #logQueue = new Map<TenantSandbox, { route: RuntimeRoute; item: [number, string, string, string] }[]>();
-  #logFlushScheduled = false;
   #stopping = false;
-  #onSandbox: GatewayOptions['onSandbox'];
-  /** Quarantine keys (instance id + code hash) set by the supervisor. */
-  #quarantined = new Set<string>();
   #ctx: ProxyContext;
   #unmatched: ReturnType<Metrics['requests']['labels']>;
 
@@ -95,7 +85,6 @@ export class Gateway {
     this.log = logger;
     const access = options.accessLog ?? compiled.input.log.access;
     this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
-    this.#onSandbox = options.onSandbox;
     const input = compiled.input;
     this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
@@ -108,26 +97,27 @@ export class Gateway {
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
+    const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures };
+    this.#logs = new LogQueue(pipeline);
     this.#ctx = {
-      log: this.log,
-      pool: this.#pool,
-      failures: this.metrics.pluginFailures,
+      ...pipeline,
       current: () => this.#snapshot,
-      queueLog: (route, reqJson, phaseJson, ctx) => this.#queueLog(route, reqJson, phaseJson, ctx),
+      queueLog: this.#logs.push,
       countUnmatched: () => this.#unmatched.inc(),
       accessLog: this.#accessLog,
     };
-    this.#snapshot = this.#build(compiled);
-    const handler = createRequestHandler(this.#ctx);
-    // requireHostHeader: false, so that a request without Host gets our JSON 400 (core/request-checks.ts), not node's empty one.
-    // Only WebSocket upgrades leave the request path; any other Upgrade is proxied without it.
-    this.#proxy = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0, requireHostHeader: false, shouldUpgradeCallback: isWebSocketUpgrade }, (req, res) => {
-      handler(req, res);
+    this.#builder = new SnapshotBuilder({
+      configFile: this.configFile,
+      log: this.log,
+      metrics: this.metrics,
+      pools: this.#pools,
+      watchdog: this.#watchdog,
+      warm: this.#warm,
+      onSandbox: options.onSandbox,
+      onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),
     });
-    this.#websockets = new WebSocketProxy(this.#ctx);
-    this.#proxy.on('upgrade', this.#websockets.handle);
-    // Malformed requests get a JSON 4xx and never reach the handler.
-    this.#proxy.on('clientError', answerClientError);
+    this.#snapshot = this.#builder.build(compiled);
+    ({ server: this.#proxy, websockets: this.#websockets } = createProxyServer(this.#ctx));
   }
 
   /** Loads the config, compiles it, and starts listening. Throws ConfigError on a bad file. */
@@ -163,8 +153,7 @@ export class Gateway {
     await listen(this.#proxy, proxy);
     if (options.admin !== false) {
       const admin = { ...input.admin, ...options.admin };
-      this.#admin = createServer(createAdminHandler(this));
-      this.#admin.on('clientError', answerClientError);
+      this.#admin = createAdminServer(createAdminHandler(this));
       await listen(this.#admin, admin);
     }
     this.log.info({ proxy: this.proxyAddress, admin: this.adminAddress, config: this.configFile, version: this.#snapshot.version }, 'isogate listening');
@@ -182,74 +171,6 @@ export class Gateway {
 
   get snapshot(): Snapshot {
     return this.#snapshot;
-  }
-
-  #build(compiled: CompiledConfig): Snapshot {
-    const version = ++this.#version;
-    const sandboxes = new Map<string, TenantSandbox>();
-    for (const [tenant, program] of compiled.programs) {
-      if (program.chains.length === 0) continue;
-      const key = `${tenant}\0${program.key}`;
-      let sb = this.#sandboxes.get(key);
-      if (sb === undefined) {
-        sb = new TenantSandbox(program, this.#watchdog, {
-          onIsolateCreated: (t, ms) => {
-            this.metrics.isolateCreated.labels(t).inc();
-            this.metrics.coldStart.observe(ms / 1000);
-            this.log.debug({ tenant: t, ms: Number(ms.toFixed(2)) }, 'isolate created');
-          },
-          onIsolateDisposed: (t, reason) => this.log.debug({ tenant: t, reason }, 'isolate disposed'),
-          onCatastrophicError: (t, message) => this.#catastrophic(t, message),
-          warm: this.#warm,
-        });
-        this.#sandboxes.set(key, sb);
-        program.instances.forEach((inst, idx) => {
-          if (this.#quarantined.has(inst.quarantineKey)) sb!.gate.quarantine(idx);
-        });
-        this.#onSandbox?.(sb.slot, tenant, program.instances.map((i) => ({ id: i.id, key: i.quarantineKey })));
-      }
-      sandboxes.set(tenant, sb);
-    }
-    const routes: RuntimeRoute[] = compiled.routes.map((spec) => {
-      const sandbox = spec.chainId >= 0 ? sandboxes.get(spec.tenant) ?? null : null;
-      const instances = compiled.instances.get(spec.tenant) ?? [];
-      const program = compiled.programs.get(spec.tenant);
-      const chain = spec.chainId >= 0 && program !== undefined ? program.chains[spec.chainId] : {};
-      const phases = new Map<number, ReturnType<Metrics['pluginDuration']['labels']>>();
-      const logSinks = new Map<number, ReturnType<typeof logSinkFor>>();
-      for (const bit of Object.values(PHASE)) {
-        const list = chain[bit];
-        if (list === undefined) continue;
-        const label = [...new Set(list.map((i) => instances[i].name))].join('+');
-        phases.set(bit, this.metrics.pluginDuration.labels(spec.tenant, label, PHASE_NAME[bit]));
-        logSinks.set(bit, logSinkFor(this.log, { tenant: spec.tenant, instances }, bit));
-      }
-      const statusChildren = new Map<number, ReturnType<Metrics['requests']['labels']>>();
-      const requests = this.metrics.requests;
-      return {
-        ...spec,
-        pool: this.#pools.get(spec.service.origin, spec.service.connectTimeoutMs),
-        sandbox,
-        instances,
-        runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,
-        runsHeaderFilter: sandbox !== null && (spec.phases & PHASE.HEADER_FILTER) !== 0,
-        runsBodyFilter: sandbox !== null && (spec.phases & PHASE.BODY_FILTER) !== 0,
-        runsLog: sandbox !== null && (spec.phases & PHASE.LOG) !== 0,
-        logSinks,
-        metrics: {
-          duration: this.metrics.requestDuration.labels(spec.tenant, spec.name),
-          upstream: this.metrics.upstreamDuration.labels(spec.tenant, spec.name),
-          throttled: this.metrics.throttled.labels(spec.tenant),
-          phases,
-          status(code: number) {
-            let c = statusChildren.get(code);
-            if (c === undefined) statusChildren.set(code, (c = requests.labels(spec.tenant, spec.name, String(code))));
-            return c;
-          },
-        },
-      };
-    });
-    return new Snapshot(version, this.configFile, compiled, new PrefixRouter(routes), routes, sandboxes);
   }
 
   /**
@@ -276,7 +197,7 @@ export class Gateway {
       try {
         const input = await load();
         const compiled = await compileConfig(input, this.configFile);
-        const next = this.#build(compiled);
+        const next = this.#builder.build(compiled);
         const prev = this.#snapshot;
         this.#snapshot = next;
         prev.retire(() => this.#freeUnused());
@@ -303,15 +224,8 @@ export class Gateway {
   #freeUnused(): void {
     // The last requests of the old snapshot may still have their log phase queued: run it
     // now, while their sandboxes exist.
-    if (this.#logFlushScheduled) this.#flushLogs();
-    const used = new Set(this.#snapshot.sandboxes.values());
-    for (const [key, sb] of this.#sandboxes) {
-      if (!used.has(sb)) {
-        this.#sandboxes.delete(key);
-        this.#pool.forget(sb);
-        sb.dispose();
-      }
-    }
+    if (this.#logs.scheduled) this.#logs.flush();
+    this.#builder.freeUnused(this.#snapshot, (sb) => this.#pool.forget(sb));
   }
 
   /** --watch: the config file and every file of its plugins (entries and what esbuild bundled into them). */
@@ -322,46 +236,8 @@ export class Gateway {
 
   /** The config file and the files of its plugins, as of the running config. */
   watchedFiles(): string[] {
-    const files = new Set([this.configFile]);
-    for (const program of this.#snapshot.compiled.programs.values()) {
-      for (const p of program.plugins) for (const f of p.inputs) files.add(f);
-    }
-    return [...files];
+    return this.#snapshot.sourceFiles();
   }
-
-  #queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void {
-    if (this.#stopping) return;
-    const sb = route.sandbox!;
-    let list = this.#logQueue.get(sb);
-    if (list === undefined) this.#logQueue.set(sb, (list = []));
-    list.push({ route, item: [route.chainId, reqJson, phaseJson, ctx] });
-    if (!this.#logFlushScheduled) {
-      this.#logFlushScheduled = true;
-      setImmediate(this.#flushLogs);
-    }
-  }
-
-  /** The log phase: after the responses are sent, one sandbox call per tenant per batch. */
-  #flushLogs = (): void => {
-    this.#logFlushScheduled = false;
-    const queue = this.#logQueue;
-    this.#logQueue = new Map();
-    for (const [sb, entries] of queue) {
-      for (let i = 0; i < entries.length; i += LOG_BATCH_MAX) {
-        const part = entries.slice(i, i + LOG_BATCH_MAX);
-        sb.touchedAt = performance.now();
-        this.#pool.touch(sb);
-        const results = sb.runBatch(part.map((e) => e.item));
-        sb.budget.charge(sb.lastCallMs);
-        results.forEach((r, k) => {
-          const route = part[k].route;
-          for (const f of r.faults) recordFault(this.#ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
-          const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
-          if (bad !== null) recordFault(this.#ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
-        });
-      }
-    }
-  };
 
   #catastrophic(tenant: string, message: string): void {
     this.log.fatal({ tenant }, `isolated-vm catastrophic error, stopping: ${message}`);
@@ -375,21 +251,12 @@ export class Gateway {
    * reloads until the plugin's code changes.
    */
   quarantine(keys: readonly string[]): void {
-    for (const k of keys) this.#quarantined.add(k);
-    for (const sb of this.#sandboxes.values()) {
-      sb.program.instances.forEach((inst, idx) => {
-        if (this.#quarantined.has(inst.quarantineKey)) sb.gate.quarantine(idx);
-      });
-    }
+    this.#builder.quarantine(keys);
   }
 
   /** Plugin instances that are not healthy (breaker open or half-open, or quarantined). */
-  unhealthyInstances(): { tenant: string; instance: string; state: string }[] {
-    const out: { tenant: string; instance: string; state: string }[] = [];
-    for (const sb of this.#snapshot.sandboxes.values()) {
-      for (const u of sb.gate.unhealthy()) out.push({ tenant: sb.tenant, instance: sb.program.instances[u.instance].id, state: u.state });
-    }
-    return out;
+  unhealthyInstances(): UnhealthyInstance[] {
+    return this.#snapshot.unhealthyInstances();
   }
 
   /** Live plugin isolates of this process: what /status counts and isogate_isolates reports. */
@@ -432,42 +299,21 @@ export class Gateway {
   async stop(graceMs = 5_000): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#logs.stop();
     this.#watcher?.close();
     // Tunnels are no longer the HTTP server's connections: closed here, or close() would wait for them.
     this.#websockets.closeAll();
     const closing = [closeServer(this.#proxy, graceMs)];
     if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
     await Promise.all(closing);
-    this.#flushLogs();
+    this.#logs.flush();
     // Every request has ended (its line is written in its close handler): nothing is lost.
     await this.#accessLog?.close();
     await this.#pools.close();
-    for (const sb of this.#sandboxes.values()) sb.dispose();
-    this.#sandboxes.clear();
+    this.#builder.disposeAll();
     this.#pool.close();
     this.#warm.close();
     // isolated-vm crashes if the process exits while the watchdog's thread runs: stop it first.
     await this.#watchdog.stop();
   }
 }
-
-function listen(server: Server, at: Listen): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => {
-      server.off('error', reject);
-      resolvePromise();
-    });
-  });
-}
-
-function closeServer(server: Server, graceMs: number): Promise<void> {
-  return new Promise((resolvePromise) => {
-    if (!server.listening) return resolvePromise();
-    server.close(() => resolvePromise());
-    server.closeIdleConnections();
-    const t = setTimeout(() => server.closeAllConnections(), graceMs);
-    t.unref();
-  });
-}
-

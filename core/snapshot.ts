@@ -3,6 +3,8 @@ import type { RuntimeRoute } from './route.ts';
 import type { PrefixRouter } from './router/router.ts';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 
+export type UnhealthyInstance = { tenant: string; instance: string; state: string };
+
 /**
  * One immutable runtime view of the config: the router and its routes. A reload builds a
  * new snapshot and swaps it in; requests hold the snapshot they started on (retain/release)
@@ -43,6 +45,24 @@ export class Snapshot {
       this.#retired = null;
       done();
     }
+  }
+
+  /** The config file and the files of its plugins (entries and what esbuild bundled into them). */
+  sourceFiles(): string[] {
+    const files = new Set([this.file]);
+    for (const program of this.compiled.programs.values()) {
+      for (const p of program.plugins) for (const f of p.inputs) files.add(f);
+    }
+    return [...files];
+  }
+
+  /** Plugin instances that are not healthy (breaker open or half-open, or quarantined). */
+  unhealthyInstances(): UnhealthyInstance[] {
+    const out: UnhealthyInstance[] = [];
+    for (const sb of this.sandboxes.values()) {
+      for (const u of sb.gate.unhealthy()) out.push({ tenant: sb.tenant, instance: sb.program.instances[u.instance].id, state: u.state });
+    }
+    return out;
   }
 
   /** Called when a newer snapshot replaced this one: `cleanup` runs after its last request. */

@@ -1,0 +1,154 @@
+import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import type { Watchdog } from '../sandbox/watchdog.ts';
+import type { WarmIsolates } from '../sandbox/blank.ts';
+import type { CompiledConfig } from './config/compile.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import { logSinkFor } from './pipeline.ts';
+import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
+import { PrefixRouter } from './router/router.ts';
+import { Snapshot } from './snapshot.ts';
+import type { UpstreamPools } from './upstream.ts';
+
+/** What the builder needs of the gateway: where to log and count, and what to share. */
+export type SnapshotBuilderDeps = {
+  readonly configFile: string;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly pools: UpstreamPools;
+  readonly watchdog: Watchdog;
+  readonly warm: WarmIsolates;
+  /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
+  readonly onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
+  readonly onCatastrophicError: (tenant: string, message: string) => void;
+};
+
+type RouteMetric = ReturnType<Metrics['requests']['labels']>;
+
+/**
+ * Turns compiled configs into snapshots. It keeps the tenant sandboxes across builds (a
+ * tenant whose plugins did not change keeps its isolate) and the quarantine, which lasts
+ * until a plugin's code changes.
+ */
+export class SnapshotBuilder {
+  readonly #deps: SnapshotBuilderDeps;
+  #sandboxes = new Map<string, TenantSandbox>();
+  /** Quarantine keys (instance id + code hash) set by the supervisor. */
+  #quarantined = new Set<string>();
+  #version = 0;
+
+  constructor(deps: SnapshotBuilderDeps) {
+    this.#deps = deps;
+  }
+
+  build(compiled: CompiledConfig): Snapshot {
+    const version = ++this.#version;
+    const sandboxes = this.#sandboxesFor(compiled);
+    const routes = compiled.routes.map((spec) => this.#runtimeRoute(compiled, spec, sandboxes));
+    return new Snapshot(version, this.#deps.configFile, compiled, new PrefixRouter(routes), routes, sandboxes);
+  }
+
+  /** The sandbox of each tenant with plugins: the one it had when its program is unchanged. */
+  #sandboxesFor(compiled: CompiledConfig): Map<string, TenantSandbox> {
+    const { log, metrics, watchdog, warm, onSandbox, onCatastrophicError } = this.#deps;
+    const sandboxes = new Map<string, TenantSandbox>();
+    for (const [tenant, program] of compiled.programs) {
+      if (program.chains.length === 0) continue;
+      const key = `${tenant}\0${program.key}`;
+      let sb = this.#sandboxes.get(key);
+      if (sb === undefined) {
+        sb = new TenantSandbox(program, watchdog, {
+          onIsolateCreated: (t, ms) => {
+            metrics.isolateCreated.labels(t).inc();
+            metrics.coldStart.observe(ms / 1000);
+            log.debug({ tenant: t, ms: Number(ms.toFixed(2)) }, 'isolate created');
+          },
+          onIsolateDisposed: (t, reason) => log.debug({ tenant: t, reason }, 'isolate disposed'),
+          onCatastrophicError,
+          warm,
+        });
+        this.#sandboxes.set(key, sb);
+        this.#applyQuarantine(sb);
+        onSandbox?.(sb.slot, tenant, program.instances.map((i) => ({ id: i.id, key: i.quarantineKey })));
+      }
+      sandboxes.set(tenant, sb);
+    }
+    return sandboxes;
+  }
+
+  /** A route as requests use it: its pool, sandbox, phase flags, log sinks and metric children, all made here once. */
+  #runtimeRoute(compiled: CompiledConfig, spec: CompiledConfig['routes'][number], sandboxes: ReadonlyMap<string, TenantSandbox>): RuntimeRoute {
+    const { log, metrics, pools } = this.#deps;
+    const sandbox = spec.chainId >= 0 ? sandboxes.get(spec.tenant) ?? null : null;
+    const instances = compiled.instances.get(spec.tenant) ?? [];
+    const program = compiled.programs.get(spec.tenant);
+    const chain = spec.chainId >= 0 && program !== undefined ? program.chains[spec.chainId] : {};
+    const phases = new Map<number, ReturnType<Metrics['pluginDuration']['labels']>>();
+    const logSinks = new Map<number, ReturnType<typeof logSinkFor>>();
+    for (const bit of Object.values(PHASE)) {
+      const list = chain[bit];
+      if (list === undefined) continue;
+      const label = [...new Set(list.map((i) => instances[i].name))].join('+');
+      phases.set(bit, metrics.pluginDuration.labels(spec.tenant, label, PHASE_NAME[bit]));
+      logSinks.set(bit, logSinkFor(log, { tenant: spec.tenant, instances }, bit));
+    }
+    const statusChildren = new Map<number, RouteMetric>();
+    const requests = metrics.requests;
+    return {
+      ...spec,
+      pool: pools.get(spec.service.origin, spec.service.connectTimeoutMs),
+      sandbox,
+      instances,
+      runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,
+      runsHeaderFilter: sandbox !== null && (spec.phases & PHASE.HEADER_FILTER) !== 0,
+      runsBodyFilter: sandbox !== null && (spec.phases & PHASE.BODY_FILTER) !== 0,
+      runsLog: sandbox !== null && (spec.phases & PHASE.LOG) !== 0,
+      logSinks,
+      metrics: {
+        duration: metrics.requestDuration.labels(spec.tenant, spec.name),
+        upstream: metrics.upstreamDuration.labels(spec.tenant, spec.name),
+        throttled: metrics.throttled.labels(spec.tenant),
+        phases,
+        status(code: number) {
+          let c = statusChildren.get(code);
+          if (c === undefined) statusChildren.set(code, (c = requests.labels(spec.tenant, spec.name, String(code))));
+          return c;
+        },
+      },
+    };
+  }
+
+  /**
+   * Quarantines plugin instances by key (instance id + code hash), in every sandbox now
+   * and in those built later.
+   */
+  quarantine(keys: readonly string[]): void {
+    for (const k of keys) this.#quarantined.add(k);
+    for (const sb of this.#sandboxes.values()) this.#applyQuarantine(sb);
+  }
+
+  #applyQuarantine(sb: TenantSandbox): void {
+    sb.program.instances.forEach((inst, idx) => {
+      if (this.#quarantined.has(inst.quarantineKey)) sb.gate.quarantine(idx);
+    });
+  }
+
+  /** Disposes the sandboxes `current` does not use; `forget` is told of each first. */
+  freeUnused(current: Snapshot, forget: (sb: TenantSandbox) => void): void {
+    const used = new Set(current.sandboxes.values());
+    for (const [key, sb] of this.#sandboxes) {
+      if (!used.has(sb)) {
+        this.#sandboxes.delete(key);
+        forget(sb);
+        sb.dispose();
+      }
+    }
+  }
+
+  /** Disposes every sandbox (the gateway stops). */
+  disposeAll(): void {
+    for (const sb of this.#sandboxes.values()) sb.dispose();
+    this.#sandboxes.clear();
+  }
+}
