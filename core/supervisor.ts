@@ -1,42 +1,23 @@
-import cluster, { type Worker } from 'node:cluster';
-import { mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import cluster from 'node:cluster';
+import { mkdirSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { readBeacon, resetBeacon, type BeaconRecord } from '../sandbox/beacon.ts';
-import { ADMIN_PATHS, healthBody, json, readyBody } from './admin.ts';
-import { answerClientError } from './request-checks.ts';
+import { join } from 'node:path';
+import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
-import { supervisorAdminApi, type AdminApi } from './admin-api/index.ts';
-import { promText } from './metrics.ts';
-import { ReloadRound, type ReloadOutcome } from './reload-round.ts';
-import { makeCgroupRoot, removeCgroup, writeMemoryBound } from './supervisor/cgroups.ts';
+import { supervisorAdminApi } from './admin-api/index.ts';
+import { listenAdmin } from './supervisor/admin.ts';
+import { WorkerCgroups } from './supervisor/cgroups.ts';
+import { CrashLoop, HealthCheck } from './supervisor/health.ts';
+import { SupervisorMetrics } from './supervisor/metrics.ts';
+import { Quarantine } from './supervisor/quarantine.ts';
+import { Reloads } from './supervisor/reload.ts';
+import { StatusRequests, summed } from './supervisor/status.ts';
+import { who, type ToSupervisor, type ToWorker, type WorkerState } from './supervisor/types.ts';
 import { FileWatch } from './watch.ts';
 
-/** Messages from a worker (core/worker.ts) to the supervisor. */
-export type ToSupervisor =
-  | { t: 'ready'; pid: number; port: number }
-  | { t: 'spare'; pid: number }
-  | { t: 'failed'; error: string }
-  | { t: 'pong'; seq: number }
-  | { t: 'sandbox'; slot: number; tenant: string; instances: { id: string; key: string }[] }
-  | { t: 'reloaded'; seq: number; ok: boolean; error?: string; version?: number }
-  | { t: 'status'; id: number; status: Record<string, unknown> }
-  /** The config file and its plugins' files, for --watch (after start and each reload). */
-  | { t: 'watch'; files: string[] };
-
-/** Messages from the supervisor to a worker. */
-export type ToWorker =
-  | { t: 'ping'; seq: number }
-  | { t: 'quarantine'; keys: string[]; modules?: number[] }
-  | { t: 'reload'; seq: number }
-  | { t: 'status'; id: number }
-  /** The slot the worker serves (its metrics' `worker` label), once it serves. */
-  | { t: 'slot'; index: number }
-  | { t: 'activate' }
-  | { t: 'stop' };
+export type { ToSupervisor, ToWorker } from './supervisor/types.ts';
 
 export type SupervisorOptions = {
   configFile: string;
@@ -48,28 +29,6 @@ export type SupervisorOptions = {
   /** Overrides config.listen.port (tests use 0... but cluster workers then share one port). */
   port?: number;
 };
-
-type WorkerState = {
-  worker: Worker;
-  index: number;
-  beaconFile: string;
-  pid: number;
-  ready: boolean;
-  startedAt: number;
-  /** When the oldest ping still unanswered was sent (0: none outstanding). */
-  unansweredSince: number;
-  /** Sandbox slot -> tenant and instances, as the worker reported them. */
-  slots: Map<number, { tenant: string; instances: { id: string; key: string }[] }>;
-  cgroup: string | null;
-  /** Set when we ended it on purpose (stop, wedge, memory): not a crash to count twice. */
-  endedBy: string | null;
-  /** A hot spare: loaded, not listening, waiting to replace a worker that dies. */
-  spare: boolean;
-  /** The spare finished loading. */
-  loaded: boolean;
-};
-
-type Quarantined = { key: string; instance: string; tenant: string; reason: string; at: string };
 
 /**
  * The supervisor: never runs plugin code. It forks N worker processes sharing the proxy
@@ -86,35 +45,22 @@ export class Supervisor {
   #workers = new Map<number, WorkerState>(); // by slot index 0..size-1
   #spare: WorkerState | null = null;
   #spareSeq = 1000;
-  #quarantined = new Map<string, Quarantined>();
-  /** Plugin modules (by beacon tag) whose loading wedged a worker: no worker runs them again. */
-  #refusedModules = new Set<number>();
-  /** A reload tried in the hot spare first: the serving workers reload only once it loaded there. */
-  #reloadInSpare: WorkerState | null = null;
+  #quarantine: Quarantine;
   #admin: Server | null = null;
-  #api: AdminApi | null = null;
   /** When the admin API last wrote the config: a worker that was loading then may hold the version before. */
   #apiWroteAt = 0;
   #timer: NodeJS.Timeout | null = null;
-  #pingSeq = 0;
+  #health: HealthCheck;
   #stopping = false;
   #runDir: string;
-  #cgroupRoot: string | null;
-  /** Worker cgroup folders being removed (the kernel refuses until the dead process is reaped). */
-  #cgroupDrops = new Set<Promise<void>>();
-  #aggregator = new AggregatorRegistry();
-  #registry = new Registry();
-  #restarts: Counter<'reason'>;
-  #crashLoop = new Map<number, number[]>();
-  #statusSeq = 0;
-  #reloads: Counter<'result'>;
-  #reloadSeq = 0;
-  /** Reload seq -> the round waiting for the workers' answers. */
-  #reloadRounds = new Map<number, ReloadRound<WorkerState>>();
+  #cgroups: WorkerCgroups;
+  #metrics: SupervisorMetrics;
+  #crashLoop = new CrashLoop();
+  #statuses = new StatusRequests();
+  #reloads: Reloads;
   #watcher: FileWatch | null = null;
   /** The files of the running config, as the workers last reported them. */
   #watchFiles: string[] = [];
-  #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
   #firstReady: Promise<void>;
   #resolveFirstReady!: () => void;
   #rejectFirstReady!: (e: Error) => void;
@@ -126,21 +72,12 @@ export class Supervisor {
     this.size = n === 'auto' ? availableParallelism() : Math.max(1, n);
     this.#runDir = join(tmpdir(), `isogate-${process.pid}`);
     mkdirSync(this.#runDir, { recursive: true });
-    this.#cgroupRoot = makeCgroupRoot(process.pid);
-    this.#restarts = new Counter({ name: 'isogate_worker_restarts_total', help: 'Workers replaced, by reason (crash, wedged, memory).', labelNames: ['reason'], registers: [this.#registry] });
-    this.#reloads = new Counter({ name: 'isogate_config_reloads_total', help: 'Config reloads by result (ok, error), counted once for all workers: error if any worker rejected it.', labelNames: ['result'], registers: [this.#registry] });
-    const self = this;
-    new Gauge({ name: 'isogate_workers', help: 'Worker processes ready to serve.', registers: [this.#registry], collect() { this.set([...self.#workers.values()].filter((w) => w.ready).length); } });
-    new Gauge({
-      name: 'isogate_plugin_quarantined',
-      help: 'Plugin instances quarantined after crashing a worker (1 each).',
-      labelNames: ['tenant', 'instance'],
-      registers: [this.#registry],
-      collect() {
-        this.reset();
-        for (const q of self.#quarantined.values()) this.labels(q.tenant, q.instance).set(1);
-      },
-    });
+    this.#cgroups = new WorkerCgroups(process.pid, options.config.supervisor.workerMemoryMb, this.log);
+    const all = () => this.#all();
+    this.#quarantine = new Quarantine(this.log, all);
+    this.#health = new HealthCheck(options.config.supervisor, this.log, all);
+    this.#metrics = new SupervisorMetrics(() => [...this.#workers.values()].filter((w) => w.ready).length, () => this.#quarantine.values());
+    this.#reloads = new Reloads(this.log, this.#metrics.reloads, { serving: () => this.#serving(), spare: () => this.#spare });
     this.#firstReady = new Promise((res, rej) => {
       this.#resolveFirstReady = res;
       this.#rejectFirstReady = rej;
@@ -154,32 +91,27 @@ export class Supervisor {
     for (let i = 0; i < this.size; i++) this.#fork(i, false);
     this.#fork(this.#spareSeq++, true);
     const { healthIntervalMs } = this.options.config.supervisor;
-    this.#timer = setInterval(() => this.#health(), healthIntervalMs);
+    this.#timer = setInterval(() => this.#health.tick(), healthIntervalMs);
     await this.#firstReady;
     const admin = this.options.config.admin;
     // Admin API changes are taken by every serving worker and the loaded spare before they answer.
-    this.#api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#reloadForApi(), () => (this.#apiWroteAt = Date.now()));
-    this.#admin = createServer((req, res) => void this.#adminRequest(req, res));
-    this.#admin.on('clientError', answerClientError);
-    await new Promise<void>((res, rej) => {
-      this.#admin!.once('error', rej);
-      this.#admin!.listen(admin.port, admin.host, () => res());
-    });
+    const api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#reloads.forApi(), () => (this.#apiWroteAt = Date.now()));
+    this.#admin = await listenAdmin({ api, metrics: this.#metrics, status: () => this.status(), notReady: () => this.#notReady() }, admin.host, admin.port);
     if (this.options.watch === true) this.#watch();
-    this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroupRoot !== null }, 'isogate supervisor up');
+    this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
   }
 
   #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: [...this.#refusedModules].join(',') };
+    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: this.#quarantine.refusedModulesEnv() };
     if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
       worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), unansweredSince: 0,
       slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false,
     };
-    state.cgroup = this.#cgroupFor(state);
+    state.cgroup = this.#cgroups.attach(state);
     if (spare) this.#spare = state;
     else this.#workers.set(index, state);
     worker.on('message', (m: ToSupervisor) => this.#message(state, m));
@@ -191,14 +123,14 @@ export class Supervisor {
       case 'spare':
         w.loaded = true;
         if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload', seq: 0 } satisfies ToWorker); // answered to no round
-        if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
+        this.#quarantine.tell(w);
         this.log.debug({ workerPid: m.pid, ms: Date.now() - w.startedAt }, 'hot spare loaded');
         break;
       case 'ready':
         w.ready = true;
         if (w.startedAt <= this.#apiWroteAt) w.worker.send({ t: 'reload', seq: 0 } satisfies ToWorker); // answered to no round
         w.unansweredSince = 0;
-        if (this.#quarantined.size > 0) w.worker.send({ t: 'quarantine', keys: [...this.#quarantined.keys()] } satisfies ToWorker);
+        this.#quarantine.tell(w);
         w.worker.send({ t: 'slot', index: w.index } satisfies ToWorker);
         this.log.info({ worker: w.index, workerPid: m.pid, ms: Date.now() - w.startedAt }, 'worker ready');
         this.#resolveFirstReady();
@@ -214,47 +146,15 @@ export class Supervisor {
         w.slots.set(m.slot, { tenant: m.tenant, instances: m.instances });
         break;
       case 'reloaded':
-        this.#reloadRounds.get(m.seq)?.reply(w, m.ok, m.error);
+        this.#reloads.reply(w, m.seq, m.ok, m.error);
         break;
       case 'watch':
         this.#watchFiles = m.files;
         this.#watcher?.set(m.files);
         break;
-      case 'status': {
-        const waiter = this.#statusWaiters.get(m.id);
-        if (waiter !== undefined) waiter({ worker: w.index, ...m.status });
+      case 'status':
+        this.#statuses.answer(w, m.id, m.status);
         break;
-      }
-    }
-  }
-
-  /** Who was running when worker `w` died: the instance its beacon names, quarantined everywhere. */
-  #blame(w: WorkerState, record: BeaconRecord | null, reason: string): void {
-    if (record === null || !record.inCall) return;
-    const slot = w.slots.get(record.slot);
-    if (slot === undefined) return;
-    const inst = slot.instances[record.instance];
-    if (inst === undefined) {
-      this.log.error({ worker: w.index, tenant: slot.tenant, reason }, 'worker died in a sandbox call of this tenant; the plugin could not be named');
-      return;
-    }
-    if (this.#quarantined.has(inst.key)) return;
-    this.#quarantined.set(inst.key, { key: inst.key, instance: inst.id, tenant: slot.tenant, reason, at: new Date().toISOString() });
-    this.log.error({ worker: w.index, tenant: slot.tenant, instance: inst.id, reason }, 'plugin instance quarantined: it was running when its worker died');
-    for (const other of this.#all()) {
-      if (other !== w && other.worker.isConnected()) other.worker.send({ t: 'quarantine', keys: [inst.key] } satisfies ToWorker);
-    }
-  }
-
-  /** The worker died loading a plugin module (config compile time): no worker loads that module again. */
-  #refuse(w: WorkerState, loading: { tag: number; source: string }, reason: string): void {
-    if (this.#refusedModules.has(loading.tag)) return;
-    this.#refusedModules.add(loading.tag);
-    const instance = `module ${basename(loading.source)}`;
-    this.#quarantined.set(`module:${loading.tag}`, { key: `module:${loading.tag}`, instance, tenant: '', reason, at: new Date().toISOString() });
-    this.log.error({ worker: w.index, module: loading.source, reason }, 'plugin module quarantined: its worker died loading it; configs that use it are refused');
-    for (const other of this.#all()) {
-      if (other !== w && other.worker.isConnected()) other.worker.send({ t: 'quarantine', keys: [], modules: [loading.tag] } satisfies ToWorker);
     }
   }
 
@@ -266,15 +166,14 @@ export class Supervisor {
 
   #exited(w: WorkerState, code: number | null, signal: string | null): void {
     if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
-    this.#dropCgroup(w);
+    this.#cgroups.drop(w);
     if (this.#stopping) return;
     // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
     // could not stop, or in a plugin module's code while loading) says so in its beacon.
     const record = readBeacon(w.beaconFile);
     const reason = w.endedBy ?? (record?.wedged === true ? 'wedged' : 'crash');
-    if (record?.loading != null) this.#refuse(w, record.loading, reason);
-    // A worker that dies during a reload answers it as a rejection (the hot spare dying on the new config among them).
-    for (const round of this.#reloadRounds.values()) round.reply(w, false, `worker ${w.spare ? 'spare' : w.index} died (${reason}) while loading the new config`);
+    if (record?.loading != null) this.#quarantine.refuse(w, record.loading, reason);
+    this.#reloads.died(w, reason);
     if (w.spare) {
       // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
       if (this.#spare === w) this.#spare = null;
@@ -287,14 +186,10 @@ export class Supervisor {
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
       return;
     }
-    this.#restarts.labels(reason).inc();
+    this.#metrics.restarts.labels(reason).inc();
     this.log.error({ worker: w.index, workerPid: w.pid, code, signal, reason }, 'worker died; replacing it');
-    this.#blame(w, record, reason);
-    // Back off only if this slot keeps dying right after starting.
-    const now = Date.now();
-    const recent = (this.#crashLoop.get(w.index) ?? []).filter((t) => now - t < 10_000);
-    recent.push(now);
-    this.#crashLoop.set(w.index, recent);
+    this.#quarantine.blame(w, record, reason);
+    const delay = this.#crashLoop.died(w.index);
     const spare = this.#spare;
     if (spare !== null && spare.loaded && spare.worker.isConnected()) {
       // The hot spare takes over at once; a new spare loads in the background.
@@ -307,142 +202,18 @@ export class Supervisor {
       this.#fork(this.#spareSeq++, true);
       return;
     }
-    const delay = recent.length <= 3 ? 0 : Math.min(5_000, 250 * 2 ** (recent.length - 3));
     setTimeout(() => {
       if (!this.#stopping) this.#fork(w.index, false);
     }, delay).unref();
   }
 
-  #lastTick = Date.now();
-
-  #health(): void {
-    const { healthIntervalMs, healthTimeoutMs, startTimeoutMs, workerMemoryMb } = this.options.config.supervisor;
-    const now = Date.now();
-    // If the supervisor itself was held up (a stalled machine, a debugger), the workers'
-    // silence says nothing about them: judge nobody this tick, ping again.
-    const stalled = now - this.#lastTick > 2 * healthIntervalMs + 100;
-    this.#lastTick = now;
-    const seq = ++this.#pingSeq;
-    for (const w of this.#all()) {
-      if (!w.worker.isConnected() || w.endedBy !== null) continue;
-      if (stalled) {
-        w.unansweredSince = 0;
-      } else if (!w.ready && !w.loaded && now - w.startedAt > startTimeoutMs) {
-        // Every state has a deadline: starting (loading the config) too.
-        this.#end(w, 'stuck', `still loading its config after ${now - w.startedAt} ms`);
-        continue;
-      } else if ((w.ready || w.loaded) && w.unansweredSince !== 0 && now - w.unansweredSince > healthTimeoutMs) {
-        this.#end(w, 'wedged', `no answer to pings for ${now - w.unansweredSince} ms`);
-        continue;
-      }
-      const rss = rssMb(w.pid);
-      if (rss !== null && rss > workerMemoryMb) {
-        this.#end(w, 'memory', `resident memory ${rss} MB is above workerMemoryMb ${workerMemoryMb}`);
-        continue;
-      }
-      if (w.ready || w.loaded) {
-        if (w.unansweredSince === 0) w.unansweredSince = now;
-        w.worker.send({ t: 'ping', seq } satisfies ToWorker);
-      }
-    }
-  }
-
-  #end(w: WorkerState, reason: string, why: string): void {
-    w.endedBy = reason;
-    this.log.error({ ...who(w), reason }, `killing ${w.spare ? 'hot spare' : 'worker'}: ${why}`);
-    w.worker.process.kill('SIGKILL');
-  }
-
-  #cgroupFor(w: WorkerState): string | null {
-    if (this.#cgroupRoot === null || w.pid === 0) return null;
-    const dir = join(this.#cgroupRoot, `worker-${w.index}-${w.pid}`);
-    try {
-      mkdirSync(dir);
-      writeMemoryBound(dir, this.options.config.supervisor.workerMemoryMb);
-      writeFileSync(join(dir, 'cgroup.procs'), String(w.pid));
-      return dir;
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'memory cgroup not available for the worker');
-      try { rmdirSync(dir); } catch { /* never made */ }
-      return null;
-    }
-  }
-
-  #dropCgroup(w: WorkerState): void {
-    if (w.cgroup === null) return;
-    const drop = removeCgroup(w.cgroup);
-    w.cgroup = null;
-    this.#cgroupDrops.add(drop);
-    void drop.then(() => this.#cgroupDrops.delete(drop));
-  }
-
-  /**
-   * Reloads the config: in the hot spare first, then, once it loaded there, in the serving
-   * workers. A config that hangs or kills its worker while loading costs the spare only;
-   * the workers keep serving the running config. Without a loaded spare, every worker
-   * reloads at once. Either way the reload is reported once: the workers do not log their
-   * own result, the supervisor logs one line saying who accepted or rejected it, and
-   * counts it once.
-   */
+  /** Reloads the config in the hot spare first, then the serving workers (see Reloads.reload). */
   reload(): void {
-    const spare = this.#spare;
-    if (spare !== null && spare.loaded && spare.worker.isConnected() && this.#reloadInSpare === null) {
-      this.log.debug('reloading config in the hot spare first');
-      this.#reloadInSpare = spare;
-      this.#reloadRound(new Map([[spare, 'spare']]), (first) => {
-        this.#reloadInSpare = null;
-        if (first.acceptedBy.length === 0) return this.#reported(first, 'the hot spare could not load it; the workers keep the running config');
-        // The new config loaded somewhere: now the serving workers take it.
-        this.#reloadRound(this.#serving(), (rest) => this.#reported({ ...rest, acceptedBy: [...first.acceptedBy, ...rest.acceptedBy] }));
-      });
-      return;
-    }
-    this.log.debug('reloading config in every worker');
-    this.#reloadRound(new Map([...this.#serving(), ...(spare !== null && spare.worker.isConnected() ? [[spare, 'spare'] as const] : [])]), (o) => this.#reported(o));
-  }
-
-  /**
-   * An admin API change: every serving worker and the loaded spare reload the file at once
-   * (the API has validated it), reported once like any reload. Resolves with the errors of
-   * those that refused or did not answer.
-   */
-  #reloadForApi(): Promise<string[]> {
-    const targets = this.#serving();
-    const spare = this.#spare;
-    if (spare !== null && spare.loaded && spare.worker.isConnected()) targets.set(spare, 'spare');
-    return new Promise((resolve) =>
-      this.#reloadRound(targets, (o) => {
-        this.#reported(o);
-        resolve([...o.rejected.map((r) => r.error), ...o.noAnswer.map((who) => `worker ${who} did not answer the reload`)]);
-      }),
-    );
+    this.#reloads.reload();
   }
 
   #serving(): Map<WorkerState, string> {
     return new Map([...this.#workers.values()].filter((w) => w.worker.isConnected()).map((w) => [w, String(w.index)]));
-  }
-
-  #reloadRound(targets: Map<WorkerState, string>, onDone: (o: ReloadOutcome) => void): void {
-    const seq = ++this.#reloadSeq;
-    const round = new ReloadRound(targets, (o) => {
-      this.#reloadRounds.delete(seq);
-      onDone(o);
-    });
-    if (round.done) return;
-    this.#reloadRounds.set(seq, round);
-    for (const w of targets.keys()) w.worker.send({ t: 'reload', seq } satisfies ToWorker);
-  }
-
-  #reported({ acceptedBy, rejected, noAnswer }: ReloadOutcome, why = 'the running config stays'): void {
-    const missing = noAnswer.length > 0 ? noAnswer : undefined;
-    if (rejected.length === 0 && acceptedBy.length > 0) {
-      this.#reloads.labels('ok').inc();
-      this.log.info({ acceptedBy, noAnswer: missing }, 'config reloaded');
-      return;
-    }
-    this.#reloads.labels('error').inc();
-    const error = rejected[0]?.error ?? 'no worker answered';
-    this.log.error({ rejectedBy: rejected.map((r) => r.who), acceptedBy, noAnswer: missing }, `config reload rejected, ${why}: ${error}`);
   }
 
   /** --watch: the files come from the workers (the supervisor never loads plugins). */
@@ -451,50 +222,20 @@ export class Supervisor {
     this.#watcher.set([this.options.configFile, ...this.#watchFiles]);
   }
 
-  async #workerStatuses(): Promise<Record<string, unknown>[]> {
-    const live = [...this.#workers.values()].filter((w) => w.ready && w.worker.isConnected());
-    return Promise.all(
-      live.map(
-        (w) =>
-          new Promise<Record<string, unknown>>((resolve) => {
-            const id = ++this.#statusSeq;
-            const t = setTimeout(() => {
-              this.#statusWaiters.delete(id);
-              resolve({ worker: w.index, pid: w.pid, error: 'no answer' });
-            }, 1000);
-            this.#statusWaiters.set(id, (s) => {
-              clearTimeout(t);
-              this.#statusWaiters.delete(id);
-              resolve(s);
-            });
-            w.worker.send({ t: 'status', id } satisfies ToWorker);
-          }),
-      ),
-    );
-  }
-
   /**
    * /status: the config and counts of the workers, summed where they add up (live
    * isolates and requests in flight, as isogate_isolates summed over its `worker` label),
    * and each worker's own under workers.status.
    */
   async status(): Promise<Record<string, unknown>> {
-    const workers = await this.#workerStatuses();
-    const first = workers.find((w) => w.version !== undefined) ?? {};
-    let counts: Record<string, unknown> | undefined;
-    for (const w of workers) {
-      const c = w.counts as Record<string, number> | undefined;
-      if (c === undefined) continue;
-      if (counts === undefined) counts = { ...c, isolates: 0, inflight: 0 };
-      (counts.isolates as number) += c.isolates;
-      (counts.inflight as number) += c.inflight;
-    }
+    const workers = await this.#statuses.ask([...this.#workers.values()].filter((w) => w.ready && w.worker.isConnected()));
+    const { version, config, counts } = summed(workers);
     return {
       name: 'isogate',
-      version: first.version,
+      version,
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      config: first.config,
+      config,
       counts,
       workers: {
         size: this.size,
@@ -503,7 +244,7 @@ export class Supervisor {
         spareReady: this.#spare !== null && this.#spare.loaded,
         status: workers,
       },
-      quarantined: [...this.#quarantined.values()],
+      quarantined: this.#quarantine.values(),
     };
   }
 
@@ -518,35 +259,6 @@ export class Supervisor {
     if (this.#stopping) return 'stopping';
     if (this.#ready() === 0) return `no worker is serving (0 of ${this.size} ready)`;
     return null;
-  }
-
-  async #adminRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (this.#api?.owns(path) === true) return this.#api.handle(req, res);
-    try {
-      switch (path) {
-        case '/metrics': {
-          const [workers, own] = await Promise.all([this.#aggregator.clusterMetrics(), this.#registry.metrics()]);
-          res.writeHead(200, { 'content-type': this.#registry.contentType });
-          res.end(promText(workers, own));
-          return;
-        }
-        case '/status':
-          json(res, 200, await this.status());
-          return;
-        case '/healthz':
-          json(res, 200, healthBody());
-          return;
-        case '/readyz': {
-          const reason = this.#notReady();
-          json(res, reason === null ? 200 : 503, readyBody(reason));
-          return;
-        }
-      }
-      json(res, 404, { error: { code: 'ISG_ERR_NO_ROUTE', message: `admin endpoints: ${ADMIN_PATHS}` } });
-    } catch (err) {
-      json(res, 500, { error: { code: 'ISG_ERR_INTERNAL', message: (err as Error).message } });
-    }
   }
 
   /** Stops every worker (they drain), then the admin listener. */
@@ -565,23 +277,8 @@ export class Supervisor {
     );
     await Promise.all(exits);
     await new Promise<void>((r) => (this.#admin === null ? r() : this.#admin.close(() => r())));
-    for (const w of this.#all()) this.#dropCgroup(w);
-    await Promise.all(this.#cgroupDrops);
-    if (this.#cgroupRoot !== null) await removeCgroup(this.#cgroupRoot);
+    for (const w of this.#all()) this.#cgroups.drop(w);
+    await this.#cgroups.close();
     rmSync(this.#runDir, { recursive: true, force: true });
-  }
-}
-
-/** How log lines name a worker process: its slot, or as the hot spare. */
-function who(w: WorkerState): { worker?: number; spare?: true; workerPid: number } {
-  return w.spare ? { spare: true, workerPid: w.pid } : { worker: w.index, workerPid: w.pid };
-}
-
-function rssMb(pid: number): number | null {
-  try {
-    const statm = readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ');
-    return Math.round((Number(statm[1]) * 4096) / (1024 * 1024));
-  } catch {
-    return null;
   }
 }

@@ -1,7 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from '../log.ts';
+import type { WorkerState } from './types.ts';
 
-// Memory cgroups of the supervisor's workers: the folder tree, the bound written in it, and its removal.
+// Memory cgroups of the supervisor's workers: the folder tree, the bound written in it, each worker's folder, and their removal.
 
 /**
  * A memory cgroup folder for our workers, where the OS lets us make one (cgroup v2, or
@@ -114,5 +116,55 @@ export function writeMemoryBound(dir: string, mb: number): void {
   } else {
     writeFileSync(join(dir, 'memory.limit_in_bytes'), String(bytes));
     optional('memory.memsw.limit_in_bytes', bytes);
+  }
+}
+
+/**
+ * The cgroup folder of each worker process under the supervisor's root (where the OS lets
+ * us make one), and their removal once the workers are gone.
+ */
+export class WorkerCgroups {
+  /** The supervisor's cgroup folder, or null: the resident-size check is then the only bound. */
+  readonly root: string | null;
+  readonly #memoryMb: number;
+  readonly #log: Logger;
+  /** Worker cgroup folders being removed (the kernel refuses until the dead process is reaped). */
+  #drops = new Set<Promise<void>>();
+
+  constructor(pid: number, memoryMb: number, log: Logger) {
+    this.root = makeCgroupRoot(pid);
+    this.#memoryMb = memoryMb;
+    this.#log = log;
+  }
+
+  /** Puts a new worker in a folder of its own with the memory bound; its folder, or null. */
+  attach(w: Pick<WorkerState, 'index' | 'pid'>): string | null {
+    if (this.root === null || w.pid === 0) return null;
+    const dir = join(this.root, `worker-${w.index}-${w.pid}`);
+    try {
+      mkdirSync(dir);
+      writeMemoryBound(dir, this.#memoryMb);
+      writeFileSync(join(dir, 'cgroup.procs'), String(w.pid));
+      return dir;
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'memory cgroup not available for the worker');
+      try { rmdirSync(dir); } catch { /* never made */ }
+      return null;
+    }
+  }
+
+  /** Removes an ended worker's folder (in the background: see removeCgroup). */
+  drop(w: Pick<WorkerState, 'cgroup'>): void {
+    if (w.cgroup === null) return;
+    const drop = removeCgroup(w.cgroup);
+    w.cgroup = null;
+    this.#drops.add(drop);
+    void drop.then(() => this.#drops.delete(drop));
+  }
+
+  /** Once every worker is dropped: waits for their folders, then removes the root. */
+  async close(): Promise<void> {
+    await Promise.all(this.#drops);
+    if (this.root !== null) await removeCgroup(this.root);
   }
 }
