@@ -58,9 +58,9 @@ const config = await loadConfigFile(configFile).catch(fail);
 if (values.check === true) {
   const { compileConfig } = await import('./config/compile.ts');
   const compiled = await compileConfig(config, configFile).catch(fail);
-  const { typeCheckPlugins } = await import('./config/typecheck.ts');
+  const { typeCheckPluginsApart } = await import('./config/typecheck.ts');
   const entries = [...compiled.programs.values()].flatMap((p) => p.plugins.map((b) => b.source));
-  const types = await typeCheckPlugins(entries);
+  const types = await typeCheckPluginsApart(entries);
   const warnings = 'skipped' in types ? [`type checking skipped: ${types.skipped}`] : types.warnings;
   if (warnings.length > 0) process.stderr.write(`warnings:\n  ${warnings.map((w) => w.replaceAll('\n', '\n    ')).join('\n  ')}\n`);
   process.stdout.write(`${configFile}: ok\n`);
