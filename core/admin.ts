@@ -1,49 +1,71 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Gateway } from './gateway.ts';
+import type { AdminApi } from './admin-api/index.ts';
 import { gatewayAdminApi } from './admin-api/index.ts';
+import type { Gateway } from './gateway.ts';
 import { promText } from './metrics.ts';
 
 export const ADMIN_PATHS = '/metrics, /status, /healthz, /readyz';
 
+/** What an admin listener answers from: one gateway's, or a supervisor's for all its workers. */
+export type AdminSources = {
+  api: AdminApi;
+  /** Prometheus text and its content type. */
+  metrics: { readonly contentType: string; text(): Promise<string> };
+  status: () => Record<string, unknown> | Promise<Record<string, unknown>>;
+  /** Why this process should not get traffic (/readyz), or null. */
+  notReady: () => string | null;
+};
+
 /**
- * The admin listener of a gateway without a supervisor: /metrics (Prometheus text),
- * /status (JSON), /healthz (the process is up) and /readyz (it serves a config). The
- * supervisor serves the same paths for all its workers (core/supervisor.ts).
+ * The admin listener: the admin REST API (core/admin-api/), then /metrics (Prometheus
+ * text), /status (JSON), /healthz (the process is up) and /readyz (it serves a config).
+ * The same for a gateway without a supervisor and for a supervisor (core/supervisor/admin.ts).
  */
-export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
-  const registry = gw.metrics.all;
-  const api = gatewayAdminApi(gw);
-  return (req, res) => {
+export function adminHandler(s: AdminSources): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+  return async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (api.owns(path)) return void api.handle(req, res);
+    if (s.api.owns(path)) return s.api.handle(req, res);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       json(res, 405, { error: { code: 'ISG_ERR_BAD_REQUEST', message: 'admin endpoints answer GET only' } });
       return;
     }
-    switch (path) {
-      case '/metrics':
-        registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': registry.contentType });
-            res.end(promText(text));
-          },
-          (err: Error) => json(res, 500, { error: { code: 'ISG_ERR_INTERNAL', message: err.message } }),
-        );
-        return;
-      case '/status':
-        json(res, 200, gw.status());
-        return;
-      case '/healthz':
-        json(res, 200, healthBody());
-        return;
-      case '/readyz': {
-        const reason = gw.notReady();
-        json(res, reason === null ? 200 : 503, readyBody(reason));
-        return;
+    try {
+      switch (path) {
+        case '/metrics': {
+          const text = await s.metrics.text();
+          res.writeHead(200, { 'content-type': s.metrics.contentType });
+          res.end(text);
+          return;
+        }
+        case '/status':
+          json(res, 200, await s.status());
+          return;
+        case '/healthz':
+          json(res, 200, healthBody());
+          return;
+        case '/readyz': {
+          const reason = s.notReady();
+          json(res, reason === null ? 200 : 503, readyBody(reason));
+          return;
+        }
       }
+      json(res, 404, { error: { code: 'ISG_ERR_NO_ROUTE', message: `admin endpoints: ${ADMIN_PATHS}` } });
+    } catch (err) {
+      json(res, 500, { error: { code: 'ISG_ERR_INTERNAL', message: (err as Error).message } });
     }
-    json(res, 404, { error: { code: 'ISG_ERR_NO_ROUTE', message: `admin endpoints: ${ADMIN_PATHS}` } });
   };
+}
+
+/** The admin listener of a gateway without a supervisor. */
+export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: ServerResponse) => void {
+  const registry = gw.metrics.all;
+  const handler = adminHandler({
+    api: gatewayAdminApi(gw),
+    metrics: { get contentType() { return registry.contentType; }, text: async () => promText(await registry.metrics()) },
+    status: () => gw.status(),
+    notReady: () => gw.notReady(),
+  });
+  return (req, res) => void handler(req, res);
 }
 
 /** /healthz: the process answers. */
