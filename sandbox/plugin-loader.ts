@@ -4,6 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
+import { HANDLER_NAMES } from '../pdk-bridge/phases.ts';
 import { createBlank, prepareModule } from './blank.ts';
 import type { PluginBundle } from './program.ts';
 import { beacon, type ModuleTag } from './beacon.ts';
@@ -15,7 +16,6 @@ export type PluginInfo = PluginBundle & {
   readonly handlers: readonly string[];
 };
 
-export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
 
 /** Modules whose load wedged a worker (set by the supervisor): they are not run again. */
 const refused = new Set<ModuleTag>();

@@ -1,3 +1,4 @@
+import { PHASE } from '../pdk-bridge/phases.ts';
 import { OUTPUT_CAPS } from './limits.ts';
 import { decodeParsed, decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
@@ -159,7 +160,7 @@ export class TenantSandbox {
     if (this.#isolates.broken.size > 0) {
       // The log phase has no skip list: items of a chain with a broken plugin get its fault,
       // the others run.
-      const verdicts = items.map((it) => this.#brokenInChain(it[0], 32, undefined).fault);
+      const verdicts = items.map((it) => this.#brokenInChain(it[0], PHASE.LOG, undefined).fault);
       if (verdicts.some((v) => v !== null)) {
         const runnable = items.filter((_it, k) => verdicts[k] === null);
         const ran = runnable.length > 0 ? this.#runBatch(runnable) : [];
@@ -169,7 +170,7 @@ export class TenantSandbox {
     }
     const cells = this.#cells;
     let budget = 0;
-    for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
+    for (const it of items) budget += this.#budgets[it[0]].get(PHASE.LOG) ?? 0;
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));

@@ -1,5 +1,5 @@
 import { OUTPUT_CAPS } from '../../sandbox/limits.ts';
-import { PHASE } from './phases.ts';
+import { PHASE, PHASE_MASKS } from './phases.ts';
 
 /**
  * The host side of every PDK write. Plugins never touch the request or response: they
@@ -32,9 +32,9 @@ export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/
 export type LogSink = (instance: number, level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
 const B = PHASE;
-const BEFORE_UPSTREAM = B.REWRITE | B.ACCESS;
-const RESPONSE_HEADERS = B.REWRITE | B.ACCESS | B.HEADER_FILTER;
-const ALL = B.REWRITE | B.ACCESS | B.HEADER_FILTER | B.BODY_FILTER | B.LOG;
+const BEFORE_UPSTREAM = PHASE_MASKS.BEFORE_UPSTREAM;
+const RESPONSE_HEADERS = PHASE_MASKS.HEADERS_WRITABLE;
+const ALL = PHASE_MASKS.ANY_PHASE;
 
 /** Operation name -> phases that may issue it. */
 export const OP_PHASES: Readonly<Record<string, number>> = {

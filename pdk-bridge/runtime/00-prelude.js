@@ -4,7 +4,7 @@
 // is private to the runtime: plugin code cannot reach it, and the intrinsics are captured
 // before plugin code can replace them (a plugin that patches JSON.stringify breaks only
 // its own copies, never ours). The host defines `CAPS` before this file: the output caps
-// of sandbox/limits.ts.
+// of sandbox/limits.ts, and `PHASES`: the phase table of pdk-bridge/phases.ts.
 const $now = Date.now;
 const $parse = JSON.parse;
 const $stringify = JSON.stringify;
@@ -57,9 +57,12 @@ const $Int32Array = Int32Array;
 let $deadline = new $Float64Array(1);
 let $current = new $Int32Array(2);
 
-// Phases as bit flags (mirrored in pdk-bridge/host/phases.ts).
-const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;
-const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
+// Phases as bit flags, read from the table the host wrote in (pdk-bridge/phases.ts).
+const REWRITE = PHASES.bits.REWRITE, ACCESS = PHASES.bits.ACCESS, HEADER_FILTER = PHASES.bits.HEADER_FILTER;
+const BODY_FILTER = PHASES.bits.BODY_FILTER, RESPONSE = PHASES.bits.RESPONSE, LOG = PHASES.bits.LOG;
+/** Phase bit -> name, which is also the name of the handler a module exports for it. */
+const PHASE_NAMES = PHASES.names;
+const ANY_PHASE = PHASES.masks.ANY_PHASE;
 
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
@@ -130,7 +133,7 @@ let outChars = 0;        // characters of strings in ops so far (CAPS.maxResultB
 let capped = -1;         // instance that hit a cap in this call (its handler fails as too_large), or -1
 let cappedWhy = '';
 
-const PHASE_BITS = [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG];
+const PHASE_BITS = PHASES.order;
 
 function phaseName(bits) {
   let names = '';

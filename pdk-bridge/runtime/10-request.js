@@ -1,5 +1,4 @@
 // In-isolate runtime: pdk.request, reads of the client's request (a snapshot copied in).
-const ANY_PHASE = REWRITE | ACCESS | HEADER_FILTER | BODY_FILTER | LOG;
 
 const PLUS = /\+/g;
 

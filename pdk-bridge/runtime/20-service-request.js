@@ -1,5 +1,5 @@
 // In-isolate runtime: pdk.serviceRequest, changes to the request sent upstream.
-const BEFORE_UPSTREAM = REWRITE | ACCESS;
+const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
 
 const pdkServiceRequest = $freeze({
   setHeader(name, value) {

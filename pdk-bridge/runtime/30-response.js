@@ -1,6 +1,6 @@
 // In-isolate runtime: pdk.response, the response sent to the client.
-const HEADERS_WRITABLE = REWRITE | ACCESS | HEADER_FILTER;
-const HAS_RESPONSE = HEADER_FILTER | BODY_FILTER | LOG;
+const HEADERS_WRITABLE = PHASES.masks.HEADERS_WRITABLE;
+const HAS_RESPONSE = PHASES.masks.HAS_RESPONSE;
 
 /** Thrown by exit() to stop the running handler; the dispatcher recognises it. */
 const EXIT = $freeze($create(null));

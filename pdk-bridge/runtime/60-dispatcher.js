@@ -6,7 +6,8 @@
 // patched any prototype. So the dispatcher keeps its tables in prototype-less objects,
 // loops by index instead of iterators, calls only intrinsics captured in the prelude, and
 // encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
-const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
+/** Phase bit -> the handler export it calls: the phase's name (pdk-bridge/phases.ts). */
+const HANDLER_BY_PHASE = PHASE_NAMES;
 const MAX_FAULT_CHARS = 1024;
 
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
@@ -263,6 +264,17 @@ function moduleInfo(mod, handlers) {
 api.info = function (index) {
   const meta = modules[index];
   return meta === undefined ? '' : meta.info;
+};
+
+/** The runtime's view of the phase table, as JSON: what test/pdk-bridge/phase-table.test.ts compares with the host's. */
+api.phases = function () {
+  return $stringify({
+    bits: { REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, RESPONSE, LOG },
+    names: PHASE_NAMES,
+    handlers: HANDLER_BY_PHASE,
+    order: PHASE_BITS,
+    masks: { ANY_PHASE, BEFORE_UPSTREAM, HEADERS_WRITABLE, HAS_RESPONSE },
+  });
 };
 
 /** Installs the tenant's instances and chains (JSON), replacing any previous ones. Runs no plugin code. */
