@@ -69,6 +69,9 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
  * or that are quarantined, fail the request fast (fail-closed) or are skipped (fail-open)
  * without entering the isolate.
  *
+ * `body` is the phase's body (the request body, the response, a chunk; null: the request
+ * body was over the cap), `last` true for bodyFilter's last chunk.
+ *
  * Returns null to go on, or the failure to answer with.
  */
 export function runPhase(
@@ -79,7 +82,8 @@ export function runPhase(
   phaseJson: string,
   state: RequestState,
   target: OpTarget,
-  body = '',
+  body: string | null = '',
+  last = false,
 ): RequestFailure | null {
   const sandbox = route.sandbox!;
   const gate = sandbox.gate;
@@ -103,7 +107,7 @@ export function runPhase(
       sandbox.touchedAt = t0;
       ctx.pool.touch(sandbox);
     }
-    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body);
+    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);
     state.pluginMs += t1 - t0;

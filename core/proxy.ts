@@ -9,10 +9,17 @@ import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd 
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { refuseBadRequest } from './request-checks.ts';
+import { readClientBody, type ClientBody } from './request-body.ts';
+import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
+
+/** The client's body was not read: it streams upstream as it comes. */
+const STREAMED: ClientBody = { text: '', upstream: null };
+const NO_BODY: ClientBody = { text: '', upstream: null };
+const EMPTY = Buffer.alloc(0);
 
 /** What the proxy needs of the gateway: the current snapshot and the pipeline's context. */
 export type ProxyContext = PipelineContext & {
@@ -84,14 +91,18 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
     responseEdits: null,
     exit: null,
     body: null,
+    status: null,
   };
 }
 
-/** Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set). */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget): RequestFailure | null {
+/**
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
+ * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
+ */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = ''): RequestFailure | null {
   for (const phase of BEFORE_UPSTREAM) {
     if ((route.phases & phase) === 0) continue;
-    const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
@@ -154,10 +165,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   upstreamStarted = 0;
   /** Request sent upstream to its response headers, in ms (-1: nothing went upstream). */
   upstreamMs = -1;
-  /** bodyFilter: the response body collected so far. */
-  chunks: Buffer[] | null = null;
-  bufferedHeaders: Headers | null = null;
-  bufferedStatus = 0;
+  /** response phase: the upstream response being buffered. */
+  buffer: ResponseBuffer | null = null;
+  /** bodyFilter: the chain the body streams through. */
+  filter: BodyFilterStream | null = null;
   closed = false;
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
@@ -193,8 +204,39 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.trailers = te !== undefined && req.httpVersionMinor >= 1 && req.method !== 'HEAD' && acceptsTrailers(te);
     const target = newTarget(route, upstreamHeaders(req, route, this.trailers), this.rawPath, depth, this.query);
     this.target = target;
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    if (route.readsClientBody) {
+      readClientBody(req, hasBody).then(
+        (body) => this.proceed(body),
+        (err: unknown) => {
+          // the client went away (or its framing broke) while its body was read
+          this.ctx.log.debug({ tenant: route.tenant, route: route.name, err: String(err) }, 'client body not read');
+          if (!this.closed) sendError(this.res, 'ISG_ERR_BAD_FRAMING');
+        },
+      );
+      return;
+    }
+    this.proceed(hasBody ? STREAMED : NO_BODY);
+  }
+
+  /** After the client's body was read (or not): rewrite, access, then the upstream. */
+  proceed(body: ClientBody): void {
+    if (this.closed) return;
+    try {
+      this.#proceed(body);
+    } catch (err) {
+      const errorId = newErrorId();
+      this.ctx.log.error({ err, route: this.route.id, errorId }, 'internal error while proxying');
+      sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+    }
+  }
+
+  #proceed(client: ClientBody): void {
+    const route = this.route;
+    const req = this.req;
+    const target = this.target!;
     if (route.runsAccess) {
-      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
+      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target, route.readsClientBody ? client.text : '');
       if (failure !== null) {
         sendError(this.res, failureCode(failure), failure.errorId);
         return;
@@ -205,14 +247,24 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
     }
     const path = upstreamTarget(route, target, this.bareQuery);
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    let body = client === STREAMED ? req : client.upstream;
+    if (target.body !== null) {
+      // serviceRequest.setRawBody: the client's body (streamed, not read) is drained and dropped
+      if (client.upstream === req || client === STREAMED) req.resume();
+      body = Buffer.from(target.body);
+      target.body = null;
+    }
+    if (Buffer.isBuffer(body)) {
+      delete target.upstreamHeaders['transfer-encoding'];
+      target.upstreamHeaders['content-length'] = String(body.length);
+    }
     this.upstreamStarted = performance.now();
     route.pool.dispatch(
       {
         path,
         method: req.method!,
         headers: target.upstreamHeaders as IncomingHttpHeaders,
-        body: hasBody ? req : null,
+        body: body as Dispatcher.DispatchOptions['body'],
         headersTimeout: route.service.timeoutMs,
         bodyTimeout: route.service.timeoutMs,
       },
@@ -255,30 +307,56 @@ class Exchange implements Dispatcher.DispatchHandler {
     // will be relayed: to a client that accepts them, on a chunked body (node:http refuses
     // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
     if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
-    if (route.runsHeaderFilter) {
-      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
-      if (failure !== null) {
-        this.answered = true;
-        controller.abort(new Error('plugin failed'));
-        sendError(this.res, failureCode(failure), failure.errorId);
-        return;
-      }
-    }
-    const edits = this.target!.responseEdits;
-    if (edits !== null) applyHeaderEdits(out, edits);
-    if (route.runsBodyFilter) {
-      this.chunks = [];
-      this.bufferedHeaders = out;
-      this.bufferedStatus = status;
+    if (route.runsResponse) {
+      this.buffer = new ResponseBuffer(status, out);
       return;
     }
+    this.afterHeaders(status, out, null);
+  }
+
+  /**
+   * headerFilter, then the headers go out, or wait for the first filtered chunk under a
+   * bodyFilter. `upstream`: the upstream's own status and headers when a response phase
+   * changed them (what serviceResponse reads). False when the request ended on a failure.
+   */
+  afterHeaders(status: number, out: Headers, upstream: { s: number; h: Headers } | null): boolean {
+    const route = this.route;
+    const target = this.target!;
+    if (route.runsHeaderFilter) {
+      const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, us: upstream.s, uh: upstream.h };
+      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target);
+      if (failure !== null) {
+        this.fail(failure);
+        return false;
+      }
+    }
+    const edits = target.responseEdits;
+    if (edits !== null) applyHeaderEdits(out, edits);
+    if (target.status !== null) status = target.status;
+    if (route.runsBodyFilter) {
+      this.filter = new BodyFilterStream(status, out);
+      return true;
+    }
     this.res.writeHead(status, out);
+    return true;
+  }
+
+  /** A plugin failed once the upstream answered: the gateway's error, or a cut response when the headers are out. */
+  fail(failure: RequestFailure): void {
+    this.answered = true;
+    this.controller?.abort(new Error('plugin failed'));
+    sendError(this.res, failureCode(failure), failure.errorId);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.answered) return;
-    if (this.chunks !== null) {
-      this.chunks.push(chunk);
+    if (this.buffer !== null) {
+      const failure = this.buffer.add(this, chunk);
+      if (failure !== null) this.fail(failure);
+      return;
+    }
+    if (this.filter !== null) {
+      this.filter.chunk(this, chunk, false);
       return;
     }
     if (this.res.destroyed) return;
@@ -290,8 +368,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
     if (this.answered) return;
-    if (this.chunks !== null) {
-      this.finishBuffered();
+    if (this.buffer !== null) {
+      this.finishBuffered(this.buffer);
+      return;
+    }
+    if (this.filter !== null) {
+      this.filter.chunk(this, EMPTY, true);
       return;
     }
     // node:http sends trailers only on a chunked response, which is the only kind that has them.
@@ -321,25 +403,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
-  finishBuffered(): void {
-    const route = this.route;
-    const body = Buffer.concat(this.chunks!);
-    this.chunks = null;
-    const headers = this.bufferedHeaders!;
-    const phaseJson = JSON.stringify({ s: this.bufferedStatus, h: headers });
-    // The body crosses as a plain string argument, not inside the JSON (no escaping of 64 KB).
-    const failure = runPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
-    if (failure !== null) {
-      sendError(this.res, failureCode(failure), failure.errorId);
+  /** The response phase on the whole response, then headerFilter and bodyFilter as for a streamed one. */
+  finishBuffered(buffer: ResponseBuffer): void {
+    this.buffer = null;
+    const r = buffer.run(this);
+    if ('fault' in r) {
+      this.fail(r);
       return;
     }
-    const replaced = this.target!.body;
-    const out = replaced === null ? body : Buffer.from(replaced);
-    delete headers['content-encoding'];
-    delete headers.trailer; // a body with a Content-Length has no trailers
-    headers['content-length'] = String(out.length);
-    this.res.writeHead(this.bufferedStatus, headers);
-    this.res.end(out);
+    if (!this.afterHeaders(r.status, r.headers, { s: buffer.status, h: buffer.headers })) return;
+    if (this.filter !== null) this.filter.chunk(this, r.body, true);
+    else this.res.end(r.body);
   }
 
   onDrain = (): void => {

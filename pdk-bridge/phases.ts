@@ -48,10 +48,12 @@ export const PHASE_MASKS = {
   BEFORE_UPSTREAM: P.REWRITE | P.ACCESS,
   /** Response headers may still change. */
   HEADERS_WRITABLE: P.REWRITE | P.ACCESS | P.RESPONSE | P.HEADER_FILTER,
+  /** The status sent to the client may still change (response.setStatus). */
+  STATUS_WRITABLE: P.RESPONSE | P.HEADER_FILTER,
   /** A response (status, headers) exists to read. */
   HAS_RESPONSE: P.RESPONSE | P.HEADER_FILTER | P.BODY_FILTER | P.LOG,
   /** The upstream's own response (serviceResponse status and headers). */
-  HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER | P.BODY_FILTER | P.LOG,
+  HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER,
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
 } as const;

@@ -8,7 +8,7 @@ export type RunResult = {
   readonly faults: readonly Fault[];
   /** pdk.ctx.shared as JSON, '' when empty. */
   readonly ctx: string;
-  /** bodyFilter: the body set by response.setBody, or null. */
+  /** The body the call's plugins set (see OpTarget.body), or null. */
   readonly body: string | null;
   /**
    * True when the call produced nothing usable (the isolate was stopped, or the result was
@@ -17,6 +17,8 @@ export type RunResult = {
    */
   readonly aborted: boolean;
 };
+
+const MAX_BODY = Math.max(OUTPUT_CAPS.maxBodyBytes, OUTPUT_CAPS.maxRequestBodyBytes, OUTPUT_CAPS.maxChunkBytes);
 
 const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large']);
 
@@ -40,7 +42,8 @@ export function decodeResult(out: unknown, current: number, instances: number): 
   const json = nl < 0 ? out : out.slice(0, nl);
   if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
   const body = nl2 < 0 ? null : out.slice(nl2 + 1);
-  if (body !== null && body.length > OUTPUT_CAPS.maxBodyBytes) return failed('too_large', current, `body of ${body.length} bytes exceeds ${OUTPUT_CAPS.maxBodyBytes}`);
+  // The largest body cap; each body operation's own cap is checked with the operations (pdk-bridge/host/ops.ts).
+  if (body !== null && body.length > MAX_BODY) return failed('too_large', current, `body of ${body.length} bytes exceeds ${MAX_BODY}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);

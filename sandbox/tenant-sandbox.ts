@@ -92,9 +92,9 @@ export class TenantSandbox {
    * Runs one phase of chain `chainId`. Never throws for plugin faults: they come back as
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body: string | null = '', last = false): RunResult {
     try {
-      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body);
+      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body, last);
     } catch (err) {
       return this.#internal(err);
     }
@@ -120,7 +120,7 @@ export class TenantSandbox {
     return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
   }
 
-  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -137,7 +137,7 @@ export class TenantSandbox {
       skip = b.skip;
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
-      [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
+      [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
     if (out instanceof Crashed) return out.result;
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop

@@ -72,6 +72,8 @@ export type RouteSpec = {
   readonly chainId: number;
   /** Bit set of the phases the chain has handlers for. */
   readonly phases: number;
+  /** A plugin of the chain declares `reads: ['body']`: the client's body is buffered before rewrite/access. */
+  readonly readsBody: boolean;
 };
 
 export type CompiledConfig = {
@@ -221,7 +223,7 @@ async function compileTenant(
   const bundles: PluginInfo[] = [];
   const bundleIndex = new Map<string, number>();
   const instances: InstanceSpec[] = [];
-  const candidates: { spec: InstanceSpec; index: number; input: PluginInput; priority: number; handlers: readonly string[] }[] = [];
+  const candidates: { spec: InstanceSpec; index: number; input: PluginInput; priority: number; handlers: readonly string[]; readsBody: boolean }[] = [];
   for (const { p, i, info } of loaded) {
     if (info === null) continue;
     const where = `${at}.plugins[${i}]`;
@@ -241,7 +243,7 @@ async function compileTenant(
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
     const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
-    candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers });
+    candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers, readsBody: info.reads.includes('body') });
     instances.push(spec);
   }
   if (memoryMb > ceilings.memoryMb) errors.push(`${at}.limits.memoryMb: ${memoryMb} is above the ceiling ${ceilings.memoryMb}`);
@@ -264,7 +266,9 @@ async function compileTenant(
     const ordered = [...byName.values()].sort((a, b) => b.priority - a.priority || a.index - b.index);
     const chain: Record<number, number[]> = {};
     let phases = 0;
+    let readsBody = false;
     for (const c of ordered) {
+      if (c.readsBody) readsBody = true;
       for (const h of c.handlers) {
         const bit = HANDLER_PHASE[h];
         (chain[bit] ??= []).push(c.index);
@@ -293,6 +297,7 @@ async function compileTenant(
       proxy,
       chainId,
       phases,
+      readsBody,
     });
   });
   if (errors.length > before) return null;

@@ -22,12 +22,18 @@ export type OpTarget = {
   /** Edits for the response headers, in order; null until the first. */
   responseEdits: HeaderEdit[] | null;
   exit: Exit | null;
-  /** Replacement body from bodyFilter, or null. */
+  /**
+   * The body the phase's plugins set, or null: in rewrite/access the body sent upstream
+   * (serviceRequest.setRawBody), in response the body sent to the client, in bodyFilter
+   * this chunk. The caller takes it after each call.
+   */
   body: string | null;
+  /** The status set by response.setStatus (response, headerFilter), or null. */
+  status: number | null;
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
-export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
+export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null };
 
 export type LogSink = (instance: number, level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
@@ -46,10 +52,20 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.set': RESPONSE_HEADERS,
   'rs.add': RESPONSE_HEADERS,
   'rs.clear': RESPONSE_HEADERS,
-  'rs.body': B.BODY_FILTER,
+  'rs.body': B.RESPONSE,
+  'rs.chunk': B.BODY_FILTER,
+  'rs.status': PHASE_MASKS.STATUS_WRITABLE,
+  'sq.body': BEFORE_UPSTREAM,
   exit: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
+};
+
+/** Cap on the body each body operation carries. */
+const BODY_CAP: Readonly<Record<string, number>> = {
+  'rs.body': OUTPUT_CAPS.maxBodyBytes,
+  'rs.chunk': OUTPUT_CAPS.maxChunkBytes,
+  'sq.body': OUTPUT_CAPS.maxRequestBodyBytes,
 };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -110,10 +126,17 @@ function check(op: unknown, phase: number): string | null {
       const q = op[1];
       return typeof q !== 'string' || q.length > 8192 || BAD_QUERY.test(q) ? 'sq.query: invalid query string' : null;
     }
-    case 'rs.body': {
+    case 'rs.body':
+    case 'rs.chunk':
+    case 'sq.body': {
       // The body text travels after the result (RunResult.body); the operation carries its length.
       const n = op[1];
-      return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
+      const cap = BODY_CAP[kind];
+      return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > cap ? `${kind}: body must be a string within ${cap} characters` : null;
+    }
+    case 'rs.status': {
+      const status = op[1];
+      return typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599 ? 'rs.status: status must be an integer from 200 to 599' : null;
     }
     case 'exit': {
       const [, status, body, headers] = op;
@@ -183,7 +206,12 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', (op[1] as string).toLowerCase(), kind === 'rs.clear' ? '' : (op[2] as string)]);
         break;
       case 'rs.body':
+      case 'rs.chunk':
+      case 'sq.body':
         break; // applied by the caller from RunResult.body
+      case 'rs.status':
+        t.status = op[1] as number;
+        break;
       case 'exit': {
         const headers = op[3] as string[];
         const hs: string[] = [];

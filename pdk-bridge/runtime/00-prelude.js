@@ -122,8 +122,13 @@ let ops = null;          // operations collected in this call (a list()), applie
 let owner = -1;          // instance whose operations follow the last '@' marker in ops
 let reqRaw = '';         // request snapshot as JSON, parsed on first read in each realm
 let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
-let bodyIn = '';         // bodyFilter: the response body, passed as a plain string (no JSON escaping)
-let bodyOut = null;      // bodyFilter: the body set by response.setBody, handed back after the result
+// The body of the phase, passed as a plain string argument (no JSON escaping): rewrite and
+// access the client's request body (null: over the cap), response the response body,
+// bodyFilter the chunk. A plugin's set* replaces it for the plugins after it in the chain.
+let bodyIn = '';
+let bodyFrom = null;     // response: the upstream's body as it came (serviceResponse.getRawBody)
+let bodyLast = false;    // bodyFilter: this call carries the end of the body
+let bodyOut = null;      // the body set in this call, handed back after the result
 let ctxRaw = '';         // pdk.ctx.shared as it came in (JSON), parsed on first use
 let ctxShared = null;    // pdk.ctx.shared of this request, once a plugin touched it
 let instance = -1;       // index of the running plugin instance

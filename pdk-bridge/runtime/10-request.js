@@ -44,4 +44,26 @@ const pdkRequest = $freeze({
   getHeaders() { checkPhase('request.getHeaders', ANY_PHASE); return request().h; },
   getClientIp() { checkPhase('request.getClientIp', ANY_PHASE); return request().ip; },
   getScheme() { checkPhase('request.getScheme', ANY_PHASE); return request().s; },
+  /**
+   * The client's body as text (UTF-8), for a plugin that exports `reads: ['body']`; '' when
+   * there is none; null when it was larger than CAPS.maxRequestBodyBytes (it then went
+   * upstream untouched, streamed).
+   */
+  getRawBody() {
+    checkPhase('request.getRawBody', BEFORE_UPSTREAM);
+    readsBody('request.getRawBody');
+    return bodyIn;
+  },
+  /** The body parsed by `mimeType` or the request's Content-Type: JSON, form or multipart; null as getRawBody. */
+  getBody(mimeType) {
+    checkPhase('request.getBody', BEFORE_UPSTREAM);
+    readsBody('request.getBody');
+    if (bodyIn === null) return null;
+    return parseBody(bodyIn, request().h['content-type'], mimeType, 'request.getBody');
+  },
 });
+
+/** The body is buffered only for chains with a plugin that declared it reads it; a plugin that did not may not read it. */
+function readsBody(fn) {
+  if (!instances[instance].readsBody) throw new realm.Error(`${fn} needs the plugin to export reads: ['body']`);
+}

@@ -36,6 +36,7 @@ const pdk = $freeze({
   request: pdkRequest,
   serviceRequest: pdkServiceRequest,
   response: pdkResponse,
+  serviceResponse: pdkServiceResponse,
   ctx: pdkCtx,
   log: pdkLog,
 });

@@ -143,9 +143,11 @@ function step(seq, ph, chain, k, skip, faults, done) {
   done(faults);
 }
 
-function begin(ph, reqJson, phaseJson, ctxJson, body) {
+function begin(ph, reqJson, phaseJson, ctxJson, body, last) {
   phase = ph;
-  bodyIn = typeof body === 'string' ? body : '';
+  bodyIn = typeof body === 'string' || body === null ? body : '';
+  bodyFrom = bodyIn;
+  bodyLast = last === true;
   bodyOut = null;
   ops = list();
   owner = -1;
@@ -243,6 +245,7 @@ api.load = function (index, factory, kit) {
       }
     }
     meta.handlers = $freeze(handlers);
+    meta.readsBody = mod !== null && typeof mod === 'object' && readsOf(mod) === 'body';
     meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
     modules[index] = meta;
     return '';
@@ -257,7 +260,21 @@ function moduleInfo(mod, handlers) {
   return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
     ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
     ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
-    ',"handlers":"' + handlers + '"}';
+    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '"}';
+}
+
+/**
+ * The module's `reads` export: 'body' for ['body'], '' when absent, 'invalid' for anything
+ * else (the host refuses the plugin). Read by index, each element checked to be a string.
+ */
+function readsOf(mod) {
+  const r = mod.reads;
+  if (r === undefined) return '';
+  if (!$isArray(r)) return 'invalid';
+  const n = r.length;
+  if (n === 0) return '';
+  if (n !== 1 || r[0] !== 'body') return 'invalid';
+  return 'body';
 }
 
 /** What plugin `index` exports (see moduleInfo), '' when its module exports no object. For the host's inspection at config load. */
@@ -290,6 +307,7 @@ api.setup = function (programJson) {
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
+    inst.readsBody = mod !== undefined && mod.readsBody;
     // the config is the plugin's own data: made in its realm
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
@@ -305,12 +323,12 @@ api.setup = function (programJson) {
  * synchronously, the common case: a plain string crosses cheapest. When a handler awaited,
  * the chain finishes in the microtasks the isolate runs after this call; it returns
  * undefined and the host asks collect() for the result. `skip` is '' or instance indexes
- * joined by ','.
+ * joined by ','. `body` is the phase's body (see bodyIn), `last` true for bodyFilter's last chunk.
  */
-api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body) {
+api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body, last) {
   const out = $create(null);
   out.s = undefined;
-  const seq = begin(ph, reqJson, phaseJson, ctxJson, body);
+  const seq = begin(ph, reqJson, phaseJson, ctxJson, body, last);
   pending = out;
   step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
   return out.s;
@@ -371,6 +389,7 @@ api.exercise = function () {
   inst.config = deepFreeze({});
   inst.pdk = pdk;
   inst.callback = same;
+  inst.readsBody = false;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();

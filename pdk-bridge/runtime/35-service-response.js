@@ -1,0 +1,33 @@
+// In-isolate runtime: pdk.serviceResponse, the upstream's own response (Kong's
+// kong.service.response). Status and headers in every phase that has a response: the
+// upstream's, before any plugin changed them (`us`/`uh` of the phase snapshot when a
+// response phase ran, else `s`/`h`). The body only in `response`, where it is buffered.
+const HAS_SERVICE_RESPONSE = PHASES.masks.HAS_SERVICE_RESPONSE;
+
+function serviceHeaders() {
+  const d = phaseSnapshot();
+  const h = d.uh !== undefined ? d.uh : d.h;
+  return h === undefined ? undefined : bare(h);
+}
+
+const pdkServiceResponse = $freeze({
+  getStatus() {
+    checkPhase('serviceResponse.getStatus', HAS_SERVICE_RESPONSE);
+    const d = phaseSnapshot();
+    return d.us !== undefined ? d.us : d.s;
+  },
+  getHeader(name) {
+    checkPhase('serviceResponse.getHeader', HAS_SERVICE_RESPONSE);
+    const h = serviceHeaders();
+    return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
+  },
+  getHeaders() { checkPhase('serviceResponse.getHeaders', HAS_SERVICE_RESPONSE); return serviceHeaders(); },
+  /** response phase: the upstream's body as text (UTF-8), as it came, whatever plugins set since. */
+  getRawBody() { checkPhase('serviceResponse.getRawBody', RESPONSE); return bodyFrom; },
+  /** response phase: the upstream's body parsed by `mimeType` or its Content-Type (JSON, form, multipart). */
+  getBody(mimeType) {
+    checkPhase('serviceResponse.getBody', RESPONSE);
+    const h = serviceHeaders();
+    return parseBody(bodyFrom, h === undefined ? undefined : h['content-type'], mimeType, 'serviceResponse.getBody');
+  },
+});
