@@ -334,7 +334,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (edits !== null) applyHeaderEdits(out, edits);
     if (target.status !== null) status = target.status;
     if (route.runsBodyFilter) {
-      this.filter = new BodyFilterStream(status, out);
+      this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD');
       return true;
     }
     this.res.writeHead(status, out);

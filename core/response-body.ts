@@ -111,9 +111,12 @@ export class BodyFilterStream {
   #tail: Buffer | null = null;
   #sent = 0;
   #headersOut = false;
+  /** A body (not HEAD, 204 or 304) whose length may be told when it all came in one call. */
+  #mayFixLength: boolean;
   done = false;
 
-  constructor(status: number, headers: Headers) {
+  constructor(status: number, headers: Headers, head: boolean) {
+    this.#mayFixLength = !head && status !== 204 && status !== 304;
     // The filters decide the length: Content-Length goes, the body is chunked (or, to an
     // HTTP/1.0 client, ends with the connection). Trailers are not relayed under a filter.
     delete headers['content-length'];
@@ -154,6 +157,8 @@ export class BodyFilterStream {
     const res = ex.res;
     if (!this.#headersOut) {
       this.#headersOut = true;
+      // the whole body in one call (a response phase before, or a short body): its length is known
+      if (last && this.#mayFixLength) this.headers['content-length'] = String(out.length);
       res.writeHead(this.status, this.headers);
     }
     if (last) {
