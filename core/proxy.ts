@@ -206,7 +206,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.target = target;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     if (route.readsClientBody) {
-      readClientBody(req, hasBody).then(
+      readClientBody(req, hasBody, route.proxy.bodies.maxRequestBodyBytes).then(
         (body) => this.proceed(body),
         (err: unknown) => {
           // the client went away (or its framing broke) while its body was read

@@ -149,9 +149,10 @@ export class BodyFilterStream {
     const out = target.body === null ? bytes : Buffer.from(target.body);
     target.body = null;
     this.#sent += out.length;
-    if (this.#sent > OUTPUT_CAPS.maxFilteredBodyBytes) {
+    const cap = ex.route.proxy.bodies.maxFilteredBodyBytes;
+    if (this.#sent > cap) {
       this.done = true;
-      ex.fail(tooLarge(ex, PHASE.BODY_FILTER, `bodyFilter sent more than ${OUTPUT_CAPS.maxFilteredBodyBytes} bytes in one response`));
+      ex.fail(tooLarge(ex, PHASE.BODY_FILTER, `bodyFilter sent more than ${cap} bytes in one response`));
       return false;
     }
     const res = ex.res;

@@ -45,6 +45,7 @@ export type ProxySpec = {
   readonly via11: string | null;
   readonly via10: string | null;
   readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
+  readonly bodies: { readonly maxRequestBodyBytes: number; readonly maxFilteredBodyBytes: number };
 };
 
 export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
@@ -53,6 +54,7 @@ export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
     via11: via === false ? null : `1.1 ${via}`,
     via10: via === false ? null : `1.0 ${via}`,
     websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
+    bodies: { maxRequestBodyBytes: input.bodies.maxRequestBodyBytes, maxFilteredBodyBytes: input.bodies.maxFilteredBodyBytes },
   };
 }
 

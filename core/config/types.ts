@@ -12,6 +12,7 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
+  bodies: { maxRequestBodyBytes: number; maxFilteredBodyBytes: number };
   websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };
 
