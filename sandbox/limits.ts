@@ -39,6 +39,12 @@ export const OUTPUT_CAPS = {
   maxFilteredBodyBytes: 256 * 1024 * 1024,
   /** Parts of a multipart body, or fields of a form body, a PDK parser or encoder accepts. */
   maxBodyParts: 1000,
+  /**
+   * Objects and arrays a JSON body parsed by getBody may hold (counted as "[" and "{" before
+   * the parse, strings included): a JSON bomb ("[[[[..." of 8 MB) would build hundreds of MB
+   * in one JSON.parse, which no limit interrupts until it returns.
+   */
+  maxJsonContainers: 262144,
   /** Bytes of pdk.ctx.shared carried between phases. */
   maxCtxBytes: 64 * 1024,
   /** Headers one response.exit may set. */

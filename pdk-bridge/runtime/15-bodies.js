@@ -49,6 +49,16 @@ function addField(out, k, v) {
   else { const both = list(); both[0] = prev; both[1] = v; out[k] = both; }
 }
 
+/** Occurrences of `ch` in `raw`, counted up to just past CAPS.maxJsonContainers (native indexOf: cheap). */
+function containers(raw, ch) {
+  let n = 0, at = $apply($indexOf, raw, [ch]);
+  while (at >= 0 && n <= CAPS.maxJsonContainers) {
+    n++;
+    at = $apply($indexOf, raw, [ch, at + 1]);
+  }
+  return n;
+}
+
 /** application/x-www-form-urlencoded, at most CAPS.maxBodyParts fields (counted before anything is split). */
 function parseForm(raw, what) {
   const out = $create(null);
@@ -116,6 +126,7 @@ function parseBody(raw, contentType, mimeType, what) {
   const ct = mimeType === undefined || mimeType === null ? contentType : str(mimeType, 'mime type');
   const type = mediaType(ct);
   if (type === 'application/json' || (type !== '' && $apply($slice, type, [-5]) === '+json')) {
+    if (containers(raw, '[') + containers(raw, '{') > CAPS.maxJsonContainers) throw badBody(what, `JSON body with more than ${CAPS.maxJsonContainers} objects and arrays`);
     try {
       return realm.parse(raw);
     } catch (e) {
