@@ -29,7 +29,7 @@ export function failed(outcome: FaultOutcome, instance: number, detail: string):
 
 /**
  * Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON, and the body set by
- * response.setBody after a second newline. `current` is the instance the runtime last named
+ * a body setter (setRawBody, setChunk) after a second newline. `current` is the instance the runtime last named
  * (to blame for a result it cannot make sense of); `instances` how many the tenant has.
  */
 export function decodeResult(out: unknown, current: number, instances: number): RunResult {
