@@ -222,24 +222,25 @@ class Exchange implements Dispatcher.DispatchHandler {
     // will be relayed: to a client that accepts them, on a chunked body (node:http refuses
     // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
     if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
-    if (route.runsResponse) {
+    if (route.runsResponse || this.target!.buffering) {
       this.buffer = new ResponseBuffer(status, out);
       return;
     }
-    this.afterHeaders(status, out, null);
+    this.afterHeaders(status, out, null, null);
   }
 
   /**
    * headerFilter, then the headers go out, or wait for the first filtered chunk under a
    * bodyFilter. `upstream`: the upstream's own status and headers when a response phase
-   * changed them (what serviceResponse reads). False when the request ended on a failure.
+   * changed them, `body` the upstream's body when buffered (what serviceResponse reads).
+   * False when the request ended on a failure.
    */
-  afterHeaders(status: number, out: Headers, upstream: { s: number; h: Headers } | null): boolean {
+  afterHeaders(status: number, out: Headers, upstream: { s: number; h: Headers } | null, body: string | null): boolean {
     const route = this.route;
     const target = this.target!;
     if (route.runsHeaderFilter) {
       const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, us: upstream.s, uh: upstream.h };
-      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target);
+      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
       if (failure !== null) {
         this.fail(failure);
         return false;
@@ -326,7 +327,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.fail(r);
       return;
     }
-    if (!this.afterHeaders(r.status, r.headers, { s: buffer.status, h: buffer.headers })) return;
+    if (!this.afterHeaders(r.status, r.headers, { s: buffer.status, h: buffer.headers }, r.upstreamText)) return;
     if (this.filter !== null) this.filter.chunk(this, r.body, true);
     else this.res.end(r.body);
   }

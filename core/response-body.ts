@@ -49,7 +49,8 @@ function tooLarge(ex: BodyExchange, phase: number, detail: string): RequestFailu
 
 /**
  * The response phase's buffer (Kong's buffered proxying): the whole upstream body, up to
- * OUTPUT_CAPS.maxBodyBytes, for chains with a `response` handler only.
+ * OUTPUT_CAPS.maxBodyBytes, for chains with a `response` handler, or a request whose
+ * plugin called serviceRequest.enableBuffering().
  */
 export class ResponseBuffer {
   readonly status: number;
@@ -77,13 +78,16 @@ export class ResponseBuffer {
    * Runs the response phase on the whole response; returns the status, headers and body to
    * go on with (headerFilter and bodyFilter still run), or the failure.
    */
-  run(ex: BodyExchange): { status: number; headers: Headers; body: Buffer } | RequestFailure {
+  run(ex: BodyExchange): { status: number; headers: Headers; body: Buffer; upstreamText: string } | RequestFailure {
     const body = Buffer.concat(this.#chunks, this.#bytes);
     this.#chunks = [];
     const target = ex.target!;
-    const upstreamPhase = JSON.stringify({ s: this.status, h: this.headers });
-    const failure = runPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), upstreamPhase, ex.state, target, body.toString('utf8'));
-    if (failure !== null) return failure;
+    const upstreamText = body.toString('utf8');
+    // buffered for serviceRequest.enableBuffering() alone: no response phase to run
+    if (ex.route.runsResponse) {
+      const failure = runPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, target, upstreamText);
+      if (failure !== null) return failure;
+    }
     const headers = { ...this.headers };
     if (target.responseEdits !== null) {
       applyHeaderEdits(headers, target.responseEdits);
@@ -93,7 +97,7 @@ export class ResponseBuffer {
     target.body = null;
     delete headers.trailer; // a body with a Content-Length has no trailers
     headers['content-length'] = String(out.length);
-    return { status: target.status ?? this.status, headers, body: out };
+    return { status: target.status ?? this.status, headers, body: out, upstreamText };
   }
 }
 

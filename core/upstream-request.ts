@@ -73,6 +73,7 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
     exit: null,
     body: null,
     status: null,
+    buffering: false,
   };
 }
 

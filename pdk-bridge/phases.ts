@@ -54,6 +54,8 @@ export const PHASE_MASKS = {
   HAS_RESPONSE: P.RESPONSE | P.HEADER_FILTER | P.BODY_FILTER | P.LOG,
   /** The upstream's own response (serviceResponse status and headers). */
   HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER,
+  /** The upstream's body may be there to read (serviceResponse.getRawBody): buffered for a response phase or by enableBuffering. */
+  HAS_SERVICE_BODY: P.RESPONSE | P.HEADER_FILTER,
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
 } as const;

@@ -44,6 +44,11 @@ export interface PdkServiceRequest {
   setPath(path: string): void;
   /** Raw query string sent upstream, without "?". */
   setRawQuery(query: string): void;
+  /**
+   * rewrite/access (Kong's enable_buffering): buffer the upstream's whole response for this
+   * request (<= 4 MB), so headerFilter can read serviceResponse.getRawBody/getBody.
+   */
+  enableBuffering(): void;
   /** rewrite/access: the body sent upstream instead of the client's (UTF-8; Content-Length set by the gateway), <= 8 MB. */
   setRawBody(body: string): void;
   /**
@@ -83,9 +88,12 @@ export interface PdkServiceResponse {
   getStatus(): number;
   getHeader(name: string): string | string[] | undefined;
   getHeaders(): Readonly<Record<string, string | string[]>>;
-  /** response: the upstream's body as text, as it came. */
-  getRawBody(): string;
-  /** response: the upstream's body parsed by `mimeType` or its Content-Type (JSON, form, multipart). */
+  /**
+   * response, and headerFilter when the response was buffered (a response phase in the
+   * chain, or serviceRequest.enableBuffering()): the upstream's body as text, as it came; else null.
+   */
+  getRawBody(): string | null;
+  /** The upstream's body parsed by `mimeType` or its Content-Type (JSON, form, multipart); null as getRawBody. */
   getBody(mimeType?: string): BodyValue;
 }
 

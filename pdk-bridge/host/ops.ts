@@ -30,10 +30,12 @@ export type OpTarget = {
   body: string | null;
   /** The status set by response.setStatus (response, headerFilter), or null. */
   status: number | null;
+  /** serviceRequest.enableBuffering() was called: the upstream response is buffered whole. */
+  buffering: boolean;
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
-export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null };
+export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null, buffering: false };
 
 export type LogSink = (instance: number, level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
@@ -56,6 +58,7 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.chunk': B.BODY_FILTER,
   'rs.status': PHASE_MASKS.STATUS_WRITABLE,
   'sq.body': BEFORE_UPSTREAM,
+  'sq.buffer': BEFORE_UPSTREAM,
   exit: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
@@ -209,6 +212,9 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
       case 'rs.chunk':
       case 'sq.body':
         break; // applied by the caller from RunResult.body
+      case 'sq.buffer':
+        t.buffering = true;
+        break;
       case 'rs.status':
         t.status = op[1] as number;
         break;

@@ -27,6 +27,15 @@ const pdkServiceRequest = $freeze({
     emit(['sq.query', str(query, 'query')], query.length);
   },
   /**
+   * Kong's enable_buffering: the upstream's whole response is buffered for this request (as
+   * for a response phase, <= CAPS.maxBodyBytes), so headerFilter can read it with
+   * serviceResponse.getRawBody/getBody.
+   */
+  enableBuffering() {
+    checkPhase('serviceRequest.enableBuffering', BEFORE_UPSTREAM);
+    emit(['sq.buffer'], 0);
+  },
+  /**
    * Replaces the body sent upstream (text, sent as UTF-8; the host sets Content-Length),
    * at most CAPS.maxRequestBodyBytes characters. Works whether or not the client's body was
    * buffered: the client's body is then not sent.

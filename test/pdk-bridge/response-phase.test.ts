@@ -39,6 +39,18 @@ export function bodyFilter(pdk: any) {
   100,
 );
 
+/** serviceRequest.enableBuffering (Kong's): the upstream body readable in headerFilter, without a response phase. */
+const BUF = pluginSource(
+  'buf',
+  `
+export function access(pdk: any) { if (pdk.request.getHeader('x-mode') === 'buffer') pdk.serviceRequest.enableBuffering(); }
+export function headerFilter(pdk: any) {
+  const raw = pdk.serviceResponse.getRawBody();
+  pdk.response.setHeader('x-raw', raw === null ? 'null' : String(raw.length));
+  if (raw !== null) pdk.response.setHeader('x-list', pdk.serviceResponse.getBody().list.join(','));
+}`,
+);
+
 const BOTH = pluginSource('both', `export function response(pdk: any) {}\nexport function headerFilter(pdk: any) {}`);
 
 describe('response phase', () => {
@@ -62,12 +74,15 @@ ${NO_BREAKER}
 tenants:
   - name: t1
     services: [{ name: s, url: "${up.url}" }]
-    routes: [{ name: r, service: s, paths: [/] }]
+    routes:
+      - { name: r, service: s, paths: [/] }
+      - { name: buf, service: s, paths: [/buf] }
     plugins:
-      - { name: resp, path: ./resp.ts }
-      - { name: after, path: ./after.ts }
+      - { name: resp, path: ./resp.ts, route: r }
+      - { name: after, path: ./after.ts, route: r }
+      - { name: buf, path: ./buf.ts, route: buf }
 `,
-      { 'resp.ts': RESP, 'after.ts': AFTER },
+      { 'resp.ts': RESP, 'after.ts': AFTER, 'buf.ts': BUF },
     );
   });
   afterAll(async () => {
@@ -111,6 +126,18 @@ tenants:
     expect(r.statusCode).toBe(500);
     expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('ISG_ERR_PLUGIN_FAILED');
     expect((await get('json')).status).toBe(200);
+  });
+
+  it('serviceRequest.enableBuffering makes the upstream body readable in headerFilter; without it, null', async () => {
+    const b = await get('buffer', '/buf');
+    expect(b.status).toBe(200);
+    expect(b.body).toBe(body);
+    expect(b.headers['x-raw']).toBe(String(body.length));
+    expect(b.headers['x-list']).toBe('1,2');
+    expect(b.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+    const s = await get('none', '/buf');
+    expect(s.headers['x-raw']).toBe('null');
+    expect(s.body).toBe(body);
   });
 
   it('a plugin with response and headerFilter is refused at load, by name', async () => {
