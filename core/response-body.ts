@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/phases.ts';
@@ -13,6 +13,7 @@ export type BodyExchange = {
   readonly ctx: PipelineContext;
   readonly route: RuntimeRoute;
   readonly res: ServerResponse;
+  readonly req: IncomingMessage;
   readonly state: RequestState;
   readonly target: OpTarget | null;
   readonly controller: Dispatcher.DispatchController | null;
@@ -96,8 +97,10 @@ export class ResponseBuffer {
     const out = target.body === null ? body : Buffer.from(target.body);
     target.body = null;
     delete headers.trailer; // a body with a Content-Length has no trailers
-    headers['content-length'] = String(out.length);
-    return { status: target.status ?? this.status, headers, body: out, upstreamText };
+    const status = target.status ?? this.status;
+    // HEAD, 204 and 304 keep the upstream's framing headers (they have no body of their own)
+    if (ex.req.method !== 'HEAD' && status !== 204 && status !== 304) headers['content-length'] = String(out.length);
+    return { status, headers, body: out, upstreamText };
   }
 }
 
@@ -122,8 +125,9 @@ export class BodyFilterStream {
   constructor(status: number, headers: Headers, head: boolean) {
     this.#mayFixLength = !head && status !== 204 && status !== 304;
     // The filters decide the length: Content-Length goes, the body is chunked (or, to an
-    // HTTP/1.0 client, ends with the connection). Trailers are not relayed under a filter.
-    delete headers['content-length'];
+    // HTTP/1.0 client, ends with the connection); HEAD, 204 and 304 keep theirs (no body).
+    // Trailers are not relayed under a filter.
+    if (this.#mayFixLength) delete headers['content-length'];
     delete headers.trailer;
     this.status = status;
     this.headers = headers;

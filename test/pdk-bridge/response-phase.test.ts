@@ -108,6 +108,13 @@ tenants:
     expect(r.headers['x-hf']).toBe(`203/200/${Buffer.byteLength(body)}`);
   });
 
+  it('HEAD keeps the upstream\'s Content-Length (no body to measure)', async () => {
+    const r = await send(`${gw.url}/`, { method: 'HEAD', headers: { 'x-mode': 'none' } });
+    expect(r.status).toBe(200);
+    expect(r.body).toBe('');
+    expect(r.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+  });
+
   it('the body it sets goes through the bodyFilter of a later plugin', async () => {
     const r = await get('raw');
     expect(r.body).toBe(`${body}|${body.length}|bf`);
