@@ -22,6 +22,13 @@ const STREAMED: ClientBody = { text: '', upstream: null };
 const NO_BODY: ClientBody = { text: '', upstream: null };
 const EMPTY = Buffer.alloc(0);
 
+/** Reads an over-cap client body to its end and drops it (its first part was already read). */
+function drain(body: AsyncIterable<Buffer>): void {
+  void (async () => {
+    for await (const _ of body);
+  })().catch(() => {}); // the client went away: nothing to drop
+}
+
 /** What the proxy needs of the gateway: the current snapshot and the pipeline's context. */
 export type ProxyContext = PipelineContext & {
   current(): Snapshot;
@@ -164,8 +171,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const path = upstreamTarget(route, target, this.bareQuery);
     let body = client === STREAMED ? req : client.upstream;
     if (target.body !== null) {
-      // serviceRequest.setRawBody: the client's body (streamed, not read) is drained and dropped
+      // serviceRequest.setRawBody: what is left of the client's body is read and dropped
       if (client.upstream === req || client === STREAMED) req.resume();
+      else if (client.upstream !== null && !Buffer.isBuffer(client.upstream)) drain(client.upstream);
       body = Buffer.from(target.body);
       target.body = null;
     }

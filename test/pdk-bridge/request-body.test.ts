@@ -150,6 +150,14 @@ tenants:
     });
   }
 
+  it('over the cap and replaced by setRawBody: the rest of the client body is dropped, the connection goes on', async () => {
+    const big = randomBytes(OUTPUT_CAPS.maxRequestBodyBytes + 65536);
+    for (let i = 0; i < 2; i++) {
+      const r = await request(`${gw.url}/reads`, { method: 'POST', headers: { 'x-mode': 'set-raw' }, body: Readable.from([big.subarray(0, 65536), big.subarray(65536)]) });
+      expect(((await r.body.json()) as { text: string }).text).toBe('héllo');
+    }
+  });
+
   it('not declared: the body streams untouched (still chunked) and reading it names the missing export', async () => {
     const payload = randomBytes(1024 * 1024);
     const r = await request(`${gw.url}/noread`, { method: 'POST', body: Readable.from([payload.subarray(0, 1000), payload.subarray(1000)]) });
