@@ -11,6 +11,8 @@ import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/progr
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
+import { isPluginFolder, loadPluginFolder } from '../plugin/folder.ts';
+import { MANIFEST_FILE, SCHEMA_FILE } from '../plugin/manifest.ts';
 import type { ConfigInput, LimitsInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
@@ -316,25 +318,43 @@ async function compileTenant(
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {
   let entry: string;
   let schemaFile: string | undefined;
+  let info: PluginInfo;
   if (p.path !== undefined) {
     entry = isAbsolute(p.path) ? p.path : join(baseDir, p.path);
     if (p.schema !== undefined) schemaFile = isAbsolute(p.schema) ? p.schema : join(baseDir, p.schema);
   } else {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(p.name) || !existsSync(join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts'))) {
+    const folder = join(BUNDLED_PLUGINS_DIR, p.name);
+    const full = existsSync(join(folder, MANIFEST_FILE));
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(p.name) || (!full && !existsSync(join(folder, 'handler.ts')))) {
       errors.push(`${where}.name: no bundled plugin "${p.name}" (give \`path\` for a plugin of your own)`);
       return null;
     }
-    entry = join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts');
-    schemaFile = join(BUNDLED_PLUGINS_DIR, p.name, 'schema.json');
+    // A bundled plugin in the short form: handler.ts and schema.json, no plugin.json.
+    entry = full ? folder : join(folder, 'handler.ts');
+    if (!full) schemaFile = join(folder, SCHEMA_FILE);
   }
   if (!existsSync(entry)) {
     errors.push(`${where}.path: file not found: ${p.path}`);
     return null;
   }
-  const info = await loadPlugin(entry);
-  if (info.name !== p.name) {
-    errors.push(`${where}.name: the module at ${p.path ?? p.name} exports name "${info.name}", not "${p.name}"`);
-    return null;
+  if (isPluginFolder(entry)) {
+    if (p.schema !== undefined) {
+      errors.push(`${where}.schema: a plugin folder brings its own schema.json; give no \`schema\``);
+      return null;
+    }
+    const folder = await loadPluginFolder(entry);
+    info = folder.info;
+    schemaFile = folder.schemaFile;
+    if (info.name !== p.name) {
+      errors.push(`${where}.name: the plugin folder ${p.path ?? p.name} is named "${info.name}" (plugin.json), not "${p.name}"`);
+      return null;
+    }
+  } else {
+    info = await loadPlugin(entry);
+    if (info.name !== p.name) {
+      errors.push(`${where}.name: the module at ${p.path ?? p.name} exports name "${info.name}", not "${p.name}"`);
+      return null;
+    }
   }
   if (schemaFile !== undefined) {
     let validate: ValidateFunction;

@@ -197,7 +197,7 @@ export const CONFIG_SCHEMA = {
               properties: {
                 id: { ...name, description: 'Id of this plugin instance in the admin API (`/tenants/{tenant}/plugins/{id}`); the API gives one to the instances it creates. Absent: `<name>@<scope>` (scope: tenant, route:<name> or service:<name>).' },
                 name: { type: 'string', description: 'Plugin name: a bundled plugin (plugins/<name>) or, with `path`, the name the module exports.' },
-                path: { type: 'string', description: 'Entry file of a plugin of your own, relative to this config file.' },
+                path: { type: 'string', description: 'A plugin of your own, relative to this config file: its entry file, or its folder (plugin.json, schema.json and the handler: plugins/README.md).' },
                 schema: { type: 'string', description: "JSON Schema file for the plugin's config, relative to this config file (bundled plugins ship their own)." },
                 route: { type: 'string', description: 'Apply only to this route of the tenant.' },
                 service: { type: 'string', description: 'Apply only to the routes of this service of the tenant.' },
