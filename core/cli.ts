@@ -7,9 +7,16 @@ import { loadConfigFile } from './config/load.ts';
 import { createLogger } from './log.ts';
 import { VERSION } from './version.ts';
 
+// Subcommands live in their own files; this one starts (or checks) a gateway.
+if (process.argv[2] === 'plugin') {
+  const { pluginCommand } = await import('./plugin/cli.ts');
+  process.exit(await pluginCommand(process.argv.slice(3)));
+}
+
 const USAGE = `isogate ${VERSION}: a sandboxed multi-tenant API gateway
 
 usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--check]
+       isogate plugin new|build|test ...   (isogate plugin --help)
 
   --config FILE      config file (YAML). Without it: the demo, examples/gateway.yaml,
                      with the built-in echo upstream on 127.0.0.1:9000
