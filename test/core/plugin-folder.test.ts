@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, send, startGateway, startUpstream, type Upstream } from '../helpers/gateway.ts';
+import { echoHandler, send, startGateway, startUpstream, waitFor, type Upstream } from '../helpers/gateway.ts';
 import { loadPluginFolder } from '../../core/plugin/folder.ts';
 import { buildPluginFolder } from '../../core/plugin/build.ts';
 
@@ -165,6 +165,20 @@ describe('plugin folders', () => {
       expect(r.json().headers['x-tag']).toBe('tag___');
     } finally {
       await gw2.stop();
+    }
+  });
+
+  it("--watch reloads when the folder's schema.json changes (a new default applies)", async () => {
+    const dir = pluginFolder({});
+    const gw = await startGateway(yaml(up.url, dir), {}, { watch: true });
+    try {
+      expect((await send(`${gw.url}/x`)).json().headers['x-tag']).toBe('tag___');
+      const schema = structuredClone(SCHEMA);
+      schema.properties.prefix.default = 'new';
+      writeFileSync(join(dir, 'schema.json'), JSON.stringify(schema));
+      await waitFor(async () => (await send(`${gw.url}/x`)).json().headers['x-tag'] === 'new___', 10_000, 'the new default');
+    } finally {
+      await gw.stop();
     }
   });
 
