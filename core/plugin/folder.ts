@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { inspectBundle, loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
+import { bundlePlugin, inspectBundle, type PluginInfo } from '../../sandbox/plugin-loader.ts';
 import { BUILD_RECORD_FILE, BUNDLE_FILE, MANIFEST_FILE, SCHEMA_FILE, readManifest, type Manifest } from './manifest.ts';
 import { undescribedFields } from './schema-descriptions.ts';
 
@@ -13,6 +13,7 @@ import { undescribedFields } from './schema-descriptions.ts';
  * The gateway builds the handler on load, or loads the prebuilt bundle `isogate plugin
  * build` wrote (dist/plugin.js) when the sources it was built from are unchanged (by
  * content hash, dist/build.json) or absent (a deployment that ships only the bundle).
+ * Builds on load are cached by the content hash of their sources too.
  */
 export type FolderPlugin = {
   readonly info: PluginInfo & Pick<Manifest, 'reads' | 'capabilities'>;
@@ -34,8 +35,13 @@ export function isPluginFolder(path: string): boolean {
 
 export const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
 
-/** Prebuilt bundles inspected, by the SHA-256 of their code: a reload of an unchanged bundle does not inspect it again. */
-const prebuilt = new LRUCache<string, PluginInfo>({ max: 200 });
+/** Bundles inspected, by the SHA-256 of their code: a reload of an unchanged bundle does not inspect it again. */
+const inspected = new LRUCache<string, PluginInfo>({ max: 1000 });
+
+/** The build cache, by entry: the SHA-256 of each source of its last build (absolute paths). */
+const built = new LRUCache<string, { readonly sources: Readonly<Record<string, string>>; readonly info: PluginInfo }>({ max: 1000 });
+
+const hashes = (files: readonly string[]): Promise<(string | null)[]> => Promise.all(files.map((f) => readFile(f).then(sha256, () => null)));
 
 export async function loadPluginFolder(folder: string): Promise<FolderPlugin> {
   const dir = resolve(folder);
@@ -51,7 +57,7 @@ export async function loadPluginFolder(folder: string): Promise<FolderPlugin> {
   } else {
     const fresh = await freshSources(dir);
     // The source is named the entry either way: `--check` type-checks it.
-    info = fresh !== null ? await loadPrebuilt(dir, bundleFile, entry, fresh) : await loadPlugin(entry);
+    info = fresh !== null ? await loadPrebuilt(dir, bundleFile, entry, fresh) : await buildCached(entry);
   }
   checkAgreement(manifest, info, dir);
   const inputs = [...new Set([...info.inputs, join(dir, MANIFEST_FILE), schemaFile])];
@@ -79,20 +85,42 @@ async function freshSources(dir: string): Promise<string[] | null> {
     return null;
   }
   const files = Object.keys(record.sources ?? {}).map((f) => join(dir, f));
-  const hashes = await Promise.all([join(dir, BUNDLE_FILE), ...files].map((f) => readFile(f).then(sha256, () => null)));
-  if (files.length === 0 || hashes[0] !== record.bundle) return null;
-  return files.every((f, i) => hashes[i + 1] === record.sources[relative(dir, f)]) ? files : null;
+  const now = await hashes([join(dir, BUNDLE_FILE), ...files]);
+  if (files.length === 0 || now[0] !== record.bundle) return null;
+  return files.every((f, i) => now[i + 1] === record.sources[relative(dir, f)]) ? files : null;
+}
+
+/**
+ * Builds the handler, unless every source of its last build still has the same content
+ * (a reload, or a file touched but not changed, builds nothing).
+ */
+async function buildCached(entry: string): Promise<PluginInfo> {
+  const cached = built.get(entry);
+  if (cached !== undefined) {
+    const files = Object.keys(cached.sources);
+    if ((await hashes(files)).every((h, i) => h === cached.sources[files[i]])) return cached.info;
+  }
+  const { code, inputs } = await bundlePlugin(entry);
+  // Hashed right after the build (as the loader stamps its files): a file saved while it
+  // is inspected makes the next load build again.
+  const now = await hashes(inputs);
+  const info = inspectCached(code, entry, inputs);
+  built.set(entry, { sources: Object.fromEntries(inputs.map((f, i) => [f, now[i] ?? 'gone'])), info });
+  return info;
+}
+
+function inspectCached(code: string, source: string, inputs: readonly string[]): PluginInfo {
+  const key = sha256(code);
+  const cached = inspected.get(key);
+  if (cached !== undefined) return { ...cached, source, inputs };
+  const info = inspectBundle(code, source, inputs);
+  inspected.set(key, info);
+  return info;
 }
 
 async function loadPrebuilt(dir: string, bundleFile: string, source: string, sources: readonly string[]): Promise<PluginInfo> {
   const code = await readFile(bundleFile, 'utf8');
-  const inputs = [...sources, bundleFile, join(dir, BUILD_RECORD_FILE)];
-  const key = sha256(code);
-  const cached = prebuilt.get(key);
-  if (cached !== undefined) return { ...cached, source, inputs };
-  const info = inspectBundle(code, source, inputs);
-  prebuilt.set(key, info);
-  return info;
+  return inspectCached(code, source, [...sources, bundleFile, join(dir, BUILD_RECORD_FILE)]);
 }
 
 /** plugin.json and the module's exports must say the same; throws naming every difference. */

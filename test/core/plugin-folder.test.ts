@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,6 +166,19 @@ describe('plugin folders', () => {
     } finally {
       await gw2.stop();
     }
+  });
+
+  it('caches builds by content: an edit that keeps size and mtime is still built again', async () => {
+    const dir = pluginFolder({});
+    const handler = join(dir, 'handler.ts');
+    const first = await loadPluginFolder(dir);
+    expect(first.info.code).toContain('"yes"');
+    const { mtime } = statSync(handler);
+    writeFileSync(handler, HANDLER.replace("'yes'", "'new'"));
+    utimesSync(handler, mtime, mtime);
+    const second = await loadPluginFolder(dir);
+    expect(second.info.code).toContain('"new"');
+    expect((await loadPluginFolder(dir)).info).toEqual(second.info); // unchanged: the cached build
   });
 
   it("--watch reloads when the folder's schema.json changes (a new default applies)", async () => {
