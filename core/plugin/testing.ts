@@ -3,6 +3,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Agent, request } from 'undici';
 import { Gateway } from '../gateway.ts';
@@ -93,7 +94,7 @@ export type PluginTest = {
 
 /** A gateway and upstream kept up for several requests; stop() them at the end. */
 export async function startPluginTest(options: TestPluginOptions): Promise<PluginTest> {
-  const plugin = resolve(options.plugin instanceof URL ? options.plugin.pathname : options.plugin);
+  const plugin = options.plugin instanceof URL ? fileURLToPath(options.plugin) : resolve(options.plugin);
   const name = isPluginFolder(plugin) ? (await readManifest(plugin)).name : (await loadPlugin(plugin)).name;
   let answer: FakeUpstreamResponse = options.upstream ?? {};
   let received: UpstreamRequest | null = null;

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,6 +192,17 @@ describe('plugin folders', () => {
       await waitFor(async () => (await send(`${gw.url}/x`)).json().headers['x-tag'] === 'new___', 10_000, 'the new default');
     } finally {
       await gw.stop();
+    }
+  });
+
+  it('every bundled plugin is a full plugin folder that loads (plugins/README.md)', async () => {
+    const root = join(import.meta.dirname, '..', '..', 'plugins');
+    const folders = readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    expect(folders).toEqual(expect.arrayContaining(['correlation-id', 'header-transformer']));
+    for (const name of folders) {
+      expect(existsSync(join(root, name, 'plugin.json')), `plugins/${name} has no plugin.json (see plugins/README.md)`).toBe(true);
+      const { info } = await loadPluginFolder(join(root, name)); // descriptions, agreement with the exports
+      expect(info.name).toBe(name);
     }
   });
 
