@@ -10,6 +10,7 @@ import { VERSION } from './version.ts';
 const USAGE = `isogate ${VERSION}: a sandboxed multi-tenant API gateway
 
 usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--check]
+       isogate import KONG_FILE [--tenant NAME] [-o OUT_FILE]   (isogate import --help)
 
   --config FILE      config file (YAML). Without it: the demo, examples/gateway.yaml,
                      with the built-in echo upstream on 127.0.0.1:9000
@@ -22,6 +23,12 @@ usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--che
                      are printed as warnings (file:line:col) and do not change the exit code
   --help             this text
 `;
+
+// Subcommands first: each parses its own arguments.
+if (process.argv[2] === 'import') {
+  const { importCommand } = await import('./kong-import/command.ts');
+  process.exit(await importCommand(process.argv.slice(3)));
+}
 
 let values: { config?: string; workers?: string; watch?: boolean; echo?: string; check?: boolean; help?: boolean };
 try {
