@@ -6,7 +6,7 @@ import { parseDocument, stringify } from 'yaml';
 import { BUNDLED_PLUGINS_DIR } from '../config/compile.ts';
 import { validateConfig } from '../config/load.ts';
 import { ConfigError } from '../errors.ts';
-import { hashPassword } from '../consumers/password.ts';
+import { hashPassword } from '../consumers/passwords.ts';
 import { convertKong, KongFormatError } from './convert.ts';
 
 const USAGE = `usage: isogate import KONG_FILE [--tenant NAME] [-o OUT_FILE]
