@@ -5,6 +5,7 @@ import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
+import { OUTCOME } from '../sandbox/outcome.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
@@ -44,7 +45,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string
 }
 
 export function failureCode(f: RequestFailure): ErrorCode {
-  return f.fault.outcome === 'breaker_open' || f.fault.outcome === 'quarantined' ? 'ISG_ERR_PLUGIN_UNAVAILABLE' : 'ISG_ERR_PLUGIN_FAILED';
+  return OUTCOME[f.fault.outcome].error as ErrorCode;
 }
 
 /**
