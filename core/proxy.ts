@@ -9,6 +9,7 @@ import { OUTCOME } from '../sandbox/outcome.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
+import { isTrusted } from './trusted-proxies.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -26,6 +27,19 @@ export type ProxyContext = PipelineContext & {
 };
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
+
+/** Errors of a connection that never carried a response: a request without a body may be sent again (service retries). */
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
+
+/**
+ * service.setTimeouts' connect timeout, rounded up to a step: pools are per origin and
+ * connect timeout (undici sets it per pool), so the steps bound the pools a plugin can make.
+ */
+const CONNECT_STEPS = [250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000];
+export function connectStep(ms: number): number {
+  for (const s of CONNECT_STEPS) if (ms <= s) return s;
+  return CONNECT_STEPS[CONNECT_STEPS.length - 1];
+}
 
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
@@ -71,9 +85,32 @@ export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trail
   return out;
 }
 
-/** The request snapshot handed to plugins (see pdk-bridge/README.md). */
-export function requestJson(req: IncomingMessage, path: string, query: string): string {
-  return JSON.stringify({ m: req.method, p: path, q: query, h: req.headers, ip: req.socket.remoteAddress ?? '', s: 'http' });
+/**
+ * The request snapshot handed to plugins (see pdk-bridge/README.md and the field list in
+ * pdk-bridge/runtime/10-request.js), then a newline and the route's own JSON (made once
+ * per config). Only what the socket and parser already hold: everything else is derived
+ * in the isolate when a plugin asks.
+ */
+export function requestJson(req: IncomingMessage, path: string, query: string, route: RuntimeRoute, depth: number, startedAt: number): string {
+  const socket = req.socket;
+  const ip = socket.remoteAddress ?? '';
+  const url = req.url ?? '';
+  const trusted = route.proxy.trusted;
+  return JSON.stringify({
+    m: req.method,
+    p: path,
+    q: query,
+    h: req.headers,
+    ip,
+    cp: socket.remotePort,
+    s: 'http',
+    o: socket.localPort,
+    v: req.httpVersionMinor,
+    t: startedAt,
+    d: depth,
+    u: url === (query === '' ? path : path + '?' + query) ? undefined : url,
+    tr: trusted !== null && isTrusted(trusted, ip) ? 1 : undefined,
+  }) + '\n' + route.pdkJson;
 }
 
 /** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
@@ -85,6 +122,7 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
     responseEdits: null,
     exit: null,
     body: null,
+    targets: route.targets,
   };
 }
 
@@ -162,6 +200,17 @@ class Exchange implements Dispatcher.DispatchHandler {
   closed = false;
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
+  /** Segments of the route prefix that matched (request.getUriCaptures). */
+  depth = 0;
+  /** Path and query sent upstream (log.serialize's upstream_uri). */
+  upstreamUri = '';
+  /** "host:port" the request was sent to, times it was sent, sends left (service.setRetries). */
+  upstreamAt = '';
+  tries = 0;
+  retriesLeft = 0;
+  hasBody = false;
+  /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
+  bytesAtStart = 0;
 
   constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
     this.ctx = ctx;
@@ -174,15 +223,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.rawPath = rawPath;
     this.query = query;
     this.bareQuery = bareQuery;
+    if (route.runsLog) this.bytesAtStart = this.socket.bytesWritten;
     res.once('close', this.onClose);
   }
 
   requestJson(): string {
-    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query);
+    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query, this.route, this.depth, Math.floor(performance.timeOrigin + this.started));
     return this.reqJson;
   }
 
   start(depth: number): void {
+    this.depth = depth;
     const route = this.route;
     if (route.sandbox !== null && !route.sandbox.budget.allow()) {
       this.throttled();
@@ -205,17 +256,39 @@ class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
-    const path = upstreamTarget(route, target, this.bareQuery);
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
+    this.hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    this.retriesLeft = target.retries ?? route.service.retries;
+    this.dispatchUpstream();
+  }
+
+  /** Sends the request upstream: to the service, or where service.* and serviceRequest.set{Method,Scheme} said. */
+  dispatchUpstream(): void {
+    const route = this.route;
+    const target = this.target!;
+    const service = route.service;
+    const timeouts = target.timeouts ?? null;
+    const upstream = target.upstream ?? null;
+    const scheme = target.scheme ?? null;
+    let pool = route.pool;
+    this.upstreamAt = upstream ?? service.targets[0];
+    if (upstream !== null || (scheme !== null && scheme !== 'http') || timeouts !== null) {
+      pool = route.poolFor(`${scheme ?? 'http'}://${this.upstreamAt}`, timeouts === null ? service.connectTimeoutMs : connectStep(timeouts[0]));
+      const headers = target.upstreamHeaders;
+      // As Kong: without preserveHost, the Host sent is the chosen target's.
+      if (upstream !== null && !service.preserveHost && headers.host === service.hostHeader) headers.host = upstream.endsWith(':80') ? upstream.slice(0, -3) : upstream;
+    }
+    const readMs = timeouts === null ? service.timeoutMs : timeouts[2];
+    this.tries++;
     this.upstreamStarted = performance.now();
-    route.pool.dispatch(
+    pool.dispatch(
       {
-        path,
-        method: req.method!,
+        path: this.upstreamUri,
+        method: (target.method ?? this.req.method!) as Dispatcher.HttpMethod,
         headers: target.upstreamHeaders as IncomingHttpHeaders,
-        body: hasBody ? req : null,
-        headersTimeout: route.service.timeoutMs,
-        bodyTimeout: route.service.timeoutMs,
+        body: this.hasBody ? this.req : null,
+        headersTimeout: readMs,
+        bodyTimeout: readMs,
       },
       this,
     );
@@ -245,7 +318,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.closed) controller.abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
+  onResponseStart(controller: Dispatcher.DispatchController, upstreamStatus: number, headers: Headers): void {
+    let status = upstreamStatus;
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
     this.upstreamMs = performance.now() - this.upstreamStarted;
@@ -264,6 +338,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
+      status = this.target!.status ?? status; // response.setStatus
     }
     const edits = this.target!.responseEdits;
     if (edits !== null) applyHeaderEdits(out, edits);
@@ -314,6 +389,11 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as { code?: string }).code;
+    if (this.retriesLeft > 0 && !this.hasBody && this.upstreamMs < 0 && code !== undefined && RETRYABLE.has(code)) {
+      this.retriesLeft--;
+      this.dispatchUpstream();
+      return;
+    }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
     const errorId = (this.state.errorId = newErrorId());
     this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name, errorId }, `upstream error: ${err.message}`);
@@ -343,6 +423,26 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.res.end(out);
   }
 
+  /**
+   * The log phase's snapshot: status and headers sent, total ms (l), and what
+   * log.serialize and response.getSource need: source (src), upstream uri (us) and latency
+   * (pl, -1: none), target and tries (at, n), response bytes (rb).
+   */
+  logSnapshot(status: number): string {
+    const src = this.target?.exit != null ? 'exit' : this.state.errorId !== '' || this.upstreamMs < 0 ? 'error' : 'service';
+    return JSON.stringify({
+      s: status,
+      h: this.res.getHeaders(),
+      l: performance.now() - this.started,
+      src,
+      us: this.upstreamUri,
+      pl: this.upstreamMs,
+      at: this.upstreamAt,
+      n: this.tries,
+      rb: this.socket.bytesWritten - this.bytesAtStart,
+    });
+  }
+
   onDrain = (): void => {
     this.controller?.resume();
   };
@@ -356,9 +456,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
     route.metrics.duration.observe((performance.now() - this.started) / 1000);
-    if (route.runsLog) {
-      this.ctx.queueLog(route, this.requestJson(), JSON.stringify({ s: status, h: res.getHeaders(), l: performance.now() - this.started }), this.state.ctx);
-    }
+    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), this.logSnapshot(status), this.state.ctx);
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };

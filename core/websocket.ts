@@ -85,7 +85,7 @@ export class WebSocketProxy {
       }
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
       if (route.runsAccess) {
-        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query), { ctx: '', pluginMs: 0, errorId: '' }, target);
+        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), { ctx: '', pluginMs: 0, errorId: '' }, target);
         if (failure !== null) {
           fail(socket, route, started, failureCode(failure), failure.errorId);
           return;
