@@ -73,6 +73,9 @@ function encodeQuery(args) {
   return out;
 }
 
+// Kong's methods for set_method, less CONNECT (mirrored by pdk-bridge/host/ops.ts SERVICE_METHODS).
+const SERVICE_METHODS = $freeze({ GET: 1, HEAD: 1, PUT: 1, POST: 1, DELETE: 1, OPTIONS: 1, MKCOL: 1, COPY: 1, MOVE: 1, PROPFIND: 1, PROPPATCH: 1, LOCK: 1, UNLOCK: 1, PATCH: 1, TRACE: 1 });
+
 // Kong's other service request setters (merged into pdk.serviceRequest in 50-log.js).
 const pdkServiceRequestMore = {
   setHeaders(headers) {
@@ -89,7 +92,7 @@ const pdkServiceRequestMore = {
   setMethod(method) {
     checkPhase('serviceRequest.setMethod', BEFORE_UPSTREAM);
     const m = str(method, 'method');
-    if (m.length > 16) throw new realm.TypeError('serviceRequest.setMethod: unknown method');
+    if (SERVICE_METHODS[m] !== 1) throw new realm.TypeError('serviceRequest.setMethod: method must be one of ' + $keys(SERVICE_METHODS).join(', '));
     emit(['sq.method', m], m.length);
   },
   setQuery(args) {
