@@ -211,6 +211,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   hasBody = false;
   /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
   bytesAtStart = 0;
+  /**
+   * The response headers as passed to writeHead: node:http keeps no copy of those
+   * (res.getHeaders() is empty after writeHead(status, object)), and the log phase shows them.
+   */
+  sentHeaders: Headers | null = null;
 
   constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
     this.ctx = ctx;
@@ -307,6 +312,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   sendExit(): void {
     const { status, headers, body } = exitResponse(this.target!);
+    this.sentHeaders = headers;
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
@@ -348,6 +354,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.bufferedStatus = status;
       return;
     }
+    this.sentHeaders = out;
     this.res.writeHead(status, out);
   }
 
@@ -419,6 +426,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     delete headers['content-encoding'];
     delete headers.trailer; // a body with a Content-Length has no trailers
     headers['content-length'] = String(out.length);
+    this.sentHeaders = headers;
     this.res.writeHead(this.bufferedStatus, headers);
     this.res.end(out);
   }
@@ -432,7 +440,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const src = this.target?.exit != null ? 'exit' : this.state.errorId !== '' || this.upstreamMs < 0 ? 'error' : 'service';
     return JSON.stringify({
       s: status,
-      h: this.res.getHeaders(),
+      h: this.sentHeaders ?? this.res.getHeaders(),
       l: performance.now() - this.started,
       src,
       us: this.upstreamUri,
