@@ -46,16 +46,18 @@ const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
   (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
 );
 
-export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): void {
+/** Answers with a gateway error; returns the headers sent (null: too late, the connection was destroyed). */
+export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): Headers | null {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return null;
   }
   const body = errorId === undefined ? STATIC_ERRORS.get(code)! : Buffer.from(errorBody(code, errorId));
   const headers: Headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
   if (errorId !== undefined) headers['x-isogate-error-id'] = errorId;
   res.writeHead(ERRORS[code].status, headers);
   res.end(body);
+  return headers;
 }
 
 export function failureCode(f: RequestFailure): ErrorCode {
@@ -108,7 +110,8 @@ export function requestJson(req: IncomingMessage, path: string, query: string, r
     v: req.httpVersionMinor,
     t: startedAt,
     d: depth,
-    u: url === (query === '' ? path : path + '?' + query) ? undefined : url,
+    // the target as sent, only when path and query do not spell it (no concatenation to find out)
+    u: (query === '' ? url === path : url.length === path.length + 1 + query.length && url.startsWith(path)) ? undefined : url,
     tr: trusted !== null && isTrusted(trusted, ip) ? 1 : undefined,
   }) + '\n' + route.pdkJson;
 }
@@ -253,7 +256,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.runsAccess) {
       const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
       if (failure !== null) {
-        sendError(this.res, failureCode(failure), failure.errorId);
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
       if (target.exit !== null) {
@@ -341,10 +344,19 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (failure !== null) {
         this.answered = true;
         controller.abort(new Error('plugin failed'));
-        sendError(this.res, failureCode(failure), failure.errorId);
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
-      status = this.target!.status ?? status; // response.setStatus
+      const set = this.target!.status ?? null; // response.setStatus
+      if (set !== null) {
+        status = set;
+        // a 204 or 304 has no body: what framed the upstream's body must not go out with it
+        if (status === 204 || status === 304) {
+          delete out['content-length'];
+          delete out['transfer-encoding'];
+          delete out.trailer;
+        }
+      }
     }
     const edits = this.target!.responseEdits;
     if (edits !== null) applyHeaderEdits(out, edits);
@@ -406,7 +418,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name, errorId }, `upstream error: ${err.message}`);
     // A response undici could not parse (or framed wrongly) is a bad response, not an unreachable upstream.
     const invalid = err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code?.startsWith('HPE_') === true;
-    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
+    this.sentHeaders = sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
   finishBuffered(): void {
@@ -418,7 +430,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The body crosses as a plain string argument, not inside the JSON (no escaping of 64 KB).
     const failure = runPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
     if (failure !== null) {
-      sendError(this.res, failureCode(failure), failure.errorId);
+      this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
       return;
     }
     const replaced = this.target!.body;

@@ -37,8 +37,8 @@ describe('pdk.log.serialize', () => {
 ${NO_BREAKER}
 tenants:
   - name: t1
-    services: [{ name: s, url: "${up.url}/base" }]
-    routes: [{ name: r, service: s, paths: [/api], stripPath: true }]
+    services: [{ name: s, url: "${up.url}/base" }, { name: down, url: "http://127.0.0.1:1" }]
+    routes: [{ name: r, service: s, paths: [/api], stripPath: true }, { name: d, service: down, paths: [/down] }]
     plugins: [{ name: logger, path: ./logger.ts }]
 `, { 'logger.ts': PLUGIN }, { logger });
   });
@@ -78,6 +78,16 @@ tenants:
     expect(s.route).toMatchObject({ id: 't1/r', name: 'r', paths: ['/api'], strip_path: true, service: { id: 't1/s' } });
     expect(s.service).toMatchObject({ id: 't1/s', name: 's', host: '127.0.0.1', port: up.port, path: '/base' });
     expect(s.consumer).toBeUndefined();
+  });
+
+  it('shows the headers of an error the gateway answered with, and no upstream latency', async () => {
+    const r = await send(`${gw.url}/down?m=err`);
+    expect(r.status).toBe(502);
+    const s = await serialized('m=err');
+    expect(s.response.status).toBe(502);
+    expect(s.response.headers['x-isogate-error-id']).toBe(r.headers['x-isogate-error-id']);
+    expect(s.latencies.proxy).toBe(-1);
+    expect(s.tries).toEqual([{ ip: '127.0.0.1', port: 1 }]);
   });
 
   it('applies setSerializeValue from earlier phases: set, add, replace, delete, nested keys', async () => {

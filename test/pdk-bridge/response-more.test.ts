@@ -82,6 +82,14 @@ tenants:
     expect(r.json().url).toBe('/x?set=418');
   });
 
+  it('sets a bodyless status without the upstream body framing, and the connection stays usable', async () => {
+    const r = await send(`${gw.url}/x?set=204`);
+    expect(r.status).toBe(204);
+    expect(r.headers['content-length']).toBeUndefined();
+    expect(r.body).toBe('');
+    expect((await send(`${gw.url}/x?set=201`)).status).toBe(201);
+  });
+
   it('sets several response headers at once, an array as repeated headers', async () => {
     const r = await send(`${gw.url}/?do=set-headers`);
     expect(r.headers['x-one']).toBe('1');
