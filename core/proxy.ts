@@ -1,4 +1,4 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
@@ -9,7 +9,8 @@ import { OUTCOME } from '../sandbox/outcome.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
-import { isTrusted } from './trusted-proxies.ts';
+import { logSnapshot, requestJson } from './request-snapshot.ts';
+import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -28,18 +29,6 @@ export type ProxyContext = PipelineContext & {
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
 
-/** Errors of a connection that never carried a response: a request without a body may be sent again (service retries). */
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET']);
-
-/**
- * service.setTimeouts' connect timeout, rounded up to a step: pools are per origin and
- * connect timeout (undici sets it per pool), so the steps bound the pools a plugin can make.
- */
-const CONNECT_STEPS = [250, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000];
-export function connectStep(ms: number): number {
-  for (const s of CONNECT_STEPS) if (ms <= s) return s;
-  return CONNECT_STEPS[CONNECT_STEPS.length - 1];
-}
 
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
@@ -87,34 +76,6 @@ export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trail
   return out;
 }
 
-/**
- * The request snapshot handed to plugins (see pdk-bridge/README.md and the field list in
- * pdk-bridge/runtime/10-request.js), then a newline and the route's own JSON (made once
- * per config). Only what the socket and parser already hold: everything else is derived
- * in the isolate when a plugin asks.
- */
-export function requestJson(req: IncomingMessage, path: string, query: string, route: RuntimeRoute, depth: number, startedAt: number): string {
-  const socket = req.socket;
-  const ip = socket.remoteAddress ?? '';
-  const url = req.url ?? '';
-  const trusted = route.proxy.trusted;
-  return JSON.stringify({
-    m: req.method,
-    p: path,
-    q: query,
-    h: req.headers,
-    ip,
-    cp: socket.remotePort,
-    s: 'http',
-    o: socket.localPort,
-    v: req.httpVersionMinor,
-    t: startedAt,
-    d: depth,
-    // the target as sent, only when path and query do not spell it (no concatenation to find out)
-    u: (query === '' ? url === path : url.length === path.length + 1 + query.length && url.startsWith(path)) ? undefined : url,
-    tr: trusted !== null && isTrusted(trusted, ip) ? 1 : undefined,
-  }) + '\n' + route.pdkJson;
-}
 
 /** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
 export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
@@ -272,34 +233,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** Sends the request upstream: to the service, or where service.* and serviceRequest.set{Method,Scheme} said. */
   dispatchUpstream(): void {
-    const route = this.route;
-    const target = this.target!;
-    const service = route.service;
-    const timeouts = target.timeouts ?? null;
-    const upstream = target.upstream ?? null;
-    const scheme = target.scheme ?? null;
-    let pool = route.pool;
-    this.upstreamAt = upstream ?? service.targets[0];
-    if (upstream !== null || (scheme !== null && scheme !== 'http') || timeouts !== null) {
-      pool = route.poolFor(`${scheme ?? 'http'}://${this.upstreamAt}`, timeouts === null ? service.connectTimeoutMs : connectStep(timeouts[0]));
-      const headers = target.upstreamHeaders;
-      // As Kong: without preserveHost, the Host sent is the chosen target's.
-      if (upstream !== null && !service.preserveHost && headers.host === service.hostHeader) headers.host = upstream.endsWith(':80') ? upstream.slice(0, -3) : upstream;
-    }
-    const readMs = timeouts === null ? service.timeoutMs : timeouts[2];
     this.tries++;
     this.upstreamStarted = performance.now();
-    pool.dispatch(
-      {
-        path: this.upstreamUri,
-        method: (target.method ?? this.req.method!) as Dispatcher.HttpMethod,
-        headers: target.upstreamHeaders as IncomingHttpHeaders,
-        body: this.hasBody ? this.req : null,
-        headersTimeout: readMs,
-        bodyTimeout: readMs,
-      },
-      this,
-    );
+    this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.hasBody ? this.req : null, this);
   }
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
@@ -408,7 +344,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as { code?: string }).code;
-    if (this.retriesLeft > 0 && !this.hasBody && this.upstreamMs < 0 && code !== undefined && RETRYABLE.has(code)) {
+    if (this.retriesLeft > 0 && !this.hasBody && this.upstreamMs < 0 && code !== undefined && retryable(code)) {
       this.retriesLeft--;
       this.dispatchUpstream();
       return;
@@ -443,25 +379,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.res.end(out);
   }
 
-  /**
-   * The log phase's snapshot: status and headers sent, total ms (l), and what
-   * log.serialize and response.getSource need: source (src), upstream uri (us) and latency
-   * (pl, -1: none), target and tries (at, n), response bytes (rb).
-   */
-  logSnapshot(status: number): string {
-    const src = this.target?.exit != null ? 'exit' : this.state.errorId !== '' || this.upstreamMs < 0 ? 'error' : 'service';
-    return JSON.stringify({
-      s: status,
-      h: this.sentHeaders ?? this.res.getHeaders(),
-      l: performance.now() - this.started,
-      src,
-      us: this.upstreamUri,
-      pl: this.upstreamMs,
-      at: this.upstreamAt,
-      n: this.tries,
-      rb: this.socket.bytesWritten - this.bytesAtStart,
-    });
-  }
 
   onDrain = (): void => {
     this.controller?.resume();
@@ -476,7 +393,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
     route.metrics.duration.observe((performance.now() - this.started) / 1000);
-    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), this.logSnapshot(status), this.state.ctx);
+    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), logSnapshot(this, status), this.state.ctx);
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };

@@ -7,7 +7,6 @@ import {
   exitResponse,
   failureCode,
   newTarget,
-  requestJson,
   resolveTarget,
   runBeforeUpstream,
   upstreamHeaders,
@@ -15,6 +14,7 @@ import {
   type ProxyContext,
 } from './proxy.ts';
 import { newErrorId } from './pipeline.ts';
+import { requestJson } from './request-snapshot.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
 
