@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileProxy } from '../../core/config/compile.ts';
+import { isTrusted } from '../../core/trusted-proxies.ts';
 import { NO_BREAKER, echoHandler, parseRawResponse, pluginSource, rawRequest, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 /** pdk.request beyond the basics: port, forwarded values, version, raw path, start time, captures. */
@@ -123,5 +125,33 @@ describe('pdk.request: more reads', () => {
     const got = JSON.parse(r.headers['x-read'] as string);
     expect(got.withQuery).toBe('/late/a?x=1');
     expect(got.captures.unnamed).toEqual(['/late']);
+  });
+});
+
+describe('proxy.trustedProxies', () => {
+  const proxy = (trustedProxies: string[], errors: string[] = []) => compileProxy({ via: 'isogate', trustedProxies, websocket: { idleTimeoutMs: 1000, maxMessageBytes: 1000 } }, errors);
+
+  it('matches addresses and CIDR blocks of both families, an IPv4-mapped peer as its IPv4', () => {
+    const { trusted } = proxy(['10.0.0.0/8', '192.168.1.7', '2001:db8::/32']);
+    expect(isTrusted(trusted, '10.200.0.1')).toBe(true);
+    expect(isTrusted(trusted, '::ffff:10.1.2.3')).toBe(true);
+    expect(isTrusted(trusted, '192.168.1.7')).toBe(true);
+    expect(isTrusted(trusted, '192.168.1.8')).toBe(false);
+    expect(isTrusted(trusted, '2001:db8::1')).toBe(true);
+    expect(isTrusted(trusted, '2001:db9::1')).toBe(false);
+    expect(isTrusted(trusted, '')).toBe(false);
+  });
+
+  it('trusts no one by default, at no cost (no list compiled)', () => {
+    expect(proxy([]).trusted).toBeNull();
+    expect(isTrusted(null, '127.0.0.1')).toBe(false);
+  });
+
+  it('names every bad entry with its path', () => {
+    const errors: string[] = [];
+    proxy(['10.0.0.0/33', 'example.com', '::1/129', '1.2.3.4/x'], errors);
+    expect(errors).toHaveLength(4);
+    expect(errors[0]).toBe('proxy.trustedProxies[0]: "10.0.0.0/33" is not an IPv4/IPv6 address or CIDR block (e.g. 10.0.0.0/8, ::1)');
+    expect(errors[1]).toMatch(/^proxy.trustedProxies\[1\]: "example.com"/);
   });
 });

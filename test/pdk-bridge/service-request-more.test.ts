@@ -13,6 +13,9 @@ export function access(pdk: any) {
   if (q === 'bad-scheme') caught(() => pdk.serviceRequest.setScheme('ftp'));
   if (q === 'query') pdk.serviceRequest.setQuery({ b: 'x y', a: ['1', '2'], flag: true, off: false, n: 3, 'é': '&' });
   if (q === 'bad-query') caught(() => pdk.serviceRequest.setQuery({ a: { nested: 1 } }));
+  if (q === 'flood') { const h: Record<string, string> = {}; for (let i = 0; i < 1200; i++) h['x-' + i] = 'v'; pdk.serviceRequest.setHeaders(h); }
+  if (q === 'huge-header') pdk.serviceRequest.setHeaders({ 'x-big': 'v'.repeat(17000) });
+  if (q === 'bad-headers') caught(() => pdk.serviceRequest.setHeaders(['x']));
   if (q === 'clear') { pdk.serviceRequest.clearQueryArg('a'); pdk.serviceRequest.clearQueryArg('b c'); }
 }
 export function headerFilter(pdk: any) {
@@ -62,6 +65,13 @@ tenants:
 
   it('clears every occurrence of a query argument, by its decoded name', async () => {
     expect((await send(`${gw.url}/p?a=1&do=clear&a=2&b+c=3&b%20c=4&ab=5`)).json().url).toBe('/p?do=clear&ab=5');
+  });
+
+  it('hostile: a header flood, a huge header or a non-object fail with a clear error, nothing else harmed', async () => {
+    expect((await send(`${gw.url}/?do=flood`)).status).toBe(500);
+    expect((await send(`${gw.url}/?do=huge-header`)).status).toBe(500);
+    expect((await send(`${gw.url}/?do=bad-headers`)).json().err).toBe('serviceRequest.setHeaders: headers must be an object of name -> value');
+    expect((await send(`${gw.url}/?do=headers`)).json().headers['x-a']).toBe('1');
   });
 
   it('phase check: setHeaders in headerFilter throws an error naming both phases', async () => {
