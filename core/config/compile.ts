@@ -13,6 +13,7 @@ import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
 import { isPluginFolder, loadPluginFolder } from '../plugin/folder.ts';
 import { MANIFEST_FILE, SCHEMA_FILE } from '../plugin/manifest.ts';
+import { compileTrustedProxies, type TrustedProxies } from '../trusted-proxies.ts';
 import type { ConfigInput, LimitsInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
@@ -33,6 +34,9 @@ export type ServiceSpec = {
   readonly preserveHost: boolean;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly retries: number;
+  /** "host:port" a plugin may send requests to (service.setTarget): the url's own first, then `targets`; lower case. */
+  readonly targets: readonly string[];
 };
 
 export type InstanceInfo = {
@@ -47,11 +51,14 @@ export type ProxySpec = {
   readonly via11: string | null;
   readonly via10: string | null;
   readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
+  /** Peers whose X-Forwarded-* the PDK believes (null: none). */
+  readonly trusted: TrustedProxies;
 };
 
-export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
+export function compileProxy(input: ConfigInput['proxy'], errors: string[] = []): ProxySpec {
   const via = input.via;
   return {
+    trusted: compileTrustedProxies(input.trustedProxies ?? [], 'proxy.trustedProxies', errors),
     via11: via === false ? null : `1.1 ${via}`,
     via10: via === false ? null : `1.0 ${via}`,
     websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
@@ -125,7 +132,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const tenantNames = new Set<string>();
-  const proxy = compileProxy(input.proxy);
+  const proxy = compileProxy(input.proxy, errors);
 
   for (let ti = 0; ti < input.tenants.length; ti++) {
     const tenant = input.tenants[ti];
@@ -186,6 +193,8 @@ async function compileTenant(
       preserveHost: s.preserveHost,
       timeoutMs: s.timeoutMs,
       connectTimeoutMs: s.connectTimeoutMs,
+      retries: s.retries ?? 0,
+      targets: [...new Set([`${url.hostname}:${url.port === '' ? 80 : url.port}`, ...(s.targets ?? [])].map((t) => t.toLowerCase()))],
     });
   });
   const routeNames = new Set<string>();
