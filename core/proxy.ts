@@ -1,18 +1,20 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
-import { errorBody } from './errors.ts';
-import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
+import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
+import { OUTCOME } from '../sandbox/outcome.ts';
+import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
+import { logSnapshot, requestJson } from './request-snapshot.ts';
+import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
-import { exitResponse, failureCode, newTarget, requestJson, sendError, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 import { readClientBody, type ClientBody } from './request-body.ts';
 import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
-import { exactPath, normalizePath, type Match } from './router/router.ts';
+import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -41,7 +43,66 @@ export type ProxyContext = PipelineContext & {
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
 
-export { exitResponse, failureCode, newTarget, requestJson, sendError, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
+
+/** Static error bodies are encoded once. */
+const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
+  (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
+);
+
+/** Answers with a gateway error; returns the headers sent (null: too late, the connection was destroyed). */
+export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): Headers | null {
+  if (res.headersSent) {
+    res.destroy();
+    return null;
+  }
+  const body = errorId === undefined ? STATIC_ERRORS.get(code)! : Buffer.from(errorBody(code, errorId));
+  const headers: Headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
+  if (errorId !== undefined) headers['x-isogate-error-id'] = errorId;
+  res.writeHead(ERRORS[code].status, headers);
+  res.end(body);
+  return headers;
+}
+
+export function failureCode(f: RequestFailure): ErrorCode {
+  return OUTCOME[f.fault.outcome].error as ErrorCode;
+}
+
+/**
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
+ * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
+ */
+export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trailers: boolean): Headers {
+  const src = req.headers;
+  const out: Headers = {};
+  for (const name in src) {
+    if (!HOP_BY_HOP.has(name) && name !== 'expect') out[name] = src[name];
+  }
+  dropConnectionListed(out, src.connection);
+  const ip = req.socket.remoteAddress ?? '';
+  const xff = src['x-forwarded-for'];
+  out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff}, ${ip}`;
+  out['x-forwarded-proto'] = 'http';
+  if (src.host !== undefined) out['x-forwarded-host'] = src.host;
+  if (!route.service.preserveHost) out.host = route.service.hostHeader;
+  const via = req.httpVersionMinor === 0 ? route.proxy.via10 : route.proxy.via11;
+  if (via !== null) appendVia(out, via);
+  if (trailers) out.te = 'trailers';
+  return out;
+}
+
+
+/** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
+export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
+  return {
+    upstreamHeaders: headers,
+    upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
+    upstreamQuery: query,
+    responseEdits: null,
+    exit: null,
+    body: null,
+    targets: route.targets,
+  };
+}
 
 /**
  * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
@@ -54,6 +115,32 @@ export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, req
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
+}
+
+/** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
+export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery: boolean): string {
+  const base = route.service.basePath;
+  let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
+  if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
+  else if (bareQuery) path += '?';
+  return path;
+}
+
+/** Status, headers and body of a plugin's exit(). */
+export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
+  const exit = target.exit!;
+  const headers: Headers = {};
+  for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
+  const edits = target.responseEdits;
+  if (edits !== null) applyHeaderEdits(headers, edits);
+  const body = exit.body === null ? null : Buffer.from(exit.body);
+  if (body !== null) {
+    if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
+    headers['content-length'] = String(body.length);
+  } else {
+    headers['content-length'] = '0';
+  }
+  return { status: exit.status, headers, body };
 }
 
 /**
@@ -94,6 +181,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   closed = false;
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
+  /** Segments of the route prefix that matched (request.getUriCaptures). */
+  depth = 0;
+  /** Path and query sent upstream (log.serialize's upstream_uri). */
+  upstreamUri = '';
+  /** "host:port" the request was sent to, times it was sent, sends left (service.setRetries). */
+  upstreamAt = '';
+  tries = 0;
+  retriesLeft = 0;
+  hasBody = false;
+  /** What is sent upstream as the body: the client's stream, the buffered or replaced bytes, or null. */
+  upstreamBody: Buffer | AsyncIterable<Buffer> | IncomingMessage | null = null;
+  /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
+  bytesAtStart = 0;
+  /**
+   * The response headers as passed to writeHead: node:http keeps no copy of those
+   * (res.getHeaders() is empty after writeHead(status, object)), and the log phase shows them.
+   */
+  sentHeaders: Headers | null = null;
 
   constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
     this.ctx = ctx;
@@ -106,15 +211,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.rawPath = rawPath;
     this.query = query;
     this.bareQuery = bareQuery;
+    if (route.runsLog) this.bytesAtStart = this.socket.bytesWritten;
     res.once('close', this.onClose);
   }
 
   requestJson(): string {
-    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query);
+    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query, this.route, this.depth, Math.floor(performance.timeOrigin + this.started));
     return this.reqJson;
   }
 
   start(depth: number): void {
+    this.depth = depth;
     const route = this.route;
     if (route.sandbox !== null && !route.sandbox.budget.allow()) {
       this.throttled();
@@ -160,7 +267,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.runsAccess) {
       const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target, route.readsClientBody ? client.text : '');
       if (failure !== null) {
-        sendError(this.res, failureCode(failure), failure.errorId);
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
       if (target.exit !== null) {
@@ -168,7 +275,7 @@ class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
-    const path = upstreamTarget(route, target, this.bareQuery);
+    this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
     let body = client === STREAMED ? req : client.upstream;
     if (target.body !== null) {
       // serviceRequest.setRawBody: what is left of the client's body is read and dropped
@@ -181,18 +288,17 @@ class Exchange implements Dispatcher.DispatchHandler {
       delete target.upstreamHeaders['transfer-encoding'];
       target.upstreamHeaders['content-length'] = String(body.length);
     }
+    this.upstreamBody = body;
+    this.hasBody = body !== null;
+    this.retriesLeft = target.retries ?? route.service.retries;
+    this.dispatchUpstream();
+  }
+
+  /** Sends the request upstream: to the service, or where service.* and serviceRequest.set{Method,Scheme} said. */
+  dispatchUpstream(): void {
+    this.tries++;
     this.upstreamStarted = performance.now();
-    route.pool.dispatch(
-      {
-        path,
-        method: req.method!,
-        headers: target.upstreamHeaders as IncomingHttpHeaders,
-        body: body as Dispatcher.DispatchOptions['body'],
-        headersTimeout: route.service.timeoutMs,
-        bodyTimeout: route.service.timeoutMs,
-      },
-      this,
-    );
+    this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.upstreamBody as Dispatcher.DispatchOptions['body'], this);
   }
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
@@ -208,6 +314,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   sendExit(): void {
     const { status, headers, body } = exitResponse(this.target!);
+    this.sentHeaders = headers;
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
@@ -219,7 +326,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.closed) controller.abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
+  onResponseStart(controller: Dispatcher.DispatchController, upstreamStatus: number, headers: Headers): void {
+    let status = upstreamStatus;
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
     this.upstreamMs = performance.now() - this.upstreamStarted;
@@ -247,7 +355,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.route;
     const target = this.target!;
     if (route.runsHeaderFilter) {
-      const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, us: upstream.s, uh: upstream.h };
+      const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
       const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
       if (failure !== null) {
         this.fail(failure);
@@ -256,7 +364,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const edits = target.responseEdits;
     if (edits !== null) applyHeaderEdits(out, edits);
-    if (target.status !== null) status = target.status;
+    const set = target.status ?? null; // response.setStatus
+    if (set !== null) {
+      status = set;
+      // a 204 or 304 has no body: what framed the upstream's body must not go out with it
+      if (status === 204 || status === 304) {
+        delete out['content-length'];
+        delete out['transfer-encoding'];
+        delete out.trailer;
+      }
+    }
+    this.sentHeaders = out; // written now, or by the bodyFilter with its first output
     if (route.runsBodyFilter) {
       this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD');
       return true;
@@ -269,7 +387,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   fail(failure: RequestFailure): void {
     this.answered = true;
     this.controller?.abort(new Error('plugin failed'));
-    sendError(this.res, failureCode(failure), failure.errorId);
+    const sent = sendError(this.res, failureCode(failure), failure.errorId);
+    if (sent !== null) this.sentHeaders = sent;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -319,12 +438,17 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as { code?: string }).code;
+    if (this.retriesLeft > 0 && !this.hasBody && this.upstreamMs < 0 && code !== undefined && retryable(code)) {
+      this.retriesLeft--;
+      this.dispatchUpstream();
+      return;
+    }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
     const errorId = (this.state.errorId = newErrorId());
     this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name, errorId }, `upstream error: ${err.message}`);
     // A response undici could not parse (or framed wrongly) is a bad response, not an unreachable upstream.
     const invalid = err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code?.startsWith('HPE_') === true;
-    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
+    this.sentHeaders = sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
   /** The response phase on the whole response, then headerFilter and bodyFilter as for a streamed one. */
@@ -340,6 +464,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     else this.res.end(r.body);
   }
 
+
   onDrain = (): void => {
     this.controller?.resume();
   };
@@ -353,9 +478,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
     route.metrics.duration.observe((performance.now() - this.started) / 1000);
-    if (route.runsLog) {
-      this.ctx.queueLog(route, this.requestJson(), JSON.stringify({ s: status, h: res.getHeaders(), l: performance.now() - this.started }), this.state.ctx);
-    }
+    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), logSnapshot(this, status), this.state.ctx);
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };

@@ -12,7 +12,9 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
-  bodies: { maxRequestBodyBytes: number; maxFilteredBodyBytes: number };
+  /** Absent only where a caller builds the input by hand: the schema fills it in. */
+  bodies?: { maxRequestBodyBytes: number; maxFilteredBodyBytes: number };
+  trustedProxies: string[];
   websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };
 
@@ -22,6 +24,8 @@ export type ServiceInput = {
   timeoutMs: number;
   connectTimeoutMs: number;
   preserveHost: boolean;
+  retries: number;
+  targets: string[];
 };
 
 export type RouteInput = {

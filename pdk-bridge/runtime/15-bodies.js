@@ -3,9 +3,6 @@
 // Parsers take a body that crossed as a string: UTF-8 text, decoded by the host.
 // Every parser bounds what it builds (CAPS.maxBodyParts parts or fields) and fails with an
 // error of the plugin's realm that says what was wrong.
-const $encode = encodeURIComponent;
-const $charCodeAt = String.prototype.charCodeAt;
-const $trim = String.prototype.trim;
 /** RFC 2046: a multipart boundary has 1 to 70 characters. */
 const MAX_BOUNDARY = 70;
 const CRLF2 = '\r\n\r\n';

@@ -1,13 +1,13 @@
 // In-isolate runtime: pdk.serviceResponse, the upstream's own response (Kong's
 // kong.service.response). Status and headers in every phase that has a response: the
-// upstream's, before any plugin changed them (`us`/`uh` of the phase snapshot when a
+// upstream's, before any plugin changed them (`ss`/`sh` of the phase snapshot when a
 // response phase ran, else `s`/`h`). The body where it was buffered.
 const HAS_SERVICE_RESPONSE = PHASES.masks.HAS_SERVICE_RESPONSE;
 const HAS_SERVICE_BODY = PHASES.masks.HAS_SERVICE_BODY;
 
 function serviceHeaders() {
   const d = phaseSnapshot();
-  const h = d.uh !== undefined ? d.uh : d.h;
+  const h = d.sh !== undefined ? d.sh : d.h;
   return h === undefined ? undefined : bare(h);
 }
 
@@ -15,7 +15,7 @@ const pdkServiceResponse = $freeze({
   getStatus() {
     checkPhase('serviceResponse.getStatus', HAS_SERVICE_RESPONSE);
     const d = phaseSnapshot();
-    return d.us !== undefined ? d.us : d.s;
+    return d.ss !== undefined ? d.ss : d.s;
   },
   getHeader(name) {
     checkPhase('serviceResponse.getHeader', HAS_SERVICE_RESPONSE);

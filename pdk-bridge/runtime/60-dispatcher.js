@@ -153,7 +153,7 @@ function begin(ph, reqJson, phaseJson, ctxJson, body, last) {
   owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
-  ctxRaw = ctxJson;
+  ctxRaw = ctxBegin(ctxJson);
   ctxShared = null;
   exited = false;
   logLines = 0;
@@ -198,6 +198,7 @@ function encode(faults, out) {
     }
     if (typeof ctx !== 'string') ctx = '';
   }
+  ctx = ctxEncode(ctx, faults);
   out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
 }
 
@@ -308,6 +309,7 @@ api.setup = function (programJson) {
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
     inst.readsBody = mod !== undefined && mod.readsBody;
+    inst.realm = mod === undefined ? OWN_REALM : mod.realm;
     // the config is the plugin's own data: made in its realm
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
@@ -390,6 +392,7 @@ api.exercise = function () {
   inst.pdk = pdk;
   inst.callback = same;
   inst.readsBody = false;
+  inst.realm = OWN_REALM;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();
