@@ -6,15 +6,16 @@ import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { OUTCOME } from '../sandbox/outcome.ts';
-import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
+import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { logSnapshot, requestJson } from './request-snapshot.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
+import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 import { readClientBody, type ClientBody } from './request-body.ts';
 import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
-import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
+import { exactPath, normalizePath, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -43,6 +44,7 @@ export type ProxyContext = PipelineContext & {
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
 
+export { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
@@ -71,43 +73,6 @@ export function failureCode(f: RequestFailure): ErrorCode {
  * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
  * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
  */
-export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trailers: boolean): Headers {
-  const src = req.headers;
-  const out: Headers = {};
-  for (const name in src) {
-    if (!HOP_BY_HOP.has(name) && name !== 'expect') out[name] = src[name];
-  }
-  dropConnectionListed(out, src.connection);
-  const ip = req.socket.remoteAddress ?? '';
-  const xff = src['x-forwarded-for'];
-  out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff}, ${ip}`;
-  out['x-forwarded-proto'] = 'http';
-  if (src.host !== undefined) out['x-forwarded-host'] = src.host;
-  if (!route.service.preserveHost) out.host = route.service.hostHeader;
-  const via = req.httpVersionMinor === 0 ? route.proxy.via10 : route.proxy.via11;
-  if (via !== null) appendVia(out, via);
-  if (trailers) out.te = 'trailers';
-  return out;
-}
-
-
-/** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
-export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
-  return {
-    upstreamHeaders: headers,
-    upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
-    upstreamQuery: query,
-    responseEdits: null,
-    exit: null,
-    body: null,
-    targets: route.targets,
-  };
-}
-
-/**
- * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
- * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
- */
 export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = ''): RequestFailure | null {
   for (const phase of BEFORE_UPSTREAM) {
     if ((route.phases & phase) === 0) continue;
@@ -115,32 +80,6 @@ export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, req
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
-}
-
-/** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
-export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery: boolean): string {
-  const base = route.service.basePath;
-  let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
-  if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
-  else if (bareQuery) path += '?';
-  return path;
-}
-
-/** Status, headers and body of a plugin's exit(). */
-export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
-  const exit = target.exit!;
-  const headers: Headers = {};
-  for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
-  const edits = target.responseEdits;
-  if (edits !== null) applyHeaderEdits(headers, edits);
-  const body = exit.body === null ? null : Buffer.from(exit.body);
-  if (body !== null) {
-    if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
-    headers['content-length'] = String(body.length);
-  } else {
-    headers['content-length'] = '0';
-  }
-  return { status: exit.status, headers, body };
 }
 
 /**
