@@ -11,9 +11,6 @@ export const name = 'correlation-id';
 export const version = '2.0.0';
 export const priority = 100001; // Kong's: before every other plugin, so they all see the id
 
-/** ctx key under which access hands a generated id to headerFilter (only when echoing). */
-const CTX_KEY = 'correlation-id';
-
 function uuid(): string {
   let h = '';
   for (let i = 0; i < 4; i++) h += Math.floor(Math.random() * 0x100000000).toString(16).padStart(8, '0');
@@ -38,21 +35,18 @@ function generate(generator: Config['generator']): string {
   }
 }
 
+/**
+ * All in access (Kong echoes in header_filter): a response header set there applies to the
+ * upstream's response and to the answer of a later plugin that exits, as Kong's does, with
+ * no ctx and no headerFilter crossing.
+ */
 export function access(pdk: Pdk, config: Config): void {
   const given = pdk.request.getHeader(config.header_name);
-  if (typeof given === 'string' && given !== '') return; // kept as sent; headerFilter reads it again
-  const id = generate(config.generator);
-  pdk.serviceRequest.setHeader(config.header_name, id);
-  if (config.echo_downstream) pdk.ctx.set(CTX_KEY, id);
-}
-
-export function headerFilter(pdk: Pdk, config: Config): void {
-  if (!config.echo_downstream) return;
-  let id = pdk.ctx.get(CTX_KEY);
-  if (typeof id !== 'string') {
-    const given = pdk.request.getHeader(config.header_name);
-    // an exit() before access ran leaves no id: make one, as Kong does
-    id = typeof given === 'string' && given !== '' ? given : generate(config.generator);
+  let id: string;
+  if (typeof given === 'string' && given !== '') id = given; // kept: it goes upstream as sent
+  else {
+    id = generate(config.generator);
+    pdk.serviceRequest.setHeader(config.header_name, id);
   }
-  pdk.response.setHeader(config.header_name, id as string);
+  if (config.echo_downstream) pdk.response.setHeader(config.header_name, id);
 }

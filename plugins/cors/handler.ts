@@ -124,9 +124,32 @@ function decide(c: Compiled, config: Config, origin: string | undefined): Decisi
   return decision;
 }
 
+/**
+ * Everything happens in access (Kong splits it over access and header_filter): headers set
+ * there apply to the upstream's response and to the answer of a later plugin that exits
+ * (Kong's header_filter runs on those too), and the chain needs no headerFilter crossing.
+ */
 export function access(pdk: Pdk, config: Config): void {
-  if (config.preflight_continue || !isPreflight(pdk)) return;
+  const preflight = isPreflight(pdk);
+  if (preflight) {
+    // answered here, or left whole to the upstream (preflight_continue)
+    if (!config.preflight_continue) answerPreflight(pdk, config, compile(config));
+    return;
+  }
+  const origin = pdk.request.getHeader('origin');
+  const o = typeof origin === 'string' ? origin : undefined;
+  if (o === undefined && !config.allow_origin_absent) return;
   const c = compile(config);
+  const r = pdk.response;
+  const d = decide(c, config, o);
+  if (d.vary) r.addHeader('Vary', 'Origin');
+  if (d.acao === null) r.clearHeader('Access-Control-Allow-Origin');
+  else r.setHeader('Access-Control-Allow-Origin', d.acao);
+  if (d.credentials) r.setHeader('Access-Control-Allow-Credentials', 'true');
+  if (c.exposed !== null) r.setHeader('Access-Control-Expose-Headers', c.exposed);
+}
+
+function answerPreflight(pdk: Pdk, config: Config, c: Compiled): never {
   const origin = pdk.request.getHeader('origin') as string;
   const out: Record<string, string> = {};
   const d = decide(c, config, origin);
@@ -139,20 +162,5 @@ export function access(pdk: Pdk, config: Config): void {
   out['Access-Control-Allow-Methods'] = c.methods;
   if (c.maxAge !== null) out['Access-Control-Max-Age'] = c.maxAge;
   if (config.private_network && pdk.request.getHeader('access-control-request-private-network') === 'true') out['Access-Control-Allow-Private-Network'] = 'true';
-  pdk.response.exit(200, null, out);
-}
-
-export function headerFilter(pdk: Pdk, config: Config): void {
-  if (isPreflight(pdk)) return; // answered above, or left to the upstream (preflight_continue)
-  const origin = pdk.request.getHeader('origin');
-  const o = typeof origin === 'string' ? origin : undefined;
-  if (o === undefined && !config.allow_origin_absent) return;
-  const c = compile(config);
-  const r = pdk.response;
-  const d = decide(c, config, o);
-  if (d.vary) r.addHeader('Vary', 'Origin');
-  if (d.acao === null) r.clearHeader('Access-Control-Allow-Origin');
-  else r.setHeader('Access-Control-Allow-Origin', d.acao);
-  if (d.credentials) r.setHeader('Access-Control-Allow-Credentials', 'true');
-  if (c.exposed !== null) r.setHeader('Access-Control-Expose-Headers', c.exposed);
+  return pdk.response.exit(200, null, out);
 }

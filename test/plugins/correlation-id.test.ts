@@ -16,10 +16,13 @@ tenants:
       - { name: defaults, service: echo, paths: [/defaults] }
       - { name: uuid, service: echo, paths: [/uuid] }
       - { name: tracker, service: echo, paths: [/tracker] }
+      - { name: exit, service: echo, paths: [/exit] }
     plugins:
       - { name: correlation-id, route: defaults }
       - { name: correlation-id, route: uuid, config: { header_name: X-Req, generator: uuid, echo_downstream: true } }
       - { name: correlation-id, route: tracker, config: { generator: tracker, echo_downstream: true } }
+      - { name: correlation-id, route: exit, config: { echo_downstream: true } }
+      - { name: request-termination, route: exit, config: { status_code: 403 } }
 `);
   });
   afterAll(async () => {
@@ -63,6 +66,12 @@ tenants:
     expect(r.json().headers['kong-request-id']).toBe(id);
     const seconds = Number(String(id).split('-')[2]);
     expect(Math.abs(seconds - Date.now() / 1000)).toBeLessThan(60);
+  });
+
+  it("echoes the id on a later plugin's exit too (Kong's header_filter runs on exits)", async () => {
+    const r = await send(`${gw.url}/exit`);
+    expect(r.status).toBe(403);
+    expect(r.headers['kong-request-id']).toMatch(new RegExp(`^${UUID4}#\\d+$`));
   });
 
   it('hostile: a 14 KB client id is kept and echoed whole, not cut or refused', async () => {

@@ -13,9 +13,14 @@ describe('plugin cors', () => {
   beforeAll(async () => {
     up = await startUpstream((req, res) => {
       hits++;
+      if (req.url!.endsWith('/vary')) {
+        res.writeHead(200, { vary: 'Accept-Encoding', 'access-control-allow-origin': 'https://upstream.test' });
+        res.end('v');
+        return;
+      }
       echoHandler(req, res);
     });
-    const names = ['any', 'anycred', 'exact', 'single', 'regex', 'continue', 'absent', 'redos', 'badregex'];
+    const names = ['any', 'anycred', 'exact', 'single', 'regex', 'continue', 'absent', 'redos', 'badregex', 'exit'];
     gw = await startGateway(`
 ${NO_BREAKER}
 tenants:
@@ -42,6 +47,8 @@ ${names.map((n) => `      - { name: ${n}, service: echo, paths: [/${n}] }`).join
       - { name: cors, route: absent, config: { allow_origin_absent: false } }
       - { name: cors, route: redos, config: { origins: ['(a+)+b'] }, limits: { cpuMs: 20 } }
       - { name: cors, route: badregex, config: { origins: ['(unclosed'] } }
+      - { name: cors, route: exit, config: { origins: [https://app.example.com, https://b.example.com], exposed_headers: [X-E] } }
+      - { name: request-termination, route: exit, config: { status_code: 401 } }
 `);
   });
   afterAll(async () => {
@@ -130,6 +137,22 @@ ${names.map((n) => `      - { name: ${n}, service: echo, paths: [/${n}] }`).join
   it('allow_origin_absent false: no headers without Origin', async () => {
     expect((await send(`${gw.url}/absent`)).headers['access-control-allow-origin']).toBeUndefined();
     expect((await send(`${gw.url}/absent`, { headers: { origin: 'https://x.test' } })).headers['access-control-allow-origin']).toBe('*');
+  });
+
+  it("a later plugin's exit carries the CORS headers too, so the browser sees the 401, not a CORS error", async () => {
+    const r = await send(`${gw.url}/exit`, { headers: { origin: 'https://b.example.com' } });
+    expect(r.status).toBe(401);
+    expect(r.headers['access-control-allow-origin']).toBe('https://b.example.com');
+    expect(r.headers['access-control-expose-headers']).toBe('X-E');
+    expect(r.headers.vary).toBe('Origin');
+  });
+
+  it('the upstream\'s own Vary is kept, Origin appended; its Allow-Origin is replaced or cleared', async () => {
+    const r = await send(`${gw.url}/exact/vary`, { headers: { origin: 'https://evil.test' } });
+    expect(r.headers.vary).toEqual(['Accept-Encoding', 'Origin']); // two Vary lines: the upstream's and ours
+    expect(r.headers['access-control-allow-origin']).toBeUndefined();
+    const ok = await send(`${gw.url}/exact/vary`, { headers: { origin: 'https://app.example.com' } });
+    expect(ok.headers['access-control-allow-origin']).toBe('https://app.example.com');
   });
 
   it('hostile: an origin regex that backtracks is stopped by the CPU limit (500), the gateway goes on', async () => {
