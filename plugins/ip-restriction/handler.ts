@@ -1,4 +1,5 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
+import { kongError } from '../_kong/error.ts';
 import { BlockSet, parseAddress, type Words } from './cidr.ts';
 
 /**
@@ -7,7 +8,7 @@ import { BlockSet, parseAddress, type Words } from './cidr.ts';
  * blocks; an IPv4 client reported as IPv4-mapped IPv6 (::ffff:10.0.0.1) matches IPv4 rules.
  */
 type Config = { allow?: readonly string[] | null; deny?: readonly string[] | null; status?: number | null; message?: string | null };
-type Compiled = { allow: BlockSet | null; deny: BlockSet | null; status: number; body: { message: string } };
+type Compiled = { allow: BlockSet | null; deny: BlockSet | null; status: number; message: string };
 
 export const name = 'ip-restriction';
 export const version = '1.0.0';
@@ -26,7 +27,7 @@ function compile(config: Config): Compiled {
       allow: config.allow != null && config.allow.length > 0 ? new BlockSet(config.allow, 'allow') : null,
       deny: config.deny != null && config.deny.length > 0 ? new BlockSet(config.deny, 'deny') : null,
       status: config.status ?? 403,
-      body: { message: config.message ?? DEFAULT_MESSAGE },
+      message: config.message ?? DEFAULT_MESSAGE,
     };
     compiled.set(config, c);
   }
@@ -38,8 +39,8 @@ const client: Words = [0, 0, 0, 0];
 export function access(pdk: Pdk, config: Config): void {
   const c = compile(config);
   if (!parseAddress(pdk.request.getClientIp(), client).ok) {
-    pdk.response.exit(403, { message: 'Cannot identify the client IP address, unix domain sockets are not supported.' });
+    kongError(pdk, 403, 'Cannot identify the client IP address, unix domain sockets are not supported.');
   }
-  if (c.deny !== null && c.deny.has(client)) pdk.response.exit(c.status, c.body);
-  if (c.allow !== null && !c.allow.has(client)) pdk.response.exit(c.status, c.body);
+  if (c.deny !== null && c.deny.has(client)) kongError(pdk, c.status, c.message);
+  if (c.allow !== null && !c.allow.has(client)) kongError(pdk, c.status, c.message);
 }

@@ -1,4 +1,5 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
+import { kongError } from '../_kong/error.ts';
 
 /**
  * Kong's request-size-limiting: refuses a request whose body is larger than
@@ -16,8 +17,8 @@ export const version = '1.0.0';
 export const priority = 951; // Kong's
 
 const UNIT = { bytes: 1, kilobytes: 1024, megabytes: 1024 * 1024 } as const;
-const TOO_LARGE = { message: 'Request size limit exceeded' };
-const LENGTH_REQUIRED = { message: 'A valid Content-Length header is required' };
+const TOO_LARGE = 'Request size limit exceeded';
+const LENGTH_REQUIRED = 'A valid Content-Length header is required';
 const DIGITS = /^\d+$/;
 
 export function access(pdk: Pdk, config: Config): void {
@@ -25,11 +26,11 @@ export function access(pdk: Pdk, config: Config): void {
   // node:http refuses a malformed or repeated Content-Length with 400 before any plugin runs
   const length = typeof cl === 'string' && DIGITS.test(cl) ? Number(cl) : undefined;
   if (length === undefined) {
-    if (config.require_content_length) pdk.response.exit(411, LENGTH_REQUIRED);
+    if (config.require_content_length) kongError(pdk, 411, LENGTH_REQUIRED);
     return;
   }
   if (length > config.allowed_payload_size * UNIT[config.size_unit]) {
     const expect = pdk.request.getHeader('expect');
-    pdk.response.exit(typeof expect === 'string' && expect.trim().toLowerCase() === '100-continue' ? 417 : 413, TOO_LARGE);
+    kongError(pdk, typeof expect === 'string' && expect.trim().toLowerCase() === '100-continue' ? 417 : 413, TOO_LARGE);
   }
 }

@@ -25,7 +25,7 @@ tenants:
 ${names.map(route).join('\n')}
     plugins:
       - { name: ip-restriction, route: allow, config: { allow: [127.0.0.2, 10.0.0.0/8] } }
-      - { name: ip-restriction, route: deny, config: { deny: [127.0.0.0/30], status: 401, message: go away } }
+      - { name: ip-restriction, route: deny, config: { deny: [127.0.0.0/30], status: 401, message: "go <away> & stay" } }
       - { name: ip-restriction, route: both, config: { allow: [127.0.0.0/8], deny: [127.0.0.5] } }
       - { name: ip-restriction, route: v6, config: { allow: ["::1/128"] } }
       - { name: ip-restriction, route: mapped, config: { deny: ["::ffff:127.0.0.7/128", "::ffff:127.0.1.0/120"] } }
@@ -50,10 +50,29 @@ ${names.map(route).join('\n')}
     expect(r.headers['content-type']).toMatch(/^application\/json/);
   });
 
+  it("the refusal's format follows Accept, as Kong's kong.response.error", async () => {
+    const url = `http://127.0.0.1:${port}/allow`;
+    const html = await sendFrom('127.0.0.1', url, { accept: 'text/html,application/xhtml+xml;q=0.9' });
+    expect(html.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(html.body).toContain('<p>Your IP address is not allowed.</p>');
+    const plain = await sendFrom('127.0.0.1', url, { accept: 'text/plain' });
+    expect(plain.body).toBe('Your IP address is not allowed\n');
+    const xml = await sendFrom('127.0.0.1', url, { accept: 'application/xml' });
+    expect(xml.body).toContain('<message>Your IP address is not allowed</message>');
+    const any = await sendFrom('127.0.0.1', url, { accept: 'image/png, */*' });
+    expect(any.json()).toEqual({ message: 'Your IP address is not allowed' });
+    // hostile: 2000 ranges before the one it knows; only the first 16 are read
+    const long = await sendFrom('127.0.0.1', url, { accept: `${'x/y, '.repeat(2000)}text/html` });
+    expect(long.status).toBe(403);
+    expect(long.headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
   it('deny list with its own status and message', async () => {
     const r = await at('127.0.0.3', '/deny');
     expect(r.status).toBe(401);
-    expect(r.json()).toEqual({ message: 'go away' });
+    expect(r.json()).toEqual({ message: 'go <away> & stay' });
+    const html = await sendFrom('127.0.0.3', `http://127.0.0.3:${port}/deny`, { accept: 'text/html' });
+    expect(html.body).toContain('<p>go &lt;away&gt; &amp; stay.</p>');
     expect((await at('127.0.0.4', '/deny')).status).toBe(200);
   });
 
