@@ -1,12 +1,14 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
+import { parseTemplate, render, type Template } from './template.ts';
 
 /**
  * Kong's request-transformer, headers, querystring and uri part: edits the request sent
  * upstream in Kong's order, remove, rename, replace, add, append, each step seeing the
  * result of the one before (as Kong's does). `name:value` entries are split once per config.
  *
- * Pending: the `body` parts (need the PDK's request body), `http_method` (needs a
- * serviceRequest.setMethod) and Kong's `$(...)` templates in values.
+ * Values of replace, add and append (and replace.uri) may hold Kong's `$(...)` templates
+ * (template.ts). Pending: the `body` parts (need the PDK's request body) and `http_method`
+ * (needs a serviceRequest.setMethod).
  */
 type Edits = { headers: readonly string[]; querystring: readonly string[] };
 type Config = {
@@ -18,8 +20,9 @@ type Config = {
 };
 
 type Pair = readonly [string, string];
-type Step = { remove: string[]; rename: Pair[]; replace: Pair[]; add: Pair[]; append: Pair[] };
-type Compiled = { headers: Step | null; query: Step | null; uri: string | null };
+type Valued = readonly [string, Template];
+type Step = { remove: string[]; rename: Pair[]; replace: Valued[]; add: Valued[]; append: Valued[] };
+type Compiled = { headers: Step | null; query: Step | null; uri: Template | null };
 
 export const name = 'request-transformer';
 export const version = '1.0.0';
@@ -32,6 +35,12 @@ function pair(entry: string, lower: boolean): Pair {
   return [lower ? n.toLowerCase() : n, i < 0 ? '' : entry.slice(i + 1)];
 }
 
+/** A "name:value" entry with its value parsed as a template. */
+function valued(entry: string, lower: boolean, where: string): Valued {
+  const [n, v] = pair(entry, lower);
+  return [n, parseTemplate(v, where)];
+}
+
 function step(c: Config, part: 'headers' | 'querystring', lower: boolean): Step | null {
   const s: Step = {
     remove: c.remove[part].map((n) => (lower ? n.toLowerCase() : n)),
@@ -39,9 +48,9 @@ function step(c: Config, part: 'headers' | 'querystring', lower: boolean): Step 
       const [from, to] = pair(e, lower);
       return [from, lower ? to.toLowerCase() : to] as const;
     }),
-    replace: c.replace[part].map((e) => pair(e, lower)),
-    add: c.add[part].map((e) => pair(e, lower)),
-    append: c.append[part].map((e) => pair(e, lower)),
+    replace: c.replace[part].map((e, i) => valued(e, lower, `replace.${part}[${i}]`)),
+    add: c.add[part].map((e, i) => valued(e, lower, `add.${part}[${i}]`)),
+    append: c.append[part].map((e, i) => valued(e, lower, `append.${part}[${i}]`)),
   };
   const any = s.remove.length + s.rename.length + s.replace.length + s.add.length + s.append.length;
   return any === 0 ? null : s;
@@ -54,7 +63,7 @@ const compiled = new WeakMap<object, Compiled>();
 function compile(config: Config): Compiled {
   let c = compiled.get(config);
   if (c === undefined) {
-    c = { headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri ?? null };
+    c = { headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri === undefined ? null : parseTemplate(config.replace.uri, 'replace.uri') };
     compiled.set(config, c);
   }
   return c;
@@ -68,7 +77,7 @@ function appendValue(prev: Value | undefined, v: string): Value {
 }
 
 /** Runs the five steps on `m` (a copy of the headers or the query); `host` gets Kong's header rules. */
-function apply(s: Step, m: Map<string, Value>, removed: Set<string> | null, headers: boolean): void {
+function apply(pdk: Pdk, s: Step, m: Map<string, Value>, removed: Set<string> | null, headers: boolean): void {
   for (const n of s.remove) if (m.delete(n)) removed?.add(n);
   for (const [from, to] of s.rename) {
     const v = m.get(from);
@@ -77,9 +86,10 @@ function apply(s: Step, m: Map<string, Value>, removed: Set<string> | null, head
     removed?.add(from);
     m.set(to, v);
   }
-  for (const [n, v] of s.replace) if (m.has(n) || (headers && n === 'host')) m.set(n, v);
-  for (const [n, v] of s.add) if (!m.has(n) && !(headers && n === 'host')) m.set(n, v);
-  for (const [n, v] of s.append) if (!(headers && n === 'host')) m.set(n, appendValue(m.get(n), v));
+  // templates read the client's request, not the copy being edited (Kong's)
+  for (const [n, t] of s.replace) if (m.has(n) || (headers && n === 'host')) m.set(n, render(pdk, t));
+  for (const [n, t] of s.add) if (!m.has(n) && !(headers && n === 'host')) m.set(n, render(pdk, t));
+  for (const [n, t] of s.append) if (!(headers && n === 'host')) m.set(n, appendValue(m.get(n), render(pdk, t)));
 }
 
 function editHeaders(pdk: Pdk, s: Step): void {
@@ -87,7 +97,7 @@ function editHeaders(pdk: Pdk, s: Step): void {
   const m = new Map<string, Value>();
   for (const n in original) m.set(n, original[n]);
   const removed = new Set<string>();
-  apply(s, m, removed, true);
+  apply(pdk, s, m, removed, true);
   const sr = pdk.serviceRequest;
   for (const n of removed) if (!m.has(n)) sr.clearHeader(n);
   for (const [n, v] of m) {
@@ -104,7 +114,7 @@ function editQuery(pdk: Pdk, s: Step): void {
   const q = pdk.request.getQuery();
   const m = new Map<string, Value>();
   for (const n in q) m.set(n, q[n]);
-  apply(s, m, null, false);
+  apply(pdk, s, m, null, false);
   let raw = '';
   for (const [n, v] of m) {
     const k = encodeURIComponent(n);
@@ -118,5 +128,5 @@ export function access(pdk: Pdk, config: Config): void {
   const c = compile(config);
   if (c.headers !== null) editHeaders(pdk, c.headers);
   if (c.query !== null) editQuery(pdk, c.query);
-  if (c.uri !== null) pdk.serviceRequest.setPath(c.uri);
+  if (c.uri !== null) pdk.serviceRequest.setPath(render(pdk, c.uri));
 }

@@ -20,6 +20,8 @@ tenants:
       - { name: uri, service: echo, paths: [/uri] }
       - { name: order, service: echo, paths: [/order] }
       - { name: managed, service: echo, paths: [/managed] }
+      - { name: tpl, service: echo, paths: [/tpl] }
+      - { name: badtpl, service: echo, paths: [/badtpl] }
     plugins:
       - name: request-transformer
         route: h
@@ -46,6 +48,14 @@ tenants:
           add: { headers: ["x-a:added", "x-c:c"] }
           replace: { headers: ["x-c:replaced"] }
       - { name: request-transformer, route: managed, config: { add: { headers: ["Content-Length:5"] } } }
+      - name: request-transformer
+        route: tpl
+        config:
+          remove: { headers: [x-api-key] }
+          add: { headers: ["x-user:$(query_params.user or headers.x_user or 'anon')", "x-key:key=$(headers.x_api_key);", 'x-quoted:$(headers["X-Api-Key"])', "x-none:[$(uri_captures.id)]"] }
+          append: { querystring: ["seen:$(headers.x_api_key)"] }
+          replace: { uri: "/users/$(query_params.id)" }
+      - { name: request-transformer, route: badtpl, config: { add: { headers: ["x:$(os.getenv('HOME'))"] } } }
 `);
   });
   afterAll(async () => {
@@ -96,6 +106,24 @@ tenants:
     expect(h['x-a']).toBe('bee'); // removed, then x-b renamed onto it, so add finds it present
     expect(h['x-b']).toBeUndefined();
     expect(h['x-c']).toBe('c'); // replace (step 3) found no x-c: add (step 4) came after it
+  });
+
+  it("templates: Kong's $(headers.x) / $(query_params.x) / 'literal' with or, read from the client's request", async () => {
+    const r = await send(`${gw.url}/tpl?id=42&user=ada`, { headers: { 'x-api-key': 'k1' } });
+    const up = r.json();
+    expect(up.url).toBe('/users/42?id=42&user=ada&seen=k1');
+    expect(up.headers['x-api-key']).toBeUndefined(); // removed, yet templates still read it
+    expect(up.headers['x-user']).toBe('ada');
+    expect(up.headers['x-key']).toBe('key=k1;');
+    expect(up.headers['x-quoted']).toBe('k1');
+    expect(up.headers['x-none']).toBe('[]');
+    const anon = (await send(`${gw.url}/tpl?id=1`)).json();
+    expect(anon.headers['x-user']).toBe('anon');
+    expect((await send(`${gw.url}/tpl?id=1`, { headers: { 'x-user': 'bob' } })).json().headers['x-user']).toBe('bob');
+  });
+
+  it('a template that is not one of those forms fails its requests (500), it is never evaluated', async () => {
+    expect((await send(`${gw.url}/badtpl`)).status).toBe(500);
   });
 
   it('a gateway-managed header is refused by the host (500), the request never goes up wrong', async () => {
