@@ -68,6 +68,21 @@ class KongPlugin {
 module.exports = { Plugin: KongPlugin, Schema: [{ message: { type: "string" } }], Version: '0.1.0', Priority: 0 }
 `;
 
+/** kong-js-pdk's TypeScript shape: a type import of its kong typings (not shipped here: only used as a type, it is erased). */
+const TS_HELLO = `'use strict';
+import kong from "../kong"
+class KongPlugin {
+  config: any;
+  constructor(config: any) { this.config = config }
+  async access(kong: kong) {
+    let host = await kong.request.getHeader("host")
+    let message = this.config.message || "hello"
+    await kong.response.setHeader("x-hello-from-typescript", "Typescript says " + message + " to " + host)
+  }
+}
+module.exports = { Plugin: KongPlugin, Name: 'ts-hello', Schema: [{ message: { type: "string" } }], Version: '0.1.0', Priority: 3 }
+`;
+
 /** Hostile: looks for a way out through everything kong and its realm hand it. */
 const PROBE = `'use strict';
 class KongPlugin {
@@ -103,11 +118,12 @@ tenants:
     plugins:
       - { name: js-hello, path: ./js-hello.js, route: hello, config: { message: hi } }
       - { name: goodbye, path: ./js-goodbye.js, route: hello }
+      - { name: ts-hello, path: ./ts-hello.ts, route: hello }
       - { name: js-status, path: ./js-status.js, route: status }
       - { name: js-transform, path: ./js-transform.js, route: transform }
       - { name: js-probe, path: ./js-probe.js, route: probe }
 `,
-      { 'js-hello.js': HELLO, 'js-status.js': STATUS, 'js-goodbye.js': GOODBYE, 'js-transform.js': TRANSFORM, 'js-probe.js': PROBE },
+      { 'js-hello.js': HELLO, 'js-status.js': STATUS, 'js-goodbye.js': GOODBYE, 'js-transform.js': TRANSFORM, 'js-probe.js': PROBE, 'ts-hello.ts': TS_HELLO },
     );
   });
   afterAll(async () => {
@@ -121,6 +137,7 @@ tenants:
     expect(r.headers['x-hello-from-javascript']).toBe('Javascript says hi to example.com');
     expect(r.headers['x-javascript-pid']).toMatch(/^\d+$/);
     expect(r.json().headers['x-goodbye-from-javascript']).toBe('Javascript says goodbye');
+    expect(r.headers['x-hello-from-typescript']).toBe('Typescript says hello to example.com');
   });
 
   it('js-status: kong.response.exit(403) ends the request; with the header it passes', async () => {
