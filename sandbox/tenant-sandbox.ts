@@ -7,6 +7,7 @@ import { createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts'
 import { beacon } from './beacon.ts';
 import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from './isolate-lifecycle.ts';
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
+import { OUTCOME } from './outcome.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
@@ -141,7 +142,8 @@ export class TenantSandbox {
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
-    if (r.aborted && r.faults[0]?.outcome === 'wall') this.#isolates.drop(live, 'wall');
+    const first = r.faults[0];
+    if (r.aborted && first !== undefined && OUTCOME[first.outcome].dropsIsolate) this.#isolates.drop(live, first.outcome);
     return r;
   }
 

@@ -12,6 +12,7 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
+  trustedProxies: string[];
   websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };
 
@@ -21,6 +22,8 @@ export type ServiceInput = {
   timeoutMs: number;
   connectTimeoutMs: number;
   preserveHost: boolean;
+  retries: number;
+  targets: string[];
 };
 
 export type RouteInput = {

@@ -66,43 +66,10 @@ function namespace(path: string, impl: Namespace): object {
 // prototype). Kong's exit does not return either; the adapter lets it through.
 const isExit = (e: unknown): boolean => e !== null && typeof e === 'object' && Object.getPrototypeOf(e) === null;
 
-function encodeQuery(args: unknown): string {
-  if (args === null || typeof args !== 'object') throw new TypeError('query arguments must be an object');
-  let raw = '';
-  for (const [k, v] of Object.entries(args as Record<string, unknown>)) {
-    for (const one of Array.isArray(v) ? v : [v]) {
-      const key = encodeURIComponent(k);
-      raw += (raw === '' ? '' : '&') + (one === true ? key : `${key}=${encodeURIComponent(String(one))}`);
-    }
-  }
-  return raw;
-}
-
-const HOST_PORT = /^(\[[^\]]*\]|[^:]*)(?::(\d+))?$/;
-
-/** Kong's get_host (no port, lower case) and get_port, from the Host header (the PDK has no server port). */
-function hostAndPort(pdk: Pdk): [string, number] {
-  const h = pdk.request.getHost() ?? '';
-  const m = HOST_PORT.exec(h);
-  const port = m?.[2] !== undefined ? Number(m[2]) : pdk.request.getScheme() === 'https' ? 443 : 80;
-  return [(m?.[1] ?? h).toLowerCase(), port];
-}
-
 function exitBody(body: unknown): string | object | null {
   if (body === undefined || body === null) return null;
   if (typeof body === 'string' || typeof body === 'object') return body as string | object;
   return String(body);
-}
-
-type Put = (n: string, v: string) => void;
-
-/** Kong's set_headers: each name set, an array value as repeated headers. */
-function setEach(set: Put, add: Put, headers: unknown): void {
-  if (headers === null || typeof headers !== 'object') throw new TypeError('headers must be an object');
-  for (const [n, v] of Object.entries(headers as Record<string, unknown>)) {
-    const values = Array.isArray(v) ? v : [v];
-    for (let i = 0; i < values.length; i++) (i === 0 ? set : add)(n, String(values[i]));
-  }
 }
 
 /** The kong-js-pdk phase running now (calls into one isolate never overlap). */
@@ -122,61 +89,42 @@ function exitFor(pdk: Pdk, status: unknown, body: unknown, headers: unknown): vo
   res.setBody(b === null ? '' : typeof b === 'string' ? b : JSON.stringify(b));
 }
 
-/** The `kong` object of one module's PDK (one per module: its pdk never changes). */
+/** The functions of a PDK namespace (absent on an older runtime: none), with `overrides`. */
+function from(ns: object | undefined, overrides: Namespace = {}): Namespace {
+  return { ...(ns as Namespace | undefined), ...overrides };
+}
+
+/**
+ * The `kong` object of one module's PDK (one per module: its pdk never changes). Where
+ * kong-js-pdk's name is the PDK's (Kong's camelCased), the PDK function serves it as it is.
+ */
 function kongOf(pdk: Pdk): object {
   const req = pdk.request;
   const res = pdk.response;
-  const sr = pdk.serviceRequest;
   const log = pdk.log;
-  const serviceResponse = {
-    getStatus: () => res.getStatus(),
-    getHeader: (n: unknown) => res.getHeader(n as string),
-    getHeaders: () => res.getHeaders(),
-    getRawBody: () => res.getBody(),
-  };
   return Object.freeze({
     Error: PDKError,
-    request: namespace('kong.request', {
+    request: namespace('kong.request', from(req, {
       getHeader: (n) => {
         const v = req.getHeader(n as string);
         return Array.isArray(v) ? v[0] : v; // Kong: the first value of a repeated header
       },
-      getHeaders: () => req.getHeaders(),
-      getMethod: () => req.getMethod(),
-      getPath: () => req.getPath(),
-      getPathWithQuery: () => (req.getRawQuery() === '' ? req.getPath() : `${req.getPath()}?${req.getRawQuery()}`),
-      getRawQuery: () => req.getRawQuery(),
-      getQuery: () => req.getQuery(),
-      getQueryArg: (n) => req.getQueryArg(n as string),
-      getScheme: () => req.getScheme(),
-      getHost: () => hostAndPort(pdk)[0],
-      getPort: () => hostAndPort(pdk)[1],
-    }),
-    client: namespace('kong.client', { getIp: () => req.getClientIp() }),
-    response: namespace('kong.response', {
+    })),
+    client: namespace('kong.client', from(pdk.client)),
+    response: namespace('kong.response', from(res, {
       exit: (status, body, headers) => exitFor(pdk, status, body, headers),
-      error: (status, message, headers) => exitFor(pdk, status, { message: message ?? 'An unexpected error occurred' }, headers),
-      setHeader: (n, v) => res.setHeader(n as string, v as string),
-      addHeader: (n, v) => res.addHeader(n as string, v as string),
-      clearHeader: (n) => res.clearHeader(n as string),
-      setHeaders: (h) => setEach(res.setHeader, res.addHeader, h),
-      getStatus: () => res.getStatus(),
-      getHeader: (n) => res.getHeader(n as string),
-      getHeaders: () => res.getHeaders(),
-      getSource: () => 'service',
-    }),
-    service: namespace('kong.service', {
-      request: namespace('kong.service.request', {
-        setHeader: (n, v) => sr.setHeader(n as string, v as string),
-        addHeader: (n, v) => sr.addHeader(n as string, v as string),
-        clearHeader: (n) => sr.clearHeader(n as string),
-        setHeaders: (h) => setEach(sr.setHeader, sr.addHeader, h),
-        setPath: (p) => sr.setPath(p as string),
-        setRawQuery: (q) => sr.setRawQuery(q as string),
-        setQuery: (args) => sr.setRawQuery(encodeQuery(args)),
+      error: (status, message, headers) =>
+        phaseNow === 'response' ? exitFor(pdk, status, { message: message ?? 'An unexpected error occurred' }, headers) : res.error(status as number, message as string | undefined, (headers ?? undefined) as Record<string, string>),
+    })),
+    service: namespace('kong.service', from(pdk.service, {
+      request: namespace('kong.service.request', from(pdk.serviceRequest)),
+      response: namespace('kong.service.response', {
+        getStatus: () => res.getStatus(),
+        getHeader: (n) => res.getHeader(n as string),
+        getHeaders: () => res.getHeaders(),
+        getRawBody: () => res.getBody(),
       }),
-      response: namespace('kong.service.response', serviceResponse),
-    }),
+    })),
     log: namespace('kong.log', {
       alert: (...a) => log.error(...a),
       crit: (...a) => log.error(...a),
@@ -186,13 +134,14 @@ function kongOf(pdk: Pdk): object {
       notice: (...a) => log.info(...a),
       info: (...a) => log.info(...a),
       debug: (...a) => log.debug(...a),
+      ...(typeof log.serialize === 'function' ? { serialize: () => log.serialize(), setSerializeValue: (k, v, o) => log.setSerializeValue(k as string, v, o as { mode?: 'set' }) } : {}),
     }),
     ctx: namespace('kong.ctx', {
       shared: namespace('kong.ctx.shared', { get: (k) => pdk.ctx.get(k as string), set: (k, v) => pdk.ctx.set(k as string, v) }),
     }),
+    node: namespace('kong.node', from(pdk.node)),
+    router: namespace('kong.router', from(pdk.router)),
     nginx: namespace('kong.nginx', {}),
-    node: namespace('kong.node', {}),
-    router: namespace('kong.router', {}),
     ip: namespace('kong.ip', {}),
     cluster: namespace('kong.cluster', {}),
     vault: namespace('kong.vault', {}),

@@ -150,7 +150,7 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
-  ctxRaw = ctxJson;
+  ctxRaw = ctxBegin(ctxJson);
   ctxShared = null;
   exited = false;
   logLines = 0;
@@ -195,6 +195,7 @@ function encode(faults, out) {
     }
     if (typeof ctx !== 'string') ctx = '';
   }
+  ctx = ctxEncode(ctx, faults);
   out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
 }
 
@@ -278,6 +279,7 @@ api.setup = function (programJson) {
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
+    inst.realm = mod === undefined ? OWN_REALM : mod.realm;
     // the config is the plugin's own data: made in its realm
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
@@ -359,6 +361,7 @@ api.exercise = function () {
   inst.config = deepFreeze({});
   inst.pdk = pdk;
   inst.callback = same;
+  inst.realm = OWN_REALM;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();

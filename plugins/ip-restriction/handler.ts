@@ -1,5 +1,5 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
-import { kongError } from '../_kong/error.ts';
+import { kongError } from '../kong-error.ts';
 import { BlockSet, parseAddress, type Words } from './cidr.ts';
 
 /**
@@ -38,7 +38,8 @@ const client: Words = [0, 0, 0, 0];
 
 export function access(pdk: Pdk, config: Config): void {
   const c = compile(config);
-  if (!parseAddress(pdk.request.getClientIp(), client).ok) {
+  // Kong matches nginx's remote address after realip: the forwarded one from a trusted proxy
+  if (!parseAddress(pdk.client.getForwardedIp(), client).ok) {
     kongError(pdk, 403, 'Cannot identify the client IP address, unix domain sockets are not supported.');
   }
   if (c.deny !== null && c.deny.has(client)) kongError(pdk, c.status, c.message);

@@ -1,5 +1,5 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
-import { kongError } from '../_kong/error.ts';
+import { kongError } from '../kong-error.ts';
 
 /**
  * Kong's request-size-limiting: refuses a request whose body is larger than

@@ -28,18 +28,20 @@ export function access(pdk: Pdk, config: Config): void {
   if (config.trigger !== undefined && pdk.request.getHeader(config.trigger) === undefined && pdk.request.getQueryArg(config.trigger) === undefined) return;
   const message = config.message ?? DEFAULT_MESSAGE[status];
   if (config.echo) {
-    // Kong's echo also has request.port, body and raw_body, matched_route and matched_service:
-    // the PDK does not carry them yet (the request body arrives with the body work).
+    // Kong's echo also has request.body and raw_body: the PDK does not carry the request body yet.
     pdk.response.exit(status, {
       message: message ?? null,
       request: {
         scheme: pdk.request.getScheme(),
-        host: pdk.request.getHost() ?? null,
+        host: pdk.request.getHost(),
+        port: pdk.request.getPort(),
         headers: pdk.request.getHeaders(),
         query: pdk.request.getQuery(),
         method: pdk.request.getMethod(),
         path: pdk.request.getPath(),
       },
+      matched_route: pdk.router.getRoute(),
+      matched_service: pdk.router.getService(),
     });
   }
   if (config.body !== undefined) pdk.response.exit(status, config.body, { 'Content-Type': config.content_type ?? JSON_TYPE });

@@ -7,11 +7,13 @@ import { parseTemplate, render, type Template } from './template.ts';
  * result of the one before (as Kong's does). `name:value` entries are split once per config.
  *
  * Values of replace, add and append (and replace.uri) may hold Kong's `$(...)` templates
- * (template.ts). Pending: the `body` parts (need the PDK's request body) and `http_method`
- * (needs a serviceRequest.setMethod).
+ * (template.ts); `http_method` changes the method sent upstream. Pending: the `body` parts
+ * (need the PDK's request body; Kong also moves body arguments to the query when the method
+ * becomes GET).
  */
 type Edits = { headers: readonly string[]; querystring: readonly string[] };
 type Config = {
+  http_method?: string;
   remove: Edits;
   rename: Edits;
   replace: Edits & { uri?: string };
@@ -22,7 +24,7 @@ type Config = {
 type Pair = readonly [string, string];
 type Valued = readonly [string, Template];
 type Step = { remove: string[]; rename: Pair[]; replace: Valued[]; add: Valued[]; append: Valued[] };
-type Compiled = { headers: Step | null; query: Step | null; uri: Template | null };
+type Compiled = { method: string | null; headers: Step | null; query: Step | null; uri: Template | null };
 
 export const name = 'request-transformer';
 export const version = '1.0.0';
@@ -63,7 +65,7 @@ const compiled = new WeakMap<object, Compiled>();
 function compile(config: Config): Compiled {
   let c = compiled.get(config);
   if (c === undefined) {
-    c = { headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri === undefined ? null : parseTemplate(config.replace.uri, 'replace.uri') };
+    c = { method: config.http_method ?? null, headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri === undefined ? null : parseTemplate(config.replace.uri, 'replace.uri') };
     compiled.set(config, c);
   }
   return c;
@@ -126,6 +128,7 @@ function editQuery(pdk: Pdk, s: Step): void {
 
 export function access(pdk: Pdk, config: Config): void {
   const c = compile(config);
+  if (c.method !== null) pdk.serviceRequest.setMethod(c.method);
   if (c.headers !== null) editHeaders(pdk, c.headers);
   if (c.query !== null) editQuery(pdk, c.query);
   if (c.uri !== null) pdk.serviceRequest.setPath(render(pdk, c.uri));

@@ -22,6 +22,7 @@ tenants:
       - { name: managed, service: echo, paths: [/managed] }
       - { name: tpl, service: echo, paths: [/tpl] }
       - { name: badtpl, service: echo, paths: [/badtpl] }
+      - { name: method, service: echo, paths: [/method] }
     plugins:
       - name: request-transformer
         route: h
@@ -55,6 +56,7 @@ tenants:
           add: { headers: ["x-user:$(query_params.user or headers.x_user or 'anon')", "x-key:key=$(headers.x_api_key);", 'x-quoted:$(headers["X-Api-Key"])', "x-none:[$(uri_captures.id)]"] }
           append: { querystring: ["seen:$(headers.x_api_key)"] }
           replace: { uri: "/users/$(query_params.id)" }
+      - { name: request-transformer, route: method, config: { http_method: PUT, remove: { body: [] }, add: { json_types: [number] } } }
       - { name: request-transformer, route: badtpl, config: { add: { headers: ["x:$(os.getenv('HOME'))"] } } }
 `);
   });
@@ -126,6 +128,10 @@ tenants:
     expect((await send(`${gw.url}/badtpl`)).status).toBe(500);
   });
 
+  it("http_method changes the upstream method; Kong's empty body parts are accepted", async () => {
+    expect((await send(`${gw.url}/method`)).json().method).toBe('PUT');
+  });
+
   it('a gateway-managed header is refused by the host (500), the request never goes up wrong', async () => {
     expect((await send(`${gw.url}/managed`)).status).toBe(500);
   });
@@ -151,5 +157,13 @@ tenants:
 `);
     expect(errors.map((e) => e.split(':')[0])).toEqual(expect.arrayContaining(['tenants[0].plugins[0].config.add.headers[0]', 'tenants[0].plugins[0].config.rename.querystring[0]']));
     expect(errors).toContain('tenants[0].plugins[0].config: unknown field "body"');
+    const body = await configErrors(`
+tenants:
+  - name: t1
+    services: [{ name: s, url: "http://127.0.0.1:9" }]
+    routes: [{ name: r, service: s }]
+    plugins: [{ name: request-transformer, config: { add: { body: ["a:1"] } } }]
+`);
+    expect(body).toEqual(['tenants[0].plugins[0].config.add.body: must NOT have more than 0 items']);
   });
 });

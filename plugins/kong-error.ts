@@ -1,4 +1,4 @@
-import type { Pdk } from '../../pdk-bridge/types.ts';
+import type { Pdk } from '../pdk-bridge/types.ts';
 
 /**
  * Kong's `kong.response.error(status, message)`: ends the request with `message` in the
