@@ -18,6 +18,7 @@ describe('plugin ip-restriction', () => {
     gw = await startGatewayOn(
       '::',
       `
+proxy: { trustedProxies: ["::ffff:127.0.0.50/128", 127.0.0.50] }
 tenants:
   - name: t1
     services: [{ name: echo, url: "${up.url}" }]
@@ -74,6 +75,14 @@ ${names.map(route).join('\n')}
     const html = await sendFrom('127.0.0.3', `http://127.0.0.3:${port}/deny`, { accept: 'text/html' });
     expect(html.body).toContain('<p>go &lt;away&gt; &amp; stay.</p>');
     expect((await at('127.0.0.4', '/deny')).status).toBe(200);
+  });
+
+  it('hostile: X-Forwarded-For counts only from a trusted proxy (Kong realip)', async () => {
+    const url = (from: string) => `http://${from}:${port}/deny`;
+    expect((await sendFrom('127.0.0.3', url('127.0.0.3'), { 'x-forwarded-for': '127.0.0.200' })).status).toBe(401);
+    expect((await sendFrom('127.0.0.4', url('127.0.0.4'), { 'x-forwarded-for': '127.0.0.3' })).status).toBe(200);
+    expect((await sendFrom('127.0.0.50', url('127.0.0.50'), { 'x-forwarded-for': '127.0.0.3' })).status).toBe(401);
+    expect((await sendFrom('127.0.0.50', url('127.0.0.50'), { 'x-forwarded-for': '127.0.0.4' })).status).toBe(200);
   });
 
   it('deny wins over allow', async () => {
