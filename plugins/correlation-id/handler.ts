@@ -48,5 +48,7 @@ export function access(pdk: Pdk, config: Config): void {
     id = generate(config.generator);
     pdk.serviceRequest.setHeader(config.header_name, id);
   }
+  // Kong's: log plugins find it in log.serialize() (it rides with the request's ctx)
+  pdk.log.setSerializeValue('correlation_id', id);
   if (config.echo_downstream) pdk.response.setHeader(config.header_name, id);
 }

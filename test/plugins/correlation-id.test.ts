@@ -1,13 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { echoHandler, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { captureLogger, echoHandler, pluginSource, send, startGateway, startUpstream, waitFor, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 const UUID4 = '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}';
 
 describe('plugin correlation-id', () => {
   let up: Upstream;
   let gw: TestGateway;
+  const { logger, lines } = captureLogger('info');
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
+    const logs = pluginSource('logs-id', `export function log(pdk: any) { pdk.log.info('serialized id ' + pdk.log.serialize().correlation_id); }`);
     gw = await startGateway(`
 tenants:
   - name: t1
@@ -19,11 +21,12 @@ tenants:
       - { name: exit, service: echo, paths: [/exit] }
     plugins:
       - { name: correlation-id, route: defaults }
+      - { name: logs-id, path: ./logs-id.ts, route: defaults }
       - { name: correlation-id, route: uuid, config: { header_name: X-Req, generator: uuid, echo_downstream: true } }
       - { name: correlation-id, route: tracker, config: { generator: tracker, echo_downstream: true } }
       - { name: correlation-id, route: exit, config: { echo_downstream: true } }
       - { name: request-termination, route: exit, config: { status_code: 403 } }
-`);
+`, { 'logs-id.ts': logs }, { logger });
   });
   afterAll(async () => {
     await gw?.stop();
@@ -41,6 +44,8 @@ tenants:
     expect(seedB).toBe(seedA); // one uuid per isolate
     expect(Number(nB)).toBe(Number(nA) + 1);
     expect(a.headers['kong-request-id']).toBeUndefined();
+    // Kong's set_serialize_value: a log plugin finds the id in log.serialize()
+    await waitFor(() => lines.some((l) => l.msg === `serialized id ${idb}`), 5000, 'the log line');
   });
 
   it('uuid generator, own header name, echoed to the client', async () => {
