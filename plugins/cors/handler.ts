@@ -105,7 +105,7 @@ function isPreflight(pdk: Pdk): boolean {
   return pdk.request.getMethod() === 'OPTIONS' && typeof pdk.request.getHeader('origin') === 'string' && pdk.request.getHeader('access-control-request-method') !== undefined;
 }
 
-/** What both phases send for origin and credentials, as Kong's configure_origin and configure_credentials. */
+/** What the preflight answer and the other responses send for origin and credentials (Kong's configure_origin, configure_credentials). */
 type Decision = { acao: string | null; vary: boolean; credentials: boolean };
 const decision: Decision = { acao: null, vary: false, credentials: false }; // calls never overlap in an isolate
 
