@@ -1,0 +1,91 @@
+import { stringify } from 'yaml';
+import { validateConfig } from '../config/load.ts';
+import type { ConfigInput } from '../config/types.ts';
+import { ConfigError } from '../errors.ts';
+import { ApiError, invalid, matches, type AdminStore, type Current, type RawConfig } from '../admin-api/store.ts';
+import { clusterEtag, merged, sharedOf, type SharedConfig } from './config-doc.ts';
+import type { ClusterSync } from './sync.ts';
+
+/**
+ * The admin API's store on a node of a cluster: Redis is the store, the version its ETag.
+ * A change is first put in service on this node (compiled and swapped, in every worker),
+ * so a config that does not compile never reaches Redis; then written to Redis only if
+ * nobody changed it meanwhile (the version is checked in the same Lua script that writes
+ * and publishes it). If that write fails, this node goes back to the config before.
+ * Reads come from Redis; while it is unreachable, from the config this node runs, and
+ * changes are refused (503).
+ */
+export class ClusterStore implements AdminStore {
+  readonly #sync: ClusterSync;
+  #cache: Current | null = null;
+
+  constructor(sync: ClusterSync) {
+    this.#sync = sync;
+  }
+
+  get lastGood(): Current | null {
+    return this.#sync.applied.current;
+  }
+
+  async read(): Promise<Current> {
+    const remote = await this.#remote().catch(() => null);
+    if (remote === null) return this.#sync.applied.current;
+    return remote;
+  }
+
+  /** The version Redis holds, validated (cached by version); rejects when Redis does not answer. */
+  async #remote(): Promise<Current> {
+    const got = await this.#sync.doc.get();
+    if (got === null) return this.#sync.applied.current;
+    if (this.#cache !== null && this.#cache.etag === clusterEtag(got.version)) return this.#cache;
+    if (got.version === this.#sync.applied.version) return (this.#cache = this.#sync.applied.current);
+    const raw = merged(this.#sync.local, JSON.parse(got.doc) as SharedConfig);
+    let input: ConfigInput;
+    try {
+      input = validateConfig(structuredClone(raw), this.#sync.file);
+    } catch (err) {
+      throw new ApiError('ISG_ERR_ADMIN_STORE', `the cluster config version ${got.version} in Redis does not validate on this node`, { details: (err as ConfigError).details });
+    }
+    this.#cache = { text: stringify(raw, { lineWidth: 0 }), etag: clusterEtag(got.version), raw, input };
+    return this.#cache;
+  }
+
+  change<T>(ifMatch: string | undefined, edit: (raw: RawConfig) => T): Promise<{ result: T; etag: string; input: ConfigInput }> {
+    const sync = this.#sync;
+    return sync.serial(async () => {
+      const current = await this.#remote().catch((err: unknown) => {
+        if (err instanceof ApiError) throw err;
+        throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis is unreachable (${(err as Error).message}): the cluster config cannot be changed now; this node keeps serving version ${sync.applied.version}`);
+      });
+      const version = Number(/\d+/.exec(current.etag)![0]);
+      if (ifMatch !== undefined && !matches(ifMatch, current.etag)) throw new ApiError('ISG_ERR_ADMIN_STALE', undefined, { etag: current.etag });
+      const raw = structuredClone(current.raw);
+      raw.tenants ??= [];
+      const result = edit(raw);
+      let input: ConfigInput;
+      try {
+        input = validateConfig(structuredClone(raw), sync.file);
+      } catch (err) {
+        if (err instanceof ConfigError) throw invalid(err.details);
+        throw err;
+      }
+      const before = sync.applied;
+      await sync.commitVersion(version + 1, raw, input);
+      let written: number | null;
+      try {
+        written = await sync.doc.put(version, sharedOf(raw));
+      } catch (err) {
+        written = null;
+        await sync.commitVersion(before.version, before.current.raw, before.current.input).catch(() => undefined);
+        throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis did not take the change (${(err as Error).message}); this node went back to version ${before.version}`);
+      }
+      if (written === null) {
+        // Another node's change came first: ours is undone here, and that one is taken as usual.
+        await sync.commitVersion(before.version, before.current.raw, before.current.input).catch(() => undefined);
+        void sync.check();
+        throw new ApiError('ISG_ERR_ADMIN_STALE', 'another admin changed the cluster config meanwhile; read it again', { etag: clusterEtag(version + 1) });
+      }
+      return { result, etag: clusterEtag(written), input };
+    });
+  }
+}

@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { echoHandler, send, startUpstream, waitFor, type Reply, type Upstream } from '../helpers/gateway.ts';
+import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
+
+const TOKEN = 'cluster-operator';
+const PREFIX = 'itest:';
+
+/**
+ * Two real nodes (CLI child processes) and a real redis-server: node 1 under a supervisor
+ * with one worker, node 2 in one process (both process models). The config lives in Redis;
+ * each node's file only names the Redis (node 1's also seeds it).
+ */
+describe('two gateway nodes sharing their config through Redis', () => {
+  let redis: RedisServer;
+  let raw: Redis;
+  let up: Upstream;
+  let node1: GatewayProcess;
+  let node2: GatewayProcess;
+  const api = (node: GatewayProcess, path: string, method = 'GET', body?: unknown, headers: Record<string, string> = {}): Promise<Reply> =>
+    send(`${node.adminUrl}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const bootstrap = (workers: number, tenants: string) => `
+listen: { host: 127.0.0.1, port: \${PORT} }
+admin: { host: 127.0.0.1, port: \${ADMIN_PORT}, tokens: [{ name: ops, sha256: ${createHash('sha256').update(TOKEN).digest('hex')} }] }
+workers: ${workers}
+log: { access: false }
+cluster: { redis: { url: "${redis.url}", keyPrefix: "${PREFIX}" }, pollIntervalMs: 300 }
+${tenants}
+`;
+  const serves = async (node: GatewayProcess, path: string, status = 200) => (await send(`${node.url}${path}`, { headers: { connection: 'close' } }).catch(() => ({ status: 0 }))).status === status;
+
+  beforeAll(async () => {
+    redis = await startRedis({ persist: true });
+    raw = new Redis(redis.url, { maxRetriesPerRequest: null });
+    raw.on('error', () => undefined);
+    up = await startUpstream(echoHandler);
+    // Node 1 seeds the empty Redis from its file; node 2's file has no tenants: it runs what Redis holds.
+    node1 = await spawnGateway(bootstrap(1, `tenants:\n  - name: acme\n    services: [{ name: base, url: "${up.url}" }]\n    routes: [{ name: base, service: base, paths: [/base] }]`));
+    node2 = await spawnGateway(bootstrap(0, 'tenants: []'));
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([node1?.stop(), node2?.stop()]);
+    raw?.disconnect();
+    await up?.close();
+    await redis?.stop();
+  });
+
+  it('the first node seeds the empty Redis; the second runs what Redis holds', async () => {
+    expect(await raw.hget(`${PREFIX}config`, 'version')).toBe('1');
+    expect(await serves(node2, '/base/x')).toBe(true);
+    const s = (await node2.status()).cluster;
+    expect(s).toMatchObject({ connected: true, version: 1, redisVersion: 1, refused: null, degraded: null });
+    expect((await node1.status()).cluster.version).toBe(1);
+    expect((await send(`${node1.adminUrl}/readyz`)).json()).toEqual({ message: 'ready' });
+  });
+
+  it('a route added through node 1 serves on node 2 within a second (median of 20 reported)', async () => {
+    const times: number[] = [];
+    const endToEnd: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const sent = performance.now();
+      const r = await api(node1, '/tenants/acme/routes', 'POST', { name: `r${i}`, service: 'base', paths: [`/p${i}`] });
+      expect(r.status, r.body).toBe(201);
+      // Node 1 answered once its own workers serve the change.
+      expect(await serves(node1, `/p${i}`)).toBe(true);
+      const t0 = performance.now();
+      await waitFor(() => serves(node2, `/p${i}`), 5_000, `route /p${i} on node 2`);
+      times.push(performance.now() - t0);
+      endToEnd.push(performance.now() - sent);
+    }
+    times.sort((a, b) => a - b);
+    endToEnd.sort((a, b) => a - b);
+    const median = (times[9] + times[10]) / 2;
+    // From node 1's answer (its workers serve the change) to node 2 serving it; and from the POST sent.
+    console.log(`config propagation node 1 -> node 2, ms: median ${median.toFixed(1)}, min ${times[0].toFixed(1)}, max ${times[19].toFixed(1)}; POST sent -> node 2 serves: median ${((endToEnd[9] + endToEnd[10]) / 2).toFixed(1)}, max ${endToEnd[19].toFixed(1)}`);
+    expect(median).toBeLessThan(1000);
+    expect(times[19]).toBeLessThan(1000);
+    expect((await node2.status()).cluster.version).toBe(21);
+  });
+
+  it('the version is the ETag on every node: a write with a stale If-Match is refused with 412', async () => {
+    const a = await api(node2, '/tenants/acme/services');
+    const etag = a.headers.etag as string;
+    expect(etag).toBe('"v21"');
+    expect((await api(node1, '/tenants/acme/services', 'POST', { name: 'other', url: up.url }, { 'if-match': etag })).status).toBe(201);
+    const stale = await api(node2, '/tenants/acme/services', 'POST', { name: 'third', url: up.url }, { 'if-match': etag });
+    expect(stale.status).toBe(412);
+    expect(stale.json().error.code).toBe('ISG_ERR_ADMIN_STALE');
+  });
+
+  it('a change that does not compile is refused by the node that got it and never reaches Redis', async () => {
+    const before = await raw.hget(`${PREFIX}config`, 'version');
+    const r = await api(node2, '/tenants/acme/routes', 'POST', { name: 'bad', service: 'nowhere', paths: ['/bad'] });
+    expect(r.status).toBe(400);
+    expect(r.json().error.details).toEqual(['tenants[0].routes[21].service: tenant "acme" has no service "nowhere"']);
+    expect(await raw.hget(`${PREFIX}config`, 'version')).toBe(before);
+    expect(await serves(node2, '/p3')).toBe(true);
+  });
+
+  it('a version in Redis that does not compile is refused on every node; they keep serving and say so', async () => {
+    const v = Number(await raw.hget(`${PREFIX}config`, 'version'));
+    const doc = JSON.parse((await raw.hget(`${PREFIX}config`, 'doc'))!);
+    const good = JSON.stringify(doc);
+    doc.tenants[0].routes.push({ name: 'broken', service: 'nowhere', paths: ['/broken'] });
+    await raw.hset(`${PREFIX}config`, 'version', v + 1, 'doc', JSON.stringify(doc));
+    await raw.publish(`${PREFIX}config`, String(v + 1));
+    for (const node of [node1, node2]) {
+      const s = await waitFor(async () => ((await node.status()).cluster.refused?.version === v + 1 ? (await node.status()).cluster : null), 5_000, 'refusal');
+      expect(s.version).toBe(v);
+      expect(s.refused.error).toMatch(/no service "nowhere"/);
+      const ready = await send(`${node.adminUrl}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(ready.json().degraded).toMatch(new RegExp(`version ${v + 1} was refused`));
+      expect(await serves(node, '/p5')).toBe(true);
+    }
+    // Fixed in Redis: both nodes take the next version.
+    doc.tenants[0].routes.pop();
+    await raw.hset(`${PREFIX}config`, 'version', v + 2, 'doc', good);
+    await raw.publish(`${PREFIX}config`, String(v + 2));
+    for (const node of [node1, node2]) await waitFor(async () => (await node.status()).cluster.version === v + 2, 5_000, 'next version');
+  });
+
+  it('Redis stopped: both nodes keep serving, report it, refuse changes; restarted: nothing lost, changes flow again', async () => {
+    const v = Number(await raw.hget(`${PREFIX}config`, 'version'));
+    await redis.stop();
+    for (const node of [node1, node2]) {
+      await waitFor(async () => (await node.status()).cluster.connected === false, 5_000, 'node sees Redis down');
+      const ready = await send(`${node.adminUrl}/readyz`);
+      expect(ready.status).toBe(200);
+      expect(ready.json().degraded).toMatch(/Redis unreachable/);
+      for (let i = 0; i < 20; i++) expect(await serves(node, `/p${i}`)).toBe(true);
+    }
+    const refused = await api(node1, '/tenants/acme/routes', 'POST', { name: 'while-down', service: 'base', paths: ['/down'] });
+    expect(refused.status).toBe(503);
+    expect(refused.json().error.code).toBe('ISG_ERR_ADMIN_UNAVAILABLE');
+    // Reads still answer, from the config the node runs.
+    expect((await api(node2, '/tenants/acme/routes')).status).toBe(200);
+    await redis.start();
+    for (const node of [node1, node2]) {
+      await waitFor(async () => (await node.status()).cluster.connected === true, 10_000, 'node reconnects');
+      expect((await node.status()).cluster.version).toBe(v);
+    }
+    expect(await raw.hget(`${PREFIX}config`, 'version')).toBe(String(v));
+    expect((await api(node1, '/tenants/acme/routes', 'POST', { name: 'after', service: 'base', paths: ['/after'] })).status).toBe(201);
+    await waitFor(() => serves(node2, '/after'), 2_000, '/after on node 2');
+  });
+
+  it('Redis that comes back empty gets the config back from the nodes', async () => {
+    const v = Number(await raw.hget(`${PREFIX}config`, 'version'));
+    await raw.flushall();
+    await waitFor(async () => (await raw.hget(`${PREFIX}config`, 'version')) === String(v), 5_000, 'config written back');
+    expect(JSON.parse((await raw.hget(`${PREFIX}config`, 'doc'))!).tenants[0].routes.map((r: { name: string }) => r.name)).toContain('after');
+    expect(await serves(node2, '/after')).toBe(true);
+    expect((await node1.status()).cluster.refused).toBe(null);
+  });
+});
