@@ -63,7 +63,8 @@ export class ClusterSync {
    */
   async prepare(): Promise<ConfigInput> {
     const cached = existsSync(this.file) ? parseClusterFile(readFileSync(this.file, 'utf8')) : null;
-    const fallback = cached ?? { version: 0, raw: merged(this.local, sharedOf(this.local)) };
+    // The shared part of the last run's cluster file, with this run's own settings (its ports may have changed).
+    const fallback = { version: cached?.version ?? 0, raw: merged(this.local, sharedOf(cached?.raw ?? this.local)) };
     let start = fallback;
     try {
       await whenReady(this.#redis, this.settings.redis.connectTimeoutMs);
@@ -78,7 +79,17 @@ export class ClusterSync {
       this.#down(err as Error);
       this.log.warn({ redis: redactedUrl(this.settings.redis.url), version: start.version }, `Redis unreachable at start (${(err as Error).message}): starting on ${cached !== null ? 'the cluster file of the last run' : 'the bootstrap file'}; catching up once Redis answers`);
     }
-    const input = validateConfig(structuredClone(start.raw), this.file);
+    let input: ConfigInput;
+    try {
+      input = validateConfig(structuredClone(start.raw), this.file);
+    } catch (err) {
+      if (start === fallback) throw err;
+      // Redis holds a version this node cannot use: it starts on what it had and reports the refusal.
+      this.#refused = { version: start.version, error: (err as Error).message };
+      this.log.error({ version: start.version }, `cluster config version ${start.version} refused on this node: ${(err as Error).message}`);
+      start = fallback;
+      input = validateConfig(structuredClone(start.raw), this.file);
+    }
     const text = clusterFileText(start.version, start.raw);
     await writeAtomic(this.file, text);
     this.#applied = { version: start.version, current: { text, etag: clusterEtag(start.version), raw: start.raw, input } };

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, send, startUpstream, waitFor, type Reply, type Upstream } from '../helpers/gateway.ts';
@@ -77,7 +78,8 @@ ${tenants}
     console.log(`config propagation node 1 -> node 2, ms: median ${median.toFixed(1)}, min ${times[0].toFixed(1)}, max ${times[19].toFixed(1)}; POST sent -> node 2 serves: median ${((endToEnd[9] + endToEnd[10]) / 2).toFixed(1)}, max ${endToEnd[19].toFixed(1)}`);
     expect(median).toBeLessThan(1000);
     expect(times[19]).toBeLessThan(1000);
-    expect((await node2.status()).cluster.version).toBe(21);
+    // The version is recorded once the cluster file is written, a moment after the swap.
+    await waitFor(async () => (await node2.status()).cluster.version === 21, 2_000, 'node 2 at version 21');
   });
 
   it('the version is the ETag on every node: a write with a stale If-Match is refused with 412', async () => {
@@ -155,4 +157,22 @@ ${tenants}
     expect(await serves(node2, '/after')).toBe(true);
     expect((await node1.status()).cluster.refused).toBe(null);
   });
+
+  it('a node restarted while Redis is down starts on its cluster file of the last run, and catches up once Redis is back', async () => {
+    const clusterFile = (await node2.status()).config.file as string;
+    expect(clusterFile).toMatch(/gateway\.cluster\.yaml$/);
+    const cached = readFileSync(clusterFile, 'utf8');
+    await node2.stop();
+    await redis.stop();
+    // The same bootstrap file (no tenants of its own) beside the last run's cluster file; new ports.
+    node2 = await spawnGateway(bootstrap(0, 'tenants: []'), { 'gateway.cluster.yaml': cached });
+    expect(await serves(node2, '/after')).toBe(true);
+    const s = (await node2.status()).cluster;
+    expect(s.connected).toBe(false);
+    expect((await send(`${node2.adminUrl}/readyz`)).json().degraded).toMatch(/Redis unreachable/);
+    await redis.start();
+    await waitFor(async () => (await node1.status()).cluster.connected === true, 10_000, 'node 1 reconnects');
+    expect((await api(node1, '/tenants/acme/routes', 'POST', { name: 'late', service: 'base', paths: ['/late'] })).status).toBe(201);
+    await waitFor(() => serves(node2, '/late'), 10_000, '/late on the restarted node 2');
+  }, 90_000);
 });
