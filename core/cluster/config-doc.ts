@@ -3,12 +3,14 @@ import { parseDocument, stringify } from 'yaml';
 import type { RawConfig } from '../admin-api/store.ts';
 
 /**
- * What the nodes of a cluster share through Redis. Everything else (listeners, workers,
- * supervisor, log, admin listener and tokens, the cluster block itself) is the node's own,
- * from its bootstrap file: nodes may listen on different ports, and the Redis document
- * never says where a node connects to.
+ * What the nodes of a cluster share through Redis: the tenants, what the admin API changes.
+ * Everything else (listeners, workers, supervisor, log, admin listener and tokens, the
+ * operator's limits, sandbox and proxy settings, the cluster block itself) is the node's
+ * own, from its bootstrap file, as kong.conf is a Kong node's: nodes may listen on different
+ * ports, and those settings change only in the file (as on one node). Keep the operator's
+ * settings the same on every node: a change one node takes may be refused by another.
  */
-export const SHARED_KEYS = ['tenants', 'limits', 'sandbox', 'proxy'] as const;
+export const SHARED_KEYS = ['tenants'] as const;
 
 export type SharedConfig = Record<string, unknown>;
 

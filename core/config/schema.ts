@@ -135,7 +135,7 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       required: ['redis'],
-      description: 'Run as one node of a cluster: the tenants, limits, sandbox and proxy settings live in Redis, written by the admin API of any node and applied by every node (README "Running a cluster"). This file then only bootstraps the node (its listeners, workers, log, admin tokens) and seeds an empty Redis. Absent: a single node, configured by this file.',
+      description: 'Run as one node of a cluster: the tenants live in Redis, changed through the admin API of any node and applied by every node (README "Running a cluster"). This file then holds the node\'s own settings (listeners, workers, log, admin tokens, limits, sandbox, proxy) and its tenants only seed an empty Redis. Absent: a single node, configured by this file.',
       properties: {
         redis: {
           type: 'object',
