@@ -73,6 +73,23 @@ describe('RedisCounterStore (real redis-server)', () => {
     expect(Math.max(...counts.map((c) => c[1]))).toBe(3000);
   });
 
+  it('costs one round trip per tick: measured per call, alone and with 100 calls in flight (reported)', async () => {
+    const key = [{ key: 'cost', by: 1, windowMs: 60_000 }];
+    for (let i = 0; i < 200; i++) await node1.increment(key, Date.now()); // warm up
+    const alone: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const t0 = performance.now();
+      await node1.increment(key, Date.now());
+      alone.push(performance.now() - t0);
+    }
+    alone.sort((a, b) => a - b);
+    const t0 = performance.now();
+    for (let round = 0; round < 20; round++) await Promise.all(Array.from({ length: 100 }, () => node1.increment(key, Date.now())));
+    const perCallLoaded = ((performance.now() - t0) * 1000) / 2000;
+    console.log(`RedisCounterStore on loopback: one call alone p50 ${(alone[500] * 1000).toFixed(0)} us, p99 ${(alone[990] * 1000).toFixed(0)} us; 100 calls in flight: ${perCallLoaded.toFixed(1)} us per call`);
+    expect(alone[500]).toBeLessThan(50);
+  });
+
   it('while Redis is down, increment rejects at once with CounterStoreUnavailable; it counts again once Redis is back', async () => {
     await redis.stop();
     const t0 = Date.now();
