@@ -173,6 +173,7 @@ export class ClusterSync {
   }
 
   #down(err: Error): void {
+    if (this.#closed) return;
     if (this.#connected || this.#lastError === null) {
       this.#since = Date.now();
       if (this.#commit !== null) this.log.warn({ redis: redactedUrl(this.settings.redis.url), version: this.#applied?.version }, `Redis unreachable (${err.message}): serving config version ${this.#applied?.version ?? 0} until it is back`);
