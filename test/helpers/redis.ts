@@ -32,10 +32,11 @@ export async function startRedis(options: { persist?: boolean } = {}): Promise<R
       const c = spawn(process.env.REDIS_SERVER ?? 'redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      c.on('error', (e: NodeJS.ErrnoException) => (err += e.code === 'ENOENT' ? 'redis-server not found: install it (Debian: apt-get install redis-server) or set REDIS_SERVER to its path' : e.message));
       child = c;
       const deadline = Date.now() + 10_000;
       while (!(await answersPing(port))) {
-        if (c.exitCode !== null) throw new Error(`redis-server exited with ${c.exitCode}: ${err}`);
+        if (c.exitCode !== null || err.startsWith('redis-server not found')) throw new Error(`redis-server exited with ${c.exitCode}: ${err}`);
         if (Date.now() > deadline) throw new Error(`redis-server did not come up on ${port}: ${err}`);
         await new Promise((r) => setTimeout(r, 20));
       }
