@@ -11,10 +11,15 @@ import type { ClusterSync } from './sync.ts';
  * A change is first put in service on this node (compiled and swapped, in every worker),
  * so a config that does not compile never reaches Redis; then written to Redis only if
  * nobody changed it meanwhile (the version is checked in the same Lua script that writes
- * and publishes it). If that write fails, this node goes back to the config before.
+ * and publishes it). If another node's change came first, a change without If-Match is
+ * made again on top of it (412 with If-Match); if the write fails, this node goes back to
+ * the config before.
  * Reads come from Redis; while it is unreachable, from the config this node runs, and
  * changes are refused (503).
  */
+/** Tries of a change without If-Match that keeps losing the race to other nodes' changes. */
+const MAX_ATTEMPTS = 3;
+
 export class ClusterStore implements AdminStore {
   readonly #sync: ClusterSync;
   #cache: Current | null = null;
@@ -38,7 +43,6 @@ export class ClusterStore implements AdminStore {
     const got = await this.#sync.doc.get();
     if (got === null) return this.#sync.applied.current;
     if (this.#cache !== null && this.#cache.etag === clusterEtag(got.version)) return this.#cache;
-    if (got.version === this.#sync.applied.version) return (this.#cache = this.#sync.applied.current);
     const raw = merged(this.#sync.local, JSON.parse(got.doc) as SharedConfig);
     let input: ConfigInput;
     try {
@@ -53,39 +57,49 @@ export class ClusterStore implements AdminStore {
   change<T>(ifMatch: string | undefined, edit: (raw: RawConfig) => T): Promise<{ result: T; etag: string; input: ConfigInput }> {
     const sync = this.#sync;
     return sync.serial(async () => {
-      const current = await this.#remote().catch((err: unknown) => {
-        if (err instanceof ApiError) throw err;
-        throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis is unreachable (${(err as Error).message}): the cluster config cannot be changed now; this node keeps serving version ${sync.applied.version}`);
-      });
-      const version = Number(/\d+/.exec(current.etag)![0]);
-      if (ifMatch !== undefined && !matches(ifMatch, current.etag)) throw new ApiError('ISG_ERR_ADMIN_STALE', undefined, { etag: current.etag });
-      const raw = structuredClone(current.raw);
-      raw.tenants ??= [];
-      const result = edit(raw);
-      let input: ConfigInput;
+      const before = sync.applied;
       try {
-        input = validateConfig(structuredClone(raw), sync.file);
+        // Without If-Match, a change that lost the race to another node's is made again on top of it.
+        for (let attempt = 1; ; attempt++) {
+          const done = await this.#attempt(ifMatch, edit);
+          if (done !== null) return done;
+          if (ifMatch !== undefined || attempt === MAX_ATTEMPTS) throw new ApiError('ISG_ERR_ADMIN_STALE', 'another admin changed the cluster config meanwhile; read it again');
+        }
       } catch (err) {
-        if (err instanceof ConfigError) throw invalid(err.details);
+        // Whatever this node put in service for the change is undone; a newer version from Redis is then taken as usual.
+        if (sync.applied !== before) await sync.commitVersion(before.version, before.current.raw, before.current.input).catch(() => undefined);
+        void sync.check();
         throw err;
       }
-      const before = sync.applied;
-      await sync.commitVersion(version + 1, raw, input);
-      let written: number | null;
-      try {
-        written = await sync.doc.put(version, sharedOf(raw));
-      } catch (err) {
-        written = null;
-        await sync.commitVersion(before.version, before.current.raw, before.current.input).catch(() => undefined);
-        throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis did not take the change (${(err as Error).message}); this node went back to version ${before.version}`);
-      }
-      if (written === null) {
-        // Another node's change came first: ours is undone here, and that one is taken as usual.
-        await sync.commitVersion(before.version, before.current.raw, before.current.input).catch(() => undefined);
-        void sync.check();
-        throw new ApiError('ISG_ERR_ADMIN_STALE', 'another admin changed the cluster config meanwhile; read it again', { etag: clusterEtag(version + 1) });
-      }
-      return { result, etag: clusterEtag(written), input };
     });
+  }
+
+  /** One try: edit Redis's version, put it in service here, write it if Redis still holds that version. Null: it did not. */
+  async #attempt<T>(ifMatch: string | undefined, edit: (raw: RawConfig) => T): Promise<{ result: T; etag: string; input: ConfigInput } | null> {
+    const sync = this.#sync;
+    const current = await this.#remote().catch((err: unknown) => {
+      if (err instanceof ApiError) throw err;
+      throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis is unreachable (${(err as Error).message}): the cluster config cannot be changed now; this node keeps serving version ${sync.applied.version}`);
+    });
+    const version = Number(/\d+/.exec(current.etag)![0]);
+    if (ifMatch !== undefined && !matches(ifMatch, current.etag)) throw new ApiError('ISG_ERR_ADMIN_STALE', undefined, { etag: current.etag });
+    const raw = structuredClone(current.raw);
+    raw.tenants ??= [];
+    const result = edit(raw);
+    let input: ConfigInput;
+    try {
+      input = validateConfig(structuredClone(raw), sync.file);
+    } catch (err) {
+      if (err instanceof ConfigError) throw invalid(err.details);
+      throw err;
+    }
+    await sync.commitVersion(version + 1, raw, input);
+    let written: number | null;
+    try {
+      written = await sync.doc.put(version, sharedOf(raw));
+    } catch (err) {
+      throw new ApiError('ISG_ERR_ADMIN_UNAVAILABLE', `Redis did not take the change (${(err as Error).message}); this node went back to the version before`);
+    }
+    return written === null ? null : { result, etag: clusterEtag(written), input };
   }
 }

@@ -113,11 +113,21 @@ ${tenants}
     expect(stale.json().error.code).toBe('ISG_ERR_ADMIN_STALE');
   });
 
+  it('changes made at once on both nodes without If-Match all land (the loser of a race makes its change again on top)', async () => {
+    const posts = Array.from({ length: 6 }, (_, i) => api(i % 2 === 0 ? node1 : node2, '/tenants/acme/routes', 'POST', { name: `race${i}`, service: 'base', paths: [`/race${i}`] }));
+    const answers = await Promise.all(posts);
+    expect(answers.map((a) => a.status), answers.map((a) => a.body).join("\n")).toEqual([201, 201, 201, 201, 201, 201]);
+    const doc = JSON.parse((await raw.hget(`${PREFIX}config`, 'doc'))!);
+    const names = doc.tenants[0].routes.map((r: { name: string }) => r.name);
+    for (let i = 0; i < 6; i++) expect(names).toContain(`race${i}`);
+    for (const node of [node1, node2]) for (let i = 0; i < 6; i++) await waitFor(() => serves(node, `/race${i}`), 3_000, `/race${i}`);
+  });
+
   it('a change that does not compile is refused by the node that got it and never reaches Redis', async () => {
     const before = await raw.hget(`${PREFIX}config`, 'version');
     const r = await api(node2, '/tenants/acme/routes', 'POST', { name: 'bad', service: 'nowhere', paths: ['/bad'] });
     expect(r.status).toBe(400);
-    expect(r.json().error.details).toEqual(['tenants[0].routes[41].service: tenant "acme" has no service "nowhere"']);
+    expect(r.json().error.details).toEqual(['tenants[0].routes[47].service: tenant "acme" has no service "nowhere"']);
     expect(await raw.hget(`${PREFIX}config`, 'version')).toBe(before);
     expect(await serves(node2, '/p3')).toBe(true);
   });
