@@ -17,8 +17,13 @@ import type { ClusterSync } from './sync.ts';
  * Reads come from Redis; while it is unreachable, from the config this node runs, and
  * changes are refused (503).
  */
-/** Tries of a change without If-Match that keeps losing the race to other nodes' changes. */
-const MAX_ATTEMPTS = 3;
+/**
+ * Tries of a change without If-Match that keeps losing the race to other nodes' changes
+ * (a node under a supervisor takes longer to put a change in service, so it loses more).
+ * Between tries, a random pause of up to RETRY_PAUSE_MS lets the other node's run of changes end.
+ */
+const MAX_ATTEMPTS = 10;
+const RETRY_PAUSE_MS = 30;
 
 export class ClusterStore implements AdminStore {
   readonly #sync: ClusterSync;
@@ -64,6 +69,7 @@ export class ClusterStore implements AdminStore {
           const done = await this.#attempt(ifMatch, edit);
           if (done !== null) return done;
           if (ifMatch !== undefined || attempt === MAX_ATTEMPTS) throw new ApiError('ISG_ERR_ADMIN_STALE', 'another admin changed the cluster config meanwhile; read it again');
+          await new Promise((r) => setTimeout(r, Math.random() * RETRY_PAUSE_MS));
         }
       } catch (err) {
         // Whatever this node put in service for the change is undone; a newer version from Redis is then taken as usual.

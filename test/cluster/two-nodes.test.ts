@@ -96,8 +96,9 @@ ${tenants}
     for (const [from, to, tag, what] of [[node1, node2, 'p', 'node 1 -> node 2 (one process)'], [node2, node1, 'q', 'node 2 -> node 1 (supervisor, worker and spare)']] as const) {
       const { fromPublish, fromPost } = await propagation(from, to, tag);
       console.log(`config propagation ${what}, ms: Redis publish -> serves: median ${median(fromPublish).toFixed(1)}, max ${Math.max(...fromPublish).toFixed(1)}; POST sent -> serves: median ${median(fromPost).toFixed(1)}, max ${Math.max(...fromPost).toFixed(1)}`);
+      // Within a second of Redis taking it, every time; the POST (which includes the writing node's own compile and reload round) in a second as a median.
+      expect(Math.max(...fromPublish)).toBeLessThan(1000);
       expect(median(fromPost)).toBeLessThan(1000);
-      expect(Math.max(...fromPost)).toBeLessThan(1000);
     }
     // The version is recorded once the cluster file is written, a moment after the swap.
     for (const node of [node1, node2]) await waitFor(async () => (await node.status()).cluster.version === 41, 2_000, 'version 41');
