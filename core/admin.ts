@@ -63,7 +63,7 @@ export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: Ser
   const registry = gw.metrics.all;
   const handler = adminHandler({
     api: gatewayAdminApi(gw),
-    metrics: { get contentType() { return registry.contentType; }, text: async () => promText(await registry.metrics()) },
+    metrics: { get contentType() { return registry.contentType; }, text: async () => promText(await registry.metrics(), (await gw.cluster?.metrics.metrics()) ?? '') },
     status: () => gw.status(),
     notReady: () => gw.notReady(),
     degraded: gw.cluster === undefined ? undefined : () => gw.cluster!.degraded(),

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
+import { promText } from './metrics.ts';
 import { clusterAdminApi, supervisorAdminApi } from './admin-api/index.ts';
 import { supervisorCommitter } from './admin-api/commit.ts';
 import type { ClusterSync } from './cluster/sync.ts';
@@ -106,7 +107,9 @@ export class Supervisor {
     sync?.start(supervisorCommitter(this.options.configFile, reloadAll, wrote));
     const api = sync !== undefined ? clusterAdminApi(sync, this.options.config, this.log) : supervisorAdminApi(this.options.configFile, this.options.config, this.log, reloadAll, wrote);
     const degraded = sync === undefined ? undefined : () => sync.degraded();
-    this.#admin = await listenAdmin({ api, metrics: this.#metrics, status: () => this.status(), notReady: () => this.#notReady(), degraded }, admin.host, admin.port);
+    const own = this.#metrics;
+    const metrics = sync === undefined ? own : { contentType: own.contentType, text: async () => promText(await own.text(), await sync.metrics.metrics()) };
+    this.#admin = await listenAdmin({ api, metrics, status: () => this.status(), notReady: () => this.#notReady(), degraded }, admin.host, admin.port);
     if (this.options.watch === true) this.#watch();
     this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
   }

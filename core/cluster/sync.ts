@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts';
 import { ApiError, writeAtomic, type Committer, type Current, type RawConfig } from '../admin-api/store.ts';
 import { clusterEtag, clusterFileOf, clusterFileText, merged, parseClusterFile, sharedOf, type SharedConfig } from './config-doc.ts';
 import { RedisConfigDoc } from './config-redis.ts';
+import { clusterMetrics } from './metrics.ts';
 import { connectRedis, redactedUrl, whenReady } from './redis.ts';
 
 /** The config a node runs: the cluster version it came from (0: not from Redis yet) and the config itself. */
@@ -30,6 +31,8 @@ export class ClusterSync {
   readonly #redis: Redis;
   readonly #subscriber: Redis;
   readonly doc: RedisConfigDoc;
+  /** isogate_cluster_* gauges, added to the node's /metrics. */
+  readonly metrics = clusterMetrics({ connected: () => this.#connected, version: () => this.#applied?.version ?? 0, refused: () => this.#refused !== null });
   #applied!: Applied;
   #commit: Committer | null = null;
   #queue: Promise<unknown> = Promise.resolve();

@@ -55,6 +55,12 @@ ${tenants}
     expect(s).toMatchObject({ connected: true, version: 1, redisVersion: 1, refused: null, degraded: null });
     expect((await node1.status()).cluster.version).toBe(1);
     expect((await send(`${node1.adminUrl}/readyz`)).json()).toEqual({ message: 'ready' });
+    for (const node of [node1, node2]) {
+      const m = await node.metrics();
+      expect(m).toMatch(/^isogate_cluster_redis_connected 1$/m);
+      expect(m).toMatch(/^isogate_cluster_config_version 1$/m);
+      expect(m).toMatch(/^isogate_cluster_config_refused 0$/m);
+    }
   });
 
   /** Adds 20 routes through `from`'s API; for each, the ms from Redis's publish, and from the POST, to `to` serving it. */
@@ -164,6 +170,7 @@ ${tenants}
       const ready = await send(`${node.adminUrl}/readyz`);
       expect(ready.status).toBe(200);
       expect(ready.json().degraded).toMatch(/Redis unreachable/);
+      expect(await node.metrics()).toMatch(/^isogate_cluster_redis_connected 0$/m);
       for (let i = 0; i < 20; i++) expect(await serves(node, `/p${i}`)).toBe(true);
     }
     const refused = await api(node1, '/tenants/acme/routes', 'POST', { name: 'while-down', service: 'base', paths: ['/down'] });
