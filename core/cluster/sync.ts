@@ -149,7 +149,6 @@ export class ClusterSync {
     try {
       const input = validateConfig(structuredClone(raw), this.file);
       await this.commitVersion(version, raw, input);
-      this.#refused = null;
       this.log.info({ version }, 'cluster config version applied');
     } catch (err) {
       const details = (err as { extra?: { details?: string[] }; details?: string[] }).extra?.details ?? (err as { details?: string[] }).details;
@@ -166,6 +165,7 @@ export class ClusterSync {
     await this.#commit({ text, input }, this.#applied.current);
     const current = { text, etag: clusterEtag(version), raw, input };
     this.#applied = { version, current };
+    if (this.#refused !== null && this.#refused.version <= version) this.#refused = null;
     return current;
   }
 
