@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { ConfigInput, PluginInput, TenantInput } from '../config/types.ts';
 import { requireOperator, requireWriter, sees, type Principal } from './auth.ts';
-import { ApiError, type ConfigStore, type RawConfig } from './store.ts';
+import { ApiError, type AdminStore, type RawConfig } from './store.ts';
 
 /** What a route handler gets: the caller, the path parameters, the query, the body. */
 export type Call = {
   principal: Principal;
-  store: ConfigStore;
+  store: AdminStore;
   params: { tenant?: string; id?: string };
   query: URLSearchParams;
   /** The request path without query (for `next` links). */

@@ -5,7 +5,7 @@ import type { AdminTokenInput } from '../config/types.ts';
 import { authenticate } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import { childHandlers, createTenant, deleteTenant, getTenant, listTenants, patchTenant, putTenant, type Answer, type Call } from './resources.ts';
-import { ApiError, type ConfigStore } from './store.ts';
+import { ApiError, type AdminStore } from './store.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type ApiRoute = { method: Method; path: string; summary: string; handler: (call: Call) => Promise<Answer> };
@@ -123,7 +123,7 @@ export type AdminApi = {
  *   const api = createAdminApi({ store: new ConfigStore(file, commit), log, tokens: input.admin.tokens });
  *   if (api.owns(path)) return api.handle(req, res);
  */
-export function createAdminApi(options: { store: ConfigStore; log: Logger; tokens: readonly AdminTokenInput[] }): AdminApi {
+export function createAdminApi(options: { store: AdminStore; log: Logger; tokens: readonly AdminTokenInput[] }): AdminApi {
   const { store, log } = options;
   if (options.tokens.length === 0) {
     log.warn('admin API is read-only and answers only loopback clients: no admin.tokens in the config');

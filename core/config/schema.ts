@@ -137,6 +137,27 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['redis'],
+      description: 'Run as one node of a cluster: the tenants live in Redis, changed through the admin API of any node and applied by every node (README "Running a cluster"). This file then holds the node\'s own settings (listeners, workers, log, admin tokens, limits, sandbox, proxy) and its tenants only seed an empty Redis. Absent: a single node, configured by this file.',
+      properties: {
+        redis: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          description: 'The Redis every node of the cluster shares (one server or a primary; not Redis Cluster).',
+          properties: {
+            url: { type: 'string', pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db] (rediss:// for TLS).' },
+            keyPrefix: { type: 'string', pattern: '^[^\\s]{0,64}$', default: 'isogate:', description: 'Prefix of every key and channel this cluster uses, so several clusters can share one Redis.' },
+            connectTimeoutMs: { type: 'integer', minimum: 1, default: 2000, description: 'How long connecting may take; at start, a node that cannot connect this fast starts on its last good config and keeps trying.' },
+            commandTimeoutMs: { type: 'integer', minimum: 1, default: 500, description: 'How long one command (a config read, a counter increment) may take before it fails.' },
+          },
+        },
+        pollIntervalMs: { type: 'integer', minimum: 100, default: 5000, description: 'Besides the pub/sub message each change sends, every node checks the config version this often (a message lost while a connection was down is caught up here, and at every reconnect).' },
+      },
+    },
     tenants: {
       type: 'array',
       description: 'Each tenant owns its services, routes and plugin instances; its plugins run in its own isolate.',

@@ -60,6 +60,12 @@ export type TenantInput = {
 /** An admin API bearer token: its SHA-256 (hex), and the tenant it is limited to (none: operator). */
 export type AdminTokenInput = { name: string; sha256: string; tenant?: string };
 
+/** `cluster`: the Redis shared by the nodes (core/cluster/). */
+export type ClusterInput = {
+  redis: { url: string; keyPrefix: string; connectTimeoutMs: number; commandTimeoutMs: number };
+  pollIntervalMs: number;
+};
+
 export type ConfigInput = {
   listen: { host: string; port: number };
   workers: number | 'auto';
@@ -71,4 +77,6 @@ export type ConfigInput = {
   sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
   proxy: ProxyInput;
   tenants: TenantInput[];
+  /** Absent: a single node. */
+  cluster?: ClusterInput;
 };
