@@ -33,12 +33,24 @@ export type InstanceSpec = {
 /** Per chain: phase bit -> instance indexes in run order. A phase with no handler is absent. */
 export type ChainSpec = Readonly<Record<number, readonly number[]>>;
 
+/**
+ * A route's chains when consumer-scoped instances apply to it: the base chain, and per
+ * consumer id the variant chain to switch to when a plugin authenticates that consumer
+ * (a consumer not listed runs the base chain).
+ */
+export type ChainFamily = { readonly base: number; readonly consumers: Readonly<Record<string, number>> };
+
 export type TenantProgram = {
   readonly tenant: string;
   readonly memoryMb: number;
   readonly plugins: readonly PluginBundle[];
   readonly instances: readonly InstanceSpec[];
   readonly chains: readonly ChainSpec[];
+  /** Consumer variants (core/config/chains.ts); chainFamily: chain id -> family index, for the chains of a family. */
+  readonly families: readonly ChainFamily[];
+  readonly chainFamily: Readonly<Record<number, number>>;
+  /** Instance index -> its position in run order (priority, then declaration): where a switched chain resumes. */
+  readonly ranks: readonly number[];
   readonly breaker: BreakerConfig;
   /** The tenant's share of a worker's CPU under contention (cgroup's cpu.weight). */
   readonly cpuWeight: number;
