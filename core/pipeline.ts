@@ -7,6 +7,7 @@ import type { Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
 import type { RunResult } from '../sandbox/tenant-sandbox.ts';
 import type { RuntimeRoute } from './route.ts';
+import type { Authenticated } from '../pdk-bridge/host/auth.ts';
 
 /** What the pipeline needs of the gateway. */
 export type PipelineContext = {
@@ -16,10 +17,37 @@ export type PipelineContext = {
 };
 
 /**
- * What a request carries across its phases: the plugins' ctx, and for the access log the
- * time spent in sandbox calls and the error id the client got.
+ * What a request carries across its phases: the plugins' ctx, the chain it runs (the
+ * route's, or the consumer variant a plugin's client.authenticate switched it to) with that
+ * chain's phases, the authentication, and for the access log the time spent in sandbox
+ * calls and the error id the client got.
  */
-export type RequestState = { ctx: string; pluginMs: number; errorId: string };
+export type RequestState = {
+  ctx: string;
+  pluginMs: number;
+  errorId: string;
+  chainId: number;
+  phases: number;
+  auth: Authenticated | null;
+};
+
+export function newRequestState(route: Pick<RuntimeRoute, 'chainId' | 'chainPhases'>): RequestState {
+  return { ctx: '', pluginMs: 0, errorId: '', chainId: route.chainId, phases: route.chainPhases, auth: null };
+}
+
+/** The request snapshot with the authenticated consumer and credential in it (`c`, `cr`), once there is one. */
+export function withAuth(reqJson: string, state: RequestState): string {
+  return state.auth === null ? reqJson : reqJson.slice(0, -1) + state.auth.snapshot + '}';
+}
+
+/** Takes in the authentication the call's operations set: later phases run the consumer's chain. */
+function authenticated(route: RuntimeRoute, state: RequestState, target: OpTarget): void {
+  const auth = target.auth!;
+  state.auth = auth;
+  const variant = auth.consumer === null ? undefined : route.consumerChains?.get(auth.consumer.id);
+  state.chainId = variant === undefined ? route.chainId : variant.chainId;
+  state.phases = variant === undefined ? route.chainPhases : variant.phases;
+}
 
 /** A fault that fails the request, with the id quoted to the client and in the log. */
 export type RequestFailure = { readonly fault: Fault; readonly errorId: string };
@@ -81,11 +109,15 @@ export function runPhase(
   target: OpTarget,
   body = '',
 ): RequestFailure | null {
+  // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
+  if ((state.phases & phase) === 0) return null;
   const sandbox = route.sandbox!;
   const gate = sandbox.gate;
+  const chainId = state.chainId;
+  const req = withAuth(reqJson, state);
   let skip: number[] | undefined;
   if (gate.blocking) {
-    const list = sandbox.program.chains[route.chainId][phase] ?? [];
+    const list = sandbox.program.chains[chainId][phase] ?? [];
     for (const idx of list) {
       const verdict = gate.verdict(idx);
       if (verdict === 'run') continue;
@@ -103,7 +135,7 @@ export function runPhase(
       sandbox.touchedAt = t0;
       ctx.pool.touch(sandbox);
     }
-    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body);
+    const r: RunResult = sandbox.run(chainId, phase, req, phaseJson, state.ctx, skip, body);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);
     state.pluginMs += t1 - t0;
@@ -127,11 +159,12 @@ export function runPhase(
     }
     if (retry) continue;
     if (gate.blocking) {
-      for (const idx of sandbox.program.chains[route.chainId][phase] ?? []) {
+      for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
         if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
       }
     }
     state.ctx = r.ctx;
+    const authBefore = target.auth;
     const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
     if (bad !== null) {
       // Nothing of the call was applied. The plugin that issued the operation is to blame:
@@ -147,6 +180,7 @@ export function runPhase(
       return failed(state, fault, errorId);
     }
     if (r.body !== null) target.body = r.body;
+    if (target.auth !== authBefore) authenticated(route, state, target);
     return null;
   }
 }

@@ -27,6 +27,10 @@ export const OUTPUT_CAPS = {
   maxLogChars: 4096,
   /** pdk.log lines one call may write; later lines are dropped. */
   maxLogLines: 64,
+  /** Characters of each string client.authenticate reads (consumer id, username, custom id, a tag, credential id and kind). */
+  maxAuthFieldChars: 256,
+  /** Tags client.authenticate reads from a consumer. */
+  maxAuthTags: 64,
 } as const;
 
 /** cpuMaxMs null: no hard cap (the weight alone decides, and only under contention). */

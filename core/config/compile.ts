@@ -9,7 +9,7 @@ import { PluginBuildError, loadPlugin, type PluginInfo } from '../../sandbox/plu
 import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/limits.ts';
 import type { InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
 import { ConsumerIndex } from '../consumers/index.ts';
-import { ChainBuilder, scopeName, type Candidate } from './chains.ts';
+import { ChainBuilder, scopeName, type Candidate, type ConsumerChain } from './chains.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
@@ -72,10 +72,12 @@ export type RouteSpec = {
   readonly proxy: ProxySpec;
   /** Chain of this route in its tenant's program, or -1 when no plugin applies. */
   readonly chainId: number;
-  /** Bit set of the phases the chain (or one of its consumer variants) has handlers for. */
+  /** Bit set of the phases the chain, or one of its consumer variants, has handlers for. */
   readonly phases: number;
+  /** The phases of the chain itself (a request starts with these). */
+  readonly chainPhases: number;
   /** Consumer id -> the variant chain to run once a plugin authenticated that consumer; null: the route has no consumer-scoped plugins. */
-  readonly consumerChains: ReadonlyMap<string, number> | null;
+  readonly consumerChains: ReadonlyMap<string, ConsumerChain> | null;
   /** The tenant's consumers and credentials. */
   readonly consumers: ConsumerIndex;
 };
@@ -260,7 +262,7 @@ async function compileTenant(
   tenant.routes.forEach((r) => {
     const service = services.get(r.service);
     if (service === undefined) return;
-    const { chainId, phases, consumerChains } = builder.route(r);
+    const { chainId, phases, chainPhases, consumerChains } = builder.route(r);
     routes.push({
       id: `${tenant.name}/${r.name}`,
       tenant: tenant.name,
@@ -273,6 +275,7 @@ async function compileTenant(
       proxy,
       chainId,
       phases,
+      chainPhases,
       consumerChains,
       consumers,
     });

@@ -1,5 +1,7 @@
 import { OUTPUT_CAPS } from '../../sandbox/limits.ts';
 import { PHASE } from './phases.ts';
+import { authOf, checkAuth, type Authenticated } from './auth.ts';
+import type { ConsumerIndex } from '../../core/consumers/index.ts';
 
 /**
  * The host side of every PDK write. Plugins never touch the request or response: they
@@ -24,6 +26,10 @@ export type OpTarget = {
   exit: Exit | null;
   /** Replacement body from bodyFilter, or null. */
   body: string | null;
+  /** The tenant's consumers, which client.authenticate's operations are checked against (absent: none). */
+  consumers?: ConsumerIndex;
+  /** Set by the last client.authenticate applied. */
+  auth?: Authenticated | null;
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
@@ -48,6 +54,7 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.clear': RESPONSE_HEADERS,
   'rs.body': B.BODY_FILTER,
   exit: BEFORE_UPSTREAM,
+  auth: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
 };
@@ -83,7 +90,7 @@ function own(h: Record<string, string | string[] | undefined>, name: string): st
 export type OpError = { readonly detail: string; readonly instance: number };
 
 /** Checks one operation; returns what is wrong with it, or null. */
-function check(op: unknown, phase: number): string | null {
+function check(op: unknown, phase: number, t: OpTarget): string | null {
   if (!Array.isArray(op) || typeof op[0] !== 'string') return 'an operation is not [name, ...args]';
   const kind = op[0];
   const allowed = OP_PHASES[kind];
@@ -127,6 +134,8 @@ function check(op: unknown, phase: number): string | null {
       }
       return null;
     }
+    case 'auth':
+      return checkAuth(op, t.consumers);
     case 'log': {
       const [, inst, level, message] = op;
       return typeof inst !== 'number' || !LOG_LEVELS.has(level) || typeof message !== 'string' ? 'log: invalid log line' : null;
@@ -150,7 +159,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
       owner = op[1];
       continue;
     }
-    const bad = check(op, phase);
+    const bad = check(op, phase, t);
     if (bad !== null) return { detail: bad, instance: owner };
   }
   let lines = 0;
@@ -184,6 +193,9 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         break;
       case 'rs.body':
         break; // applied by the caller from RunResult.body
+      case 'auth':
+        t.auth = authOf(op, t.consumers);
+        break;
       case 'exit': {
         const headers = op[3] as string[];
         const hs: string[] = [];

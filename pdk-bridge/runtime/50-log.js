@@ -38,4 +38,5 @@ const pdk = $freeze({
   response: pdkResponse,
   ctx: pdkCtx,
   log: pdkLog,
+  client: pdkClient,
 });

@@ -14,6 +14,28 @@ const NO_HANDLERS = $freeze($create(null));
 const same = (fn) => fn;
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
+let families = list();    // consumer variants: { base, consumers: consumer id -> chain id } (core/config/chains.ts)
+let chainFamily = $create(null); // chain id -> index into families
+let ranks = list();       // instance index -> position in run order
+let runChain = -1;        // chain this call runs now (the one asked for, or the variant it switched to)
+const NO_CHAIN = list();
+
+/** The chain to switch to after `consumerId` authenticated (null: no consumer), or -1 to stay. */
+function consumerChain(consumerId) {
+  const f = chainFamily[runChain];
+  if (f === undefined) return -1;
+  const fam = families[f];
+  const to = consumerId === null ? undefined : fam.consumers[consumerId];
+  const target = typeof to === 'number' ? to : fam.base;
+  return target === runChain ? -1 : target;
+}
+
+/** Position in `chain` of the first instance that runs after rank `after`: what a switched chain resumes with. */
+function resumeAt(chain, after) {
+  let k = 0;
+  while (k < chain.length && ranks[chain[k]] <= after) k++;
+  return k;
+}
 
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
@@ -84,7 +106,16 @@ function skipped(skip, idx) {
  * call: the isolate drains its microtasks before the result is copied out).
  */
 function step(seq, ph, chain, k, skip, faults, done) {
-  for (; k < chain.length; k++) {
+  for (;; k++) {
+    if (authChain !== -1) {
+      // a plugin authenticated a consumer with scoped plugins: the rest of this phase runs its chain
+      runChain = authChain;
+      authChain = -1;
+      const next = chains[runChain][ph];
+      chain = next === undefined ? NO_CHAIN : next;
+      k = resumeAt(chain, ranks[instance]);
+    }
+    if (k >= chain.length) break;
     const idx = chain[k];
     if (skipped(skip, idx)) continue;
     const inst = instances[idx];
@@ -142,8 +173,13 @@ function step(seq, ph, chain, k, skip, faults, done) {
   done(faults);
 }
 
-function begin(ph, reqJson, phaseJson, ctxJson, body) {
+function begin(ph, chainId, reqJson, phaseJson, ctxJson, body) {
   phase = ph;
+  runChain = chainId;
+  authChain = -1;
+  authSet = false;
+  authConsumer = null;
+  authCredential = null;
   bodyIn = typeof body === 'string' ? body : '';
   bodyOut = null;
   ops = list();
@@ -286,6 +322,10 @@ api.setup = function (programJson) {
   }
   instances = next;
   chains = program.chains;
+  families = program.families === undefined ? list() : program.families;
+  for (let i = 0; i < families.length; i++) { bare(families[i]); bare(families[i].consumers); }
+  chainFamily = program.chainFamily === undefined ? $create(null) : bare(program.chainFamily);
+  ranks = program.ranks === undefined ? list() : program.ranks;
 };
 
 /**
@@ -298,7 +338,7 @@ api.setup = function (programJson) {
 api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body) {
   const out = $create(null);
   out.s = undefined;
-  const seq = begin(ph, reqJson, phaseJson, ctxJson, body);
+  const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body);
   pending = out;
   step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
   return out.s;
@@ -327,7 +367,7 @@ api.runBatch = function (items) {
   const next = (k) => {
     if (k === items.length) { out.s = '[' + results + ']'; return; }
     const it = items[k];
-    const seq = begin(LOG, it[1], it[2], it[3]);
+    const seq = begin(LOG, it[0], it[1], it[2], it[3]);
     step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
       const r = $create(null);
       encode(faults, r);
