@@ -2,6 +2,9 @@ import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
 import type { ChainFamily, ChainSpec } from '../../sandbox/program.ts';
 import type { PluginInput, RouteInput } from './types.ts';
 
+/** The variant chain of a consumer, and the phases it has handlers for. */
+export type ConsumerChain = { readonly chainId: number; readonly phases: number };
+
 /** A loaded plugin instance, before chains are built. */
 export type Candidate = {
   readonly name: string;
@@ -48,7 +51,7 @@ export class ChainBuilder {
   readonly chainFamily: Record<number, number> = {};
   readonly #candidates: readonly Candidate[];
   readonly #plain = new Map<string, number>();
-  readonly #familyKeys = new Map<string, { base: number; consumers: ReadonlyMap<string, number> }>();
+  readonly #familyKeys = new Map<string, { base: number; consumers: ReadonlyMap<string, ConsumerChain> }>();
 
   constructor(candidates: readonly Candidate[]) {
     this.#candidates = candidates;
@@ -63,7 +66,7 @@ export class ChainBuilder {
   }
 
   /** The chain of `route` (-1: none), its phases (union over its variants), and consumer id -> variant chain id (null: no variant). */
-  route(route: RouteInput): { chainId: number; phases: number; consumerChains: ReadonlyMap<string, number> | null } {
+  route(route: RouteInput): { chainId: number; phases: number; chainPhases: number; consumerChains: ReadonlyMap<string, ConsumerChain> | null } {
     const applies = this.#candidates.filter((c) =>
       (c.input.route === undefined || c.input.route === route.name) && (c.input.service === undefined || c.input.service === route.service));
     const base = pick(applies.filter((c) => c.consumerId === undefined));
@@ -75,10 +78,10 @@ export class ChainBuilder {
       if (v.key !== baseChain.key) variants.set(id, v);
     }
     if (variants.size === 0) {
-      if (baseChain.phases === 0) return { chainId: -1, phases: 0, consumerChains: null };
+      if (baseChain.phases === 0) return { chainId: -1, phases: 0, chainPhases: 0, consumerChains: null };
       let id = this.#plain.get(baseChain.key);
       if (id === undefined) this.#plain.set(baseChain.key, (id = this.#add(baseChain.chain)));
-      return { chainId: id, phases: baseChain.phases, consumerChains: null };
+      return { chainId: id, phases: baseChain.phases, chainPhases: baseChain.phases, consumerChains: null };
     }
     let phases = baseChain.phases;
     for (const v of variants.values()) phases |= v.phases;
@@ -87,18 +90,18 @@ export class ChainBuilder {
     if (family === undefined) {
       const f = this.families.length;
       const baseId = this.#add(baseChain.chain, f);
-      const map = new Map<string, number>();
+      const map = new Map<string, ConsumerChain>();
       const byConsumer: Record<string, number> = {};
       for (const [id, v] of variants) {
         const vid = this.#add(v.chain, f);
-        map.set(id, vid);
+        map.set(id, { chainId: vid, phases: v.phases });
         byConsumer[id] = vid;
       }
       this.families.push({ base: baseId, consumers: byConsumer });
       family = { base: baseId, consumers: map };
       this.#familyKeys.set(familyKey, family);
     }
-    return { chainId: family.base, phases, consumerChains: family.consumers };
+    return { chainId: family.base, phases, chainPhases: baseChain.phases, consumerChains: family.consumers };
   }
 
   #add(chain: ChainSpec, family?: number): number {
