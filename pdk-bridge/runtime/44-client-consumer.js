@@ -20,6 +20,7 @@ let authConsumer = null;    // consumer set by authenticate in this call (a froz
 let authCredential = null;
 let authSet = false;        // authenticate was called in this call (then the views above win over the snapshot)
 let authChain = -1;         // chain to switch to before the next plugin runs, or -1
+const $isFrozen = Object.isFrozen;
 
 function authField(v, what, optional) {
   if (v === undefined || (optional && v === null)) return null;
@@ -44,20 +45,31 @@ function authObject(v, what) {
   return v;
 }
 
+/** A record of the request snapshot as getConsumer/getCredential hand it out: frozen, like the views authenticate makes. */
+function frozenRecord(r) {
+  if (r === undefined || r === null) return null;
+  if (!$isFrozen(r)) {
+    bare(r);
+    const keys = $keys(r);
+    for (let i = 0; i < keys.length; i++) {
+      const v = r[keys[i]];
+      if (v !== null && typeof v === 'object') $freeze(bare(v));
+    }
+    $freeze(r);
+  }
+  return r;
+}
+
 const pdkClientConsumer = {
   /** The authenticated consumer ({ id, username, customId, tags }), or null. Never a credential. */
   getConsumer() {
     checkPhase('client.getConsumer', ANY_PHASE);
-    if (authSet) return authConsumer;
-    const c = request().c;
-    return c === undefined ? null : bare(c);
+    return authSet ? authConsumer : frozenRecord(request().c);
   },
   /** The credential the consumer authenticated with ({ id, kind, consumer: { id } }), or null. Never its key, password or secret. */
   getCredential() {
     checkPhase('client.getCredential', ANY_PHASE);
-    if (authSet) return authCredential;
-    const c = request().cr;
-    return c === undefined ? null : bare(c);
+    return authSet ? authCredential : frozenRecord(request().cr);
   },
   authenticate(consumer, credential) {
     checkPhase('client.authenticate', AUTH_PHASES);
