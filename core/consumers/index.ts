@@ -67,61 +67,60 @@ export class ConsumerIndex {
   /** Indexes `input` (validated by the config schema); problems are appended to `errors`, each naming `at`'s path. */
   static build(tenant: string, input: readonly ConsumerInput[], at: string, errors: string[]): ConsumerIndex {
     const ix = new ConsumerIndex(tenant);
-    const where = new Map<string, string>(); // id -> path of who took it
-    const claim = (id: string, path: string): boolean => {
+    // id -> who took it, as a function making its path: paths are only spelled out for errors
+    const where = new Map<string, () => string>();
+    const claim = (id: string, path: () => string): void => {
       const prev = where.get(id);
-      if (prev !== undefined) {
-        errors.push(`${path}.id: id "${id}" is already used at ${prev}`);
-        return false;
-      }
-      where.set(id, path);
-      return true;
+      if (prev !== undefined) errors.push(`${path()}.id: id "${id}" is already used at ${prev()}`);
+      else where.set(id, path);
     };
-    input.forEach((c, i) => {
-      const path = `${at}.consumers[${i}]`;
+    for (let i = 0; i < input.length; i++) {
+      const c = input[i];
+      const path = () => `${at}.consumers[${i}]`;
       const id = c.id ?? derivedId(tenant, 'consumer', c.username);
       claim(id, path);
-      const consumer: Consumer = Object.freeze({ id, username: c.username, customId: c.customId ?? null, tags: Object.freeze([...(c.tags ?? [])]) });
+      const consumer: Consumer = Object.freeze({ id, username: c.username, customId: c.customId ?? null, tags: Object.freeze(c.tags === undefined ? [] : [...c.tags]) });
       const prevUser = ix.#byUsername.get(c.username);
-      if (prevUser !== undefined) errors.push(`${path}.username: username "${c.username}" is already taken by consumer ${prevUser.id}`);
+      if (prevUser !== undefined) errors.push(`${path()}.username: username "${c.username}" is already taken by consumer ${prevUser.id}`);
       else ix.#byUsername.set(c.username, consumer);
       if (c.customId !== undefined) {
         const prev = ix.#byCustomId.get(c.customId);
-        if (prev !== undefined) errors.push(`${path}.customId: custom id "${c.customId}" is already taken by consumer ${prev.id}`);
+        if (prev !== undefined) errors.push(`${path()}.customId: custom id "${c.customId}" is already taken by consumer ${prev.id}`);
         else ix.#byCustomId.set(c.customId, consumer);
       }
       if (!ix.#byId.has(id)) ix.#byId.set(id, consumer);
       ix.#json.set(id, JSON.stringify(consumer));
-      ix.#addCredentials(consumer, c.credentials ?? {}, `${path}.credentials`, claim, errors);
-    });
+      if (c.credentials !== undefined) ix.#addCredentials(consumer, c.credentials, path, claim, errors);
+    }
     return ix;
   }
 
-  #addCredentials(consumer: Consumer, creds: CredentialsInput, at: string, claim: (id: string, path: string) => boolean, errors: string[]): void {
+  #addCredentials(consumer: Consumer, creds: CredentialsInput, at: () => string, claim: (id: string, path: () => string) => void, errors: string[]): void {
     const groups: string[] = [];
     for (const kind of CREDENTIAL_KINDS) {
-      const list = (creds[kind] ?? []) as readonly Record<string, string | undefined>[];
-      list.forEach((raw, k) => {
-        const path = `${at}.${kind}[${k}]`;
+      const list = creds[kind] as readonly Record<string, string | undefined>[] | undefined;
+      if (list === undefined) continue;
+      for (let k = 0; k < list.length; k++) {
+        const raw = list[k];
+        const path = () => `${at()}.credentials.${kind}[${k}]`;
         const key = raw[KEY_FIELD[kind]]!;
         const id = raw.id ?? derivedId(this.tenant, consumer.id, kind, key);
         claim(id, path);
         const bad = kindProblem(kind, raw);
-        if (bad !== null) errors.push(`${path}.${bad}`);
-        const fields: Record<string, string> = {};
-        for (const [f, v] of Object.entries(raw)) if (f !== 'id' && typeof v === 'string') fields[f] = v;
+        if (bad !== null) errors.push(`${path()}.${bad}`);
+        const { id: _id, ...fields } = raw as Record<string, string>;
         const credential: Credential = Object.freeze({ id, kind, consumerId: consumer.id, key, fields: Object.freeze(fields) });
         this.#credentials.set(id, credential);
         if (kind === 'acl') {
-          if (groups.includes(key)) errors.push(`${path}.group: consumer "${consumer.username}" is already in group "${key}"`);
+          if (groups.includes(key)) errors.push(`${path()}.group: consumer "${consumer.username}" is already in group "${key}"`);
           groups.push(key);
-          return;
+          continue;
         }
         const slot = `${kind}\0${key}`;
         const prev = this.#byKey.get(slot);
-        if (prev !== undefined) errors.push(`${path}.${KEY_FIELD[kind]}: ${kind} ${KEY_FIELD[kind]} is already used by consumer "${prev.consumer.username}"`);
+        if (prev !== undefined) errors.push(`${path()}.${KEY_FIELD[kind]}: ${kind} ${KEY_FIELD[kind]} is already used by consumer "${prev.consumer.username}"`);
         else this.#byKey.set(slot, Object.freeze({ consumer, credential }));
-      });
+      }
     }
     if (groups.length > 0) this.#groups.set(consumer.id, Object.freeze(groups));
   }
