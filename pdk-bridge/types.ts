@@ -58,12 +58,54 @@ export interface PdkLog {
   error(...args: unknown[]): void;
 }
 
+/** A consumer as plugins see it: never a credential secret. */
+export interface PdkConsumer {
+  readonly id: string;
+  readonly username: string;
+  readonly customId: string | null;
+  readonly tags: readonly string[];
+}
+
+/** The credential a consumer authenticated with: its id and kind (Kong's plugin name), never its key, password or secret. */
+export interface PdkCredential {
+  readonly id: string;
+  /** 'key-auth', 'basic-auth', 'jwt', 'acl', or what an outside identity's plugin said (null when it said nothing). */
+  readonly kind: string | null;
+  /** null for a credential of an outside identity (authenticate(null, credential)). */
+  readonly consumer: { readonly id: string } | null;
+}
+
+/** The consumer half of pdk.client (Kong's kong.client.get_consumer, get_credential, authenticate). */
+export interface PdkClientConsumer {
+  /**
+   * The authenticated consumer, or null. Frozen. In the call that authenticated, the
+   * fields that were passed to authenticate (checked against the host's record); in later
+   * phases, the host's whole record.
+   */
+  getConsumer(): PdkConsumer | Readonly<Partial<PdkConsumer> & { id: string }> | null;
+  getCredential(): PdkCredential | null;
+  /**
+   * Sets the request's consumer and credential (rewrite and access only). Either may be
+   * null, not both: (consumer, null) is Kong's anonymous consumer, (null, credential) an
+   * outside identity without a consumer. The plugins after this one in the phase, and the
+   * later phases, run the consumer's scoped instances. An unknown consumer id, or a field
+   * that differs from the consumer's record, fails the call as a bad return.
+   */
+  authenticate(
+    consumer: { id: string; username?: string; customId?: string | null; tags?: readonly string[] } | null,
+    credential: { id: string; kind?: string } | null,
+  ): void;
+}
+
+export interface PdkClient extends PdkClientConsumer {}
+
 export interface Pdk {
   readonly request: PdkRequest;
   readonly serviceRequest: PdkServiceRequest;
   readonly response: PdkResponse;
   readonly ctx: PdkCtx;
   readonly log: PdkLog;
+  readonly client: PdkClient;
 }
 
 /** A phase handler: gets the PDK and the instance's validated, frozen config. */
