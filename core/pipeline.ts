@@ -8,6 +8,7 @@ import type { IsolatePool } from '../sandbox/pool.ts';
 import type { RunResult } from '../sandbox/tenant-sandbox.ts';
 import type { RuntimeRoute } from './route.ts';
 import type { Authenticated } from '../pdk-bridge/host/auth.ts';
+import { switchIndex } from './config/chains.ts';
 
 /** What the pipeline needs of the gateway. */
 export type PipelineContext = {
@@ -40,13 +41,19 @@ export function withAuth(reqJson: string, state: RequestState): string {
   return state.auth === null ? reqJson : reqJson.slice(0, -1) + state.auth.snapshot + '}';
 }
 
-/** Takes in the authentication the call's operations set: later phases run the consumer's chain. */
-function authenticated(route: RuntimeRoute, state: RequestState, target: OpTarget): void {
+/** Takes in the authentication the call's operations set: later phases run the chain it leads to (core/config/chains.ts). */
+function authenticated(route: RuntimeRoute, state: RequestState, target: OpTarget, phase: number): void {
   const auth = target.auth!;
   state.auth = auth;
-  const variant = auth.consumer === null ? undefined : route.consumerChains?.get(auth.consumer.id);
-  state.chainId = variant === undefined ? route.chainId : variant.chainId;
-  state.phases = variant === undefined ? route.chainPhases : variant.phases;
+  const sw = auth.consumer === null ? undefined : route.consumerChains?.get(auth.consumer.id)?.[phase];
+  if (sw === undefined) {
+    state.chainId = route.chainId;
+    state.phases = route.chainPhases;
+    return;
+  }
+  const next = sw.chains[switchIndex(sw.at, route.sandbox!.program.ranks[auth.instance] ?? -1)];
+  state.chainId = next.chainId;
+  state.phases = next.phases;
 }
 
 /** A fault that fails the request, with the id quoted to the client and in the log. */
@@ -180,7 +187,7 @@ export function runPhase(
       return failed(state, fault, errorId);
     }
     if (r.body !== null) target.body = r.body;
-    if (target.auth !== authBefore) authenticated(route, state, target);
+    if (target.auth !== authBefore) authenticated(route, state, target, phase);
     return null;
   }
 }

@@ -84,7 +84,7 @@ export class SnapshotBuilder {
     const instances = compiled.instances.get(spec.tenant) ?? [];
     const program = compiled.programs.get(spec.tenant);
     // The route's chain and its consumer variants: a phase any of them has gets its metric and log sink.
-    const ids = spec.chainId >= 0 && program !== undefined ? [spec.chainId, ...[...(spec.consumerChains?.values() ?? [])].map((v) => v.chainId)] : [];
+    const ids = spec.chainId >= 0 && program !== undefined ? [spec.chainId, ...[...(spec.consumerChains?.values() ?? [])].flatMap((byPhase) => Object.values(byPhase).flatMap((sw) => sw.chains.map((c) => c.chainId)))] : [];
     const phases = new Map<number, ReturnType<Metrics['pluginDuration']['labels']>>();
     const logSinks = new Map<number, ReturnType<typeof logSinkFor>>();
     for (const bit of Object.values(PHASE)) {

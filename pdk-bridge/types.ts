@@ -88,7 +88,8 @@ export interface PdkClientConsumer {
    * Sets the request's consumer and credential (rewrite and access only). Either may be
    * null, not both: (consumer, null) is Kong's anonymous consumer, (null, credential) an
    * outside identity without a consumer. The plugins after this one in the phase, and the
-   * later phases, run the consumer's scoped instances. An unknown consumer id, or a field
+   * later phases, run the consumer's scoped instances (a plugin that already ran keeps its
+   * config). An unknown consumer id, or a field
    * that differs from the consumer's record, fails the call as a bad return.
    */
   authenticate(

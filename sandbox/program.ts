@@ -34,11 +34,23 @@ export type InstanceSpec = {
 export type ChainSpec = Readonly<Record<number, readonly number[]>>;
 
 /**
- * A route's chains when consumer-scoped instances apply to it: the base chain, and per
- * consumer id the variant chain to switch to when a plugin authenticates that consumer
- * (a consumer not listed runs the base chain).
+ * Where authenticating a consumer leads, for the phase it happens in: `chains[j]`, j being
+ * how many of `at` (instance ranks, ascending) are at or before the authenticating
+ * instance's rank. Each `at` is where a plugin that the consumer configures differently
+ * has already run (or been passed): it keeps the config it had, so one plugin never runs
+ * with two configs in one request.
  */
-export type ChainFamily = { readonly base: number; readonly consumers: Readonly<Record<string, number>> };
+export type ConsumerSwitch = { readonly at: readonly number[]; readonly chains: readonly number[] };
+
+/**
+ * A route's chains when consumer-scoped instances apply to it: the base chain, and per
+ * consumer id and phase bit (rewrite, access) where authenticating that consumer leads (a
+ * consumer not listed runs the base chain).
+ */
+export type ChainFamily = {
+  readonly base: number;
+  readonly consumers: Readonly<Record<string, Readonly<Record<number, ConsumerSwitch>>>>;
+};
 
 export type TenantProgram = {
   readonly tenant: string;

@@ -55,7 +55,7 @@ export class TenantSandbox {
     this.#budgets = program.chains.map((chain, id) => {
       // A chain of a consumer family may switch to a sibling mid-phase: budget for every instance the family could run.
       const f = program.chainFamily?.[id];
-      const family = f === undefined ? [chain] : [program.families[f].base, ...Object.values(program.families[f].consumers)].map((c) => program.chains[c]);
+      const family = f === undefined ? [chain] : [program.families[f].base, ...Object.values(program.families[f].consumers).flatMap((byPhase) => Object.values(byPhase).flatMap((sw) => sw.chains))].map((c) => program.chains[c]);
       const m = new Map<number, number>();
       for (const bit of new Set(family.flatMap((c) => Object.keys(c)))) {
         const all = new Set(family.flatMap((c) => c[Number(bit)] ?? []));

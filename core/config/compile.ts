@@ -76,7 +76,7 @@ export type RouteSpec = {
   readonly phases: number;
   /** The phases of the chain itself (a request starts with these). */
   readonly chainPhases: number;
-  /** Consumer id -> the variant chain to run once a plugin authenticated that consumer; null: the route has no consumer-scoped plugins. */
+  /** Consumer id -> the chains authenticating that consumer leads to, by phase (core/config/chains.ts); null: the route has no consumer-scoped plugins. */
   readonly consumerChains: ReadonlyMap<string, ConsumerChain> | null;
   /** The tenant's consumers and credentials. */
   readonly consumers: ConsumerIndex;

@@ -12,6 +12,8 @@ export type Authenticated = {
   /** A credential of the index; null with `external` for one from outside (consumer null). */
   readonly credential: Credential | null;
   readonly external: { readonly id: string; readonly kind: string | null } | null;
+  /** The plugin instance that authenticated (where the switch to the consumer's chain happens). */
+  readonly instance: number;
   /** What later calls see: `,"c":...,"cr":...` spliced into the request snapshot. */
   readonly snapshot: string;
 };
@@ -41,7 +43,7 @@ export function checkAuth(op: readonly unknown[], index: ConsumerIndex | undefin
 }
 
 /** The authentication an operation that passed checkAuth stands for. */
-export function authOf(op: readonly unknown[], index: ConsumerIndex | undefined): Authenticated {
+export function authOf(op: readonly unknown[], index: ConsumerIndex | undefined, instance: number): Authenticated {
   const id = op[1] as string | null, credId = op[2] as string | null, kind = op[6] as string | null;
   const consumer = id === null ? null : index!.byId(id)!;
   const credential = id === null || credId === null ? null : index!.credentialById(credId)!;
@@ -50,5 +52,5 @@ export function authOf(op: readonly unknown[], index: ConsumerIndex | undefined)
   let cr = '';
   if (credential !== null) cr = `,"cr":${JSON.stringify({ id: credential.id, kind: credential.kind, consumer: { id: credential.consumerId } })}`;
   else if (external !== null) cr = `,"cr":${JSON.stringify({ id: external.id, kind: external.kind, consumer: null })}`;
-  return { consumer, credential, external, snapshot: c + cr };
+  return { consumer, credential, external, instance, snapshot: c + cr };
 }

@@ -163,9 +163,11 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
     if (bad !== null) return { detail: bad, instance: owner };
   }
   let lines = 0;
+  owner = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i] as unknown[];
     const kind = op[0];
+    if (kind === '@') owner = op[1] as number;
     switch (kind) {
       case 'sq.set':
       case 'sq.add': {
@@ -194,7 +196,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
       case 'rs.body':
         break; // applied by the caller from RunResult.body
       case 'auth':
-        t.auth = authOf(op, t.consumers);
+        t.auth = authOf(op, t.consumers, owner);
         break;
       case 'exit': {
         const headers = op[3] as string[];

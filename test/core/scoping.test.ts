@@ -36,6 +36,12 @@ const marker = (name: string, priority: number) => pluginSource(name, `
 export function access(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-${name}', conf.tag); }
 export function headerFilter(pdk: any, conf: any) { pdk.response.setHeader('x-${name}', conf.tag); }`, priority);
 
+/** After auth in priority, with a rewrite handler too: it has run in rewrite by the time access authenticates. */
+const LATE = pluginSource('late', `
+export function rewrite(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-late-rewrite', conf.tag); }
+export function access(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-late', conf.tag); }
+export function headerFilter(pdk: any, conf: any) { pdk.response.setHeader('x-late', conf.tag); }`, 500);
+
 const NAMES = LEVELS.map((_, k) => `m${k}`);
 
 /** Plugin m<k> has an instance at every level up to k, each aimed at route r1 / service s1 / consumer alice. */
@@ -70,7 +76,7 @@ describe('plugin scoping: Kong precedence through real requests', () => {
 
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
-    const files: Record<string, string> = { 'auth.ts': AUTH, 'early.ts': marker('early', 2000) };
+    const files: Record<string, string> = { 'auth.ts': AUTH, 'early.ts': marker('early', 2000), 'late.ts': LATE };
     for (const n of NAMES) files[`${n}.ts`] = marker(n, 500);
     gw = await startGateway(`
 ${NO_BREAKER}
@@ -88,6 +94,8 @@ tenants:
       - { name: auth, path: ./auth.ts }
       - { name: early, path: ./early.ts, config: { tag: "tenant" } }
       - { name: early, path: ./early.ts, consumer: c-alice, config: { tag: "consumer" } }
+      - { name: late, path: ./late.ts, route: r1, config: { tag: "route" } }
+      - { name: late, path: ./late.ts, route: r1, consumer: alice, config: { tag: "route+consumer" } }
 ${instances()}
 `, files);
   }, 60_000);
@@ -116,12 +124,22 @@ ${instances()}
     });
   });
 
-  it('a plugin that ran before authentication keeps its access config; its later phases run the consumer\'s', async () => {
+  it('a plugin passed before authentication keeps its config for the whole request (one config per plugin)', async () => {
+    // early (priority 2000) runs in access before auth (1000): its config was settled there, as in Kong
     const r = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'access' } });
-    expect(r.json().headers['x-early']).toBe('tenant');
-    expect(r.headers['x-early']).toBe('consumer');
+    expect([r.json().headers['x-early'], r.headers['x-early']]).toEqual(['tenant', 'tenant']);
+    // authenticated in rewrite, before early ever ran: the consumer's config everywhere
     const rw = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'rewrite' } });
-    expect(rw.json().headers['x-early']).toBe('consumer');
+    expect([rw.json().headers['x-early'], rw.headers['x-early']]).toEqual(['consumer', 'consumer']);
+  });
+
+  it('a plugin that already ran in rewrite keeps its config when access authenticates; after a rewrite authentication it runs the consumer\'s from there on', async () => {
+    const r = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'access' } });
+    const up1 = r.json().headers;
+    expect([up1['x-late-rewrite'], up1['x-late'], r.headers['x-late']]).toEqual(['route', 'route', 'route']);
+    const rw = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'rewrite' } });
+    const up2 = rw.json().headers;
+    expect([up2['x-late-rewrite'], up2['x-late'], rw.headers['x-late']]).toEqual(['route+consumer', 'route+consumer', 'route+consumer']);
   });
 
   it('an unknown consumer id fails the request as the plugin\'s bad return', async () => {
