@@ -87,6 +87,8 @@ export type CompiledConfig = {
   readonly routes: readonly RouteSpec[];
   readonly programs: ReadonlyMap<string, TenantProgram>;
   readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
+  /** Per tenant, its consumers and credentials (what the host's consumer and credential lookups read). */
+  readonly consumers: ReadonlyMap<string, ConsumerIndex>;
   readonly limits: { readonly defaults: Limits; readonly ceilings: Limits };
 };
 
@@ -126,6 +128,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const routes: RouteSpec[] = [];
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
+  const consumerIndexes = new Map<string, ConsumerIndex>();
   const tenantNames = new Set<string>();
   const proxy = compileProxy(input.proxy);
 
@@ -140,10 +143,11 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
     instanceInfo.set(tenant.name, compiled.instances);
+    consumerIndexes.set(tenant.name, compiled.consumers);
   }
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
-  return { input, routes, programs, instances: instanceInfo, limits: { defaults, ceilings } };
+  return { input, routes, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
 }
 
 /** `limits.defaults` or `limits.ceilings` over the built-in ones. */
@@ -171,7 +175,7 @@ async function compileTenant(
   breaker: BreakerConfig,
   proxy: ProxySpec,
   errors: string[],
-): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
+): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
   const before = errors.length;
   const services = new Map<string, ServiceSpec>();
   tenant.services.forEach((s, i) => {
@@ -300,7 +304,7 @@ async function compileTenant(
     cpuMaxMs,
     key,
   };
-  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };
+  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
 }
 
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {

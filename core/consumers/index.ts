@@ -62,8 +62,6 @@ export class ConsumerIndex {
     this.tenant = tenant;
   }
 
-  static readonly EMPTY = new ConsumerIndex('');
-
   /** Indexes `input` (validated by the config schema); problems are appended to `errors`, each naming `at`'s path. */
   static build(tenant: string, input: readonly ConsumerInput[], at: string, errors: string[]): ConsumerIndex {
     const ix = new ConsumerIndex(tenant);

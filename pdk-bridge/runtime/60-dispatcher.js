@@ -14,41 +14,6 @@ const NO_HANDLERS = $freeze($create(null));
 const same = (fn) => fn;
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
-let families = list();    // consumer variants: { base, consumers: consumer id -> chain id } (core/config/chains.ts)
-let chainFamily = $create(null); // chain id -> index into families
-let ranks = list();       // instance index -> position in run order
-let runChain = -1;        // chain this call runs now (the one asked for, or the variant it switched to)
-const NO_CHAIN = list();
-
-/**
- * The chain to switch to after the running instance authenticated `consumerId` (null: no
- * consumer), or -1 to stay. Tables made at config compile time (core/config/chains.ts
- * ConsumerSwitch): which chain depends on the phase and on how many plugins the consumer
- * configures differently have already run, so that none runs with two configs.
- */
-function consumerChain(consumerId) {
-  const f = chainFamily[runChain];
-  if (f === undefined) return -1;
-  const fam = families[f];
-  const byPhase = consumerId === null ? undefined : fam.consumers[consumerId];
-  let target = fam.base;
-  if (byPhase !== undefined) {
-    const sw = byPhase[phase];
-    const at = sw.at, rank = ranks[instance];
-    let j = 0;
-    while (j < at.length && at[j] <= rank) j++;
-    target = sw.chains[j];
-  }
-  return target === runChain ? -1 : target;
-}
-
-/** Position in `chain` of the first instance that runs after rank `after`: what a switched chain resumes with. */
-function resumeAt(chain, after) {
-  let k = 0;
-  while (k < chain.length && ranks[chain[k]] <= after) k++;
-  return k;
-}
-
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
   if (v !== null && typeof v === 'object') {
@@ -334,18 +299,7 @@ api.setup = function (programJson) {
   }
   instances = next;
   chains = program.chains;
-  families = program.families === undefined ? list() : program.families;
-  for (let i = 0; i < families.length; i++) {
-    const byConsumer = bare(bare(families[i]).consumers);
-    const ids = $keys(byConsumer);
-    for (let k = 0; k < ids.length; k++) {
-      const byPhase = bare(byConsumer[ids[k]]);
-      bare(byPhase[REWRITE]);
-      bare(byPhase[ACCESS]);
-    }
-  }
-  chainFamily = program.chainFamily === undefined ? $create(null) : bare(program.chainFamily);
-  ranks = program.ranks === undefined ? list() : program.ranks;
+  setupConsumerChains(program);
 };
 
 /**
