@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
-import { PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import type { Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
 import type { RunResult } from '../sandbox/tenant-sandbox.ts';
 import type { RuntimeRoute } from './route.ts';
 import type { Authenticated } from '../pdk-bridge/host/auth.ts';
-import { switchIndex } from './config/chains.ts';
+import { blockedInSwitches, reachedDeferred, switchTarget } from './consumer-switch.ts';
 
 /** What the pipeline needs of the gateway. */
 export type PipelineContext = {
@@ -45,15 +45,13 @@ export function withAuth(reqJson: string, state: RequestState): string {
 function authenticated(route: RuntimeRoute, state: RequestState, target: OpTarget, phase: number): void {
   const auth = target.auth!;
   state.auth = auth;
-  const sw = auth.consumer === null ? undefined : route.consumerChains?.get(auth.consumer.id)?.[phase];
-  if (sw === undefined) {
-    state.chainId = route.chainId;
-    state.phases = route.chainPhases;
-    return;
-  }
-  const next = sw.chains[switchIndex(sw.at, route.sandbox!.program.ranks[auth.instance] ?? -1)];
-  state.chainId = next.chainId;
-  state.phases = next.phases;
+  const to = auth.consumer === null ? null : switchTarget(route, auth.consumer.id, auth.instance, phase);
+  state.chainId = to === null ? route.chainId : to.chainId;
+  state.phases = to === null ? route.chainPhases : to.phases;
+}
+
+function unavailable(verdict: 'breaker_open' | 'quarantined', instance: number): Fault {
+  return { outcome: verdict, instance, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
 }
 
 /** A fault that fails the request, with the id quoted to the client and in the log. */
@@ -123,6 +121,7 @@ export function runPhase(
   const chainId = state.chainId;
   const req = withAuth(reqJson, state);
   let skip: number[] | undefined;
+  let deferred: number[] = [];
   if (gate.blocking) {
     const list = sandbox.program.chains[chainId][phase] ?? [];
     for (const idx of list) {
@@ -132,8 +131,13 @@ export function runPhase(
         (skip ??= []).push(idx);
         continue;
       }
-      const fault: Fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
+      const fault = unavailable(verdict, idx);
       return failed(state, fault, recordFault(ctx, route, phase, fault, false));
+    }
+    if (route.consumerChains !== null && phase <= PHASE.ACCESS) {
+      const b = blockedInSwitches(route, gate, chainId, phase);
+      if (b.skip.length > 0) skip = [...(skip ?? []), ...b.skip];
+      deferred = b.deferred;
     }
   }
   for (;;) {
@@ -168,6 +172,15 @@ export function runPhase(
     if (gate.blocking) {
       for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
         if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
+      }
+    }
+    if (deferred.length > 0) {
+      // the call authenticated a consumer whose chain reaches a blocked fail-closed instance (skipped, so it never ran)
+      const idx = reachedDeferred(route, r.ops, phase, deferred);
+      const verdict = idx < 0 ? 'run' : gate.verdict(idx);
+      if (verdict !== 'run') {
+        const fault = unavailable(verdict, idx);
+        return failed(state, fault, recordFault(ctx, route, phase, fault, false));
       }
     }
     state.ctx = r.ctx;
