@@ -41,7 +41,7 @@ describe('security: 100k key-auth credentials', () => {
     }, 'gateway.yaml');
     const compiled = await compileConfig(input, 'gateway.yaml');
     const ms = performance.now() - t0;
-    expect(ms).toBeLessThan(20_000);
+    expect(ms).toBeLessThan(30_000); // ~2 s alone on a 2-core machine; the bound is for a loaded CI (the growth check above is the real guard)
     const route = compiled.routes[0];
     expect(route.consumers.size).toBe(N);
     expect(route.consumers.credential('key-auth', 'key-77777')?.consumer.username).toBe('user-77777');
