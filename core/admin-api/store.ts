@@ -130,7 +130,7 @@ export function matches(header: string, etag: string): boolean {
 
 /** The ApiError for a refused config: 409 when two routes claim the same request, else 400. Details are the file's messages. */
 export function invalid(details: readonly string[]): ApiError {
-  const conflict = details.some((d) => / both claim host /.test(d) || / is declared twice/.test(d));
+  const conflict = details.some((d) => / both claim host /.test(d) || / is declared twice/.test(d) || / is already (taken|used)/.test(d));
   const code = conflict ? 'ISG_ERR_ADMIN_CONFLICT' : 'ISG_ERR_ADMIN_INVALID';
   return new ApiError(code, details[0] ?? undefined, { details });
 }

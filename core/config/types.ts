@@ -42,6 +42,8 @@ export type PluginInput = {
   schema?: string;
   route?: string;
   service?: string;
+  /** A consumer of the tenant, by username or id (Kong's consumer scope). */
+  consumer?: string;
   config: Record<string, unknown>;
   limits?: LimitsInput;
   failOpen: boolean;
@@ -55,6 +57,27 @@ export type TenantInput = {
   services: ServiceInput[];
   routes: RouteInput[];
   plugins: PluginInput[];
+  consumers: ConsumerInput[];
+};
+
+/** Credentials keyed by Kong's plugin names, with Kong's field names. */
+export type KeyAuthInput = { id?: string; key: string };
+export type BasicAuthInput = { id?: string; username: string; password_hash: string };
+export type JwtInput = { id?: string; key: string; algorithm: string; secret?: string; rsa_public_key?: string };
+export type AclInput = { id?: string; group: string };
+export type CredentialsInput = {
+  'key-auth'?: KeyAuthInput[];
+  'basic-auth'?: BasicAuthInput[];
+  jwt?: JwtInput[];
+  acl?: AclInput[];
+};
+
+export type ConsumerInput = {
+  id?: string;
+  username: string;
+  customId?: string;
+  tags?: string[];
+  credentials?: CredentialsInput;
 };
 
 /** An admin API bearer token: its SHA-256 (hex), and the tenant it is limited to (none: operator). */
