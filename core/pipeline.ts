@@ -38,7 +38,11 @@ export function newRequestState(route: Pick<RuntimeRoute, 'chainId' | 'chainPhas
 
 /** The request snapshot with the authenticated consumer and credential in it (`c`, `cr`), once there is one. */
 export function withAuth(reqJson: string, state: RequestState): string {
-  return state.auth === null ? reqJson : reqJson.slice(0, -1) + state.auth.snapshot + '}';
+  if (state.auth === null) return reqJson;
+  // The request's own JSON ends at the first newline (the route's JSON follows it).
+  const nl = reqJson.indexOf('\n');
+  const close = (nl < 0 ? reqJson.length : nl) - 1;
+  return reqJson.slice(0, close) + state.auth.snapshot + reqJson.slice(close);
 }
 
 /** Takes in the authentication the call's operations set: later phases run the chain it leads to (core/config/chains.ts). */

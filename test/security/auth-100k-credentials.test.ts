@@ -36,7 +36,7 @@ describe('security: 100k key-auth credentials', () => {
         services: [{ name: 's', url: 'http://127.0.0.1:9' }],
         routes: [{ name: 'r', service: 's' }],
         consumers: consumers(N),
-        plugins: [{ name: 'correlation-id' }, { name: 'correlation-id', consumer: 'user-99999', config: { header: 'x-vip' } }],
+        plugins: [{ name: 'correlation-id' }, { name: 'correlation-id', consumer: 'user-99999', config: { header_name: 'x-vip' } }],
       }],
     }, 'gateway.yaml');
     const compiled = await compileConfig(input, 'gateway.yaml');
