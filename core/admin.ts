@@ -14,6 +14,8 @@ export type AdminSources = {
   status: () => Record<string, unknown> | Promise<Record<string, unknown>>;
   /** Why this process should not get traffic (/readyz), or null. */
   notReady: () => string | null;
+  /** Why this process serves but not as it should (a cluster node cut off from Redis), or null: /readyz says it with 200. */
+  degraded?: () => string | null;
 };
 
 /**
@@ -45,7 +47,7 @@ export function adminHandler(s: AdminSources): (req: IncomingMessage, res: Serve
           return;
         case '/readyz': {
           const reason = s.notReady();
-          json(res, reason === null ? 200 : 503, readyBody(reason));
+          json(res, reason === null ? 200 : 503, readyBody(reason, s.degraded?.() ?? null));
           return;
         }
       }
@@ -61,9 +63,10 @@ export function createAdminHandler(gw: Gateway): (req: IncomingMessage, res: Ser
   const registry = gw.metrics.all;
   const handler = adminHandler({
     api: gatewayAdminApi(gw),
-    metrics: { get contentType() { return registry.contentType; }, text: async () => promText(await registry.metrics()) },
+    metrics: { get contentType() { return registry.contentType; }, text: async () => promText(await registry.metrics(), (await gw.cluster?.metrics.metrics()) ?? '') },
     status: () => gw.status(),
     notReady: () => gw.notReady(),
+    degraded: gw.cluster === undefined ? undefined : () => gw.cluster!.degraded(),
   });
   return (req, res) => void handler(req, res);
 }
@@ -73,9 +76,14 @@ export function healthBody(): { message: string } {
   return { message: 'ok' };
 }
 
-/** /readyz, in the shape of Kong's /status/ready: {"message":"ready"} or the reason it is not. */
-export function readyBody(reason: string | null): { message: string } {
-  return { message: reason ?? 'ready' };
+/**
+ * /readyz, in the shape of Kong's /status/ready: {"message":"ready"} or the reason it is not.
+ * A node that serves but is degraded (cut off from the cluster's Redis) is still ready, as
+ * a Kong data plane that lost its control plane stays ready on its last config; `degraded`
+ * says why.
+ */
+export function readyBody(reason: string | null, degraded: string | null = null): { message: string; degraded?: string } {
+  return reason === null && degraded !== null ? { message: 'ready', degraded } : { message: reason ?? 'ready' };
 }
 
 export function json(res: ServerResponse, status: number, body: unknown): void {

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Server } from 'node:http';
 import { ConfigError } from './errors.ts';
 import { loadConfigFile } from './config/load.ts';
+import { singleProcessCommitter } from './admin-api/commit.ts';
 import { createLogger } from './log.ts';
 import { VERSION } from './version.ts';
 
@@ -94,15 +95,26 @@ let stop: () => Promise<void>;
 let reload: () => void;
 let proxyPort = config.listen.port;
 
+// A cluster node runs the cluster file (its bootstrap file's own settings and the shared
+// config from Redis, written by the node), not the file it was given.
+let runFile = configFile;
+let runConfig = config;
+const cluster = config.cluster === undefined ? undefined : new (await import('./cluster/sync.ts')).ClusterSync(configFile, config.cluster, log);
+if (cluster !== undefined) {
+  runConfig = await cluster.prepare().catch(fail);
+  runFile = cluster.file;
+}
+
 if (workers === 0) {
   const { Gateway } = await import('./gateway.ts');
-  const gateway = await Gateway.start({ configFile, watch: values.watch, logger: log }).catch(fail);
+  const gateway = await Gateway.start({ configFile: runFile, watch: values.watch, logger: log, cluster }).catch(fail);
+  if (cluster !== undefined) cluster.start(singleProcessCommitter(runFile, (input) => gateway.applyConfig(input)));
   proxyPort = gateway.proxyAddress.port;
   stop = () => gateway.stop();
   reload = () => void gateway.reload();
 } else {
   const { Supervisor } = await import('./supervisor.ts');
-  const supervisor = new Supervisor({ configFile, config, workers, log, watch: values.watch });
+  const supervisor = new Supervisor({ configFile: runFile, config: runConfig, workers, log, watch: values.watch, cluster });
   try {
     await supervisor.start();
   } catch (err) {
@@ -111,6 +123,10 @@ if (workers === 0) {
   }
   stop = () => supervisor.stop();
   reload = () => supervisor.reload();
+}
+if (cluster !== undefined) {
+  const stopNode = stop;
+  stop = () => stopNode().finally(() => cluster.close());
 }
 
 if (demo) {

@@ -34,6 +34,7 @@ export const ERRORS = {
   ISG_ERR_ADMIN_CONFLICT: { status: 409, message: 'the change conflicts with the config (a name in use, or a host and path another route claims)' },
   ISG_ERR_ADMIN_STALE: { status: 412, message: 'If-Match does not name the current config version (ETag): someone changed it; read it again' },
   ISG_ERR_ADMIN_STORE: { status: 500, message: 'the config file could not be read, validated or written' },
+  ISG_ERR_ADMIN_UNAVAILABLE: { status: 503, message: 'the cluster config store (Redis) cannot be reached: changes are refused until it is back; the node keeps serving its config' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -24,6 +24,7 @@ import { UpstreamPools } from './upstream.ts';
 import type { WebSocketProxy } from './websocket.ts';
 
 import { VERSION } from './version.ts';
+import type { ClusterSync } from './cluster/sync.ts';
 
 export { VERSION };
 
@@ -44,6 +45,8 @@ export type GatewayOptions = {
   accessLog?: boolean | string;
   /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
+  /** A cluster node (one process): its link to the config in Redis, which the admin API writes and /status reports. */
+  cluster?: ClusterSync;
 };
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
@@ -62,6 +65,7 @@ export class Gateway {
   readonly metrics: Metrics;
   readonly startedAt = Date.now();
   readonly configFile: string;
+  readonly cluster: ClusterSync | undefined;
   #watchdog = new Watchdog();
   #warm = new WarmIsolates(2);
   #pools = new UpstreamPools();
@@ -82,6 +86,7 @@ export class Gateway {
 
   private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
     this.configFile = resolve(options.configFile);
+    this.cluster = options.cluster;
     this.log = logger;
     const access = options.accessLog ?? compiled.input.log.access;
     this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
@@ -292,6 +297,7 @@ export class Gateway {
         inflight: snap.inflight,
       },
       unhealthyInstances: this.unhealthyInstances(),
+      ...(this.cluster === undefined ? {} : { cluster: this.cluster.status() }),
     };
   }
 

@@ -23,12 +23,12 @@ export class LogQueue {
   }
 
   /** Queues the log phase of a finished request (bound: handed to the proxy as is). */
-  readonly push = (route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void => {
+  readonly push = (route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string, chainId = route.chainId): void => {
     if (this.#stopped) return;
     const sb = route.sandbox!;
     let list = this.#queue.get(sb);
     if (list === undefined) this.#queue.set(sb, (list = []));
-    list.push({ route, item: [route.chainId, reqJson, phaseJson, ctx] });
+    list.push({ route, item: [chainId, reqJson, phaseJson, ctx] });
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(this.flush);

@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
-import { PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { OUTCOME, type Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
 import type { RunResult } from '../sandbox/tenant-sandbox.ts';
 import type { RuntimeRoute } from './route.ts';
+import type { Authenticated } from '../pdk-bridge/host/auth.ts';
+import { blockedInSwitches, reachedDeferred, switchTarget } from './consumer-switch.ts';
 
 /** What the pipeline needs of the gateway. */
 export type PipelineContext = {
@@ -16,10 +18,45 @@ export type PipelineContext = {
 };
 
 /**
- * What a request carries across its phases: the plugins' ctx, and for the access log the
- * time spent in sandbox calls and the error id the client got.
+ * What a request carries across its phases: the plugins' ctx, the chain it runs (the
+ * route's, or the consumer variant a plugin's client.authenticate switched it to) with that
+ * chain's phases, the authentication, and for the access log the time spent in sandbox
+ * calls and the error id the client got.
  */
-export type RequestState = { ctx: string; pluginMs: number; errorId: string };
+export type RequestState = {
+  ctx: string;
+  pluginMs: number;
+  errorId: string;
+  chainId: number;
+  phases: number;
+  auth: Authenticated | null;
+};
+
+export function newRequestState(route: Pick<RuntimeRoute, 'chainId' | 'chainPhases'>): RequestState {
+  return { ctx: '', pluginMs: 0, errorId: '', chainId: route.chainId, phases: route.chainPhases, auth: null };
+}
+
+/** The request snapshot with the authenticated consumer and credential in it (`c`, `cr`), once there is one. */
+export function withAuth(reqJson: string, state: RequestState): string {
+  if (state.auth === null) return reqJson;
+  // The request's own JSON ends at the first newline (the route's JSON follows it).
+  const nl = reqJson.indexOf('\n');
+  const close = (nl < 0 ? reqJson.length : nl) - 1;
+  return reqJson.slice(0, close) + state.auth.snapshot + reqJson.slice(close);
+}
+
+/** Takes in the authentication the call's operations set: later phases run the chain it leads to (core/config/chains.ts). */
+function authenticated(route: RuntimeRoute, state: RequestState, target: OpTarget, phase: number): void {
+  const auth = target.auth!;
+  state.auth = auth;
+  const to = auth.consumer === null ? null : switchTarget(route, auth.consumer.id, auth.instance, phase);
+  state.chainId = to === null ? route.chainId : to.chainId;
+  state.phases = to === null ? route.chainPhases : to.phases;
+}
+
+function unavailable(verdict: 'breaker_open' | 'quarantined', instance: number): Fault {
+  return { outcome: verdict, instance, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
+}
 
 /** A fault that fails the request, with the id quoted to the client and in the log. */
 export type RequestFailure = { readonly fault: Fault; readonly errorId: string };
@@ -84,11 +121,16 @@ export function runPhase(
   body: string | null = '',
   last = false,
 ): RequestFailure | null {
+  // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
+  if ((state.phases & phase) === 0) return null;
   const sandbox = route.sandbox!;
   const gate = sandbox.gate;
+  const chainId = state.chainId;
+  const req = withAuth(reqJson, state);
   let skip: number[] | undefined;
+  let deferred: number[] = [];
   if (gate.blocking) {
-    const list = sandbox.program.chains[route.chainId][phase] ?? [];
+    const list = sandbox.program.chains[chainId][phase] ?? [];
     for (const idx of list) {
       const verdict = gate.verdict(idx);
       if (verdict === 'run') continue;
@@ -96,8 +138,13 @@ export function runPhase(
         (skip ??= []).push(idx);
         continue;
       }
-      const fault: Fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' };
+      const fault = unavailable(verdict, idx);
       return failed(state, fault, recordFault(ctx, route, phase, fault, false));
+    }
+    if (route.consumerChains !== null && phase <= PHASE.ACCESS) {
+      const b = blockedInSwitches(route, gate, chainId, phase);
+      if (b.skip.length > 0) skip = [...(skip ?? []), ...b.skip];
+      deferred = b.deferred;
     }
   }
   for (;;) {
@@ -106,7 +153,7 @@ export function runPhase(
       sandbox.touchedAt = t0;
       ctx.pool.touch(sandbox);
     }
-    const r: RunResult = sandbox.run(route.chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
+    const r: RunResult = sandbox.run(chainId, phase, req, phaseJson, state.ctx, skip, body, last);
     const t1 = performance.now();
     sandbox.budget.charge(sandbox.lastCallMs, t1);
     state.pluginMs += t1 - t0;
@@ -130,11 +177,21 @@ export function runPhase(
     }
     if (retry) continue;
     if (gate.blocking) {
-      for (const idx of sandbox.program.chains[route.chainId][phase] ?? []) {
+      for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
         if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
       }
     }
+    if (deferred.length > 0) {
+      // the call authenticated a consumer whose chain reaches a blocked fail-closed instance (skipped, so it never ran)
+      const idx = reachedDeferred(route, r.ops, phase, deferred);
+      const verdict = idx < 0 ? 'run' : gate.verdict(idx);
+      if (verdict !== 'run') {
+        const fault = unavailable(verdict, idx);
+        return failed(state, fault, recordFault(ctx, route, phase, fault, false));
+      }
+    }
     state.ctx = r.ctx;
+    const authBefore = target.auth;
     const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
     if (bad !== null) {
       // Nothing of the call was applied. The plugin that issued the operation is to blame:
@@ -150,6 +207,7 @@ export function runPhase(
       return failed(state, fault, errorId);
     }
     if (r.body !== null) target.body = r.body;
+    if (target.auth !== authBefore) authenticated(route, state, target, phase);
     return null;
   }
 }

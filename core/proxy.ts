@@ -7,7 +7,7 @@ import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { OUTCOME } from '../sandbox/outcome.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { newErrorId, newRequestState, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { logSnapshot, requestJson } from './request-snapshot.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
@@ -36,7 +36,7 @@ function drain(body: AsyncIterable<Buffer>): void {
 export type ProxyContext = PipelineContext & {
   current(): Snapshot;
   /** Queues the log phase of a finished request (run after the response, in batches). */
-  queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string): void;
+  queueLog(route: RuntimeRoute, reqJson: string, phaseJson: string, ctx: string, chainId: number): void;
   countUnmatched(): void;
   /** null when the access log is off. */
   readonly accessLog: AccessLog | null;
@@ -75,7 +75,7 @@ export function failureCode(f: RequestFailure): ErrorCode {
  */
 export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = ''): RequestFailure | null {
   for (const phase of BEFORE_UPSTREAM) {
-    if ((route.phases & phase) === 0) continue;
+    if ((state.phases & phase) === 0) continue;
     const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
     if (failure !== null || target.exit !== null) return failure;
   }
@@ -107,7 +107,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   trailers = false;
   /** Request snapshot for plugins, built on first use. */
   reqJson = '';
-  state: RequestState = { ctx: '', pluginMs: 0, errorId: '' };
+  state: RequestState;
   target: OpTarget | null = null;
   controller: Dispatcher.DispatchController | null = null;
   upstreamStarted = 0;
@@ -151,6 +151,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.query = query;
     this.bareQuery = bareQuery;
     if (route.runsLog) this.bytesAtStart = this.socket.bytesWritten;
+    this.state = newRequestState(route);
     res.once('close', this.onClose);
   }
 
@@ -417,7 +418,9 @@ class Exchange implements Dispatcher.DispatchHandler {
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
     route.metrics.duration.observe((performance.now() - this.started) / 1000);
-    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), logSnapshot(this, status), this.state.ctx);
+    if (route.runsLog && (this.state.phases & PHASE.LOG) !== 0) {
+      this.ctx.queueLog(route, withAuth(this.requestJson(), this.state), logSnapshot(this, status), this.state.ctx, this.state.chainId);
+    }
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };

@@ -116,12 +116,13 @@ export class SnapshotBuilder {
     const sandbox = spec.chainId >= 0 ? sandboxes.get(spec.tenant) ?? null : null;
     const instances = compiled.instances.get(spec.tenant) ?? [];
     const program = compiled.programs.get(spec.tenant);
-    const chain = spec.chainId >= 0 && program !== undefined ? program.chains[spec.chainId] : {};
+    // The route's chain and its consumer variants: a phase any of them has gets its metric and log sink.
+    const ids = spec.chainId >= 0 && program !== undefined ? [spec.chainId, ...[...(spec.consumerChains?.values() ?? [])].flatMap((byPhase) => Object.values(byPhase).flatMap((sw) => sw.chains.map((c) => c.chainId)))] : [];
     const phases = new Map<number, ReturnType<Metrics['pluginDuration']['labels']>>();
     const logSinks = new Map<number, ReturnType<typeof logSinkFor>>();
     for (const bit of Object.values(PHASE)) {
-      const list = chain[bit];
-      if (list === undefined) continue;
+      const list = ids.flatMap((id) => program!.chains[id][bit] ?? []);
+      if (list.length === 0) continue;
       const label = [...new Set(list.map((i) => instances[i].name))].join('+');
       phases.set(bit, metrics.pluginDuration.labels(spec.tenant, label, PHASE_NAME[bit]));
       logSinks.set(bit, logSinkFor(log, { tenant: spec.tenant, instances }, bit));

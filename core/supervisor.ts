@@ -6,7 +6,10 @@ import { join } from 'node:path';
 import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
-import { supervisorAdminApi } from './admin-api/index.ts';
+import { promText } from './metrics.ts';
+import { clusterAdminApi, supervisorAdminApi } from './admin-api/index.ts';
+import { supervisorCommitter } from './admin-api/commit.ts';
+import type { ClusterSync } from './cluster/sync.ts';
 import { listenAdmin } from './supervisor/admin.ts';
 import { WorkerCgroups } from './supervisor/cgroups.ts';
 import { CrashLoop, HealthCheck } from './supervisor/health.ts';
@@ -28,6 +31,8 @@ export type SupervisorOptions = {
   watch?: boolean;
   /** Overrides config.listen.port (tests use 0... but cluster workers then share one port). */
   port?: number;
+  /** A cluster node: the supervisor is its one Redis client for config; configFile is then the cluster file the workers load. */
+  cluster?: ClusterSync;
 };
 
 /**
@@ -95,8 +100,16 @@ export class Supervisor {
     await this.#firstReady;
     const admin = this.options.config.admin;
     // Admin API changes are taken by every serving worker and the loaded spare before they answer.
-    const api = supervisorAdminApi(this.options.configFile, this.options.config, this.log, () => this.#reloads.forApi(), () => (this.#apiWroteAt = Date.now()));
-    this.#admin = await listenAdmin({ api, metrics: this.#metrics, status: () => this.status(), notReady: () => this.#notReady() }, admin.host, admin.port);
+    const reloadAll = () => this.#reloads.forApi();
+    const wrote = () => (this.#apiWroteAt = Date.now());
+    const sync = this.options.cluster;
+    // A cluster node: new versions from Redis, and the API's changes, go through the same round as the API's on one node.
+    sync?.start(supervisorCommitter(this.options.configFile, reloadAll, wrote));
+    const api = sync !== undefined ? clusterAdminApi(sync, this.options.config, this.log) : supervisorAdminApi(this.options.configFile, this.options.config, this.log, reloadAll, wrote);
+    const degraded = sync === undefined ? undefined : () => sync.degraded();
+    const own = this.#metrics;
+    const metrics = sync === undefined ? own : { contentType: own.contentType, text: async () => promText(await own.text(), await sync.metrics.metrics()) };
+    this.#admin = await listenAdmin({ api, metrics, status: () => this.status(), notReady: () => this.#notReady(), degraded }, admin.host, admin.port);
     if (this.options.watch === true) this.#watch();
     this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
   }
@@ -245,6 +258,7 @@ export class Supervisor {
         status: workers,
       },
       quarantined: this.#quarantine.values(),
+      ...(this.options.cluster === undefined ? {} : { cluster: this.options.cluster.status() }),
     };
   }
 

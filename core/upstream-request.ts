@@ -38,6 +38,8 @@ export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trail
 /** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
 export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
   return {
+    consumers: route.consumers,
+    auth: null,
     upstreamHeaders: headers,
     upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
     upstreamQuery: query,

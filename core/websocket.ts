@@ -13,7 +13,7 @@ import {
   upstreamTarget,
   type ProxyContext,
 } from './proxy.ts';
-import { newErrorId } from './pipeline.ts';
+import { newErrorId, newRequestState } from './pipeline.ts';
 import { requestJson } from './request-snapshot.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
@@ -85,7 +85,7 @@ export class WebSocketProxy {
       }
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
       if (route.runsAccess) {
-        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), { ctx: '', pluginMs: 0, errorId: '' }, target);
+        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), newRequestState(route), target);
         if (failure !== null) {
           fail(socket, route, started, failureCode(failure), failure.errorId);
           return;

@@ -54,7 +54,7 @@ export interface PdkRequest {
   getUriCaptures(): { readonly unnamed: readonly string[]; readonly named: Readonly<Record<string, string>> };
 }
 
-export interface PdkClient {
+export interface PdkClient extends PdkClientConsumer {
   /** The peer's address. */
   getIp(): string;
   /** The last X-Forwarded-For entry when the peer is a trusted proxy, else the peer's address. */
@@ -210,6 +210,46 @@ export interface PdkLog {
   serialize(): Record<string, unknown>;
   /** Any phase: changes what serialize() returns for this request (dotted key; undefined deletes). */
   setSerializeValue(key: string, value: unknown, options?: { mode?: 'set' | 'add' | 'replace' }): void;
+}
+
+/** A consumer as plugins see it: never a credential secret. */
+export interface PdkConsumer {
+  readonly id: string;
+  readonly username: string;
+  readonly customId: string | null;
+  readonly tags: readonly string[];
+}
+
+/** The credential a consumer authenticated with: its id and kind (Kong's plugin name), never its key, password or secret. */
+export interface PdkCredential {
+  readonly id: string;
+  /** 'key-auth', 'basic-auth', 'jwt', 'acl', or what an outside identity's plugin said (null when it said nothing). */
+  readonly kind: string | null;
+  /** null for a credential of an outside identity (authenticate(null, credential)). */
+  readonly consumer: { readonly id: string } | null;
+}
+
+/** The consumer half of pdk.client (Kong's kong.client.get_consumer, get_credential, authenticate). */
+export interface PdkClientConsumer {
+  /**
+   * The authenticated consumer, or null. Frozen. In the call that authenticated, the
+   * fields that were passed to authenticate (checked against the host's record); in later
+   * phases, the host's whole record.
+   */
+  getConsumer(): PdkConsumer | Readonly<Partial<PdkConsumer> & { id: string }> | null;
+  getCredential(): PdkCredential | null;
+  /**
+   * Sets the request's consumer and credential (rewrite and access only). Either may be
+   * null, not both: (consumer, null) is Kong's anonymous consumer, (null, credential) an
+   * outside identity without a consumer. The plugins after this one in the phase, and the
+   * later phases, run the consumer's scoped instances (a plugin that already ran keeps its
+   * config). An unknown consumer id, or a field
+   * that differs from the consumer's record, fails the call as a bad return.
+   */
+  authenticate(
+    consumer: { id: string; username?: string; customId?: string | null; tags?: readonly string[] } | null,
+    credential: { id: string; kind?: string } | null,
+  ): void;
 }
 
 export interface Pdk {

@@ -64,6 +64,9 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
   setup.applySync(undefined, [JSON.stringify({
     instances: program.instances.map((i) => ({ plugin: i.plugin, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
     chains: program.chains,
+    families: program.families,
+    chainFamily: program.chainFamily,
+    ranks: program.ranks,
   })]);
   setup.release();
   const entry: Entry = {

@@ -63,6 +63,10 @@ export const OUTPUT_CAPS = {
   maxSerializeValueChars: 16 * 1024,
   /** log.setSerializeValue calls kept per request (they travel with pdk.ctx, under its cap). */
   maxSerializeValues: 256,
+  /** Characters of each string client.authenticate reads (consumer id, username, custom id, a tag, credential id and kind). */
+  maxAuthFieldChars: 256,
+  /** Tags client.authenticate reads from a consumer. */
+  maxAuthTags: 64,
 } as const;
 
 /** cpuMaxMs null: no hard cap (the weight alone decides, and only under contention). */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
@@ -71,11 +71,12 @@ export type PluginBundleCode = { readonly code: string; readonly inputs: readonl
 export async function bundlePlugin(entry: string): Promise<PluginBundleCode> {
   const cwd = process.cwd();
   let result: BuildResult<{ write: false; metafile: true }>;
+  const kong = await kongEntry(entry);
   try {
     result = await build({
       absWorkingDir: cwd,
       metafile: true,
-      entryPoints: [entry],
+      ...(kong === null ? { entryPoints: [entry] } : { stdin: kong }),
       bundle: true,
       write: false,
       format: 'iife',
@@ -91,7 +92,7 @@ export async function bundlePlugin(entry: string): Promise<PluginBundleCode> {
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
-  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes(':')).map((f) => (isAbsolute(f) ? f : resolve(cwd, f)));
+  const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes(':') && f !== '<stdin>').map((f) => (isAbsolute(f) ? f : resolve(cwd, f)));
   if (!inputs.includes(entry)) inputs.unshift(entry);
   return { code, inputs };
 }
@@ -109,6 +110,24 @@ export function inspectBundle(code: string, source: string, inputs: readonly str
   } finally {
     beacon.leave();
   }
+}
+
+const KONG_ADAPTER = resolve(import.meta.dirname, '..', 'pdk-bridge', 'kong-js', 'adapter.ts');
+const KONG_SHAPE = /\bmodule\.exports\b[\s\S]*\bPlugin\b/;
+
+/**
+ * A kong-js-pdk module (`module.exports = { Plugin, ... }`) is bundled behind the adapter
+ * (pdk-bridge/kong-js/adapter.ts), which makes it an Isogate module inside the isolate; its
+ * default name is the file's, as kong-js-pdk's. Any other module is bundled as it is. (A
+ * module that only looks like one passes through the adapter unchanged.)
+ */
+async function kongEntry(entry: string): Promise<{ contents: string; resolveDir: string; sourcefile: string; loader: 'js' } | null> {
+  if (!/\.[cm]?[jt]s$/.test(entry)) return null;
+  const text = await readFile(entry, 'utf8');
+  if (!KONG_SHAPE.test(text)) return null;
+  const name = basename(entry, extname(entry));
+  const contents = `const { adaptKongModule } = require(${JSON.stringify(KONG_ADAPTER)});\nmodule.exports = adaptKongModule(require(${JSON.stringify(entry)}), ${JSON.stringify(name)});\n`;
+  return { contents, resolveDir: dirname(entry), sourcefile: `kong-js:${name}`, loader: 'js' };
 }
 
 /** A plugin that esbuild could not bundle; the message is esbuild's whole report, over several lines. */

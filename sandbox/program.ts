@@ -33,12 +33,36 @@ export type InstanceSpec = {
 /** Per chain: phase bit -> instance indexes in run order. A phase with no handler is absent. */
 export type ChainSpec = Readonly<Record<number, readonly number[]>>;
 
+/**
+ * Where authenticating a consumer leads, for the phase it happens in: `chains[j]`, j being
+ * how many of `at` (instance ranks, ascending) are at or before the authenticating
+ * instance's rank. Each `at` is where a plugin that the consumer configures differently
+ * has already run (or been passed): it keeps the config it had, so one plugin never runs
+ * with two configs in one request.
+ */
+export type ConsumerSwitch = { readonly at: readonly number[]; readonly chains: readonly number[] };
+
+/**
+ * A route's chains when consumer-scoped instances apply to it: the base chain, and per
+ * consumer id and phase bit (rewrite, access) where authenticating that consumer leads (a
+ * consumer not listed runs the base chain).
+ */
+export type ChainFamily = {
+  readonly base: number;
+  readonly consumers: Readonly<Record<string, Readonly<Record<number, ConsumerSwitch>>>>;
+};
+
 export type TenantProgram = {
   readonly tenant: string;
   readonly memoryMb: number;
   readonly plugins: readonly PluginBundle[];
   readonly instances: readonly InstanceSpec[];
   readonly chains: readonly ChainSpec[];
+  /** Consumer variants (core/config/chains.ts); chainFamily: chain id -> family index, for the chains of a family. */
+  readonly families: readonly ChainFamily[];
+  readonly chainFamily: Readonly<Record<number, number>>;
+  /** Instance index -> its position in run order (priority, then declaration): where a switched chain resumes. */
+  readonly ranks: readonly number[];
   readonly breaker: BreakerConfig;
   /** The tenant's share of a worker's CPU under contention (cgroup's cpu.weight). */
   readonly cpuWeight: number;

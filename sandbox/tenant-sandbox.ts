@@ -54,10 +54,14 @@ export class TenantSandbox {
     this.slot = beacon.register(this.#cells.callDeadline.buffer as SharedArrayBuffer, this.#cells.pluginShared, watchdog.control);
     this.#isolates = new IsolateLifecycle(program, watchdog, events, this.#cells, this.slot, this);
     this.#guard = new GuardedCall(this.#cells, this.slot, this.#isolates, program.memoryMb, this);
-    this.#budgets = program.chains.map((chain) => {
+    this.#budgets = program.chains.map((chain, id) => {
+      // A chain of a consumer family may switch to a sibling mid-phase: budget for every instance the family could run.
+      const f = program.chainFamily?.[id];
+      const family = f === undefined ? [chain] : [program.families[f].base, ...Object.values(program.families[f].consumers).flatMap((byPhase) => Object.values(byPhase).flatMap((sw) => sw.chains))].map((c) => program.chains[c]);
       const m = new Map<number, number>();
-      for (const [bit, list] of Object.entries(chain)) {
-        m.set(Number(bit), list.reduce((sum, i) => sum + program.instances[i].cpuMs, 0) + CALL_SLACK_MS);
+      for (const bit of new Set(family.flatMap((c) => Object.keys(c)))) {
+        const all = new Set(family.flatMap((c) => c[Number(bit)] ?? []));
+        m.set(Number(bit), [...all].reduce((sum, i) => sum + program.instances[i].cpuMs, 0) + CALL_SLACK_MS);
       }
       return m;
     });

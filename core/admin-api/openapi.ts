@@ -3,7 +3,16 @@ import { VERSION } from '../version.ts';
 import type { ApiRoute } from './router.ts';
 
 const tenantItem = CONFIG_SCHEMA.properties.tenants.items;
-const { services: _s, routes: _r, plugins: _p, ...tenantOwn } = tenantItem.properties;
+const { services: _s, routes: _r, plugins: _p, consumers: _c, ...tenantOwn } = tenantItem.properties;
+const consumerItem = tenantItem.properties.consumers.items;
+const { credentials: _cr, ...consumerOwn } = consumerItem.properties;
+const credentialKinds = consumerItem.properties.credentials.properties;
+const owner = { consumer: { type: 'object', readOnly: true, properties: { id: { type: 'string' } }, description: 'The consumer this credential belongs to.' } };
+/** A credential as written (Kong's fields) and as shown (with its consumer). */
+const credential = (schema: { items: { properties: Record<string, unknown>; required: readonly string[] } }, write: Record<string, unknown> = {}, hide: string[] = []) => ({
+  type: 'object',
+  properties: { ...Object.fromEntries(Object.entries(schema.items.properties).filter(([k]) => !hide.includes(k))), ...write, ...owner },
+});
 
 /** Entity schemas: the config file's own (core/config/schema.ts), so the document and the validation cannot drift. */
 const SCHEMAS = {
@@ -12,6 +21,11 @@ const SCHEMAS = {
   Service: tenantItem.properties.services.items,
   Route: tenantItem.properties.routes.items,
   Plugin: tenantItem.properties.plugins.items,
+  Consumer: { ...consumerItem, properties: consumerOwn },
+  KeyAuth: credential(credentialKinds['key-auth'], { key: { type: 'string', description: 'The API key; a random one when none is given.' } }),
+  BasicAuth: credential(credentialKinds['basic-auth'], { password: { type: 'string', writeOnly: true, description: 'The password: stored as an scrypt hash, never shown.' } }, ['password_hash']),
+  Jwt: credential(credentialKinds.jwt),
+  Acl: credential(credentialKinds.acl),
   Error: {
     type: 'object',
     required: ['error'],
@@ -34,6 +48,11 @@ function entityOf(path: string): { ref: string; created: string } {
   if (path.includes('/services')) return { ref: 'Service', created: 'Service' };
   if (path.includes('/routes')) return { ref: 'Route', created: 'Route' };
   if (path.includes('/plugins')) return { ref: 'Plugin', created: 'Plugin' };
+  if (path.includes('/key-auth')) return { ref: 'KeyAuth', created: 'KeyAuth' };
+  if (path.includes('/basic-auth')) return { ref: 'BasicAuth', created: 'BasicAuth' };
+  if (path.includes('/jwt')) return { ref: 'Jwt', created: 'Jwt' };
+  if (path.includes('/acls')) return { ref: 'Acl', created: 'Acl' };
+  if (path.includes('/consumers')) return { ref: 'Consumer', created: 'Consumer' };
   return { ref: 'Tenant', created: 'TenantWithChildren' };
 }
 

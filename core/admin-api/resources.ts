@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { ConfigInput, PluginInput, TenantInput } from '../config/types.ts';
+import { scopeName } from '../config/chains.ts';
 import { requireOperator, requireWriter, sees, type Principal } from './auth.ts';
-import { ApiError, type ConfigStore, type RawConfig } from './store.ts';
+import { ApiError, type AdminStore, type RawConfig } from './store.ts';
 
 /** What a route handler gets: the caller, the path parameters, the query, the body. */
 export type Call = {
   principal: Principal;
-  store: ConfigStore;
-  params: { tenant?: string; id?: string };
+  store: AdminStore;
+  params: { tenant?: string; id?: string; credential?: string };
   query: URLSearchParams;
   /** The request path without query (for `next` links). */
   path: string;
@@ -19,13 +20,13 @@ export type Answer = { status: number; body?: unknown; etag: string };
 
 type Raw = Record<string, unknown>;
 type Kind = 'services' | 'routes' | 'plugins';
-const CHILDREN = ['services', 'routes', 'plugins'] as const;
+const CHILDREN = ['services', 'routes', 'plugins', 'consumers'] as const;
 
 // Kong's paging: `size` (default 100, at most 1000) and an opaque `offset` from the previous page.
 const PAGE_DEFAULT = 100;
 const PAGE_MAX = 1000;
 
-function page<T>(call: Call, items: readonly T[], etag: string): Answer {
+export function page<T>(call: Call, items: readonly T[], etag: string): Answer {
   const sizeParam = call.query.get('size');
   const size = sizeParam === null ? PAGE_DEFAULT : Number(sizeParam);
   if (!Number.isInteger(size) || size < 1 || size > PAGE_MAX) throw new ApiError('ISG_ERR_ADMIN_BAD_BODY', `size: must be an integer from 1 to ${PAGE_MAX}`);
@@ -44,21 +45,20 @@ function page<T>(call: Call, items: readonly T[], etag: string): Answer {
 
 /** A tenant as the API shows it: its own fields; its services, routes and plugins have their own resources. */
 function tenantView(t: TenantInput): Raw {
-  const { services: _s, routes: _r, plugins: _p, ...own } = t;
+  const { services: _s, routes: _r, plugins: _p, consumers: _c, ...own } = t;
   return own;
 }
 
 /** Plugin instances are addressed by `id`; one without is `<name>@<scope>`, the suffix of the id the gateway logs. */
-export function pluginId(p: Pick<PluginInput, 'id' | 'name' | 'route' | 'service'>): string {
-  if (p.id !== undefined) return p.id;
-  return `${p.name}@${p.route !== undefined ? `route:${p.route}` : p.service !== undefined ? `service:${p.service}` : 'tenant'}`;
+export function pluginId(p: Pick<PluginInput, 'id' | 'name' | 'route' | 'service' | 'consumer'>): string {
+  return p.id ?? `${p.name}@${scopeName(p)}`;
 }
 
 function idOf(kind: Kind, e: Raw): string {
   return kind === 'plugins' ? pluginId(e as unknown as PluginInput) : String(e.name);
 }
 
-function visibleTenant(call: Call, input: ConfigInput): { index: number; tenant: TenantInput } {
+export function visibleTenant(call: Call, input: ConfigInput): { index: number; tenant: TenantInput } {
   const name = call.params.tenant!;
   const index = sees(call.principal, name) ? input.tenants.findIndex((t) => t.name === name) : -1;
   if (index < 0) throw new ApiError('ISG_ERR_ADMIN_NOT_FOUND', `no tenant "${name}"`);
@@ -69,7 +69,7 @@ function rawTenants(raw: RawConfig): Raw[] {
   return (raw.tenants ??= []) as Raw[];
 }
 
-function rawTenant(call: Call, raw: RawConfig): Raw {
+export function rawTenant(call: Call, raw: RawConfig): Raw {
   const name = call.params.tenant!;
   const t = sees(call.principal, name) ? rawTenants(raw).find((x) => x.name === name) : undefined;
   if (t === undefined) throw new ApiError('ISG_ERR_ADMIN_NOT_FOUND', `no tenant "${name}"`);
@@ -271,12 +271,12 @@ export function childHandlers(kind: Kind) {
   };
 }
 
-function tenantIndex(raw: RawConfig, t: Raw): number {
+export function tenantIndex(raw: RawConfig, t: Raw): number {
   return rawTenants(raw).indexOf(t);
 }
 
 /** Makes the change; `edit` returns how to read the answer's body from the new config. */
-async function commit(call: Call, status: number, edit: (raw: RawConfig) => (input: ConfigInput) => unknown): Promise<Answer> {
+export async function commit(call: Call, status: number, edit: (raw: RawConfig) => (input: ConfigInput) => unknown): Promise<Answer> {
   const { result, etag, input } = await call.store.change(call.ifMatch, edit);
   const body = result(input);
   return { status, body: status === 204 ? undefined : body, etag };

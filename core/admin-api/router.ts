@@ -5,7 +5,8 @@ import type { AdminTokenInput } from '../config/types.ts';
 import { authenticate } from './auth.ts';
 import { openApiDocument } from './openapi.ts';
 import { childHandlers, createTenant, deleteTenant, getTenant, listTenants, patchTenant, putTenant, type Answer, type Call } from './resources.ts';
-import { ApiError, type ConfigStore } from './store.ts';
+import { ApiError, type AdminStore } from './store.ts';
+import { CREDENTIAL_ENDPOINTS, consumerHandlers as consumers, credentialHandlers } from './consumers.ts';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type ApiRoute = { method: Method; path: string; summary: string; handler: (call: Call) => Promise<Answer> };
@@ -37,6 +38,26 @@ export const ROUTES: readonly ApiRoute[] = [
     { method: 'DELETE', path: `/tenants/{tenant}/${kind}/{id}`, summary: `Delete a ${one}`, handler: h.remove },
   ]),
   { method: 'POST', path: '/tenants/{tenant}/plugins/{id}/reload', summary: "Load a plugin's code again from its file; plugins whose files did not change are not rebuilt, other tenants keep their isolates", handler: plugins.reload },
+  { method: 'GET', path: '/tenants/{tenant}/consumers', summary: "List the tenant's consumers", handler: consumers.list },
+  { method: 'POST', path: '/tenants/{tenant}/consumers', summary: 'Add a consumer (an id is generated when none is given)', handler: consumers.create },
+  { method: 'GET', path: '/tenants/{tenant}/consumers/{id}', summary: 'Show a consumer (by id or username)', handler: consumers.get },
+  { method: 'PUT', path: '/tenants/{tenant}/consumers/{id}', summary: "Create a consumer or replace its own fields (its credentials stay)", handler: consumers.put },
+  { method: 'PATCH', path: '/tenants/{tenant}/consumers/{id}', summary: 'Change a consumer (JSON merge patch)', handler: consumers.patch },
+  { method: 'DELETE', path: '/tenants/{tenant}/consumers/{id}', summary: 'Delete a consumer and its credentials', handler: consumers.remove },
+  ...Object.keys(CREDENTIAL_ENDPOINTS).flatMap((endpoint): ApiRoute[] => {
+    const h = credentialHandlers(endpoint);
+    const base = `/tenants/{tenant}/consumers/{id}/${endpoint}`;
+    const one = endpoint === 'acls' ? 'ACL group' : `${endpoint} credential`;
+    const extra = endpoint === 'key-auth' ? ' (a random key when none is given)' : endpoint === 'basic-auth' ? ' (`password` in, stored hashed, never shown)' : '';
+    return [
+      { method: 'GET', path: base, summary: `List the consumer's ${one}s`, handler: h.list },
+      { method: 'POST', path: base, summary: `Add a ${one}${extra}`, handler: h.create },
+      { method: 'GET', path: `${base}/{credential}`, summary: `Show a ${one} (by id or ${endpoint === 'acls' ? 'group' : endpoint === 'basic-auth' ? 'username' : 'key'})`, handler: h.get },
+      { method: 'PUT', path: `${base}/{credential}`, summary: `Create or replace a ${one}${extra}`, handler: h.put },
+      { method: 'PATCH', path: `${base}/{credential}`, summary: `Change a ${one} (JSON merge patch)`, handler: h.patch },
+      { method: 'DELETE', path: `${base}/{credential}`, summary: `Delete a ${one}`, handler: h.remove },
+    ];
+  }),
 ];
 
 type Compiled = { segments: string[]; byMethod: Map<string, ApiRoute> };
@@ -123,7 +144,7 @@ export type AdminApi = {
  *   const api = createAdminApi({ store: new ConfigStore(file, commit), log, tokens: input.admin.tokens });
  *   if (api.owns(path)) return api.handle(req, res);
  */
-export function createAdminApi(options: { store: ConfigStore; log: Logger; tokens: readonly AdminTokenInput[] }): AdminApi {
+export function createAdminApi(options: { store: AdminStore; log: Logger; tokens: readonly AdminTokenInput[] }): AdminApi {
   const { store, log } = options;
   if (options.tokens.length === 0) {
     log.warn('admin API is read-only and answers only loopback clients: no admin.tokens in the config');

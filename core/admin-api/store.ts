@@ -30,6 +30,19 @@ export type Current = { text: string; etag: string; raw: RawConfig; input: Confi
  */
 export type Committer = (next: { text: string; input: ConfigInput }, prev: Current) => Promise<void>;
 
+/**
+ * Where the admin API reads and changes the config: the file on one node (ConfigStore), or
+ * Redis for a cluster (core/cluster/sync.ts).
+ */
+export interface AdminStore {
+  /** The last version that validated (null before the first read). */
+  readonly lastGood: Current | null;
+  /** The config as it is now. Throws ApiError(ISG_ERR_ADMIN_STORE) when it cannot be used. */
+  read(): Promise<Current>;
+  /** Runs `edit` on a copy of the raw config, then validates, commits and stores it; `ifMatch` must name the current version. */
+  change<T>(ifMatch: string | undefined, edit: (raw: RawConfig) => T): Promise<{ result: T; etag: string; input: ConfigInput }>;
+}
+
 export function etagOf(text: string): string {
   return `"${createHash('sha256').update(text).digest('hex').slice(0, 20)}"`;
 }
@@ -40,7 +53,7 @@ export function etagOf(text: string): string {
  * a copy, validated with the file's schema, committed (compiled and swapped in by the
  * committer) and written back atomically. Changes run one at a time.
  */
-export class ConfigStore {
+export class ConfigStore implements AdminStore {
   readonly file: string;
   #commit: Committer;
   #queue: Promise<unknown> = Promise.resolve();
@@ -108,7 +121,7 @@ export class ConfigStore {
 }
 
 /** If-Match: `*` or a list of entity tags (weak ones compared by their opaque part). */
-function matches(header: string, etag: string): boolean {
+export function matches(header: string, etag: string): boolean {
   return header.split(',').some((t) => {
     const tag = t.trim().replace(/^W\//, '');
     return tag === '*' || tag === etag;
@@ -117,7 +130,7 @@ function matches(header: string, etag: string): boolean {
 
 /** The ApiError for a refused config: 409 when two routes claim the same request, else 400. Details are the file's messages. */
 export function invalid(details: readonly string[]): ApiError {
-  const conflict = details.some((d) => / both claim host /.test(d) || / is declared twice/.test(d));
+  const conflict = details.some((d) => / both claim host /.test(d) || / is declared twice/.test(d) || / is already (taken|used)/.test(d));
   const code = conflict ? 'ISG_ERR_ADMIN_CONFLICT' : 'ISG_ERR_ADMIN_INVALID';
   return new ApiError(code, details[0] ?? undefined, { details });
 }

@@ -4,17 +4,19 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.ts';
-import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
+import { HANDLER_PHASE, PHASE } from '../../pdk-bridge/host/phases.ts';
 import { PluginBuildError, loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
 import { DEFAULT_CEILINGS, DEFAULT_LIMITS, OUTPUT_CAPS, type Limits } from '../../sandbox/limits.ts';
 import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
+import { ConsumerIndex } from '../consumers/index.ts';
+import { ChainBuilder, scopeName, type Candidate, type ConsumerChain } from './chains.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
 import { isPluginFolder, loadPluginFolder } from '../plugin/folder.ts';
 import { MANIFEST_FILE, SCHEMA_FILE } from '../plugin/manifest.ts';
 import { compileTrustedProxies, type TrustedProxies } from '../trusted-proxies.ts';
-import type { ConfigInput, LimitsInput, PluginInput, RouteInput, TenantInput } from './types.ts';
+import type { ConfigInput, LimitsInput, PluginInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
 
@@ -84,10 +86,16 @@ export type RouteSpec = {
   readonly proxy: ProxySpec;
   /** Chain of this route in its tenant's program, or -1 when no plugin applies. */
   readonly chainId: number;
-  /** Bit set of the phases the chain has handlers for. */
+  /** Bit set of the phases the chain, or one of its consumer variants, has handlers for. */
   readonly phases: number;
-  /** A plugin of the chain declares `reads: ['body']`: the client's body is buffered before rewrite/access. */
+  /** The phases of the chain itself (a request starts with these). */
+  readonly chainPhases: number;
+  /** A plugin of the chain (or of a consumer variant) declares `reads: ['body']`: the client's body is buffered before rewrite/access. */
   readonly readsBody: boolean;
+  /** Consumer id -> the chains authenticating that consumer leads to, by phase (core/config/chains.ts); null: the route has no consumer-scoped plugins. */
+  readonly consumerChains: ReadonlyMap<string, ConsumerChain> | null;
+  /** The tenant's consumers and credentials. */
+  readonly consumers: ConsumerIndex;
 };
 
 export type CompiledConfig = {
@@ -95,6 +103,8 @@ export type CompiledConfig = {
   readonly routes: readonly RouteSpec[];
   readonly programs: ReadonlyMap<string, TenantProgram>;
   readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
+  /** Per tenant, its consumers and credentials (what the host's consumer and credential lookups read). */
+  readonly consumers: ReadonlyMap<string, ConsumerIndex>;
   readonly limits: { readonly defaults: Limits; readonly ceilings: Limits };
 };
 
@@ -110,10 +120,6 @@ async function schemaValidator(file: string): Promise<ValidateFunction> {
     schemaCache.set(key, v);
   }
   return v;
-}
-
-function specificity(p: PluginInput): number {
-  return p.route !== undefined ? 2 : p.service !== undefined ? 1 : 0;
 }
 
 /**
@@ -138,6 +144,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const routes: RouteSpec[] = [];
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
+  const consumerIndexes = new Map<string, ConsumerIndex>();
   const tenantNames = new Set<string>();
   const proxy = compileProxy(input.proxy, errors);
 
@@ -152,10 +159,28 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
     instanceInfo.set(tenant.name, compiled.instances);
+    consumerIndexes.set(tenant.name, compiled.consumers);
   }
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
-  return { input, routes, programs, instances: instanceInfo, limits: { defaults, ceilings } };
+  return { input, routes, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
+}
+
+/** The route's chain and every consumer variant it may switch to. */
+function chainIds(base: number, consumerChains: ReadonlyMap<string, ConsumerChain> | null): number[] {
+  const ids = [base];
+  if (consumerChains !== null) for (const plan of consumerChains.values()) for (const sw of Object.values(plan)) for (const c of sw.chains) ids.push(c.chainId);
+  return ids;
+}
+
+/** Some rewrite or access instance of these chains belongs to a plugin that reads the client's body. */
+function readsClientBody(chains: readonly ChainSpec[], ids: readonly number[], instances: readonly InstanceSpec[], bundles: readonly PluginInfo[]): boolean {
+  for (const id of ids) {
+    for (const ph of [PHASE.REWRITE, PHASE.ACCESS]) {
+      for (const idx of chains[id]?.[ph] ?? []) if (bundles[instances[idx].plugin].reads.includes('body')) return true;
+    }
+  }
+  return false;
 }
 
 /** `limits.defaults` or `limits.ceilings` over the built-in ones. */
@@ -183,7 +208,7 @@ async function compileTenant(
   breaker: BreakerConfig,
   proxy: ProxySpec,
   errors: string[],
-): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[] } | null> {
+): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
   const before = errors.length;
   const services = new Map<string, ServiceSpec>();
   tenant.services.forEach((s, i) => {
@@ -236,16 +261,22 @@ async function compileTenant(
     }
   }));
 
+  const consumers = ConsumerIndex.build(tenant.name, tenant.consumers ?? [], at, errors);
   const bundles: PluginInfo[] = [];
   const bundleIndex = new Map<string, number>();
   const instances: InstanceSpec[] = [];
-  const candidates: { spec: InstanceSpec; index: number; input: PluginInput; priority: number; handlers: readonly string[]; readsBody: boolean }[] = [];
+  const candidates: Candidate[] = [];
   for (const { p, i, info } of loaded) {
     if (info === null) continue;
     const where = `${at}.plugins[${i}]`;
     if (p.route !== undefined && !routeNames.has(p.route)) errors.push(`${where}.route: tenant "${tenant.name}" has no route "${p.route}"`);
     if (p.service !== undefined && !services.has(p.service)) errors.push(`${where}.service: tenant "${tenant.name}" has no service "${p.service}"`);
-    if (p.route !== undefined && p.service !== undefined) errors.push(`${where}: give either route or service, not both`);
+    const routeService = p.route === undefined ? undefined : tenant.routes.find((r) => r.name === p.route)?.service;
+    if (p.service !== undefined && routeService !== undefined && routeService !== p.service) {
+      errors.push(`${where}.service: route "${p.route}" forwards to service "${routeService}", not "${p.service}": this instance would never run`);
+    }
+    const consumer = p.consumer === undefined ? undefined : consumers.find(p.consumer);
+    if (p.consumer !== undefined && consumer === undefined) errors.push(`${where}.consumer: tenant "${tenant.name}" has no consumer with username or id "${p.consumer}"`);
     const cpuMs = p.limits?.cpuMs ?? tenantCpu;
     if (cpuMs > ceilings.cpuMs) errors.push(`${where}.limits.cpuMs: ${cpuMs} is above the ceiling ${ceilings.cpuMs}`);
     if (p.limits?.memoryMb !== undefined) memoryMb = Math.max(memoryMb, p.limits.memoryMb);
@@ -255,52 +286,23 @@ async function compileTenant(
       bundles.push(info);
       bundleIndex.set(info.code, b);
     }
-    const scope = p.route !== undefined ? `route:${p.route}` : p.service !== undefined ? `service:${p.service}` : 'tenant';
+    const scope = scopeName(p);
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
     const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
-    candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers, readsBody: info.reads.includes('body') });
+    candidates.push({ name: info.name, index: instances.length, input: p, consumerId: consumer?.id, priority: info.priority, handlers: info.handlers });
     instances.push(spec);
   }
   if (memoryMb > ceilings.memoryMb) errors.push(`${at}.limits.memoryMb: ${memoryMb} is above the ceiling ${ceilings.memoryMb}`);
 
-  // Chains: per route, the instances that apply (the most specific scope wins for a plugin
-  // configured more than once), by priority (higher first), then declaration order.
-  const chains: ChainSpec[] = [];
-  const chainKeys = new Map<string, number>();
+  // Chains: per route, one instance per plugin name by Kong's precedence, in priority order.
+  const builder = new ChainBuilder(candidates);
   const routes: RouteSpec[] = [];
-  tenant.routes.forEach((r: RouteInput) => {
+  tenant.routes.forEach((r) => {
     const service = services.get(r.service);
     if (service === undefined) return;
-    const byName = new Map<string, (typeof candidates)[number]>();
-    for (const c of candidates) {
-      const applies = c.input.route !== undefined ? c.input.route === r.name : c.input.service !== undefined ? c.input.service === r.service : true;
-      if (!applies) continue;
-      const prev = byName.get(c.spec.name);
-      if (prev === undefined || specificity(c.input) > specificity(prev.input)) byName.set(c.spec.name, c);
-    }
-    const ordered = [...byName.values()].sort((a, b) => b.priority - a.priority || a.index - b.index);
-    const chain: Record<number, number[]> = {};
-    let phases = 0;
-    let readsBody = false;
-    for (const c of ordered) {
-      if (c.readsBody) readsBody = true;
-      for (const h of c.handlers) {
-        const bit = HANDLER_PHASE[h];
-        (chain[bit] ??= []).push(c.index);
-        phases |= bit;
-      }
-    }
-    let chainId = -1;
-    if (phases !== 0) {
-      const key = JSON.stringify(chain);
-      chainId = chainKeys.get(key) ?? -1;
-      if (chainId === -1) {
-        chainId = chains.length;
-        chains.push(chain);
-        chainKeys.set(key, chainId);
-      }
-    }
+    const { chainId, phases, chainPhases, consumerChains } = builder.route(r);
+    const readsBody = chainId >= 0 && readsClientBody(builder.chains, chainIds(chainId, consumerChains), instances, bundles);
     routes.push({
       id: `${tenant.name}/${r.name}`,
       tenant: tenant.name,
@@ -313,12 +315,17 @@ async function compileTenant(
       proxy,
       chainId,
       phases,
+      chainPhases,
       readsBody,
+      consumerChains,
+      consumers,
     });
   });
   if (errors.length > before) return null;
 
-  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, breaker, cpuWeight, cpuMaxMs };
+  const { chains, families, chainFamily } = builder;
+  const ranks = builder.ranks(instances.length);
+  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, families, chainFamily, ranks, breaker, cpuWeight, cpuMaxMs };
   const key = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const program: TenantProgram = {
     tenant: tenant.name,
@@ -326,12 +333,15 @@ async function compileTenant(
     plugins: bundles.map(({ name, version, code, source, inputs }) => ({ name, version, code, source, inputs })),
     instances,
     chains,
+    families,
+    chainFamily,
+    ranks,
     breaker,
     cpuWeight,
     cpuMaxMs,
     key,
   };
-  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };
+  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
 }
 
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {

@@ -46,6 +46,52 @@ const breaker = {
   },
 };
 
+const credentialId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$', description: 'Id of this credential (unique in the tenant, among consumers and credentials). Absent: derived from the consumer and the key, stable across reloads.' };
+const credentials = (kind: string, required: string[], properties: Record<string, unknown>) => ({
+  type: 'array',
+  maxItems: 1000000,
+  description: `The consumer's ${kind} credentials (Kong's ${kind} plugin's entity, with its field names).`,
+  items: { type: 'object', additionalProperties: false, required, properties: { id: credentialId, ...properties } },
+});
+const secretText = (what: string) => ({ type: 'string', minLength: 1, maxLength: 16384, description: what });
+
+/** `tenants[].consumers`: who a request is, once an authentication plugin has said so. */
+const CONSUMERS = {
+  type: 'array',
+  default: [],
+  description: "The tenant's consumers (Kong's consumers) and their credentials, looked up by the host for authentication plugins.",
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['username'],
+    properties: {
+      id: { ...credentialId, description: 'Id of the consumer (unique in the tenant). Absent: derived from the tenant and username, stable across reloads.' },
+      username: { type: 'string', minLength: 1, maxLength: 256, description: 'Unique name of the consumer in the tenant.' },
+      customId: { type: 'string', minLength: 1, maxLength: 256, description: 'An id from your own user store (Kong: custom_id), unique in the tenant.' },
+      tags: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 128 }, description: 'Free-form labels, visible to plugins.' },
+      credentials: {
+        type: 'object',
+        additionalProperties: false,
+        description: "Credentials by kind, keyed by Kong's plugin names.",
+        properties: {
+          'key-auth': credentials('key-auth', ['key'], { key: secretText('The API key (unique among the tenant\'s key-auth credentials).') }),
+          'basic-auth': credentials('basic-auth', ['username', 'password_hash'], {
+            username: { type: 'string', minLength: 1, maxLength: 256, description: "User name sent in the Authorization header (unique among the tenant's basic-auth credentials)." },
+            password_hash: { type: 'string', maxLength: 512, description: 'The password hashed as scrypt$N$r$p$salt$hash (base64url salt and hash); the admin API makes it from `password`. Never a plain password.' },
+          }),
+          jwt: credentials('jwt', ['key'], {
+            key: { type: 'string', minLength: 1, maxLength: 512, description: "Identifies the credential: the token's `iss` claim (unique among the tenant's jwt credentials)." },
+            algorithm: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'], default: 'HS256', description: 'Signing algorithm of the tokens.' },
+            secret: secretText('HMAC secret (HS256/384/512).'),
+            rsa_public_key: secretText('PEM public key (RS*, ES*, PS*, EdDSA).'),
+          }),
+          acl: credentials('acl', ['group'], { group: { type: 'string', minLength: 1, maxLength: 256, description: 'An ACL group the consumer belongs to.' } }),
+        },
+      },
+    },
+  },
+};
+
 export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
@@ -148,6 +194,27 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['redis'],
+      description: 'Run as one node of a cluster: the tenants live in Redis, changed through the admin API of any node and applied by every node (README "Running a cluster"). This file then holds the node\'s own settings (listeners, workers, log, admin tokens, limits, sandbox, proxy) and its tenants only seed an empty Redis. Absent: a single node, configured by this file.',
+      properties: {
+        redis: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['url'],
+          description: 'The Redis every node of the cluster shares (one server or a primary; not Redis Cluster).',
+          properties: {
+            url: { type: 'string', pattern: '^rediss?://', description: 'redis://[user:password@]host:port[/db] (rediss:// for TLS).' },
+            keyPrefix: { type: 'string', pattern: '^[^\\s]{0,64}$', default: 'isogate:', description: 'Prefix of every key and channel this cluster uses, so several clusters can share one Redis.' },
+            connectTimeoutMs: { type: 'integer', minimum: 1, default: 2000, description: 'How long connecting may take; at start, a node that cannot connect this fast starts on its last good config and keeps trying.' },
+            commandTimeoutMs: { type: 'integer', minimum: 1, default: 500, description: 'How long one command (a config read, a counter increment) may take before it fails.' },
+          },
+        },
+        pollIntervalMs: { type: 'integer', minimum: 100, default: 5000, description: 'Besides the pub/sub message each change sends, every node checks the config version this often (a message lost while a connection was down is caught up here, and at every reconnect).' },
+      },
+    },
     tenants: {
       type: 'array',
       description: 'Each tenant owns its services, routes and plugin instances; its plugins run in its own isolate.',
@@ -225,6 +292,7 @@ export const CONFIG_SCHEMA = {
                 schema: { type: 'string', description: "JSON Schema file for the plugin's config, relative to this config file (bundled plugins ship their own)." },
                 route: { type: 'string', description: 'Apply only to this route of the tenant.' },
                 service: { type: 'string', description: 'Apply only to the routes of this service of the tenant.' },
+                consumer: { type: 'string', description: "Apply only to requests a plugin authenticated as this consumer of the tenant (its username or id). Combines with route and service; Kong's precedence picks one instance per plugin name." },
                 config: { type: 'object', default: {}, description: "The instance's config, validated against the plugin's schema." },
                 limits: { ...limits, description: 'Limits of this instance.' },
                 failOpen: { type: 'boolean', default: false, description: 'On a fault, skip this plugin and go on instead of failing the request.' },
@@ -232,6 +300,7 @@ export const CONFIG_SCHEMA = {
               },
             },
           },
+          consumers: CONSUMERS,
         },
       },
     },

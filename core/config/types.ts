@@ -44,6 +44,8 @@ export type PluginInput = {
   schema?: string;
   route?: string;
   service?: string;
+  /** A consumer of the tenant, by username or id (Kong's consumer scope). */
+  consumer?: string;
   config: Record<string, unknown>;
   limits?: LimitsInput;
   failOpen: boolean;
@@ -57,10 +59,37 @@ export type TenantInput = {
   services: ServiceInput[];
   routes: RouteInput[];
   plugins: PluginInput[];
+  consumers: ConsumerInput[];
+};
+
+/** Credentials keyed by Kong's plugin names, with Kong's field names. */
+export type KeyAuthInput = { id?: string; key: string };
+export type BasicAuthInput = { id?: string; username: string; password_hash: string };
+export type JwtInput = { id?: string; key: string; algorithm: string; secret?: string; rsa_public_key?: string };
+export type AclInput = { id?: string; group: string };
+export type CredentialsInput = {
+  'key-auth'?: KeyAuthInput[];
+  'basic-auth'?: BasicAuthInput[];
+  jwt?: JwtInput[];
+  acl?: AclInput[];
+};
+
+export type ConsumerInput = {
+  id?: string;
+  username: string;
+  customId?: string;
+  tags?: string[];
+  credentials?: CredentialsInput;
 };
 
 /** An admin API bearer token: its SHA-256 (hex), and the tenant it is limited to (none: operator). */
 export type AdminTokenInput = { name: string; sha256: string; tenant?: string };
+
+/** `cluster`: the Redis shared by the nodes (core/cluster/). */
+export type ClusterInput = {
+  redis: { url: string; keyPrefix: string; connectTimeoutMs: number; commandTimeoutMs: number };
+  pollIntervalMs: number;
+};
 
 export type ConfigInput = {
   listen: { host: string; port: number };
@@ -73,4 +102,6 @@ export type ConfigInput = {
   sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
   proxy: ProxyInput;
   tenants: TenantInput[];
+  /** Absent: a single node. */
+  cluster?: ClusterInput;
 };

@@ -1,5 +1,7 @@
 import { OUTPUT_CAPS } from '../../sandbox/limits.ts';
 import { PHASE, PHASE_MASKS } from './phases.ts';
+import { authOf, checkAuth, type Authenticated } from './auth.ts';
+import type { ConsumerIndex } from '../../core/consumers/index.ts';
 
 /**
  * The host side of every PDK write. Plugins never touch the request or response: they
@@ -43,6 +45,10 @@ export type OpTarget = {
   status?: number | null;
   /** serviceRequest.enableBuffering() was called: the upstream response is buffered whole. */
   buffering?: boolean;
+  /** The tenant's consumers, which client.authenticate's operations are checked against (absent: none). */
+  consumers?: ConsumerIndex;
+  /** Set by the last client.authenticate applied. */
+  auth?: Authenticated | null;
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
@@ -77,6 +83,7 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'sv.retries': BEFORE_UPSTREAM,
   'sv.timeouts': BEFORE_UPSTREAM,
   exit: BEFORE_UPSTREAM,
+  auth: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
 };
@@ -204,6 +211,8 @@ function check(op: unknown, phase: number, t: OpTarget): string | null {
       }
       return null;
     }
+    case 'auth':
+      return checkAuth(op, t.consumers);
     case 'log': {
       const [, inst, level, message] = op;
       return typeof inst !== 'number' || !LOG_LEVELS.has(level) || typeof message !== 'string' ? 'log: invalid log line' : null;
@@ -231,9 +240,11 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
     if (bad !== null) return { detail: bad, instance: owner };
   }
   let lines = 0;
+  owner = -1;
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i] as unknown[];
     const kind = op[0];
+    if (kind === '@') owner = op[1] as number;
     switch (kind) {
       case 'sq.set':
       case 'sq.add': {
@@ -286,6 +297,9 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         break;
       case 'sv.timeouts':
         t.timeouts = [op[1] as number, op[2] as number, op[3] as number];
+        break;
+      case 'auth':
+        t.auth = authOf(op, t.consumers, owner);
         break;
       case 'exit': {
         const headers = op[3] as string[];

@@ -91,7 +91,7 @@ function serialize() {
   }
   let consumer;
   if (typeof pdkClientConsumer !== 'undefined' && typeof pdkClientConsumer.getConsumer === 'function') {
-    try { consumer = pdkClientConsumer.getConsumer(); } catch { consumer = undefined; }
+    try { consumer = pdkClientConsumer.getConsumer() ?? undefined; } catch { consumer = undefined; }
   }
   const o = {
     request: {

@@ -15,7 +15,6 @@ const NO_HANDLERS = $freeze($create(null));
 const same = (fn) => fn;
 let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
-
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
   if (v !== null && typeof v === 'object') {
@@ -85,7 +84,16 @@ function skipped(skip, idx) {
  * call: the isolate drains its microtasks before the result is copied out).
  */
 function step(seq, ph, chain, k, skip, faults, done) {
-  for (; k < chain.length; k++) {
+  for (;; k++) {
+    if (authChain !== -1) {
+      // a plugin authenticated a consumer with scoped plugins: the rest of this phase runs its chain
+      runChain = authChain;
+      authChain = -1;
+      const next = chains[runChain][ph];
+      chain = next === undefined ? NO_CHAIN : next;
+      k = resumeAt(chain, ranks[instance]);
+    }
+    if (k >= chain.length) break;
     const idx = chain[k];
     if (skipped(skip, idx)) continue;
     const inst = instances[idx];
@@ -143,8 +151,13 @@ function step(seq, ph, chain, k, skip, faults, done) {
   done(faults);
 }
 
-function begin(ph, reqJson, phaseJson, ctxJson, body, last) {
+function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
   phase = ph;
+  runChain = chainId;
+  authChain = -1;
+  authSet = false;
+  authConsumer = null;
+  authCredential = null;
   bodyIn = typeof body === 'string' || body === null ? body : '';
   bodyFrom = bodyIn;
   bodyLast = last === true;
@@ -318,6 +331,7 @@ api.setup = function (programJson) {
   }
   instances = next;
   chains = program.chains;
+  setupConsumerChains(program);
 };
 
 /**
@@ -330,7 +344,7 @@ api.setup = function (programJson) {
 api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body, last) {
   const out = $create(null);
   out.s = undefined;
-  const seq = begin(ph, reqJson, phaseJson, ctxJson, body, last);
+  const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last);
   pending = out;
   step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
   return out.s;
@@ -359,7 +373,7 @@ api.runBatch = function (items) {
   const next = (k) => {
     if (k === items.length) { out.s = '[' + results + ']'; return; }
     const it = items[k];
-    const seq = begin(LOG, it[1], it[2], it[3]);
+    const seq = begin(LOG, it[0], it[1], it[2], it[3]);
     step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
       const r = $create(null);
       encode(faults, r);

@@ -9,7 +9,7 @@ type Config = { request?: Edits; response?: Edits };
 
 export const name = 'header-transformer';
 export const version = '1.0.0';
-export const priority = 800;
+export const priority = 790; // below response-transformer (Kong's 800): bundled priorities are unique
 
 export function access(pdk: Pdk, config: Config): void {
   const e = config.request;

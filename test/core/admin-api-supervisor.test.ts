@@ -36,7 +36,7 @@ tenants:
   it('a POSTed service, route and plugin serve on every worker as soon as the API answers', async () => {
     expect((await api('/tenants/acme/services', 'POST', { name: 'orders', url: `${up.url}/v1` })).status).toBe(201);
     expect((await api('/tenants/acme/routes', 'POST', { name: 'orders', service: 'orders', paths: ['/orders'], stripPath: true })).status).toBe(201);
-    const p = await api('/tenants/acme/plugins', 'POST', { name: 'correlation-id', route: 'orders', config: { header: 'X-Trace' } });
+    const p = await api('/tenants/acme/plugins', 'POST', { name: 'correlation-id', route: 'orders', config: { header_name: 'X-Trace' } });
     expect(p.status, p.body).toBe(201);
     // No waiting: the answer came after both workers (and the spare) took the change.
     for (let i = 0; i < 20; i++) {

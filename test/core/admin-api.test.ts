@@ -81,18 +81,18 @@ describe('admin API (one process)', () => {
     expect(s.json()).toMatchObject({ name: 'orders', url: `${up.url}/v1`, timeoutMs: 60000 });
     const r = await api('/tenants/acme/routes', { method: 'POST', body: { name: 'orders', service: 'orders', paths: ['/orders'], stripPath: true } });
     expect(r.status, r.body).toBe(201);
-    const p = await api('/tenants/acme/plugins', { method: 'POST', body: { name: 'correlation-id', route: 'orders', config: { header: 'X-Trace' } } });
+    const p = await api('/tenants/acme/plugins', { method: 'POST', body: { name: 'correlation-id', route: 'orders', config: { header_name: 'X-Trace' } } });
     expect(p.status, p.body).toBe(201);
     const plugin = p.json();
     expect(plugin.id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(plugin.config).toEqual({ header: 'X-Trace', generator: 'random', echoDownstream: false });
+    expect(plugin.config).toEqual({ header_name: 'X-Trace', generator: 'uuid#counter', echo_downstream: false });
 
     const res = await send(`${gw.url}/orders/42`);
     expect(res.status).toBe(200);
     expect(res.json().url).toBe('/v1/42');
     expect(res.json().headers['x-trace']).toMatch(/.+/);
 
-    expect((await api(`/tenants/acme/plugins/${plugin.id}`)).json().config.header).toBe('X-Trace');
+    expect((await api(`/tenants/acme/plugins/${plugin.id}`)).json().config.header_name).toBe('X-Trace');
     expect((await api('/tenants/acme/routes/orders')).json().paths).toEqual(['/orders']);
     // Written back: the file holds the change (no defaults filled in) and a restart would load it.
     const file = parse(readFileSync(gw.configFile, 'utf8'));

@@ -20,6 +20,10 @@ tenants:
     services: [{ name: base, url: "${up.url}" }]
     routes: [{ name: base, service: base }]
     plugins: [{ id: cid, name: correlation-id }]
+    consumers:
+      - id: alice
+        username: alice
+        credentials: { key-auth: [{ id: k1, key: k1 }], basic-auth: [{ id: b1, username: b1, password_hash: "scrypt$16$1$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }], jwt: [{ id: j1, key: j1, secret: s }], acl: [{ id: a1, group: g }] }
 `);
     const r = await send(`${gw.adminUrl}/openapi.json`);
     expect(r.status).toBe(200);
@@ -38,10 +42,12 @@ tenants:
 
   it('every documented path and method answers (not 404/405) with an operator token; writes with a stale If-Match change nothing', async () => {
     const before = readFileSync(gw.configFile, 'utf8');
-    const ids: Record<string, string> = { services: 'base', routes: 'base', plugins: 'cid' };
+    const ids: Record<string, string> = { services: 'base', routes: 'base', plugins: 'cid', consumers: 'alice' };
+    const credentials: Record<string, string> = { 'key-auth': 'k1', 'basic-auth': 'b1', jwt: 'j1', acls: 'a1' };
     for (const [template, ops] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) {
       const kind = /\/tenants\/\{tenant\}\/(\w+)/.exec(template)?.[1];
-      const path = template.replace('{tenant}', 'acme').replace('{id}', kind === undefined ? '' : ids[kind]);
+      const endpoint = /\/consumers\/\{id\}\/([\w-]+)/.exec(template)?.[1];
+      const path = template.replace('{tenant}', 'acme').replace('{id}', kind === undefined ? '' : ids[kind]).replace('{credential}', endpoint === undefined ? '' : credentials[endpoint]);
       for (const method of Object.keys(ops)) {
         const write = method !== 'get';
         const r = await send(`${gw.adminUrl}${path}`, {

@@ -82,7 +82,7 @@ tenants:
     plugins:
       - name: correlation-id
         route: plugged
-        config: { echoDownstream: true }
+        config: { echo_downstream: true }
 `);
   });
   afterAll(async () => {

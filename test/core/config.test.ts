@@ -132,7 +132,7 @@ tenants:
     const { error } = await configError(tenant(`    plugins:
       - name: correlation-id
         config: { generator: sequential, extra: 1 }`));
-    expect(error.details).toContain('tenants[0].plugins[0].config.generator: must be one of "random", "counter"');
+    expect(error.details).toContain('tenants[0].plugins[0].config.generator: must be one of "uuid", "uuid#counter", "tracker"');
     expect(error.details).toContain('tenants[0].plugins[0].config: unknown field "extra"');
   });
 
@@ -244,7 +244,7 @@ tenants:
     expect(r.paths).toEqual(['/']);
     expect(r.stripPath).toBe(false);
     const program = c.programs.get('t1')!;
-    // correlation-id (priority 1500) runs before header-transformer (800) on r; bare only has correlation-id.
+    // correlation-id (priority 100001) runs before header-transformer (800) on r; bare only has correlation-id.
     const names = (chainId: number) => program.chains[chainId][2].map((i) => program.instances[i].name);
     expect(names(r.chainId)).toEqual(['correlation-id', 'header-transformer']);
     expect(names(bare.chainId)).toEqual(['correlation-id']);

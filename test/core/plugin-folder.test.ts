@@ -213,7 +213,7 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s }]
     plugins:
-      - { name: correlation-id, config: { echoDownstream: true } }
+      - { name: correlation-id, config: { header_name: X-Correlation-Id, echo_downstream: true } }
       - { name: header-transformer, config: { response: { set: { x-powered-by: isogate } } } }
 `);
     try {

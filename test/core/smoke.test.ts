@@ -13,7 +13,7 @@ tenants:
     routes: [{ name: echo, service: echo, paths: [/echo] }]
     plugins:
       - name: correlation-id
-        config: { echoDownstream: true }
+        config: { echo_downstream: true }
 `);
   });
   afterAll(async () => {
@@ -24,8 +24,8 @@ tenants:
   it('proxies through a sandboxed plugin', async () => {
     const r = await send(`${gw.url}/echo`);
     expect(r.status).toBe(200);
-    const id = r.headers['x-correlation-id'];
+    const id = r.headers['kong-request-id'];
     expect(typeof id).toBe('string');
-    expect(r.json().headers['x-correlation-id']).toBe(id);
+    expect(r.json().headers['kong-request-id']).toBe(id);
   });
 });

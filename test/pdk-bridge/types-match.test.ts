@@ -6,11 +6,15 @@ import { echoHandler, pluginSource, send, startGateway, startUpstream, type Test
 /** pdk-bridge/types.ts names exactly what the runtime gives plugins: namespace by namespace, member by member. */
 const TYPES = readFileSync(join(resolve(import.meta.dirname, '..', '..'), 'pdk-bridge', 'types.ts'), 'utf8');
 
+/** The members of an interface of types.ts, those of the interfaces it extends first. */
 function members(iface: string): string[] {
-  const start = TYPES.indexOf(`export interface ${iface} {`);
-  if (start < 0) throw new Error(`no interface ${iface} in types.ts`);
+  const head = new RegExp(`export interface ${iface}(?: extends ([\\w, ]+))? \\{`).exec(TYPES);
+  if (head === null) throw new Error(`no interface ${iface} in types.ts`);
+  const start = head.index;
   const body = TYPES.slice(start, TYPES.indexOf('\n}', start));
-  return [...body.matchAll(/^ {2}(?:readonly )?(\w+)[(:?]/gm)].map((m) => m[1]).sort();
+  const own = [...body.matchAll(/^ {2}(?:readonly )?(\w+)[(:?]/gm)].map((m) => m[1]);
+  const inherited = head[1] === undefined ? [] : head[1].split(',').flatMap((b) => members(b.trim()));
+  return [...inherited, ...own].sort();
 }
 
 const PLUGIN = pluginSource('keys', `

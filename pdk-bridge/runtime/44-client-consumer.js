@@ -1,0 +1,115 @@
+// In-isolate runtime: the consumer half of pdk.client (45-client.js spreads it into
+// pdk.client): who the request is, once an authentication plugin has said so.
+//
+// Kong's kong.client.authenticate(consumer, credential) sets the request's consumer and
+// credential; either may be nil, not both. Here the consumer is an object with `id` (what
+// the host's consumer lookup hands out) or null (a credential from an outside identity
+// provider, no consumer of the tenant); the credential an object with `id` (and `kind`)
+// or null (Kong's anonymous consumer: a consumer with no credential). Only these fields are
+// read, here in the isolate, each a capped string: the host gets the operation
+// ['auth', consumerId, credentialId, username, customId, tags, kind] and checks every one
+// that is not null against its consumer index (unknown id, or a field that differs from
+// the record: the call is a bad_return). A later plugin of the same call sees what was
+// passed (those fields); later calls see the host's record.
+//
+// After authenticate, the plugins after the current one in this phase, and the later
+// phases, run the chain of the consumer's scoped plugins (60-dispatcher.js switches).
+const AUTH_PHASES = PHASES.masks.BEFORE_UPSTREAM; // rewrite, access
+
+let authConsumer = null;    // consumer set by authenticate in this call (a frozen view), or null
+let authCredential = null;
+let authSet = false;        // authenticate was called in this call (then the views above win over the snapshot)
+let authChain = -1;         // chain to switch to before the next plugin runs, or -1
+const $isFrozen = Object.isFrozen;
+
+function authField(v, what, optional) {
+  if (v === undefined || (optional && v === null)) return null;
+  if (typeof v !== 'string') throw new realm.TypeError(`${what} must be a string, got ${v === null ? 'null' : typeof v}`);
+  if (v.length === 0 || v.length > CAPS.maxAuthFieldChars) throw new realm.RangeError(`${what} must have 1 to ${CAPS.maxAuthFieldChars} characters`);
+  return v;
+}
+
+function authTags(v) {
+  if (v === undefined || v === null) return null;
+  if (!$isArray(v)) throw new realm.TypeError('consumer.tags must be an array of strings');
+  const n = v.length;
+  if (typeof n !== 'number' || n > CAPS.maxAuthTags) throw new realm.RangeError(`consumer.tags: at most ${CAPS.maxAuthTags} tags`);
+  const out = list();
+  for (let i = 0; i < n; i++) out[i] = authField(v[i], 'consumer.tags[' + i + ']', false);
+  return $freeze(out);
+}
+
+function authObject(v, what) {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') throw new realm.TypeError(`${what} must be an object or null, got ${typeof v}`);
+  return v;
+}
+
+/** A record of the request snapshot as getConsumer/getCredential hand it out: frozen, like the views authenticate makes. */
+function frozenRecord(r) {
+  if (r === undefined || r === null) return null;
+  if (!$isFrozen(r)) {
+    bare(r);
+    const keys = $keys(r);
+    for (let i = 0; i < keys.length; i++) {
+      const v = r[keys[i]];
+      if (v !== null && typeof v === 'object') $freeze(bare(v));
+    }
+    $freeze(r);
+  }
+  return r;
+}
+
+const pdkClientConsumer = {
+  /** The authenticated consumer ({ id, username, customId, tags }), or null. Never a credential. */
+  getConsumer() {
+    checkPhase('client.getConsumer', ANY_PHASE);
+    return authSet ? authConsumer : frozenRecord(request().c);
+  },
+  /** The credential the consumer authenticated with ({ id, kind, consumer: { id } }), or null. Never its key, password or secret. */
+  getCredential() {
+    checkPhase('client.getCredential', ANY_PHASE);
+    return authSet ? authCredential : frozenRecord(request().cr);
+  },
+  authenticate(consumer, credential) {
+    checkPhase('client.authenticate', AUTH_PHASES);
+    const co = authObject(consumer, 'consumer');
+    const cr = authObject(credential, 'credential');
+    if (co === null && cr === null) throw new realm.Error('either credential or consumer must be provided');
+    // Each field is read once, into a local: a getter cannot answer one thing now and another later.
+    const id = co === null ? null : authField(co.id, 'consumer.id', false);
+    const username = co === null ? null : authField(co.username, 'consumer.username', false);
+    const rawCustomId = co === null ? undefined : co.customId;
+    const customId = authField(rawCustomId, 'consumer.customId', true);
+    const tags = co === null ? null : authTags(co.tags);
+    const credId = cr === null ? null : authField(cr.id, 'credential.id', false);
+    const kind = cr === null ? null : authField(cr.kind, 'credential.kind', true);
+    let chars = 16;
+    const fields = [id, username, customId, credId, kind];
+    for (let i = 0; i < fields.length; i++) if (fields[i] !== null) chars += fields[i].length;
+    if (tags !== null) for (let i = 0; i < tags.length; i++) chars += tags[i].length;
+    emit(['auth', id, credId, username, customId, tags, kind], chars);
+    let view = null;
+    if (id !== null) {
+      view = $create(null);
+      view.id = id;
+      if (username !== null) view.username = username;
+      if (rawCustomId !== undefined) view.customId = customId;
+      if (tags !== null) view.tags = tags;
+      $freeze(view);
+    }
+    let cred = null;
+    if (credId !== null) {
+      cred = $create(null);
+      cred.id = credId;
+      cred.kind = kind;
+      if (id === null) cred.consumer = null;
+      else { const owner = $create(null); owner.id = id; cred.consumer = $freeze(owner); }
+      $freeze(cred);
+    }
+    authConsumer = view;
+    authCredential = cred;
+    authSet = true;
+    authChain = consumerChain(id);
+  },
+};
