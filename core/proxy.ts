@@ -278,7 +278,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     // will be relayed: to a client that accepts them, on a chunked body (node:http refuses
     // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
     if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
-    if (route.runsResponse || this.target!.buffering) {
+    // the chain this request runs (a consumer's variant may differ from the route's)
+    if ((route.runsResponse && (this.state.phases & PHASE.RESPONSE) !== 0) || this.target!.buffering === true) {
       this.buffer = new ResponseBuffer(status, out);
       return;
     }
@@ -315,7 +316,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       }
     }
     this.sentHeaders = out; // written now, or by the bodyFilter with its first output
-    if (route.runsBodyFilter) {
+    if (route.runsBodyFilter && (this.state.phases & PHASE.BODY_FILTER) !== 0) {
       this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD');
       return true;
     }

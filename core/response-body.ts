@@ -41,7 +41,7 @@ export function utf8Cut(b: Buffer): number {
 
 /** A too_large fault of the first instance of `phase`: the gateway, not a plugin call, found the excess. */
 function tooLarge(ex: BodyExchange, phase: number, detail: string): RequestFailure {
-  const instance = ex.route.sandbox?.program.chains[ex.route.chainId][phase]?.[0] ?? -1;
+  const instance = ex.route.sandbox?.program.chains[ex.state.chainId]?.[phase]?.[0] ?? -1;
   const fault = { outcome: 'too_large' as const, instance, detail };
   const errorId = recordFault(ex.ctx, ex.route, phase, fault, false);
   ex.state.errorId = errorId;
@@ -85,7 +85,7 @@ export class ResponseBuffer {
     const target = ex.target!;
     const upstreamText = body.toString('utf8');
     // buffered for serviceRequest.enableBuffering() alone: no response phase to run
-    if (ex.route.runsResponse) {
+    if ((ex.state.phases & PHASE.RESPONSE) !== 0) {
       const failure = runPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, target, upstreamText);
       if (failure !== null) return failure;
     }
