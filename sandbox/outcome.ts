@@ -7,6 +7,7 @@ export const OUTCOMES = [
   'threw',        // the handler threw or rejected
   'cpu',          // ran past its CPU limit and was stopped by the watchdog
   'wall',         // a promise that never settled within the call
+  'timeout',      // waited on async PDK calls (cache, http...) past its wall time, wallMs
   'memory',       // hit the isolate's heap limit; the isolate is recreated
   'bad_return',   // handed back something that is not the expected plain data
   'too_large',    // handed back more bytes or operations than the caps allow

@@ -1,5 +1,6 @@
 import type { Fault, FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
+import type { AsyncRequest } from './suspended.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -16,9 +17,11 @@ export type RunResult = {
    * False when faults come from the runtime, which went on past fail-open plugins.
    */
   readonly aborted: boolean;
+  /** Async PDK calls the chain left unawaited (a fire-and-forget cache.set): performed, answered to nobody. Absent when none. */
+  readonly detached?: readonly AsyncRequest[];
 };
 
-const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large']);
+const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large', 'timeout']);
 
 /** A call that produced nothing usable: one fault, nothing of any plugin kept. */
 export function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {

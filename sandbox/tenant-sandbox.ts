@@ -7,9 +7,14 @@ import { createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts'
 import { beacon } from './beacon.ts';
 import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from './isolate-lifecycle.ts';
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
+import { parseRequests, Suspended } from './suspended.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
+export { Suspended } from './suspended.ts';
+
+/** '[' opens every finished result; anything else is a chain with async calls (see #async). */
+const RESULT_OPEN = 91;
 
 /**
  * One tenant's isolate and everything loaded into it, as its users see it: run a phase of
@@ -90,8 +95,10 @@ export class TenantSandbox {
   /**
    * Runs one phase of chain `chainId`. Never throws for plugin faults: they come back as
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
+   * A chain waiting on async PDK calls comes back Suspended: perform its requests, then
+   * call resume.
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult | Suspended {
     try {
       return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body);
     } catch (err) {
@@ -99,8 +106,27 @@ export class TenantSandbox {
     }
   }
 
+  /**
+   * Resumes a suspended chain with the answers to its requests (JSON of Answer[]); returns
+   * as run does. A chain whose isolate was replaced meanwhile is lost: a fault naming no
+   * instance (nothing of the plugins is to blame).
+   */
+  resume(s: Suspended, answersJson: string): RunResult | Suspended {
+    try {
+      this.lastCallMs = 0;
+      const live = this.#isolates.current;
+      if (live === null || live !== s.isolate || live.isolate.isDisposed) {
+        return failed('threw', -1, 'the isolate this chain waited in was replaced meanwhile (another request of the tenant faulted, or it was evicted): the chain is lost');
+      }
+      const budget = this.#budgets[s.chainId].get(s.phase) ?? CALL_SLACK_MS;
+      return this.#finish(this.#guard.call(live, budget, live.resume, [s.frame, answersJson]), live, s.chainId, s.phase);
+    } catch (err) {
+      return this.#internal(err);
+    }
+  }
+
   /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
-  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  runBatch(items: readonly (readonly [number, string, string, string])[]): (RunResult | Suspended)[] {
     try {
       return this.#runBatch(items);
     } catch (err) {
@@ -119,7 +145,7 @@ export class TenantSandbox {
     return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
   }
 
-  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult {
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult | Suspended {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -137,7 +163,12 @@ export class TenantSandbox {
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
+    return this.#finish(out, live, chainId, phase);
+  }
+
+  #finish(out: unknown, live: Live, chainId: number, phase: number): RunResult | Suspended {
     if (out instanceof Crashed) return out.result;
+    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN) return this.#async(out, live, chainId, phase) as RunResult | Suspended;
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
@@ -145,7 +176,57 @@ export class TenantSandbox {
     return r;
   }
 
-  #runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  /**
+   * A result that is not plain (runtime/60-dispatcher.js): '!' requests left unawaited, a
+   * newline and the result; '?' a frame id, a newline and the requests of a suspended chain
+   * (a log batch adds the waiting item's index and the results before it); '' a resume of a
+   * frame the isolate does not hold.
+   */
+  #async(out: string, live: Live, chainId: number, phase: number, batchLength = -1): RunResult | Suspended | (RunResult | Suspended)[] {
+    const current = this.#cells.current[0];
+    const n = this.program.instances.length;
+    const nl = out.indexOf('\n');
+    if (out === '') return failed('threw', -1, 'the chain to resume is not suspended in the isolate');
+    if (nl < 0) return failed('bad_return', current, 'async result has the wrong shape');
+    if (out.charCodeAt(0) === 33) { // '!'
+      const detached = parseRequests(out.slice(1, nl), n);
+      if (typeof detached === 'string') return failed('bad_return', current, detached);
+      if (batchLength >= 0) {
+        const rs = this.#batchResults(out.slice(nl + 1), batchLength);
+        return rs.length > 0 && !rs[0].aborted ? [{ ...rs[0], detached }, ...rs.slice(1)] : rs;
+      }
+      const r = decodeResult(out.slice(nl + 1), current, n);
+      return r.aborted ? r : { ...r, detached };
+    }
+    if (out.charCodeAt(0) !== 63) return failed('bad_return', current, 'result has the wrong shape'); // '?'
+    const frame = Number(out.slice(1, nl));
+    const nl2 = out.indexOf('\n', nl + 1);
+    const requests = parseRequests(nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2), n);
+    if (typeof requests === 'string' || !Number.isInteger(frame)) return failed('bad_return', current, typeof requests === 'string' ? requests : 'bad frame id');
+    if (nl2 < 0) return new Suspended(frame, requests, live, chainId, phase, null);
+    const nl3 = out.indexOf('\n', nl2 + 1);
+    const index = Number(out.slice(nl2 + 1, nl3));
+    const before = this.#batchResults(out.slice(nl3 + 1), index);
+    if (!Number.isInteger(index) || before.length !== index) return failed('bad_return', -1, 'log batch suspension has the wrong shape');
+    return new Suspended(frame, requests, live, chainId, phase, { index, results: before });
+  }
+
+  /** The results of a log batch's items, `count` of them, or one shared fault per item. */
+  #batchResults(s: string, count: number): RunResult[] {
+    const current = this.#cells.current[0];
+    const all = (r: RunResult) => Array.from({ length: count }, () => r);
+    if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return all(failed('too_large', current, 'log batch result too large'));
+    let parts: unknown;
+    try {
+      parts = JSON.parse(s);
+    } catch {
+      return all(failed('bad_return', current, 'log batch result is not JSON'));
+    }
+    if (!Array.isArray(parts) || parts.length !== count) return all(failed('bad_return', -1, 'log batch result has the wrong shape'));
+    return parts.map((p) => decodeParsed(p, current, this.program.instances.length, ''));
+  }
+
+  #runBatch(items: readonly (readonly [number, string, string, string])[]): (RunResult | Suspended)[] {
     const began = performance.now();
     this.lastCallMs = 0;
     let live: Live;
@@ -173,15 +254,15 @@ export class TenantSandbox {
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
-    if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));
-    let parts: unknown;
-    try {
-      parts = JSON.parse(s);
-    } catch {
-      return items.map(() => failed('bad_return', cells.current[0], 'log batch result is not JSON'));
-    }
-    if (!Array.isArray(parts) || parts.length !== items.length) return items.map(() => failed('bad_return', -1, 'log batch result has the wrong shape'));
-    return parts.map((p) => decodeParsed(p, cells.current[0], this.program.instances.length, ''));
+    if (s.charCodeAt(0) === RESULT_OPEN) return this.#batchResults(s, items.length);
+    const r = this.#async(s, live, -1, 32, items.length);
+    if (Array.isArray(r)) return r;
+    if (!(r instanceof Suspended)) return items.map(() => r);
+    // Item `index` waits on async calls: it goes on alone (resume), the items after it in a batch of their own.
+    const b = r.batch!;
+    const waiting = new Suspended(r.frame, r.requests, live, items[b.index][0], 32, null);
+    const rest = b.index + 1 < items.length ? this.#runBatch(items.slice(b.index + 1)) : [];
+    return [...b.results, waiting, ...rest];
   }
 
   /** Heap statistics of the live isolate, or null when none exists. */

@@ -38,4 +38,8 @@ const pdk = $freeze({
   response: pdkResponse,
   ctx: pdkCtx,
   log: pdkLog,
+  cache: pdkCache,
+  counters: pdkCounters,
+  crypto: pdkCrypto,
+  http: pdkHttp,
 });

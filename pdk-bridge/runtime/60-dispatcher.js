@@ -60,6 +60,12 @@ function thenOf(r) {
  * (even if it caught the error), else threw when it threw `e` (`e` undefined: it did not).
  */
 function faultOf(idx, threw, e) {
+  if (timedOut === idx) {
+    timedOut = -1;
+    const f = list();
+    f[0] = idx; f[1] = 'timeout'; f[2] = 'waited on async PDK calls past its wall time (wallMs)';
+    return f;
+  }
   if (capped === idx) {
     capped = -1;
     const f = list();
@@ -116,7 +122,7 @@ function step(seq, ph, chain, k, skip, faults, done) {
       const next = k + 1;
       let settled = false; // a plugin's then() may call us more than once: only the first counts
       const resume = function () {
-        if (settled || seq !== callSeq) return; // or a promise that settled in a later call
+        if (settled || seq !== callSeq) return; // or a promise that settled in another request's call
         settled = true;
         const f = faultOf(idx, false, undefined);
         if (f !== null) {
@@ -144,6 +150,10 @@ function step(seq, ph, chain, k, skip, faults, done) {
 
 function begin(ph, reqJson, phaseJson, ctxJson, body) {
   phase = ph;
+  asyncCalls = 0;
+  waiting = 0;
+  settlers = null;
+  timedOut = -1;
   bodyIn = typeof body === 'string' ? body : '';
   bodyOut = null;
   ops = list();
@@ -156,7 +166,8 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   logLines = 0;
   outChars = 0;
   capped = -1;
-  return ++callSeq;
+  callSeq = ++lastSeq;
+  return callSeq;
 }
 
 /** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
@@ -199,6 +210,74 @@ function encode(faults, out) {
 }
 
 let pending = null; // the out of a call whose chain awaited: collect() hands it over
+let batch = null;   // the log batch this call runs (runBatch), or null
+
+/** The chain's end in a single run: its result goes to its out. */
+function finishRun(faults) {
+  encode(faults, callOut);
+}
+
+function chainDone(faults) {
+  onDone(faults);
+}
+
+const frames = $create(null); // frame id -> a suspended chain (save)
+let frameIds = 0;
+
+/** The state of the running chain, taken out of the runtime's variables so that other calls may run. */
+function save() {
+  const f = $create(null);
+  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
+  f.bodyIn = bodyIn; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
+  f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
+  f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
+  f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
+  f.callOut = callOut; f.onDone = onDone;
+  return f;
+}
+
+/** Puts a suspended chain back: from here on its continuations are the running chain. */
+function restore(f) {
+  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
+  bodyIn = f.bodyIn; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
+  instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
+  capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
+  asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;
+  callOut = f.callOut; onDone = f.onDone;
+}
+
+/**
+ * What a call returns when its chain finished: the encoded result, preceded, when the
+ * chain left async calls unawaited (a fire-and-forget cache.set), by '!', those requests
+ * and a newline (the host performs them and answers nobody).
+ */
+function finished(s) {
+  return asyncOut === null ? s : '!' + takeRequests() + '\n' + s;
+}
+
+/**
+ * The chain of this call stopped with its result not made: if it waits on async calls it
+ * is suspended, and the call returns '?', the frame id, a newline and the requests (and for
+ * a log batch a newline, the index of the waiting item, a newline and the results of the
+ * items before it). Otherwise it waits on nothing the host can give: undefined (`wall`).
+ */
+function suspend() {
+  if (waiting === 0) return undefined;
+  const id = ++frameIds;
+  let tail = '';
+  if (batch !== null) {
+    // The waiting item goes on alone: its end now makes its own result.
+    tail = '\n' + batch.k + '\n[' + batch.results + ']';
+    const out = $create(null);
+    out.s = undefined;
+    callOut = out;
+    onDone = finishRun;
+    batch = null;
+  }
+  frames[id] = save();
+  $deadline[0] = 0;
+  return '?' + id + '\n' + (asyncOut === null ? '[]' : takeRequests()) + tail;
+}
 
 const api = $create(null);
 
@@ -256,7 +335,20 @@ function moduleInfo(mod, handlers) {
   return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
     ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
     ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
-    ',"handlers":"' + handlers + '"}';
+    ',"handlers":"' + handlers + '","http":' + declaredHosts(mod) + '}';
+}
+
+/** capabilities.http, the outbound hosts the plugin declares, as JSON ('null' when absent): strings only, capped. */
+function declaredHosts(mod) {
+  const caps = mod.capabilities;
+  const hosts = caps !== null && typeof caps === 'object' ? caps.http : undefined;
+  if (!$isArray(hosts)) return 'null';
+  const out = list();
+  for (let i = 0; i < hosts.length && i < 64; i++) {
+    const h = hosts[i];
+    if (typeof h === 'string' && h.length <= 256) out[out.length] = h;
+  }
+  return encodeValue(out);
 }
 
 /** What plugin `index` exports (see moduleInfo), '' when its module exports no object. For the host's inspection at config load. */
@@ -299,16 +391,48 @@ api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body) {
   const out = $create(null);
   out.s = undefined;
   const seq = begin(ph, reqJson, phaseJson, ctxJson, body);
+  asyncOut = null;
+  batch = null;
+  callOut = out;
+  onDone = finishRun;
   pending = out;
-  step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
-  return out.s;
+  step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), chainDone);
+  const s = out.s;
+  return asyncOut === null || s === undefined ? s : finished(s);
 };
 
-/** The result of the last call that returned undefined; undefined if its chain never settled. */
+/**
+ * The result of the last call that returned undefined, once the isolate ran its
+ * microtasks: the chain's result, or its suspension (see suspend).
+ */
 api.collect = function () {
   const out = pending;
   pending = null;
-  return out === null ? undefined : out.s;
+  if (out === null) return undefined;
+  if (out.s !== undefined) return finished(out.s);
+  return suspend();
+};
+
+/**
+ * Resumes suspended chain `id` with the host's answers (see settle); returns as run does
+ * (undefined: ask collect). '' when no such chain is suspended (it was resumed already).
+ */
+api.resume = function (id, answersJson) {
+  const f = frames[id];
+  if (f === undefined) return '';
+  frames[id] = undefined;
+  restore(f);
+  asyncOut = null;
+  batch = null;
+  pending = callOut;
+  settle($parse(answersJson));
+  // The continuations run in the microtasks after this call, under the CPU limit of the
+  // instance that waited (a plugin's cpuMs holds for each crossing of its phase).
+  const idx = instance;
+  $current[0] = idx;
+  $deadline[0] = idx >= 0 && idx < instances.length ? instances[idx].cpuMs : 0;
+  $current[1]++;
+  return undefined;
 };
 
 function parseSkip(text) {
@@ -323,22 +447,36 @@ api.runBatch = function (items) {
   const out = $create(null);
   out.s = undefined;
   pending = out;
-  let results = '';
-  const next = (k) => {
-    if (k === items.length) { out.s = '[' + results + ']'; return; }
-    const it = items[k];
-    const seq = begin(LOG, it[1], it[2], it[3]);
-    step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
-      const r = $create(null);
-      encode(faults, r);
-      const s = r.s;
-      results += (k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
-      next(k + 1);
-    });
-  };
-  next(0);
-  return out.s;
+  asyncOut = null;
+  const b = $create(null);
+  b.items = items;
+  b.k = 0;
+  b.results = '';
+  b.out = out;
+  batch = b;
+  nextItem(b);
+  return asyncOut === null || out.s === undefined ? out.s : finished(out.s);
 };
+
+function nextItem(b) {
+  const k = b.k;
+  if (k === b.items.length) { b.out.s = '[' + b.results + ']'; return; }
+  const it = b.items[k];
+  const seq = begin(LOG, it[1], it[2], it[3]);
+  callOut = $create(null);
+  onDone = batchItemDone;
+  step(seq, LOG, chains[it[0]][LOG], 0, null, list(), chainDone);
+}
+
+function batchItemDone(faults) {
+  const b = batch;
+  const r = callOut;
+  encode(faults, r);
+  const s = r.s;
+  b.results += (b.k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
+  b.k++;
+  nextItem(b);
+}
 
 /**
  * Runs the dispatcher and the common PDK paths once with a built-in handler, then forgets
@@ -372,6 +510,7 @@ api.exercise = function () {
   instances = list();
   chains = null;
   pending = null;
+  asyncOut = null;
   $deadline[0] = 0;
   $current[0] = -1;
 };
