@@ -20,9 +20,10 @@ export function specialAddress(address: string): boolean {
 /**
  * The undici agent of one tenant's outbound calls. Its lookup checks the addresses a name
  * resolves to, at connect time (so a name cannot be re-pointed after a check): a loopback
- * or link-local address only when the operator listed it.
+ * or link-local address only when the operator listed it (`listed`: addresses listed, for
+ * any port; the port is not known here, checkResolved saw it before).
  */
-export function outboundAgent(explicit: ReadonlySet<string>): Agent {
+export function outboundAgent(listed: ReadonlySet<string>): Agent {
   return new Agent({
     connections: 16,
     connect: {
@@ -30,7 +31,7 @@ export function outboundAgent(explicit: ReadonlySet<string>): Agent {
         lookup(hostname, { ...options, all: true }, (err, addresses) => {
           if (err !== null) return cb(err, []);
           const list = addresses as { address: string; family: number }[];
-          const bad = list.find((a) => specialAddress(a.address) && !explicit.has(a.address));
+          const bad = list.find((a) => specialAddress(a.address) && !listed.has(a.address));
           if (bad !== undefined) return cb(Object.assign(new Error(`http.request: ${hostname} resolves to ${bad.address}, a loopback or link-local address the allowlist does not name`), { code: 'ISG_REFUSED_ADDRESS' }), []);
           if ((options as { all?: boolean }).all === true) cb(null, list);
           else (cb as unknown as (e: null, a: string, f: number) => void)(null, list[0].address, list[0].family);
@@ -38,6 +39,22 @@ export function outboundAgent(explicit: ReadonlySet<string>): Agent {
       },
     },
   });
+}
+
+/**
+ * A name must not lead to a loopback or link-local address unless the operator listed that
+ * address (for this port, or for any). The agent's lookup checks again at connect time.
+ */
+async function checkResolved(url: URL, explicit: ReadonlySet<string>): Promise<void> {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) !== 0) return; // an address literal was matched against the allowlist itself
+  const port = url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80';
+  const list = await new Promise<{ address: string }[]>((resolve, reject) => lookup(host, { all: true }, (err, a) => (err === null ? resolve(a) : reject(new ServiceError(`http.request: ${host} does not resolve (${err.code})`)))));
+  for (const a of list) {
+    if (specialAddress(a.address) && !explicit.has(a.address) && !explicit.has(`${a.address}:${port}`)) {
+      throw new ServiceError(`http.request: ${host} resolves to ${a.address}, a loopback or link-local address the allowlist does not name`);
+    }
+  }
 }
 
 /** The hosts of an allowlist entry list: "name" (any port) or "name:port", lowercase. */
@@ -66,6 +83,7 @@ export const httpService: Service = {
         if (url.username !== '' || url.password !== '') throw new ServiceError('http.request: no credentials in the URL');
         const allow = cc.services.httpAllow[cc.instance];
         if (allow === undefined || !allowed(allow, url)) throw new ServiceError(`http.request: host ${url.host} is not in this tenant's allowlist`);
+        await checkResolved(url, cc.services.httpExplicit);
         const o = (args[1] ?? {}) as { method?: unknown; headers?: unknown; body?: unknown; timeoutMs?: unknown };
         const method = o.method === undefined ? 'GET' : argString(o.method, 'method', 16).toUpperCase();
         if (!METHOD.test(method)) throw new ServiceError(`http.request: method ${method} is not allowed`);

@@ -53,9 +53,10 @@ export class HostServices {
     let cache = this.#caches.get(program.tenant);
     if (cache === undefined) this.#caches.set(program.tenant, (cache = new TenantCache(this.#config.cache.maxEntries, this.#config.cache.maxBytes)));
     const operator = new Set((program.httpAllow ?? []).map((h) => h.toLowerCase()));
-    const explicit = new Set([...operator].map((h) => h.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1')));
+    // "[::1]:8080" as the lookup reports it: "::1:8080"; "[::1]" as "::1".
+    const explicit = new Set([...operator].map((h) => h.replace(/^\[(.*)\]/, '$1')));
     const httpAllow = program.instances.map((i) => (i.httpHosts === undefined || i.httpHosts === null ? operator : new Set(i.httpHosts.map((h) => h.toLowerCase()).filter((h) => operator.has(h)))));
-    t = { tenant: program.tenant, cache, counters: this.#counters, httpAllow, httpAgent: outboundAgent(explicit) };
+    t = { tenant: program.tenant, cache, counters: this.#counters, httpAllow, httpExplicit: explicit, httpAgent: outboundAgent(new Set([...operator].map((h) => h.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1')))) };
     this.#byProgram.set(program, t);
     return t;
   }

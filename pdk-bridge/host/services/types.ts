@@ -8,6 +8,8 @@ export type TenantServices = {
   readonly counters: CounterStore;
   /** Outbound hosts per instance: the operator's allowlist, intersected with what the plugin declares. */
   readonly httpAllow: readonly (ReadonlySet<string>)[];
+  /** The operator's allowlist entries as written (lowercase): what names a loopback or link-local address explicitly. */
+  readonly httpExplicit: ReadonlySet<string>;
   /** Outbound connections of this tenant (pdk.http), checking the addresses names resolve to. */
   readonly httpAgent: import("undici").Dispatcher;
 };
