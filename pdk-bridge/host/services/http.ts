@@ -83,7 +83,6 @@ export const httpService: Service = {
         if (url.username !== '' || url.password !== '') throw new ServiceError('http.request: no credentials in the URL');
         const allow = cc.services.httpAllow[cc.instance];
         if (allow === undefined || !allowed(allow, url)) throw new ServiceError(`http.request: host ${url.host} is not in this tenant's allowlist`);
-        await checkResolved(url, cc.services.httpExplicit);
         const o = (args[1] ?? {}) as { method?: unknown; headers?: unknown; body?: unknown; timeoutMs?: unknown };
         const method = o.method === undefined ? 'GET' : argString(o.method, 'method', 16).toUpperCase();
         if (!METHOD.test(method)) throw new ServiceError(`http.request: method ${method} is not allowed`);
@@ -97,6 +96,7 @@ export const httpService: Service = {
         }
         // Past the caller's wall time the host answers `timeout` itself: the request's own
         // timer is set a little later, so the wall time, not a race, decides the fault.
+        await checkResolved(url, cc.services.httpExplicit);
         const left = cc.deadline - performance.now() + 50;
         const timeoutMs = Math.max(1, Math.ceil(Math.min(left, o.timeoutMs === undefined ? left : argNumber(o.timeoutMs, 'timeoutMs', 1, 600000))));
         const body = o.body === undefined ? undefined : argString(o.body, 'body', ASYNC_CAPS.maxHttpResponseBytes);
