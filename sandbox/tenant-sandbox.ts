@@ -1,5 +1,4 @@
-import { OUTPUT_CAPS } from './limits.ts';
-import { decodeParsed, decodeResult, failed, type RunResult } from './run-result.ts';
+import { decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
@@ -7,7 +6,8 @@ import { createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts'
 import { beacon } from './beacon.ts';
 import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from './isolate-lifecycle.ts';
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
-import { parseRequests, Suspended } from './suspended.ts';
+import { Suspended } from './suspended.ts';
+import { decodeAsync, decodeBatch } from './async-result.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
@@ -168,62 +168,12 @@ export class TenantSandbox {
 
   #finish(out: unknown, live: Live, chainId: number, phase: number): RunResult | Suspended {
     if (out instanceof Crashed) return out.result;
-    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN) return this.#async(out, live, chainId, phase) as RunResult | Suspended;
+    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN) return decodeAsync(out, live, chainId, phase, this.#cells.current[0], this.program.instances.length) as RunResult | Suspended;
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
     if (r.aborted && r.faults[0]?.outcome === 'wall') this.#isolates.drop(live, 'wall');
     return r;
-  }
-
-  /**
-   * A result that is not plain (runtime/60-dispatcher.js): '!' requests left unawaited, a
-   * newline and the result; '?' a frame id, a newline and the requests of a suspended chain
-   * (a log batch adds the waiting item's index and the results before it); '' a resume of a
-   * frame the isolate does not hold.
-   */
-  #async(out: string, live: Live, chainId: number, phase: number, batchLength = -1): RunResult | Suspended | (RunResult | Suspended)[] {
-    const current = this.#cells.current[0];
-    const n = this.program.instances.length;
-    const nl = out.indexOf('\n');
-    if (out === '') return failed('threw', -1, 'the chain to resume is not suspended in the isolate');
-    if (nl < 0) return failed('bad_return', current, 'async result has the wrong shape');
-    if (out.charCodeAt(0) === 33) { // '!'
-      const detached = parseRequests(out.slice(1, nl), n);
-      if (typeof detached === 'string') return failed('bad_return', current, detached);
-      if (batchLength >= 0) {
-        const rs = this.#batchResults(out.slice(nl + 1), batchLength);
-        return rs.length > 0 && !rs[0].aborted ? [{ ...rs[0], detached }, ...rs.slice(1)] : rs;
-      }
-      const r = decodeResult(out.slice(nl + 1), current, n);
-      return r.aborted ? r : { ...r, detached };
-    }
-    if (out.charCodeAt(0) !== 63) return failed('bad_return', current, 'result has the wrong shape'); // '?'
-    const frame = Number(out.slice(1, nl));
-    const nl2 = out.indexOf('\n', nl + 1);
-    const requests = parseRequests(nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2), n);
-    if (typeof requests === 'string' || !Number.isInteger(frame)) return failed('bad_return', current, typeof requests === 'string' ? requests : 'bad frame id');
-    if (nl2 < 0) return new Suspended(frame, requests, live, chainId, phase, null);
-    const nl3 = out.indexOf('\n', nl2 + 1);
-    const index = Number(out.slice(nl2 + 1, nl3));
-    const before = this.#batchResults(out.slice(nl3 + 1), index);
-    if (!Number.isInteger(index) || before.length !== index) return failed('bad_return', -1, 'log batch suspension has the wrong shape');
-    return new Suspended(frame, requests, live, chainId, phase, { index, results: before });
-  }
-
-  /** The results of a log batch's items, `count` of them, or one shared fault per item. */
-  #batchResults(s: string, count: number): RunResult[] {
-    const current = this.#cells.current[0];
-    const all = (r: RunResult) => Array.from({ length: count }, () => r);
-    if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return all(failed('too_large', current, 'log batch result too large'));
-    let parts: unknown;
-    try {
-      parts = JSON.parse(s);
-    } catch {
-      return all(failed('bad_return', current, 'log batch result is not JSON'));
-    }
-    if (!Array.isArray(parts) || parts.length !== count) return all(failed('bad_return', -1, 'log batch result has the wrong shape'));
-    return parts.map((p) => decodeParsed(p, current, this.program.instances.length, ''));
   }
 
   #runBatch(items: readonly (readonly [number, string, string, string])[]): (RunResult | Suspended)[] {
@@ -254,8 +204,8 @@ export class TenantSandbox {
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
-    if (s.charCodeAt(0) === RESULT_OPEN) return this.#batchResults(s, items.length);
-    const r = this.#async(s, live, -1, 32, items.length);
+    if (s.charCodeAt(0) === RESULT_OPEN) return decodeBatch(s, items.length, cells.current[0], this.program.instances.length);
+    const r = decodeAsync(s, live, -1, 32, cells.current[0], this.program.instances.length, items.length);
     if (Array.isArray(r)) return r;
     if (!(r instanceof Suspended)) return items.map(() => r);
     // Item `index` waits on async calls: it goes on alone (resume), the items after it in a batch of their own.

@@ -7,7 +7,6 @@
 // loops by index instead of iterators, calls only intrinsics captured in the prelude, and
 // encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
 const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
-const MAX_FAULT_CHARS = 1024;
 
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
@@ -24,29 +23,6 @@ function deepFreeze(v) {
     $freeze(v);
   }
   return v;
-}
-
-function clip(text) {
-  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
-}
-
-/** Text of a thrown value, read here in the isolate so no plugin getter ever runs on the host. */
-function describe(e) {
-  let text;
-  try {
-    if (e !== null && typeof e === 'object') {
-      const name = e.name, message = e.message;
-      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
-      if (typeof message === 'string') text = prefix + clip(message);
-      else if (message === undefined) text = 'thrown value: an object without a message';
-      else text = prefix + clip($String(message));
-    } else {
-      text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
-    }
-  } catch {
-    text = 'thrown value could not be read';
-  }
-  return typeof text === 'string' ? clip(text) : 'thrown value could not be read';
 }
 
 function thenOf(r) {
@@ -170,114 +146,8 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   return callSeq;
 }
 
-/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
-function encodeValue(v) {
-  switch (typeof v) {
-    case 'string': return $stringify(v);
-    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
-    case 'boolean': return v ? 'true' : 'false';
-    default:
-      if (v !== null && $isArray(v)) {
-        let s = '[';
-        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
-        return s + ']';
-      }
-      return 'null';
-  }
-}
-
-/**
- * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
- * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
- * and the body as it is. JSON never holds a raw newline, so the host splits at the first
- * two.
- */
-function encode(faults, out) {
-  $deadline[0] = 0;
-  // Untouched in this call: it leaves as it came, without a parse and an encode.
-  let ctx = ctxShared === null ? ctxRaw : '';
-  if (ctxShared !== null && $keys(ctxShared).length > 0) {
-    try {
-      ctx = bounded(ctxShared, CAPS.maxCtxBytes);
-      if (ctx === null) faults[faults.length] = [instance, 'too_large', `pdk.ctx.shared encodes to more than ${CAPS.maxCtxBytes} characters`];
-    } catch (e) {
-      // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
-      faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
-    }
-    if (typeof ctx !== 'string') ctx = '';
-  }
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
-}
-
 let pending = null; // the out of a call whose chain awaited: collect() hands it over
 let batch = null;   // the log batch this call runs (runBatch), or null
-
-/** The chain's end in a single run: its result goes to its out. */
-function finishRun(faults) {
-  encode(faults, callOut);
-}
-
-function chainDone(faults) {
-  onDone(faults);
-}
-
-const frames = $create(null); // frame id -> a suspended chain (save)
-let frameIds = 0;
-
-/** The state of the running chain, taken out of the runtime's variables so that other calls may run. */
-function save() {
-  const f = $create(null);
-  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
-  f.bodyIn = bodyIn; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
-  f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
-  f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
-  f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
-  f.callOut = callOut; f.onDone = onDone;
-  return f;
-}
-
-/** Puts a suspended chain back: from here on its continuations are the running chain. */
-function restore(f) {
-  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
-  bodyIn = f.bodyIn; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
-  instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
-  capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
-  asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;
-  callOut = f.callOut; onDone = f.onDone;
-}
-
-/**
- * What a call returns when its chain finished: the encoded result, preceded, when the
- * chain left async calls unawaited (a fire-and-forget cache.set), by '!', those requests
- * and a newline (the host performs them and answers nobody).
- */
-function finished(s) {
-  return asyncOut === null ? s : '!' + takeRequests() + '\n' + s;
-}
-
-/**
- * The chain of this call stopped with its result not made: if it waits on async calls it
- * is suspended, and the call returns '?', the frame id, a newline and the requests (and for
- * a log batch a newline, the index of the waiting item, a newline and the results of the
- * items before it). Otherwise it waits on nothing the host can give: undefined (`wall`).
- */
-function suspend() {
-  if (waiting === 0) return undefined;
-  const id = ++frameIds;
-  let tail = '';
-  if (batch !== null) {
-    // The waiting item goes on alone: its end now makes its own result.
-    tail = '\n' + batch.k + '\n[' + batch.results + ']';
-    const out = $create(null);
-    out.s = undefined;
-    callOut = out;
-    onDone = finishRun;
-    batch = null;
-  }
-  frames[id] = save();
-  $deadline[0] = 0;
-  return '?' + id + '\n' + (asyncOut === null ? '[]' : takeRequests()) + tail;
-}
 
 const api = $create(null);
 

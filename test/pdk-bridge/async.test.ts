@@ -60,6 +60,33 @@ export async function log(pdk: any) {
   100,
 );
 
+/** rewrite awaits; access (sync) reads what it left in ctx; both are tenant-wide on route rw. */
+const REWRITER = pluginSource(
+  'rewriter',
+  `
+export async function rewrite(pdk: any) {
+  const n = await pdk.counters.increment('rw', 1, 60);
+  pdk.ctx.set('rewrite-count', n);
+  pdk.serviceRequest.setHeader('x-rewrite-count', String(n));
+}
+export function access(pdk: any) {
+  pdk.serviceRequest.setHeader('x-access-saw', String(pdk.ctx.get('rewrite-count')));
+}`,
+  300,
+);
+
+/** Fail-open and slow: its wall time runs out, it is skipped, the chain goes on. */
+const SLOWPOKE = pluginSource(
+  'slowpoke',
+  `
+export async function access(pdk: any, config: any) {
+  pdk.serviceRequest.setHeader('x-slowpoke', 'started');
+  await pdk.http.request(config.slow + '/wait?ms=2000&id=x');
+  pdk.serviceRequest.setHeader('x-slowpoke', 'finished');
+}`,
+  200,
+);
+
 function slowHandler(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse): void {
   const url = new URL(req.url!, 'http://x');
   if (url.pathname === '/wait') {
@@ -91,12 +118,17 @@ tenants:
     routes:
       - { name: w, service: s, paths: [/w] }
       - { name: st, service: s, paths: [/st] }
+      - { name: rw, service: s, paths: [/rw] }
+      - { name: fo, service: s, paths: [/fo] }
     plugins:
+      - { name: rewriter, path: ./rewriter.ts, route: rw }
+      - { name: slowpoke, path: ./slowpoke.ts, route: fo, failOpen: true, limits: { wallMs: 200 }, config: { slow: "${slow.url}" } }
+      - { name: after, path: ./after.ts, route: fo }
       - { name: waiter, path: ./waiter.ts, route: w, config: { slow: "${slow.url}" } }
       - { name: after, path: ./after.ts, route: w }
       - { name: state, path: ./state.ts, route: st }
 `,
-      { 'waiter.ts': WAITER, 'after.ts': AFTER, 'state.ts': STATE },
+      { 'waiter.ts': WAITER, 'after.ts': AFTER, 'state.ts': STATE, 'rewriter.ts': REWRITER, 'slowpoke.ts': SLOWPOKE },
       { logger: captured.logger },
     );
   });
@@ -184,5 +216,39 @@ tenants:
     const r = await send(`${gw.url}/st`, { headers: { 'x-mode': 'flood' } });
     expect(r.status).toBe(500);
     expect(lines.some((l) => l.reason === 'too_large' && /more than 32 async PDK calls/.test(l.msg))).toBe(true);
+  });
+
+  it('rewrite may await; access after it sees its ctx', async () => {
+    const r = await send(`${gw.url}/rw`);
+    expect(r.status).toBe(200);
+    const h = r.json().headers;
+    expect(h['x-access-saw']).toBe(h['x-rewrite-count']);
+    expect(Number(h['x-rewrite-count'])).toBeGreaterThan(0);
+  });
+
+  it('a fail-open plugin past its wallMs is skipped: what it did before the wait stays, the chain goes on', async () => {
+    const r = await send(`${gw.url}/fo`);
+    expect(r.status).toBe(200);
+    expect(r.json().headers['x-slowpoke']).toBe('started');
+    expect(r.json().headers['x-after-saw']).toBe('undefined');
+    expect(lines.some((l) => l.reason === 'timeout' && l.plugin === 'slowpoke' && l.failOpen === true)).toBe(true);
+  });
+
+  it('many log handlers awaiting at once: each one ends (a waiting batch item goes on alone)', async () => {
+    const ids = Array.from({ length: 12 }, (_, i) => `lb${i}`);
+    await Promise.all(ids.map((id) => send(`${gw.url}/st`, { headers: { 'x-id': id } })));
+    for (const id of ids) await waitFor(() => lines.find((l) => l.msg.endsWith(` for ${id}`)), 3000, `log line of ${id}`);
+  });
+
+  it('a client that leaves while its chain waits: the result is dropped, nothing breaks', async () => {
+    const ac = new AbortController();
+    const gone = fetch(`${gw.url}/w`, { headers: { 'x-id': 'gone', 'x-delay': '300' }, signal: ac.signal }).catch((e) => e);
+    await new Promise((r) => setTimeout(r, 80));
+    ac.abort();
+    await gone;
+    await new Promise((r) => setTimeout(r, 400));
+    const r = await send(`${gw.url}/w`, { headers: { 'x-id': 'next', 'x-delay': '0' } });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-after']).toBe('a-next');
   });
 });
