@@ -322,6 +322,7 @@ export class Gateway {
     await this.#accessLog?.close();
     await this.#pools.close();
     await this.#counters.close();
+    await this.#services.close();
     this.#builder.disposeAll();
     this.#pool.close();
     this.#warm.close();

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Agent } from 'undici';
 import type { CounterStore } from '../../../core/state/counter-store.ts';
 import { DEFAULT_CACHE, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
 import type { TenantProgram } from '../../../sandbox/program.ts';
@@ -28,6 +29,8 @@ export class HostServices {
   #config: ServicesConfig;
   readonly #caches = new Map<string, TenantCache>();
   readonly #byProgram = new WeakMap<TenantProgram, TenantServices>();
+  /** Outbound agents by tenant and allowlist: a reload that keeps them keeps the connections. */
+  readonly #agents = new Map<string, Agent>();
 
   constructor(counters: CounterStore, log: Logger, config: ServicesConfig = { cache: DEFAULT_CACHE }) {
     this.#counters = counters;
@@ -56,9 +59,25 @@ export class HostServices {
     // "[::1]:8080" as the lookup reports it: "::1:8080"; "[::1]" as "::1".
     const explicit = new Set([...operator].map((h) => h.replace(/^\[(.*)\]/, '$1')));
     const httpAllow = program.instances.map((i) => (i.httpHosts === undefined || i.httpHosts === null ? operator : new Set(i.httpHosts.map((h) => h.toLowerCase()).filter((h) => operator.has(h)))));
-    t = { tenant: program.tenant, cache, counters: this.#counters, httpAllow, httpExplicit: explicit, httpAgent: outboundAgent(new Set([...operator].map((h) => h.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1')))) };
+    t = { tenant: program.tenant, cache, counters: this.#counters, httpAllow, httpExplicit: explicit, httpAgent: this.#agent(program.tenant, operator) };
     this.#byProgram.set(program, t);
     return t;
+  }
+
+  #agent(tenant: string, operator: ReadonlySet<string>): Agent {
+    const key = `${tenant}\0${[...operator].sort().join(',')}`;
+    let agent = this.#agents.get(key);
+    if (agent === undefined) {
+      // Addresses listed for some port: the agent's connect-time check does not know the port.
+      this.#agents.set(key, (agent = outboundAgent(new Set([...operator].map((h) => h.replace(/^\[(.*)\](:\d+)?$/, '$1').replace(/^([^:]+):\d+$/, '$1'))))));
+    }
+    return agent;
+  }
+
+  /** Closes the outbound connections (the gateway stops). */
+  async close(): Promise<void> {
+    await Promise.all([...this.#agents.values()].map((a) => a.close()));
+    this.#agents.clear();
   }
 
   /** Performs one request; never rejects (a failure is an error answer). */
