@@ -7,9 +7,21 @@ import { loadConfigFile } from './config/load.ts';
 import { createLogger } from './log.ts';
 import { VERSION } from './version.ts';
 
+// Subcommands live in their own files; this one starts (or checks) a gateway.
+if (process.argv[2] === 'plugin') {
+  const { pluginCommand } = await import('./plugin/cli.ts');
+  process.exit(await pluginCommand(process.argv.slice(3)));
+}
+if (process.argv[2] === 'import') {
+  const { importCommand } = await import('./kong-import/command.ts');
+  process.exit(await importCommand(process.argv.slice(3)));
+}
+
 const USAGE = `isogate ${VERSION}: a sandboxed multi-tenant API gateway
 
 usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--check]
+       isogate plugin new|build|test ...   (isogate plugin --help)
+       isogate import KONG_FILE [--tenant NAME] [-o OUT_FILE]   (isogate import --help)
 
   --config FILE      config file (YAML). Without it: the demo, examples/gateway.yaml,
                      with the built-in echo upstream on 127.0.0.1:9000

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE_NAME } from '../pdk-bridge/host/phases.ts';
-import type { Fault } from '../sandbox/outcome.ts';
+import { OUTCOME, type Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
 import { Suspended, type RunResult } from '../sandbox/tenant-sandbox.ts';
 import type { HostServices } from '../pdk-bridge/host/services/index.ts';
@@ -57,8 +57,7 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
   const inst = route.instances[fault.instance];
   const plugin = inst?.name ?? 'unknown';
   ctx.failures.labels(route.tenant, plugin, fault.outcome).inc();
-  const fastFail = fault.outcome === 'breaker_open' || fault.outcome === 'quarantined';
-  ctx.log[fastFail ? 'debug' : 'warn'](
+  ctx.log[OUTCOME[fault.outcome].level](
     { tenant: route.tenant, route: route.name, plugin, instance: inst?.id, phase: PHASE_NAME[phase], reason: fault.outcome, errorId, failOpen },
     `plugin fault: ${fault.detail}`,
   );

@@ -1,13 +1,16 @@
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
+import { OUTCOME } from '../sandbox/outcome.ts';
 import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
 import { newErrorId, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
+import { logSnapshot, requestJson } from './request-snapshot.ts';
+import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -26,26 +29,28 @@ export type ProxyContext = PipelineContext & {
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
 
+
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
   (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
 );
 
-export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): void {
+/** Answers with a gateway error; returns the headers sent (null: too late, the connection was destroyed). */
+export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): Headers | null {
   if (res.headersSent) {
     res.destroy();
-    return;
+    return null;
   }
   const body = errorId === undefined ? STATIC_ERRORS.get(code)! : Buffer.from(errorBody(code, errorId));
   const headers: Headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
   if (errorId !== undefined) headers['x-isogate-error-id'] = errorId;
   res.writeHead(ERRORS[code].status, headers);
   res.end(body);
+  return headers;
 }
 
 export function failureCode(f: RequestFailure): ErrorCode {
-  const o = f.fault.outcome;
-  return o === 'breaker_open' || o === 'quarantined' ? 'ISG_ERR_PLUGIN_UNAVAILABLE' : o === 'timeout' ? 'ISG_ERR_PLUGIN_TIMEOUT' : 'ISG_ERR_PLUGIN_FAILED';
+  return OUTCOME[f.fault.outcome].error as ErrorCode;
 }
 
 /**
@@ -71,10 +76,6 @@ export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trail
   return out;
 }
 
-/** The request snapshot handed to plugins (see pdk-bridge/README.md). */
-export function requestJson(req: IncomingMessage, path: string, query: string): string {
-  return JSON.stringify({ m: req.method, p: path, q: query, h: req.headers, ip: req.socket.remoteAddress ?? '', s: 'http' });
-}
 
 /** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
 export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
@@ -85,6 +86,7 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
     responseEdits: null,
     exit: null,
     body: null,
+    targets: route.targets,
   };
 }
 
@@ -172,6 +174,22 @@ class Exchange implements Dispatcher.DispatchHandler {
   closed = false;
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
+  /** Segments of the route prefix that matched (request.getUriCaptures). */
+  depth = 0;
+  /** Path and query sent upstream (log.serialize's upstream_uri). */
+  upstreamUri = '';
+  /** "host:port" the request was sent to, times it was sent, sends left (service.setRetries). */
+  upstreamAt = '';
+  tries = 0;
+  retriesLeft = 0;
+  hasBody = false;
+  /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
+  bytesAtStart = 0;
+  /**
+   * The response headers as passed to writeHead: node:http keeps no copy of those
+   * (res.getHeaders() is empty after writeHead(status, object)), and the log phase shows them.
+   */
+  sentHeaders: Headers | null = null;
 
   constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
     this.ctx = ctx;
@@ -184,15 +202,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.rawPath = rawPath;
     this.query = query;
     this.bareQuery = bareQuery;
+    if (route.runsLog) this.bytesAtStart = this.socket.bytesWritten;
     res.once('close', this.onClose);
   }
 
   requestJson(): string {
-    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query);
+    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query, this.route, this.depth, Math.floor(performance.timeOrigin + this.started));
     return this.reqJson;
   }
 
   start(depth: number): void {
+    this.depth = depth;
     const route = this.route;
     if (route.sandbox !== null && !route.sandbox.budget.allow()) {
       this.throttled();
@@ -211,7 +231,7 @@ class Exchange implements Dispatcher.DispatchHandler {
           failure.then((f) => this.afterPlugins(f), (err) => this.pluginsLost(err));
           return;
         }
-        sendError(this.res, failureCode(failure), failure.errorId);
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
       if (target.exit !== null) {
@@ -225,7 +245,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** Rewrite and access finished after waiting on async PDK calls; a client gone meanwhile gets nothing. */
   afterPlugins(failure: RequestFailure | null): void {
     if (this.closed) return;
-    if (failure !== null) sendError(this.res, failureCode(failure), failure.errorId);
+    if (failure !== null) this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
     else if (this.target!.exit !== null) this.sendExit();
     else this.dispatch();
   }
@@ -234,7 +254,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   pluginsLost(err: unknown): void {
     const errorId = (this.state.errorId = newErrorId());
     this.ctx.log.error({ tenant: this.route.tenant, route: this.route.name, errorId, err: String((err as Error)?.message) }, 'async plugin phase failed');
-    if (!this.closed && !this.res.headersSent) sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+    if (!this.closed && !this.res.headersSent) this.sentHeaders = sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
   }
 
   /** Sends the request upstream, as the plugins left it. */
@@ -242,20 +262,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.route;
     const req = this.req;
     const target = this.target!;
-    const path = upstreamTarget(route, target, this.bareQuery);
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
+    this.hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    this.retriesLeft = target.retries ?? route.service.retries;
+    this.dispatchUpstream();
+  }
+
+  /** Sends the request upstream: to the service, or where service.* and serviceRequest.set{Method,Scheme} said. */
+  dispatchUpstream(): void {
+    this.tries++;
     this.upstreamStarted = performance.now();
-    route.pool.dispatch(
-      {
-        path,
-        method: req.method!,
-        headers: target.upstreamHeaders as IncomingHttpHeaders,
-        body: hasBody ? req : null,
-        headersTimeout: route.service.timeoutMs,
-        bodyTimeout: route.service.timeoutMs,
-      },
-      this,
-    );
+    this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.hasBody ? this.req : null, this);
   }
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
@@ -271,6 +288,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   sendExit(): void {
     const { status, headers, body } = exitResponse(this.target!);
+    this.sentHeaders = headers;
     this.res.writeHead(status, headers);
     this.res.end(body);
   }
@@ -282,7 +300,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.closed) controller.abort(new Error('client closed the connection'));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Headers): void {
+  onResponseStart(controller: Dispatcher.DispatchController, upstreamStatus: number, headers: Headers): void {
+    let status = upstreamStatus;
     if (status < 200) return; // 1xx from upstream: the final response follows
     const route = this.route;
     this.upstreamMs = performance.now() - this.upstreamStarted;
@@ -298,8 +317,18 @@ class Exchange implements Dispatcher.DispatchHandler {
       if (failure !== null) {
         this.answered = true;
         controller.abort(new Error('plugin failed'));
-        sendError(this.res, failureCode(failure), failure.errorId);
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
+      }
+      const set = this.target!.status ?? null; // response.setStatus
+      if (set !== null) {
+        status = set;
+        // a 204 or 304 has no body: what framed the upstream's body must not go out with it
+        if (status === 204 || status === 304) {
+          delete out['content-length'];
+          delete out['transfer-encoding'];
+          delete out.trailer;
+        }
       }
     }
     const edits = this.target!.responseEdits;
@@ -310,6 +339,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.bufferedStatus = status;
       return;
     }
+    this.sentHeaders = out;
     this.res.writeHead(status, out);
   }
 
@@ -351,12 +381,17 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const code = (err as { code?: string }).code;
+    if (this.retriesLeft > 0 && !this.hasBody && this.upstreamMs < 0 && code !== undefined && retryable(code)) {
+      this.retriesLeft--;
+      this.dispatchUpstream();
+      return;
+    }
     const timeout = code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
     const errorId = (this.state.errorId = newErrorId());
     this.ctx.log.info({ tenant: this.route.tenant, route: this.route.name, code: code ?? err.name, errorId }, `upstream error: ${err.message}`);
     // A response undici could not parse (or framed wrongly) is a bad response, not an unreachable upstream.
     const invalid = err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code?.startsWith('HPE_') === true;
-    sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
+    this.sentHeaders = sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
   finishBuffered(): void {
@@ -368,7 +403,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // The body crosses as a plain string argument, not inside the JSON (no escaping of 64 KB).
     const failure = runFilterPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
     if (failure !== null) {
-      sendError(this.res, failureCode(failure), failure.errorId);
+      this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
       return;
     }
     const replaced = this.target!.body;
@@ -376,9 +411,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     delete headers['content-encoding'];
     delete headers.trailer; // a body with a Content-Length has no trailers
     headers['content-length'] = String(out.length);
+    this.sentHeaders = headers;
     this.res.writeHead(this.bufferedStatus, headers);
     this.res.end(out);
   }
+
 
   onDrain = (): void => {
     this.controller?.resume();
@@ -393,9 +430,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
     route.metrics.duration.observe((performance.now() - this.started) / 1000);
-    if (route.runsLog) {
-      this.ctx.queueLog(route, this.requestJson(), JSON.stringify({ s: status, h: res.getHeaders(), l: performance.now() - this.started }), this.state.ctx);
-    }
+    if (route.runsLog) this.ctx.queueLog(route, this.requestJson(), logSnapshot(this, status), this.state.ctx);
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };

@@ -15,6 +15,12 @@ type CounterChild = FastCounterChild;
  */
 export type RuntimeRoute = RouteSpec & {
   readonly pool: Pool;
+  /** The pool of another origin or connect timeout (service.setTarget, setScheme, setTimeouts). */
+  readonly poolFor: (origin: string, connectTimeoutMs: number) => Pool;
+  /** "host:port" service.setTarget may choose (ServiceSpec.targets). */
+  readonly targets: ReadonlySet<string>;
+  /** The route and service as the PDK shows them (JSON, see snapshot-builder routeJson), appended to request snapshots. */
+  readonly pdkJson: string;
   readonly service: ServiceSpec;
   /** null when no plugin applies to the route. */
   readonly sandbox: TenantSandbox | null;

@@ -27,6 +27,39 @@ export type SnapshotBuilderDeps = {
 type RouteMetric = ReturnType<Metrics['requests']['labels']>;
 
 /**
+ * What pdk.router.getRoute/getService and log.serialize show of a route and its service,
+ * in Kong's field names, encoded once per config: ids, names, matching rules, host, port,
+ * path, timeouts. Nothing secret (a userinfo in the service url never appears).
+ */
+export function routeJson(spec: CompiledConfig['routes'][number]): string {
+  const s = spec.service;
+  const service = {
+    id: `${s.tenant}/${s.name}`,
+    name: s.name,
+    protocol: 'http',
+    host: s.hostname,
+    port: s.port,
+    path: s.basePath === '' ? '/' : s.basePath,
+    retries: s.retries,
+    connect_timeout: s.connectTimeoutMs,
+    write_timeout: s.timeoutMs,
+    read_timeout: s.timeoutMs,
+  };
+  const route = {
+    id: spec.id,
+    name: spec.name,
+    protocols: ['http'],
+    methods: spec.methods,
+    hosts: spec.hosts,
+    paths: spec.paths,
+    strip_path: spec.stripPath,
+    preserve_host: s.preserveHost,
+    service: { id: service.id },
+  };
+  return JSON.stringify({ route, service });
+}
+
+/**
  * Turns compiled configs into snapshots. It keeps the tenant sandboxes across builds (a
  * tenant whose plugins did not change keeps its isolate) and the quarantine, which lasts
  * until a plugin's code changes.
@@ -98,6 +131,9 @@ export class SnapshotBuilder {
     return {
       ...spec,
       pool: pools.get(spec.service.origin, spec.service.connectTimeoutMs),
+      poolFor: (origin, connectTimeoutMs) => pools.get(origin, connectTimeoutMs),
+      targets: new Set(spec.service.targets),
+      pdkJson: routeJson(spec),
       sandbox,
       instances,
       runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,

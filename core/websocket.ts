@@ -7,7 +7,6 @@ import {
   exitResponse,
   failureCode,
   newTarget,
-  requestJson,
   resolveTarget,
   runBeforeUpstream,
   upstreamHeaders,
@@ -15,6 +14,7 @@ import {
   type ProxyContext,
 } from './proxy.ts';
 import { newErrorId, type RequestFailure } from './pipeline.ts';
+import { requestJson } from './request-snapshot.ts';
 import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
@@ -86,7 +86,7 @@ export class WebSocketProxy {
       }
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
       if (route.runsAccess) {
-        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query), { ctx: '', pluginMs: 0, errorId: '' }, target);
+        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), { ctx: '', pluginMs: 0, errorId: '' }, target);
         if (failure instanceof Promise) {
           failure.then(
             (f) => { if (!socket.destroyed) this.#afterPlugins(req, socket, head, t, target, started, f); },

@@ -12,12 +12,93 @@ export interface PdkRequest {
   /** Parsed query; a repeated argument is an array. */
   getQuery(): Readonly<Record<string, string | string[]>>;
   getQueryArg(name: string): string | string[] | undefined;
-  getHost(): string | undefined;
+  /** The Host header without its port, lower case (Kong's get_host); '' when absent. */
+  getHost(): string;
+  /** The port the gateway received the request on. */
+  getPort(): number;
   /** Case-insensitive; repeated headers come joined with ", " (set-cookie as an array). */
   getHeader(name: string): string | string[] | undefined;
   getHeaders(): Readonly<Record<string, string | string[]>>;
+  /** The peer's address (as client.getIp()). */
   getClientIp(): string;
   getScheme(): 'http' | 'https';
+  /** X-Forwarded-* from a peer in proxy.trustedProxies (first value), else the request's own. */
+  getForwardedScheme(): string;
+  getForwardedHost(): string;
+  getForwardedPort(): number;
+  getForwardedPath(): string;
+  /** X-Forwarded-Prefix from a trusted proxy, else undefined. */
+  getForwardedPrefix(): string | undefined;
+  /** 1.0 or 1.1. */
+  getHttpVersion(): number;
+  /** The path as sent, not normalized, without the query. */
+  getRawPath(): string;
+  /** Path and query as sent. */
+  getPathWithQuery(): string;
+  /** When the gateway received the request, ms since the epoch. */
+  getStartTime(): number;
+  /** Prefix routes only: unnamed[0] is the part of the path the route's prefix matched; named is empty. */
+  getUriCaptures(): { readonly unnamed: readonly string[]; readonly named: Readonly<Record<string, string>> };
+}
+
+export interface PdkClient {
+  /** The peer's address. */
+  getIp(): string;
+  /** The last X-Forwarded-For entry when the peer is a trusted proxy, else the peer's address. */
+  getForwardedIp(): string;
+  getPort(): number;
+  /** As getPort(): no header carries the client's port. */
+  getForwardedPort(): number;
+  /** 'http'; with allowTerminated, the X-Forwarded-Proto (http/https) of a trusted proxy. */
+  getProtocol(allowTerminated?: boolean): 'http' | 'https';
+}
+
+export interface PdkService {
+  /** rewrite/access: send the request to host:port, which must be the service's url's or one of its `targets`. */
+  setTarget(host: string, port: number): void;
+  /** rewrite/access: retries (0-10) of a request without a body whose connection failed. */
+  setRetries(retries: number): void;
+  /** rewrite/access: timeouts in ms (connect <= 60000, write and read <= 600000). */
+  setTimeouts(connectTimeout: number, writeTimeout: number, readTimeout: number): void;
+}
+
+export interface PdkNode {
+  /** A UUID, the same for every worker of a node and across restarts. */
+  getId(): string;
+  getHostname(): string;
+  getVersion(): string;
+}
+
+/** A route as the PDK shows it (Kong's field names). */
+export type PdkRoute = {
+  readonly id: string;
+  readonly name: string;
+  readonly protocols: readonly string[];
+  readonly methods: readonly string[] | null;
+  readonly hosts: readonly string[] | null;
+  readonly paths: readonly string[];
+  readonly strip_path: boolean;
+  readonly preserve_host: boolean;
+  readonly service: { readonly id: string };
+};
+
+/** A service as the PDK shows it (Kong's field names; timeouts in ms). */
+export type PdkServiceInfo = {
+  readonly id: string;
+  readonly name: string;
+  readonly protocol: string;
+  readonly host: string;
+  readonly port: number;
+  readonly path: string;
+  readonly retries: number;
+  readonly connect_timeout: number;
+  readonly write_timeout: number;
+  readonly read_timeout: number;
+};
+
+export interface PdkRouter {
+  getRoute(): PdkRoute;
+  getService(): PdkServiceInfo;
 }
 
 export interface PdkServiceRequest {
@@ -28,6 +109,15 @@ export interface PdkServiceRequest {
   setPath(path: string): void;
   /** Raw query string sent upstream, without "?". */
   setRawQuery(query: string): void;
+  /** Each header replaces the one of its name; an array sends it once per element. */
+  setHeaders(headers: Record<string, HeaderValue | HeaderValue[]>): void;
+  setScheme(scheme: 'http' | 'https'): void;
+  /** Kong's methods, less CONNECT. */
+  setMethod(method: string): void;
+  /** The query sent upstream, from a table: an array repeats the argument, true sends the bare name, false leaves it out. */
+  setQuery(args: Record<string, string | number | boolean | (string | number | boolean)[]>): void;
+  /** Removes every occurrence of the argument from the query sent upstream. */
+  clearQueryArg(name: string): void;
 }
 
 export interface PdkResponse {
@@ -42,11 +132,20 @@ export interface PdkResponse {
   /** bodyFilter: the whole upstream body, as text. */
   getBody(): string;
   setBody(body: string): void;
+  /** headerFilter, bodyFilter, log: who made the response. */
+  getSource(): 'exit' | 'service' | 'error';
+  /** rewrite/access: exit with 400-599 and `{"message": ...}` (Kong's default message when none is given). */
+  error(status: number, message?: string | object, headers?: Record<string, HeaderValue>): never;
+  /** headerFilter: the status sent to the client (200-599). */
+  setStatus(status: number): void;
+  setHeaders(headers: Record<string, HeaderValue | HeaderValue[]>): void;
 }
 
 export interface PdkCtx {
   /** Per-request data shared by the tenant's plugins across phases (JSON values only). */
   readonly shared: Record<string, unknown>;
+  /** Per-request data of this plugin instance only, across phases (JSON values only). */
+  readonly plugin: Record<string, unknown>;
   get(key: string): unknown;
   set(key: string, value: unknown): void;
 }
@@ -56,6 +155,10 @@ export interface PdkLog {
   info(...args: unknown[]): void;
   warn(...args: unknown[]): void;
   error(...args: unknown[]): void;
+  /** log phase: Kong's basic log serializer shape (see pdk-bridge/README.md). */
+  serialize(): Record<string, unknown>;
+  /** Any phase: changes what serialize() returns for this request (dotted key; undefined deletes). */
+  setSerializeValue(key: string, value: unknown, options?: { mode?: 'set' | 'add' | 'replace' }): void;
 }
 
 /** JSON data: what the cache keeps and what async calls carry. */
@@ -101,8 +204,12 @@ export interface Pdk {
   readonly request: PdkRequest;
   readonly serviceRequest: PdkServiceRequest;
   readonly response: PdkResponse;
+  readonly service: PdkService;
+  readonly client: PdkClient;
   readonly ctx: PdkCtx;
   readonly log: PdkLog;
+  readonly node: PdkNode;
+  readonly router: PdkRouter;
   readonly cache: PdkCache;
   readonly counters: PdkCounters;
   readonly crypto: PdkCrypto;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
 import { OUTPUT_CAPS } from './limits.ts';
+import { NODE_INFO } from '../pdk-bridge/host/node.ts';
 
 // Plugin code runs in a context of its own, called from the runtime's context: V8 then
 // refuses `Function(...)` in the plugin ("no access"), a check meant for browser frames of
@@ -16,9 +17,9 @@ const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
 /**
  * The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one strict
  * function body, after `CAPS`: the output caps of sandbox/limits.ts, the one place they are
- * written.
+ * written, and `NODE`: what pdk.node says of this gateway.
  */
-const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\n${readdirSync(RUNTIME_DIR)
+const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\nconst NODE = ${JSON.stringify(NODE_INFO)};\n${readdirSync(RUNTIME_DIR)
   .filter((f) => f.endsWith('.js'))
   .sort()
   .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))

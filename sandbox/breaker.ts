@@ -1,4 +1,4 @@
-import type { FaultOutcome } from './outcome.ts';
+import { OUTCOME, type FaultOutcome } from './outcome.ts';
 
 export type BreakerConfig = {
   /** Faults within `windowMs` that trip the breaker. */
@@ -55,7 +55,7 @@ export class InstanceGate {
   /** Records a fault; returns true when it tripped the breaker. */
   fault(instance: number, outcome: FaultOutcome, now = Date.now()): boolean {
     const s = this.#states[instance];
-    if (s === undefined || outcome === 'breaker_open' || outcome === 'quarantined' || s.state === 'quarantined') return false;
+    if (s === undefined || !OUTCOME[outcome].breaker || s.state === 'quarantined') return false;
     if (s.state === 'half_open') {
       s.state = 'open';
       s.openedAt = now;

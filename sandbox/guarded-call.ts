@@ -1,5 +1,5 @@
 import type ivm from 'isolated-vm';
-import type { FaultOutcome } from './outcome.ts';
+import { OUTCOME, type FaultOutcome } from './outcome.ts';
 import { failed, type RunResult } from './run-result.ts';
 import { KILL_NONE, KILL_WALL, type WatchCells } from './watchdog.ts';
 import { beacon } from './beacon.ts';
@@ -114,7 +114,7 @@ export class GuardedCall {
       outcome = 'threw';
       detail = 'runtime error: ' + message.slice(0, 200);
     }
-    if (live.isolate.isDisposed || outcome === 'cpu' || outcome === 'memory') {
+    if (live.isolate.isDisposed || OUTCOME[outcome].dropsIsolate) {
       this.#isolates.drop(live, outcome);
     }
     return failed(outcome, culprit, detail);

@@ -27,6 +27,16 @@ export const OUTPUT_CAPS = {
   maxLogChars: 4096,
   /** pdk.log lines one call may write; later lines are dropped. */
   maxLogLines: 64,
+  /** service.setRetries: retries of a request whose connection to the upstream failed. */
+  maxRetries: 10,
+  /** service.setTimeouts: the connect timeout, in ms. */
+  maxConnectTimeoutMs: 60_000,
+  /** service.setTimeouts: the write and read timeouts, in ms. */
+  maxTimeoutMs: 600_000,
+  /** Characters of one log.setSerializeValue value, encoded. */
+  maxSerializeValueChars: 16 * 1024,
+  /** log.setSerializeValue calls kept per request (they travel with pdk.ctx, under its cap). */
+  maxSerializeValues: 256,
   /** Async PDK calls (cache, counters, http, crypto) one phase of one request may make. */
   maxAsyncCalls: 32,
   /** Characters of the JSON arguments of one async PDK call (a cache value, an http body). */

@@ -52,6 +52,23 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   await stat(entry); // a missing entry fails here, with the path
   const cached = bundles.get(entry);
   if (cached !== undefined && (await stampsOf(cached.info.inputs)).every((s, i) => s === cached.stamps[i])) return cached.info;
+  const { code, inputs } = await bundlePlugin(entry);
+  // Stamped before inspect(): a file saved meanwhile makes the next load bundle again.
+  const stamps = await stampsOf(inputs);
+  const info = inspectBundle(code, entry, inputs);
+  bundles.set(entry, { info, stamps });
+  return info;
+}
+
+/** A bundled plugin: the script the isolate runs, and every file esbuild read for it (absolute). */
+export type PluginBundleCode = { readonly code: string; readonly inputs: readonly string[] };
+
+/**
+ * Bundles an entry file with esbuild into the script the isolate runs (its completion value
+ * is the module's exports). `isogate plugin build` writes this script as the prebuilt bundle.
+ * Throws PluginBuildError with esbuild's report.
+ */
+export async function bundlePlugin(entry: string): Promise<PluginBundleCode> {
   const cwd = process.cwd();
   let result: BuildResult<{ write: false; metafile: true }>;
   try {
@@ -74,21 +91,24 @@ export async function loadPlugin(entry: string): Promise<PluginInfo> {
   // The wrapper keeps the bundle's top-level `var` local and makes the exports the
   // script's completion value.
   const code = `(function () {\n${result.outputFiles[0].text}\nreturn __isg_exports;\n})()`;
-  const tag = moduleTag(code);
-  if (refused.has(tag)) throw new Error('quarantined: loading this module wedged a worker');
-  // Stamped before inspect(): a file saved meanwhile makes the next load bundle again.
   const inputs = Object.keys(result.metafile.inputs).filter((f) => !f.includes(':')).map((f) => (isAbsolute(f) ? f : resolve(cwd, f)));
   if (!inputs.includes(entry)) inputs.unshift(entry);
-  const stamps = await stampsOf(inputs);
-  beacon.loading(tag, entry);
-  let info: PluginInfo;
+  return { code, inputs };
+}
+
+/**
+ * Reads the metadata of a bundled script (bundlePlugin's, or a prebuilt one read from disk)
+ * in a throwaway isolate, unless its tag is quarantined. `source` names it in errors.
+ */
+export function inspectBundle(code: string, source: string, inputs: readonly string[]): PluginInfo {
+  const tag = moduleTag(code);
+  if (refused.has(tag)) throw new Error('quarantined: loading this module wedged a worker');
+  beacon.loading(tag, source);
   try {
-    info = { ...inspect(code, entry), inputs };
+    return { ...inspect(code, source), inputs };
   } finally {
     beacon.leave();
   }
-  bundles.set(entry, { info, stamps });
-  return info;
 }
 
 /** A plugin that esbuild could not bundle; the message is esbuild's whole report, over several lines. */

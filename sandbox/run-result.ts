@@ -1,4 +1,4 @@
-import type { Fault, FaultOutcome } from './outcome.ts';
+import { OUTCOME, type Fault, type FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
 import type { AsyncRequest } from './suspended.ts';
 
@@ -21,7 +21,7 @@ export type RunResult = {
   readonly detached?: readonly AsyncRequest[];
 };
 
-const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>(['threw', 'bad_return', 'too_large', 'timeout']);
+const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>((Object.keys(OUTCOME) as FaultOutcome[]).filter((o) => OUTCOME[o].fromRuntime));
 
 /** A call that produced nothing usable: one fault, nothing of any plugin kept. */
 export function failed(outcome: FaultOutcome, instance: number, detail: string): RunResult {

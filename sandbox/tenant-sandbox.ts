@@ -8,6 +8,7 @@ import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from '
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
 import { Suspended } from './suspended.ts';
 import { decodeAsync, decodeBatch } from './async-result.ts';
+import { OUTCOME } from './outcome.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
@@ -172,7 +173,8 @@ export class TenantSandbox {
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
-    if (r.aborted && r.faults[0]?.outcome === 'wall') this.#isolates.drop(live, 'wall');
+    const first = r.faults[0];
+    if (r.aborted && first !== undefined && OUTCOME[first.outcome].dropsIsolate) this.#isolates.drop(live, first.outcome);
     return r;
   }
 

@@ -11,6 +11,9 @@ import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/progr
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
 import { describeAjvError } from './load.ts';
 import { normalizePath } from '../router/router.ts';
+import { isPluginFolder, loadPluginFolder } from '../plugin/folder.ts';
+import { MANIFEST_FILE, SCHEMA_FILE } from '../plugin/manifest.ts';
+import { compileTrustedProxies, type TrustedProxies } from '../trusted-proxies.ts';
 import type { ConfigInput, LimitsInput, PluginInput, RouteInput, TenantInput } from './types.ts';
 
 export const BUNDLED_PLUGINS_DIR = resolve(import.meta.dirname, '..', '..', 'plugins');
@@ -31,6 +34,9 @@ export type ServiceSpec = {
   readonly preserveHost: boolean;
   readonly timeoutMs: number;
   readonly connectTimeoutMs: number;
+  readonly retries: number;
+  /** "host:port" a plugin may send requests to (service.setTarget): the url's own first, then `targets`; lower case. */
+  readonly targets: readonly string[];
 };
 
 export type InstanceInfo = {
@@ -45,11 +51,14 @@ export type ProxySpec = {
   readonly via11: string | null;
   readonly via10: string | null;
   readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
+  /** Peers whose X-Forwarded-* the PDK believes (null: none). */
+  readonly trusted: TrustedProxies;
 };
 
-export function compileProxy(input: ConfigInput['proxy']): ProxySpec {
+export function compileProxy(input: ConfigInput['proxy'], errors: string[] = []): ProxySpec {
   const via = input.via;
   return {
+    trusted: compileTrustedProxies(input.trustedProxies ?? [], 'proxy.trustedProxies', errors),
     via11: via === false ? null : `1.1 ${via}`,
     via10: via === false ? null : `1.0 ${via}`,
     websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
@@ -123,7 +132,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const tenantNames = new Set<string>();
-  const proxy = compileProxy(input.proxy);
+  const proxy = compileProxy(input.proxy, errors);
 
   for (let ti = 0; ti < input.tenants.length; ti++) {
     const tenant = input.tenants[ti];
@@ -185,6 +194,8 @@ async function compileTenant(
       preserveHost: s.preserveHost,
       timeoutMs: s.timeoutMs,
       connectTimeoutMs: s.connectTimeoutMs,
+      retries: s.retries ?? 0,
+      targets: [...new Set([`${url.hostname}:${url.port === '' ? 80 : url.port}`, ...(s.targets ?? [])].map((t) => t.toLowerCase()))],
     });
   });
   const routeNames = new Set<string>();
@@ -323,25 +334,43 @@ async function compileTenant(
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {
   let entry: string;
   let schemaFile: string | undefined;
+  let info: PluginInfo;
   if (p.path !== undefined) {
     entry = isAbsolute(p.path) ? p.path : join(baseDir, p.path);
     if (p.schema !== undefined) schemaFile = isAbsolute(p.schema) ? p.schema : join(baseDir, p.schema);
   } else {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(p.name) || !existsSync(join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts'))) {
+    const folder = join(BUNDLED_PLUGINS_DIR, p.name);
+    const full = existsSync(join(folder, MANIFEST_FILE));
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(p.name) || (!full && !existsSync(join(folder, 'handler.ts')))) {
       errors.push(`${where}.name: no bundled plugin "${p.name}" (give \`path\` for a plugin of your own)`);
       return null;
     }
-    entry = join(BUNDLED_PLUGINS_DIR, p.name, 'handler.ts');
-    schemaFile = join(BUNDLED_PLUGINS_DIR, p.name, 'schema.json');
+    // A bundled plugin in the short form: handler.ts and schema.json, no plugin.json.
+    entry = full ? folder : join(folder, 'handler.ts');
+    if (!full) schemaFile = join(folder, SCHEMA_FILE);
   }
   if (!existsSync(entry)) {
     errors.push(`${where}.path: file not found: ${p.path}`);
     return null;
   }
-  const info = await loadPlugin(entry);
-  if (info.name !== p.name) {
-    errors.push(`${where}.name: the module at ${p.path ?? p.name} exports name "${info.name}", not "${p.name}"`);
-    return null;
+  if (isPluginFolder(entry)) {
+    if (p.schema !== undefined) {
+      errors.push(`${where}.schema: a plugin folder brings its own schema.json; give no \`schema\``);
+      return null;
+    }
+    const folder = await loadPluginFolder(entry);
+    info = folder.info;
+    schemaFile = folder.schemaFile;
+    if (info.name !== p.name) {
+      errors.push(`${where}.name: the plugin folder ${p.path ?? p.name} is named "${info.name}" (plugin.json), not "${p.name}"`);
+      return null;
+    }
+  } else {
+    info = await loadPlugin(entry);
+    if (info.name !== p.name) {
+      errors.push(`${where}.name: the module at ${p.path ?? p.name} exports name "${info.name}", not "${p.name}"`);
+      return null;
+    }
   }
   if (schemaFile !== undefined) {
     let validate: ValidateFunction;

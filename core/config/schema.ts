@@ -123,8 +123,14 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      description: 'How the proxy forwards: its Via entry and the limits of proxied WebSocket connections.',
+      description: 'How the proxy forwards: its Via entry, the proxies it trusts and the limits of proxied WebSocket connections.',
       properties: {
+        trustedProxies: {
+          type: 'array',
+          default: [],
+          items: { type: 'string', minLength: 1, maxLength: 64 },
+          description: "Addresses or CIDR blocks (\"10.0.0.0/8\", \"::1\") of proxies in front of the gateway (Kong's trusted_ips): only from a peer in this list are X-Forwarded-For/-Proto/-Host/-Port/-Path/-Prefix believed by pdk.request.getForwarded* and pdk.client.getForwardedIp. Empty (the default): trust no one.",
+        },
         via: {
           anyOf: [{ type: 'string', pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$" }, { const: false }],
           default: 'isogate',
@@ -179,6 +185,13 @@ export const CONFIG_SCHEMA = {
                 timeoutMs: { type: 'integer', minimum: 1, default: 60000, description: 'How long the upstream may take to send its headers, and between body chunks, before a 504.' },
                 connectTimeoutMs: { type: 'integer', minimum: 1, default: 5000, description: 'How long connecting to the upstream may take.' },
                 preserveHost: { type: 'boolean', default: true, description: "Send the client's Host header upstream (false: the service URL's host)." },
+                retries: { type: 'integer', minimum: 0, maximum: 10, default: 0, description: "Times a request without a body is sent again when the connection to the upstream fails before any response (Kong's retries; a plugin may change it with pdk.service.setRetries)." },
+                targets: {
+                  type: 'array',
+                  default: [],
+                  items: { type: 'string', pattern: '^([A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$' },
+                  description: 'Other "host:port" (IPv6 in brackets) this service may be sent to by pdk.service.setTarget, besides the host and port of its url; a plugin can reach nothing else.',
+                },
               },
             },
           },
@@ -221,7 +234,7 @@ export const CONFIG_SCHEMA = {
               properties: {
                 id: { ...name, description: 'Id of this plugin instance in the admin API (`/tenants/{tenant}/plugins/{id}`); the API gives one to the instances it creates. Absent: `<name>@<scope>` (scope: tenant, route:<name> or service:<name>).' },
                 name: { type: 'string', description: 'Plugin name: a bundled plugin (plugins/<name>) or, with `path`, the name the module exports.' },
-                path: { type: 'string', description: 'Entry file of a plugin of your own, relative to this config file.' },
+                path: { type: 'string', description: 'A plugin of your own, relative to this config file: its entry file, or its folder (plugin.json, schema.json and the handler: plugins/README.md).' },
                 schema: { type: 'string', description: "JSON Schema file for the plugin's config, relative to this config file (bundled plugins ship their own)." },
                 route: { type: 'string', description: 'Apply only to this route of the tenant.' },
                 service: { type: 'string', description: 'Apply only to the routes of this service of the tenant.' },

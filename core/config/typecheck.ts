@@ -30,6 +30,9 @@ const COMPILER_OPTIONS = {
   allowImportingTsExtensions: true,
   types: [],
   skipLibCheck: true,
+  // A plugin folder outside the repository imports the types as `isogate/pdk` (package.json
+  // `exports`) without installing isogate: they resolve to these.
+  paths: { 'isogate/pdk': [join(import.meta.dirname, '..', '..', 'pdk-bridge', 'types.ts')] },
 };
 
 /** What this module reads of the compiler's diagnostics (category 0 warning, 1 error). */

@@ -13,6 +13,7 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
+  trustedProxies: string[];
   websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };
 
@@ -22,6 +23,8 @@ export type ServiceInput = {
   timeoutMs: number;
   connectTimeoutMs: number;
   preserveHost: boolean;
+  retries: number;
+  targets: string[];
 };
 
 export type RouteInput = {

@@ -24,6 +24,19 @@ export type OpTarget = {
   exit: Exit | null;
   /** Replacement body from bodyFilter, or null. */
   body: string | null;
+  /** serviceRequest.setMethod / setScheme, or null: the client's method, the service's scheme. */
+  method?: string | null;
+  scheme?: 'http' | 'https' | null;
+  /** service.setTarget: "host:port" (IPv6 in brackets), one of `targets`; null: the service's own. */
+  upstream?: string | null;
+  /** The "host:port" a plugin may send the request to (the service's own and its `targets`); absent: none. */
+  targets?: ReadonlySet<string>;
+  /** service.setRetries, or null: the service's. */
+  retries?: number | null;
+  /** service.setTimeouts: connect, write, read (ms), or null: the service's. */
+  timeouts?: readonly [number, number, number] | null;
+  /** response.setStatus (headerFilter), or null. */
+  status?: number | null;
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
@@ -47,6 +60,13 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.add': RESPONSE_HEADERS,
   'rs.clear': RESPONSE_HEADERS,
   'rs.body': B.BODY_FILTER,
+  'rs.status': B.HEADER_FILTER,
+  'sq.method': BEFORE_UPSTREAM,
+  'sq.scheme': BEFORE_UPSTREAM,
+  'sq.clearArg': BEFORE_UPSTREAM,
+  'sv.target': BEFORE_UPSTREAM,
+  'sv.retries': BEFORE_UPSTREAM,
+  'sv.timeouts': BEFORE_UPSTREAM,
   exit: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
@@ -58,6 +78,20 @@ const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_PATH = /[\s#?\0]/;
 const BAD_QUERY = /[\s#\0]/;
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error']);
+/** Kong's methods for set_method, less CONNECT (undici sends no CONNECT through a pool). */
+export const SERVICE_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'MKCOL', 'COPY', 'MOVE', 'PROPFIND', 'PROPPATCH', 'LOCK', 'UNLOCK', 'PATCH', 'TRACE']);
+const NO_TARGETS: ReadonlySet<string> = new Set();
+
+function within(v: unknown, min: number, max: number): boolean {
+  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+}
+
+/** The "host:port" key of service.setTarget's arguments (IPv6 in brackets, lower case), or null when they cannot be one. */
+export function targetKey(host: unknown, port: unknown): string | null {
+  if (typeof host !== 'string' || host.length === 0 || host.length > 255 || !within(port, 1, 65535)) return null;
+  const h = host.toLowerCase();
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
 
 /** Headers that only the gateway manages: a plugin changing them would break framing. */
 const MANAGED = new Set([
@@ -83,7 +117,7 @@ function own(h: Record<string, string | string[] | undefined>, name: string): st
 export type OpError = { readonly detail: string; readonly instance: number };
 
 /** Checks one operation; returns what is wrong with it, or null. */
-function check(op: unknown, phase: number): string | null {
+function check(op: unknown, phase: number, t: OpTarget): string | null {
   if (!Array.isArray(op) || typeof op[0] !== 'string') return 'an operation is not [name, ...args]';
   const kind = op[0];
   const allowed = OP_PHASES[kind];
@@ -115,6 +149,26 @@ function check(op: unknown, phase: number): string | null {
       const n = op[1];
       return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
     }
+    case 'rs.status':
+      return within(op[1], 200, 599) ? null : 'rs.status: status must be an integer from 200 to 599';
+    case 'sq.method':
+      return typeof op[1] === 'string' && SERVICE_METHODS.has(op[1]) ? null : `sq.method: method must be one of ${[...SERVICE_METHODS].join(', ')}`;
+    case 'sq.scheme':
+      return op[1] === 'http' || op[1] === 'https' ? null : 'sq.scheme: scheme must be "http" or "https"';
+    case 'sq.clearArg':
+      return typeof op[1] === 'string' && op[1].length <= 8192 ? null : 'sq.clearArg: invalid argument name';
+    case 'sv.target': {
+      const key = targetKey(op[1], op[2]);
+      if (key === null) return 'sv.target: host must be a non-empty string and port an integer from 1 to 65535';
+      // A tenant reaches only what the operator gave its service: its own host and its `targets`.
+      return (t.targets ?? NO_TARGETS).has(key) ? null : `sv.target: ${key.slice(0, 300)} is not a target of this service (its url or its \`targets\`)`;
+    }
+    case 'sv.retries':
+      return within(op[1], 0, OUTPUT_CAPS.maxRetries) ? null : `sv.retries: retries must be an integer from 0 to ${OUTPUT_CAPS.maxRetries}`;
+    case 'sv.timeouts':
+      return within(op[1], 1, OUTPUT_CAPS.maxConnectTimeoutMs) && within(op[2], 1, OUTPUT_CAPS.maxTimeoutMs) && within(op[3], 1, OUTPUT_CAPS.maxTimeoutMs)
+        ? null
+        : `sv.timeouts: connect must be an integer from 1 to ${OUTPUT_CAPS.maxConnectTimeoutMs} ms, write and read from 1 to ${OUTPUT_CAPS.maxTimeoutMs} ms`;
     case 'exit': {
       const [, status, body, headers] = op;
       // 1xx are not final responses: sent as one, the client would misread the next response.
@@ -150,7 +204,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
       owner = op[1];
       continue;
     }
-    const bad = check(op, phase);
+    const bad = check(op, phase, t);
     if (bad !== null) return { detail: bad, instance: owner };
   }
   let lines = 0;
@@ -184,6 +238,27 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         break;
       case 'rs.body':
         break; // applied by the caller from RunResult.body
+      case 'rs.status':
+        t.status = op[1] as number;
+        break;
+      case 'sq.method':
+        t.method = op[1] as string;
+        break;
+      case 'sq.scheme':
+        t.scheme = op[1] as 'http' | 'https';
+        break;
+      case 'sq.clearArg':
+        t.upstreamQuery = withoutArg(t.upstreamQuery, op[1] as string);
+        break;
+      case 'sv.target':
+        t.upstream = targetKey(op[1], op[2]);
+        break;
+      case 'sv.retries':
+        t.retries = op[1] as number;
+        break;
+      case 'sv.timeouts':
+        t.timeouts = [op[1] as number, op[2] as number, op[3] as number];
+        break;
       case 'exit': {
         const headers = op[3] as string[];
         const hs: string[] = [];
@@ -212,4 +287,21 @@ export function applyHeaderEdits(headers: Record<string, string | string[] | und
       headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value];
     }
   }
+}
+
+/** `query` without every argument whose decoded name is `name` (Kong's clear_query_arg); the others keep their bytes and order. */
+export function withoutArg(query: string, name: string): string {
+  if (query === '') return query;
+  const kept: string[] = [];
+  for (const part of query.split('&')) {
+    const eq = part.indexOf('=');
+    let key = eq < 0 ? part : part.slice(0, eq);
+    try {
+      key = decodeURIComponent(key.replaceAll('+', ' '));
+    } catch {
+      // an argument whose name is not valid percent-encoding is compared as it is
+    }
+    if (key !== name) kept.push(part);
+  }
+  return kept.join('&');
 }

@@ -6,6 +6,7 @@
 // its own copies, never ours). The host defines `CAPS` before this file: the output caps
 // of sandbox/limits.ts.
 const $now = Date.now;
+const $round = Math.round;
 const $parse = JSON.parse;
 const $stringify = JSON.stringify;
 const $freeze = Object.freeze;
@@ -27,6 +28,10 @@ const $indexOf = String.prototype.indexOf;
 const $split = String.prototype.split;
 const $push = Array.prototype.push;
 const $replace = String.prototype.replace;
+const $trim = String.prototype.trim;
+const $lastIndexOf = String.prototype.lastIndexOf;
+const $test = RegExp.prototype.test;
+const $encode = encodeURIComponent;
 const $setProto = Object.setPrototypeOf;
 /** Prototypes of the errors the runtime's own builtins throw: such an error must not reach a plugin (its realm is ours). */
 const OWN_ERRORS = [Error.prototype, TypeError.prototype, RangeError.prototype, SyntaxError.prototype, ReferenceError.prototype, EvalError.prototype, URIError.prototype];
@@ -81,6 +86,8 @@ function realmOf(kit) {
   r.req = null;
   r.phaseSeq = -1;
   r.phaseData = null;
+  r.routeSeq = -1;
+  r.routeInfo = null;
   return r;
 }
 /** The runtime's own realm: only its own warm-up (api.exercise) calls the PDK from here. */
@@ -236,11 +243,16 @@ function headerValue(value, what) {
   return str(value, what);
 }
 
-/** The request snapshot, parsed in the calling plugin's realm (once per call and realm). */
+/**
+ * The request snapshot, parsed in the calling plugin's realm (once per call and realm).
+ * The host may append a newline and the route's own JSON (router.getRoute): left unparsed
+ * here, so plugins that never ask for it do not pay for it.
+ */
 function request() {
   const rm = realm;
   if (rm.reqSeq !== callSeq) {
-    const r = bare(rm.parse(reqRaw));
+    const nl = $apply($indexOf, reqRaw, ['\n']);
+    const r = bare(rm.parse(nl < 0 ? reqRaw : $apply($slice, reqRaw, [0, nl])));
     bare(r.h);
     rm.req = r;
     rm.reqSeq = callSeq;

@@ -27,3 +27,84 @@ const pdkServiceRequest = $freeze({
     emit(['sq.query', str(query, 'query')], query.length);
   },
 });
+
+/**
+ * Kong's set_headers, for the request or the response: each header of `headers` replaces
+ * the one of that name; an array value sends the header once per element.
+ */
+function setHeaders(fn, headers, setOp, addOp) {
+  if (headers === null || typeof headers !== 'object' || $isArray(headers)) throw new realm.TypeError(`${fn}: headers must be an object of name -> value`);
+  const names = $keys(headers);
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i];
+    const v = headers[name];
+    if ($isArray(v)) {
+      for (let k = 0; k < v.length; k++) {
+        const one = header(name, v[k], fn);
+        emit([k === 0 ? setOp : addOp, name, one], name.length + one.length);
+      }
+    } else {
+      const one = header(name, v, fn);
+      emit([setOp, name, one], name.length + one.length);
+    }
+  }
+}
+
+/** Kong's set_query: a table encoded as a query string; an array repeats the argument, `true` sends the bare name. */
+function encodeQuery(args) {
+  if (args === null || typeof args !== 'object' || $isArray(args)) throw new realm.TypeError('serviceRequest.setQuery: args must be an object of name -> value');
+  const names = $keys(args);
+  let out = '';
+  const one = function (k, v) {
+    let part;
+    if (v === true) part = $encode(k);
+    else if (v === false) return;
+    else if (typeof v === 'string' || typeof v === 'number') part = $encode(k) + '=' + $encode('' + v);
+    else throw new realm.TypeError(`serviceRequest.setQuery: argument ${$apply($slice, k, [0, 64])} must be a string, number, boolean or an array of them`);
+    out += (out === '' ? '' : '&') + part;
+    if (out.length > 8192) tooLarge('serviceRequest.setQuery: query longer than 8192 characters');
+  };
+  for (let i = 0; i < names.length; i++) {
+    const k = names[i];
+    const v = args[k];
+    if ($isArray(v)) for (let j = 0; j < v.length; j++) one(k, v[j]);
+    else one(k, v);
+  }
+  return out;
+}
+
+// Kong's methods for set_method, less CONNECT (mirrored by pdk-bridge/host/ops.ts SERVICE_METHODS).
+const SERVICE_METHODS = $freeze({ GET: 1, HEAD: 1, PUT: 1, POST: 1, DELETE: 1, OPTIONS: 1, MKCOL: 1, COPY: 1, MOVE: 1, PROPFIND: 1, PROPPATCH: 1, LOCK: 1, UNLOCK: 1, PATCH: 1, TRACE: 1 });
+
+// Kong's other service request setters (merged into pdk.serviceRequest in 50-log.js).
+const pdkServiceRequestMore = {
+  setHeaders(headers) {
+    checkPhase('serviceRequest.setHeaders', BEFORE_UPSTREAM);
+    setHeaders('serviceRequest.setHeaders', headers, 'sq.set', 'sq.add');
+  },
+  /** 'http' or 'https': the scheme used to reach the service (same host and port). */
+  setScheme(scheme) {
+    checkPhase('serviceRequest.setScheme', BEFORE_UPSTREAM);
+    if (scheme !== 'http' && scheme !== 'https') throw new realm.TypeError('serviceRequest.setScheme: scheme must be "http" or "https"');
+    emit(['sq.scheme', scheme], 5);
+  },
+  /** Kong's methods (upper case), less CONNECT. */
+  setMethod(method) {
+    checkPhase('serviceRequest.setMethod', BEFORE_UPSTREAM);
+    const m = str(method, 'method');
+    if (SERVICE_METHODS[m] !== 1) throw new realm.TypeError('serviceRequest.setMethod: method must be one of ' + $keys(SERVICE_METHODS).join(', '));
+    emit(['sq.method', m], m.length);
+  },
+  setQuery(args) {
+    checkPhase('serviceRequest.setQuery', BEFORE_UPSTREAM);
+    const q = encodeQuery(args);
+    emit(['sq.query', q], q.length);
+  },
+  /** Removes every occurrence of the argument from the query sent upstream (as it is when the host applies this). */
+  clearQueryArg(name) {
+    checkPhase('serviceRequest.clearQueryArg', BEFORE_UPSTREAM);
+    const n = str(name, 'query argument name');
+    if (n.length > 8192) tooLarge('serviceRequest.clearQueryArg: name longer than 8192 characters');
+    emit(['sq.clearArg', n], n.length);
+  },
+};

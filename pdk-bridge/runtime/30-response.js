@@ -80,3 +80,76 @@ const pdkResponse = $freeze({
     bodyOut = text;
   },
 });
+
+/** Kong's default message of kong.response.error per status (kong/tools/http.lua). */
+const ERROR_MESSAGES = $freeze({
+  400: 'Bad request', 401: 'Unauthorized', 402: 'Payment required', 403: 'Forbidden', 404: 'Not found',
+  405: 'Method not allowed', 406: 'Not acceptable', 407: 'Proxy authentication required', 408: 'Request timeout',
+  409: 'Conflict', 410: 'Gone', 411: 'Length required', 412: 'Precondition failed', 413: 'Payload too large',
+  414: 'URI too long', 415: 'Unsupported media type', 416: 'Range not satisfiable', 417: 'Expectation failed',
+  418: "I'm a teapot", 421: 'Misdirected request', 422: 'Unprocessable entity', 423: 'Locked', 424: 'Failed dependency',
+  425: 'Too early', 426: 'Upgrade required', 428: 'Precondition required', 429: 'Too many requests',
+  431: 'Request header fields too large', 451: 'Unavailable for legal reasons', 494: 'Request header or cookie too large',
+  500: 'An unexpected error occurred', 501: 'Not implemented', 502: 'An invalid response was received from the upstream server',
+  503: 'The upstream server is currently unavailable', 504: 'The upstream server is timing out', 505: 'HTTP version not supported',
+  506: 'Variant also negotiates', 507: 'Insufficient storage', 508: 'Loop detected', 510: 'Not extended', 511: 'Network authentication required',
+});
+
+// response.setStatus: Kong allows it once the upstream answered (header_filter, response).
+const STATUS_WRITABLE = HEADER_FILTER | (typeof RESPONSE === 'undefined' ? 0 : RESPONSE);
+
+// Kong's other response functions (merged into pdk.response in 50-log.js).
+const pdkResponseMore = {
+  /**
+   * Where the response comes from: 'exit' (a plugin's exit or error), 'service' (the
+   * upstream answered), 'error' (the gateway answered with an error of its own).
+   */
+  getSource() {
+    checkPhase('response.getSource', HAS_RESPONSE);
+    const src = phaseSnapshot().src;
+    return src === undefined ? 'service' : src;
+  },
+  /**
+   * Kong's kong.response.error: exit() with status 400-599 and a JSON body
+   * `{"message": ...}`, Kong's default message for the status when none is given (an
+   * object `message` is sent as the body itself).
+   */
+  error(status, message, headers) {
+    checkPhase('response.error', REWRITE | ACCESS);
+    if (typeof status !== 'number' || status < 400 || status > 599 || (status | 0) !== status) {
+      throw new realm.TypeError('response.error status must be an integer from 400 to 599');
+    }
+    let body;
+    if (message === undefined || message === null) {
+      const m = ERROR_MESSAGES[status];
+      body = { message: m === undefined ? 'The upstream server responded with ' + status : m };
+    } else if (typeof message === 'string') body = { message };
+    else if (typeof message === 'object') body = message;
+    else throw new realm.TypeError('response.error message must be a string or JSON data');
+    const hs = $create(null);
+    let typed = false;
+    if (headers !== undefined && headers !== null) {
+      const names = $keys(headers);
+      if (names.length > CAPS.maxExitHeaders) tooLarge(`response.error with ${names.length} headers, more than ${CAPS.maxExitHeaders}`);
+      for (let i = 0; i < names.length; i++) {
+        const k = str(names[i], 'header name');
+        hs[k] = headers[k];
+        if ($apply($toLower, k, []) === 'content-type') typed = true;
+      }
+    }
+    if (!typed) hs['content-type'] = 'application/json; charset=utf-8';
+    pdkResponse.exit(status, body, hs);
+  },
+  /** headerFilter: the status sent to the client instead of the upstream's (200-599). */
+  setStatus(status) {
+    checkPhase('response.setStatus', STATUS_WRITABLE);
+    if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
+      throw new realm.TypeError('response.setStatus status must be an integer from 200 to 599');
+    }
+    emit(['rs.status', status], 0);
+  },
+  setHeaders(headers) {
+    checkPhase('response.setHeaders', HEADERS_WRITABLE);
+    setHeaders('response.setHeaders', headers, 'rs.set', 'rs.add');
+  },
+};

@@ -23,6 +23,9 @@ function save() {
   f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
   f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
   f.callOut = callOut; f.onDone = onDone;
+  // 40-ctx.js: ctx.plugin and the serialize values of this request
+  f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
+  f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;
   return f;
 }
 
@@ -34,6 +37,8 @@ function restore(f) {
   capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
   asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;
   callOut = f.callOut; onDone = f.onDone;
+  pluginRaw = f.pluginRaw; pluginIn = f.pluginIn; pluginLive = f.pluginLive;
+  serialRaw = f.serialRaw; serialOut = f.serialOut; ctxWriter = f.ctxWriter;
 }
 
 /**

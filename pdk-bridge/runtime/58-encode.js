@@ -62,6 +62,7 @@ function encode(faults, out) {
     }
     if (typeof ctx !== 'string') ctx = '';
   }
+  ctx = ctxEncode(ctx, faults);
   out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
 }
 

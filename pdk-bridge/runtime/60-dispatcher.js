@@ -136,7 +136,7 @@ function begin(ph, reqJson, phaseJson, ctxJson, body) {
   owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
-  ctxRaw = ctxJson;
+  ctxRaw = ctxBegin(ctxJson);
   ctxShared = null;
   exited = false;
   logLines = 0;
@@ -240,6 +240,7 @@ api.setup = function (programJson) {
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
+    inst.realm = mod === undefined ? OWN_REALM : mod.realm;
     // the config is the plugin's own data: made in its realm
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
@@ -367,6 +368,7 @@ api.exercise = function () {
   inst.config = deepFreeze({});
   inst.pdk = pdk;
   inst.callback = same;
+  inst.realm = OWN_REALM;
   inst.cpuMs = 1000;
   inst.failOpen = false;
   instances = list();

@@ -8,10 +8,12 @@ const WAITER = pluginSource(
 export async function access(pdk: any, config: any) {
   const id = pdk.request.getHeader('x-id');
   pdk.ctx.set('before', id);
+  pdk.ctx.plugin.mine = 'p-' + id;
   pdk.response.setHeader('x-before', 'b-' + id);
   const r = await pdk.http.request(config.slow + '/wait?ms=' + pdk.request.getHeader('x-delay') + '&id=' + id);
   pdk.response.setHeader('x-after', 'a-' + pdk.request.getHeader('x-id'));
   pdk.response.setHeader('x-ctx-before', String(pdk.ctx.get('before')));
+  pdk.response.setHeader('x-plugin-ctx', String(pdk.ctx.plugin.mine));
   pdk.response.setHeader('x-slow-said', r.body);
   pdk.ctx.set('after', id);
 }
@@ -161,6 +163,7 @@ tenants:
       expect(r.headers['x-before']).toBe('b-' + id);
       expect(r.headers['x-after']).toBe('a-' + id);
       expect(r.headers['x-ctx-before']).toBe(id);
+      expect(r.headers['x-plugin-ctx']).toBe('p-' + id);
       expect(r.headers['x-slow-said']).toBe('slow:' + id);
       expect(r.json().headers['x-after-saw']).toBe(id);
     }

@@ -1,0 +1,37 @@
+// In-isolate runtime: pdk.service, how the request reaches the route's service. Each call
+// is an operation the host checks again (pdk-bridge/host/ops.ts): setTarget reaches only
+// the service's own host:port and the `targets` the operator listed for it.
+function integer(v, min, max, what) {
+  if (typeof v !== 'number' || (v | 0) !== v || v < min || v > max) throw new realm.RangeError(`${what} must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+const pdkService = $freeze({
+  /**
+   * Sends the request to `host`:`port` instead of the service's url: only to one the
+   * service lists (its url's host and port, or its `targets`); any other fails the request
+   * (the host refuses the operation: bad_return).
+   */
+  setTarget(host, port) {
+    checkPhase('service.setTarget', BEFORE_UPSTREAM);
+    const h = str(host, 'service.setTarget host');
+    if (h.length === 0 || h.length > 255) throw new realm.TypeError('service.setTarget host must be 1 to 255 characters');
+    emit(['sv.target', h, integer(port, 1, 65535, 'service.setTarget port')], h.length);
+  },
+  /** Retries of a request without a body whose connection failed before any response (0 to CAPS.maxRetries). */
+  setRetries(retries) {
+    checkPhase('service.setRetries', BEFORE_UPSTREAM);
+    emit(['sv.retries', integer(retries, 0, CAPS.maxRetries, 'service.setRetries retries')], 0);
+  },
+  /**
+   * Timeouts in ms: connect (rounded up to a step, see README), write (kept for
+   * log.serialize: undici has no write timeout), read (headers, and between body chunks).
+   */
+  setTimeouts(connect, write, read) {
+    checkPhase('service.setTimeouts', BEFORE_UPSTREAM);
+    emit(['sv.timeouts',
+      integer(connect, 1, CAPS.maxConnectTimeoutMs, 'service.setTimeouts connect timeout'),
+      integer(write, 1, CAPS.maxTimeoutMs, 'service.setTimeouts write timeout'),
+      integer(read, 1, CAPS.maxTimeoutMs, 'service.setTimeouts read timeout')], 0);
+  },
+});
