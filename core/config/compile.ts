@@ -256,7 +256,7 @@ async function compileTenant(
     const scope = p.route !== undefined ? `route:${p.route}` : p.service !== undefined ? `service:${p.service}` : 'tenant';
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
-    const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: info.httpHosts ?? null, failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
+    const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: declaredHosts(info), failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
     candidates.push({ spec, index: instances.length, input: p, priority: info.priority, handlers: info.handlers });
     instances.push(spec);
   }
@@ -329,6 +329,11 @@ async function compileTenant(
     key,
   };
   return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })) };
+}
+
+/** capabilities.http of a plugin: its plugin.json's (folder form), else its module's export; null when it declares none. */
+function declaredHosts(info: PluginInfo & { capabilities?: { readonly http?: readonly string[] } }): readonly string[] | null {
+  return info.capabilities?.http ?? info.httpHosts ?? null;
 }
 
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {

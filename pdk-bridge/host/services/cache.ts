@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { ASYNC_CAPS, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
-import { PHASE } from '../phases.ts';
+import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, type Service } from './types.ts';
 
 /** A cached value as JSON text (a miss cached by negTtl: null), and when it expires (0: never). */
@@ -42,7 +42,6 @@ export class TenantCache {
   }
 }
 
-const ASYNC = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
 const key = (v: unknown) => argString(v, 'cache key', OUTPUT_CAPS.maxStateKeyChars);
 const ttl = (v: unknown, what: string) => argNumber(v, what, 0, ASYNC_CAPS.maxCacheTtlSeconds);
 
@@ -51,14 +50,14 @@ export const cacheService: Service = {
   name: 'cache',
   methods: {
     get: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run(args, cc) {
         const e = cc.services.cache.entry(key(args[0]), Date.now());
         return e === undefined ? '[]' : '[' + e.json + ']';
       },
     },
     set: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run(args, cc) {
         const k = key(args[0]);
         const value = args[1];
@@ -76,14 +75,14 @@ export const cacheService: Service = {
       },
     },
     delete: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run(args, cc) {
         cc.services.cache.delete(key(args[0]));
         return 'true';
       },
     },
     probe: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run(args, cc) {
         const now = Date.now();
         const e = cc.services.cache.entry(key(args[0]), now);

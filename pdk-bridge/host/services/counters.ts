@@ -1,15 +1,14 @@
 import { ASYNC_CAPS, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
-import { PHASE } from '../phases.ts';
+import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, type Service } from './types.ts';
 
-const ASYNC = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
 
 /** pdk.counters: the node's store (core/state), keys namespaced by tenant (pdk-bridge/runtime/47-counters.js). */
 export const countersService: Service = {
   name: 'counters',
   methods: {
     increment: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       async run(args, cc) {
         const key = argString(args[0], 'counter key', OUTPUT_CAPS.maxStateKeyChars);
         const by = argNumber(args[1], 'counter increment', 0, 1e9);

@@ -1,9 +1,8 @@
 import { constants, createHash, createHmac, createPublicKey, randomBytes, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { OUTPUT_CAPS } from '../../../sandbox/limits.ts';
-import { PHASE } from '../phases.ts';
+import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, ServiceError, type Service } from './types.ts';
 
-const ASYNC = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
 const DIGESTS: Readonly<Record<string, string>> = { sha1: 'sha1', sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 const ENCODINGS = new Set(['hex', 'base64', 'base64url']);
 const MAX = OUTPUT_CAPS.maxAsyncArgBytes;
@@ -76,19 +75,19 @@ export const cryptoService: Service = {
   name: 'crypto',
   methods: {
     digest: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run: (args) => JSON.stringify(createHash(digestName(args[0])).update(argString(args[1], 'data', MAX), 'utf8').digest(encoding(args[2]))),
     },
     hmac: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run: (args) => JSON.stringify(createHmac(digestName(args[0]), argString(args[1], 'key', MAX)).update(argString(args[2], 'data', MAX), 'utf8').digest(encoding(args[3]))),
     },
     randomBytes: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run: (args) => JSON.stringify(randomBytes(Math.floor(argNumber(args[0], 'size', 1, OUTPUT_CAPS.maxRandomBytes))).toString(encoding(args[1]))),
     },
     timingSafeEqual: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run(args) {
         // Both hashed first: equal lengths for timingSafeEqual, and no timing that tells the length.
         const a = createHash('sha256').update(argString(args[0], 'a', MAX)).digest();
@@ -97,15 +96,15 @@ export const cryptoService: Service = {
       },
     },
     verify: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run: (args) => (verifyJws(argString(args[0], 'algorithm', 16), args[1], argString(args[2], 'data', MAX), argString(args[3], 'signature', 4096)) ? 'true' : 'false'),
     },
     base64Encode: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       run: (args) => JSON.stringify(Buffer.from(argString(args[0], 'data', MAX), 'utf8').toString(args[1] === true ? 'base64url' : 'base64')),
     },
     base64Decode: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       // Buffer reads both alphabets, padded or not.
       run: (args) => JSON.stringify(Buffer.from(argString(args[0], 'data', MAX), 'base64').toString('utf8')),
     },

@@ -2,10 +2,9 @@ import { lookup } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, request } from 'undici';
 import { ASYNC_CAPS } from '../../../sandbox/limits.ts';
-import { PHASE } from '../phases.ts';
+import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, ServiceError, type Service } from './types.ts';
 
-const ASYNC = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
 const METHOD = /^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)$/;
 /** Headers undici or the connection own: a plugin setting them could smuggle a second request. */
 const REFUSED_HEADERS = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive', 'upgrade', 'expect', 'te', 'trailer', 'proxy-connection']);
@@ -69,7 +68,7 @@ export const httpService: Service = {
   name: 'http',
   methods: {
     request: {
-      phases: ASYNC,
+      phases: ASYNC_PHASES,
       async run(args, cc) {
         if (++cc.http.n > ASYNC_CAPS.maxHttpCalls) throw new ServiceError(`http.request: more than ${ASYNC_CAPS.maxHttpCalls} calls in one phase`);
         let url: URL;
