@@ -291,7 +291,7 @@ api.collect = function () {
 api.resume = function (id, answersJson) {
   const f = frames[id];
   if (f === undefined) return '';
-  frames[id] = undefined;
+  delete frames[id]; // not left as a key: ids only grow
   restore(f);
   asyncOut = null;
   batch = null;
