@@ -92,14 +92,24 @@ export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string
   };
 }
 
-/** Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set). */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget): RequestFailure | null {
-  for (const phase of BEFORE_UPSTREAM) {
+/**
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
+ * a Promise of the same from the first phase whose chain waits on async PDK calls.
+ */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, from = 0): RequestFailure | null | Promise<RequestFailure | null> {
+  for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
+    const phase = BEFORE_UPSTREAM[i];
     if ((state.phases & phase) === 0) continue;
     const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
+    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, i + 1)));
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
+}
+
+/** headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
+function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string): RequestFailure | null {
+  return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body) as RequestFailure | null;
 }
 
 /** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
@@ -220,6 +230,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (route.runsAccess) {
       const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
       if (failure !== null) {
+        if (failure instanceof Promise) {
+          failure.then((f) => this.afterPlugins(f), (err) => this.pluginsLost(err));
+          return;
+        }
         this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
@@ -228,6 +242,29 @@ class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
+    this.dispatch();
+  }
+
+  /** Rewrite and access finished after waiting on async PDK calls; a client gone meanwhile gets nothing. */
+  afterPlugins(failure: RequestFailure | null): void {
+    if (this.closed) return;
+    if (failure !== null) this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
+    else if (this.target!.exit !== null) this.sendExit();
+    else this.dispatch();
+  }
+
+  /** A bug of ours while a chain waited: the request fails as the gateway's error, the process goes on. */
+  pluginsLost(err: unknown): void {
+    const errorId = (this.state.errorId = newErrorId());
+    this.ctx.log.error({ tenant: this.route.tenant, route: this.route.name, errorId, err: String((err as Error)?.message) }, 'async plugin phase failed');
+    if (!this.closed && !this.res.headersSent) this.sentHeaders = sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+  }
+
+  /** Sends the request upstream, as the plugins left it. */
+  dispatch(): void {
+    const route = this.route;
+    const req = this.req;
+    const target = this.target!;
     this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
     this.hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     this.retriesLeft = target.retries ?? route.service.retries;
@@ -279,7 +316,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
     if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
     if (route.runsHeaderFilter) {
-      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
+      const failure = runFilterPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
       if (failure !== null) {
         this.answered = true;
         controller.abort(new Error('plugin failed'));
@@ -367,7 +404,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const headers = this.bufferedHeaders!;
     const phaseJson = JSON.stringify({ s: this.bufferedStatus, h: headers });
     // The body crosses as a plain string argument, not inside the JSON (no escaping of 64 KB).
-    const failure = runPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
+    const failure = runFilterPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
     if (failure !== null) {
       this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
       return;

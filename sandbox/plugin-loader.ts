@@ -13,6 +13,8 @@ export type PluginInfo = PluginBundle & {
   readonly priority: number;
   /** Phase handler names the module exports (`access`, `headerFilter`, ...). */
   readonly handlers: readonly string[];
+  /** capabilities.http: the outbound hosts the plugin declares, or null (it takes the tenant's allowlist). */
+  readonly httpHosts?: readonly string[] | null;
 };
 
 export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
@@ -177,13 +179,14 @@ function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
       throw new PluginLoadError(`its code could not run: ${message.slice(0, 300)}`);
     }
     if (typeof meta !== 'string' || meta === '') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
-    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string };
+    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string; http?: unknown };
     if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
     if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
     if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
     const handlers = m.handlers === '' ? [] : m.handlers.split(',');
     if (handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
-    return { name: m.name, version: m.version, priority: m.priority, handlers, code, source };
+    const httpHosts = Array.isArray(m.http) ? m.http.filter((h): h is string => typeof h === 'string') : null;
+    return { name: m.name, version: m.version, priority: m.priority, handlers, httpHosts, code, source };
   } finally {
     if (!isolate.isDisposed) isolate.dispose();
   }

@@ -25,3 +25,9 @@ export const HANDLER_PHASE: Readonly<Record<string, PhaseBit>> = {
   bodyFilter: PHASE.BODY_FILTER,
   log: PHASE.LOG,
 };
+
+/**
+ * Phases whose chains may wait on async PDK calls (Kong: cosockets in rewrite, access and
+ * log, not in the header or body filter); mirrored by runtime/07-async.js ASYNC_PHASES.
+ */
+export const ASYNC_PHASES = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
