@@ -20,6 +20,7 @@ export const ERRORS = {
   ISG_ERR_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'the upstream service sent an invalid response' },
   ISG_ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream service did not answer in time' },
   ISG_ERR_PLUGIN_FAILED: { status: 500, message: 'a plugin failed while handling this request' },
+  ISG_ERR_PLUGIN_TIMEOUT: { status: 504, message: 'a plugin ran out of time waiting on an async call (cache, counters, http)' },
   ISG_ERR_PLUGIN_UNAVAILABLE: { status: 503, message: 'a plugin of this route is temporarily disabled' },
   ISG_ERR_TENANT_THROTTLED: { status: 503, message: 'this tenant exceeded its plugin CPU budget' },
   ISG_ERR_INTERNAL: { status: 500, message: 'internal gateway error' },

@@ -14,6 +14,10 @@ import { ConfigError } from './errors.ts';
 import { closeServer, createAdminServer, createProxyServer, listen, type Listen } from './listeners.ts';
 import { createLogger, type Logger } from './log.ts';
 import { LogQueue } from './log-queue.ts';
+import { HostServices } from '../pdk-bridge/host/services/index.ts';
+import { DEFAULT_CACHE } from '../sandbox/limits.ts';
+import type { CounterStore } from './state/counter-store.ts';
+import { createCounterStore } from './state/index.ts';
 import { Metrics } from './metrics.ts';
 import type { PipelineContext } from './pipeline.ts';
 import type { ProxyContext } from './proxy.ts';
@@ -47,6 +51,8 @@ export type GatewayOptions = {
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
   /** A cluster node (one process): its link to the config in Redis, which the admin API writes and /status reports. */
   cluster?: ClusterSync;
+  /** Where pdk.counters live: 'worker' asks the supervisor (the node's store), 'local' (default) keeps them here. */
+  counters?: 'worker' | 'local';
 };
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
@@ -83,6 +89,8 @@ export class Gateway {
   #stopping = false;
   #ctx: ProxyContext;
   #unmatched: ReturnType<Metrics['requests']['labels']>;
+  #counters: CounterStore;
+  #services: HostServices;
 
   private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
     this.configFile = resolve(options.configFile);
@@ -102,7 +110,9 @@ export class Gateway {
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
-    const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures };
+    this.#counters = createCounterStore({ mode: options.counters ?? 'local' });
+    this.#services = new HostServices(this.#counters, this.log, { cache: input.sandbox.cache ?? DEFAULT_CACHE });
+    const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures, services: this.#services };
     this.#logs = new LogQueue(pipeline);
     this.#ctx = {
       ...pipeline,
@@ -203,6 +213,7 @@ export class Gateway {
         const input = await load();
         const compiled = await compileConfig(input, this.configFile);
         const next = this.#builder.build(compiled);
+        this.#services.configure({ cache: compiled.input.sandbox.cache ?? DEFAULT_CACHE });
         const prev = this.#snapshot;
         this.#snapshot = next;
         prev.retire(() => this.#freeUnused());
@@ -316,6 +327,8 @@ export class Gateway {
     // Every request has ended (its line is written in its close handler): nothing is lost.
     await this.#accessLog?.close();
     await this.#pools.close();
+    await this.#counters.close();
+    await this.#services.close();
     this.#builder.disposeAll();
     this.#pool.close();
     this.#warm.close();

@@ -1,6 +1,7 @@
 import { LOG_ONLY_TARGET, applyOps } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
-import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import { Suspended, type RunResult, type TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import { performDetached, settleChain } from '../pdk-bridge/host/wait.ts';
 import { recordFault, type PipelineContext } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 
@@ -60,11 +61,29 @@ export class LogQueue {
         sb.budget.charge(sb.lastCallMs);
         results.forEach((r, k) => {
           const route = part[k].route;
-          for (const f of r.faults) recordFault(ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
-          const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
-          if (bad !== null) recordFault(ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
+          if (!(r instanceof Suspended)) {
+            this.#apply(route, r);
+            return;
+          }
+          // This item waits on async PDK calls: it ends later, on its own.
+          settleChain(sb, r, ctx.services, this.#charge(sb)).then(
+            (done) => this.#apply(route, done),
+            (err) => ctx.log.error({ tenant: route.tenant, err: String((err as Error)?.message) }, 'async log phase failed'),
+          );
         });
       }
     }
   };
+
+  #charge(sb: TenantSandbox): (t0: number) => void {
+    return () => sb.budget.charge(sb.lastCallMs);
+  }
+
+  #apply(route: RuntimeRoute, r: RunResult): void {
+    const ctx = this.#ctx;
+    if (r.detached !== undefined) performDetached(route.sandbox!, r.detached, PHASE.LOG, ctx.services);
+    for (const f of r.faults) recordFault(ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
+    const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
+    if (bad !== null) recordFault(ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
+  }
 }

@@ -5,7 +5,9 @@ import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-b
 import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { OUTCOME, type Fault } from '../sandbox/outcome.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
-import type { RunResult } from '../sandbox/tenant-sandbox.ts';
+import { Suspended, type RunResult } from '../sandbox/tenant-sandbox.ts';
+import type { HostServices } from '../pdk-bridge/host/services/index.ts';
+import { performDetached, settleChain } from '../pdk-bridge/host/wait.ts';
 import type { RuntimeRoute } from './route.ts';
 import type { Authenticated } from '../pdk-bridge/host/auth.ts';
 import { blockedInSwitches, reachedDeferred, switchTarget } from './consumer-switch.ts';
@@ -15,6 +17,8 @@ export type PipelineContext = {
   readonly log: Logger;
   readonly pool: IsolatePool;
   readonly failures: Counter<'tenant' | 'plugin' | 'reason'>;
+  /** What async PDK calls reach (cache, counters, crypto, http). */
+  readonly services: HostServices;
 };
 
 /**
@@ -97,6 +101,9 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
   return errorId;
 }
 
+/** A retry of the phase without the instances listed (fail-open culprits of a lost call). */
+type Retry = number[];
+
 /**
  * Runs one phase of the route's chain and applies its operations to `target`.
  * Fault policy: a fail-closed plugin's fault fails the request; a fail-open plugin is
@@ -108,7 +115,9 @@ export function recordFault(ctx: PipelineContext, route: RuntimeRoute, phase: nu
  * `body` is the phase's body (the request body, the response, a chunk; null: the request
  * body was over the cap), `last` true for bodyFilter's last chunk.
  *
- * Returns null to go on, or the failure to answer with.
+ * Returns null to go on, or the failure to answer with; synchronously when the chain
+ * finished in its call (always, for a chain that makes no async PDK call), a Promise of
+ * the same when it waits on async calls (rewrite, access and log only).
  */
 export function runPhase(
   ctx: PipelineContext,
@@ -120,7 +129,7 @@ export function runPhase(
   target: OpTarget,
   body: string | null = '',
   last = false,
-): RequestFailure | null {
+): RequestFailure | null | Promise<RequestFailure | null> {
   // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
   if ((state.phases & phase) === 0) return null;
   const sandbox = route.sandbox!;
@@ -148,66 +157,135 @@ export function runPhase(
     }
   }
   for (;;) {
-    const t0 = performance.now();
-    if (t0 - sandbox.touchedAt > 1000) {
-      sandbox.touchedAt = t0;
-      ctx.pool.touch(sandbox);
-    }
-    const r: RunResult = sandbox.run(chainId, phase, req, phaseJson, state.ctx, skip, body, last);
-    const t1 = performance.now();
-    sandbox.budget.charge(sandbox.lastCallMs, t1);
-    state.pluginMs += t1 - t0;
-    route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
-    let retry = false;
-    for (const f of r.faults) {
-      const failOpen = route.instances[f.instance]?.failOpen === true;
-      const errorId = recordFault(ctx, route, phase, f, failOpen);
-      if (f.instance >= 0 && gate.fault(f.instance, f.outcome)) {
-        ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: gate.config.cooldownMs }, 'circuit breaker opened');
-      }
-      if (!failOpen) {
-        // The plugin's last pdk.log lines are what its author needs to debug the fault.
-        if (!r.aborted) applyLogOps(r.ops, phase, route);
-        return failed(state, f, errorId);
-      }
-      if (r.aborted) {
-        (skip ??= []).push(f.instance);
-        retry = true;
-      }
-    }
-    if (retry) continue;
-    if (gate.blocking) {
-      for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
-        if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
-      }
-    }
-    if (deferred.length > 0) {
-      // the call authenticated a consumer whose chain reaches a blocked fail-closed instance (skipped, so it never ran)
-      const idx = reachedDeferred(route, r.ops, phase, deferred);
-      const verdict = idx < 0 ? 'run' : gate.verdict(idx);
-      if (verdict !== 'run') {
-        const fault = unavailable(verdict, idx);
-        return failed(state, fault, recordFault(ctx, route, phase, fault, false));
-      }
-    }
-    state.ctx = r.ctx;
-    const authBefore = target.auth;
-    const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
-    if (bad !== null) {
-      // Nothing of the call was applied. The plugin that issued the operation is to blame:
-      // its breaker counts it, and a fail-open one is left out of a second run.
-      const fault: Fault = { outcome: 'bad_return', instance: bad.instance, detail: bad.detail };
-      const failOpen = route.instances[bad.instance]?.failOpen === true;
-      const errorId = recordFault(ctx, route, phase, fault, failOpen);
-      if (bad.instance >= 0) gate.fault(bad.instance, 'bad_return');
-      if (failOpen && (skip === undefined || !skip.includes(bad.instance))) {
-        (skip ??= []).push(bad.instance);
-        continue;
-      }
-      return failed(state, fault, errorId);
-    }
-    if (r.body !== null) target.body = r.body;
-    if (target.auth !== authBefore) authenticated(route, state, target, phase);
-    return null;
+    const r = call(ctx, route, chainId, phase, req, phaseJson, state, skip, body, last);
+    if (r instanceof Suspended) return settlePhase(ctx, route, chainId, phase, req, phaseJson, state, target, body, r, skip, deferred);
+    const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
+    if (v === null || !Array.isArray(v)) return v;
+    skip = v;
   }
+}
+
+/** One call into the sandbox for the phase, charged to the tenant. */
+function call(ctx: PipelineContext, route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
+  const sandbox = route.sandbox!;
+  const t0 = performance.now();
+  if (t0 - sandbox.touchedAt > 1000) {
+    sandbox.touchedAt = t0;
+    ctx.pool.touch(sandbox);
+  }
+  const r = sandbox.run(chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
+  meter(route, phase, state, t0);
+  return r;
+}
+
+function meter(route: RuntimeRoute, phase: number, state: RequestState, t0: number): void {
+  const sandbox = route.sandbox!;
+  const t1 = performance.now();
+  sandbox.budget.charge(sandbox.lastCallMs, t1);
+  state.pluginMs += t1 - t0;
+  route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
+}
+
+/** The async form of runPhase's loop, from a chain that suspended. */
+async function settlePhase(
+  ctx: PipelineContext,
+  route: RuntimeRoute,
+  chainId: number,
+  phase: number,
+  reqJson: string,
+  phaseJson: string,
+  state: RequestState,
+  target: OpTarget,
+  body: string | null,
+  first: Suspended,
+  skipIn: number[] | undefined,
+  deferred: number[],
+): Promise<RequestFailure | null> {
+  let skip = skipIn;
+  let s: RunResult | Suspended = first;
+  const charge = (t0: number) => meter(route, phase, state, t0);
+  for (;;) {
+    const r: RunResult = s instanceof Suspended ? await settleChain(route.sandbox!, s, ctx.services, charge) : s;
+    const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
+    if (v === null || !Array.isArray(v)) return v;
+    skip = v;
+    s = call(ctx, route, chainId, phase, reqJson, phaseJson, state, skip, body);
+  }
+}
+
+/**
+ * What a finished call means under the fault policy: null to go on, the failure to answer
+ * with, or the skip list of a second run (the call was lost and its culprit is fail-open).
+ */
+function conclude(
+  ctx: PipelineContext,
+  route: RuntimeRoute,
+  chainId: number,
+  phase: number,
+  state: RequestState,
+  target: OpTarget,
+  r: RunResult,
+  skipIn: number[] | undefined,
+  deferred: readonly number[],
+): RequestFailure | null | Retry {
+  const sandbox = route.sandbox!;
+  const gate = sandbox.gate;
+  let skip = skipIn;
+  if (r.detached !== undefined) performDetached(sandbox, r.detached, phase, ctx.services);
+  let retry = false;
+  for (const f of r.faults) {
+    const failOpen = route.instances[f.instance]?.failOpen === true;
+    const errorId = recordFault(ctx, route, phase, f, failOpen);
+    if (f.instance >= 0 && gate.fault(f.instance, f.outcome)) {
+      ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: gate.config.cooldownMs }, 'circuit breaker opened');
+    }
+    if (!failOpen) {
+      // The plugin's last pdk.log lines are what its author needs to debug the fault.
+      if (!r.aborted) applyLogOps(r.ops, phase, route);
+      return failed(state, f, errorId);
+    }
+    if (r.aborted) {
+      (skip ??= []).push(f.instance);
+      retry = true;
+    }
+  }
+  if (retry) return skip!;
+  if (gate.blocking) {
+    for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
+      if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
+    }
+  }
+  if (deferred.length > 0) {
+    // the call authenticated a consumer whose chain reaches a blocked fail-closed instance (skipped, so it never ran)
+    const idx = reachedDeferred(route, r.ops, phase, deferred);
+    const verdict = idx < 0 ? 'run' : gate.verdict(idx);
+    if (verdict !== 'run') {
+      const fault = unavailable(verdict, idx);
+      return failed(state, fault, recordFault(ctx, route, phase, fault, false));
+    }
+  }
+  state.ctx = r.ctx;
+  const authBefore = target.auth;
+  const bad = applyOps(r.ops, phase, target, route.logSinks.get(phase)!);
+  if (bad !== null) {
+    // Nothing of the call was applied. The plugin that issued the operation is to blame:
+    // its breaker counts it, and a fail-open one is left out of a second run.
+    const fault: Fault = { outcome: 'bad_return', instance: bad.instance, detail: bad.detail };
+    const failOpen = route.instances[bad.instance]?.failOpen === true;
+    const errorId = recordFault(ctx, route, phase, fault, failOpen);
+    if (bad.instance >= 0) gate.fault(bad.instance, 'bad_return');
+    if (failOpen && (skip === undefined || !skip.includes(bad.instance))) {
+      (skip ??= []).push(bad.instance);
+      return skip;
+    }
+    return failed(state, fault, errorId);
+  }
+  if (r.body !== null) target.body = r.body;
+  if (target.auth !== authBefore) authenticated(route, state, target, phase);
+  return null;
+}
+
+/** response, headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
+export function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string | null, last?: boolean): RequestFailure | null {
+  return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body, last) as RequestFailure | null;
 }

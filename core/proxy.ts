@@ -7,7 +7,7 @@ import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { OUTCOME } from '../sandbox/outcome.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { newErrorId, newRequestState, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { newErrorId, newRequestState, runFilterPhase, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { logSnapshot, requestJson } from './request-snapshot.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
@@ -70,13 +70,16 @@ export function failureCode(f: RequestFailure): ErrorCode {
 }
 
 /**
- * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set).
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
+ * a Promise of the same from the first phase whose chain waits on async PDK calls.
  * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
  */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = ''): RequestFailure | null {
-  for (const phase of BEFORE_UPSTREAM) {
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = '', from = 0): RequestFailure | null | Promise<RequestFailure | null> {
+  for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
+    const phase = BEFORE_UPSTREAM[i];
     if ((state.phases & phase) === 0) continue;
     const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
+    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, body, i + 1)));
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
@@ -129,6 +132,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   tries = 0;
   retriesLeft = 0;
   hasBody = false;
+  /** The client's body as read for plugins (core/request-body.ts), or STREAMED / NO_BODY. */
+  client: ClientBody = NO_BODY;
   /** What is sent upstream as the body: the client's stream, the buffered or replaced bytes, or null. */
   upstreamBody: Buffer | AsyncIterable<Buffer> | IncomingMessage | null = null;
   /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
@@ -202,11 +207,15 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   #proceed(client: ClientBody): void {
     const route = this.route;
-    const req = this.req;
     const target = this.target!;
+    this.client = client;
     if (route.runsAccess) {
       const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target, route.readsClientBody ? client.text : '');
       if (failure !== null) {
+        if (failure instanceof Promise) {
+          failure.then((f) => this.afterPlugins(f), (err) => this.pluginsLost(err));
+          return;
+        }
         this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
         return;
       }
@@ -215,6 +224,30 @@ class Exchange implements Dispatcher.DispatchHandler {
         return;
       }
     }
+    this.dispatch();
+  }
+
+  /** Rewrite and access finished after waiting on async PDK calls; a client gone meanwhile gets nothing. */
+  afterPlugins(failure: RequestFailure | null): void {
+    if (this.closed) return;
+    if (failure !== null) this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
+    else if (this.target!.exit !== null) this.sendExit();
+    else this.dispatch();
+  }
+
+  /** A bug of ours while a chain waited: the request fails as the gateway's error, the process goes on. */
+  pluginsLost(err: unknown): void {
+    const errorId = (this.state.errorId = newErrorId());
+    this.ctx.log.error({ tenant: this.route.tenant, route: this.route.name, errorId, err: String((err as Error)?.message) }, 'async plugin phase failed');
+    if (!this.closed && !this.res.headersSent) this.sentHeaders = sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+  }
+
+  /** Sends the request upstream, as the plugins left it. */
+  dispatch(): void {
+    const route = this.route;
+    const req = this.req;
+    const target = this.target!;
+    const client = this.client;
     this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
     let body = client === STREAMED ? req : client.upstream;
     if (target.body !== null) {
@@ -297,7 +330,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const target = this.target!;
     if (route.runsHeaderFilter) {
       const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
-      const failure = runPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
+      const failure = runFilterPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
       if (failure !== null) {
         this.fail(failure);
         return false;
@@ -404,7 +437,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.filter !== null) this.filter.chunk(this, r.body, true);
     else this.res.end(r.body);
   }
-
 
   onDrain = (): void => {
     this.controller?.resume();

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/phases.ts';
 import { OUTPUT_CAPS } from '../sandbox/limits.ts';
-import { recordFault, runPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { recordFault, runFilterPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -86,7 +86,7 @@ export class ResponseBuffer {
     const upstreamText = body.toString('utf8');
     // buffered for serviceRequest.enableBuffering() alone: no response phase to run
     if ((ex.state.phases & PHASE.RESPONSE) !== 0) {
-      const failure = runPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, target, upstreamText);
+      const failure = runFilterPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, target, upstreamText);
       if (failure !== null) return failure;
     }
     const headers = { ...this.headers };
@@ -148,7 +148,7 @@ export class BodyFilterStream {
     }
     const target = ex.target!;
     target.body = null;
-    const failure = runPhase(ex.ctx, ex.route, PHASE.BODY_FILTER, ex.requestJson(), this.phaseJson, ex.state, target, bytes.toString('utf8'), last);
+    const failure = runFilterPhase(ex.ctx, ex.route, PHASE.BODY_FILTER, ex.requestJson(), this.phaseJson, ex.state, target, bytes.toString('utf8'), last);
     if (failure !== null) {
       this.done = true;
       ex.fail(failure);

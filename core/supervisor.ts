@@ -19,6 +19,8 @@ import { Reloads } from './supervisor/reload.ts';
 import { StatusRequests, summed } from './supervisor/status.ts';
 import { who, type ToSupervisor, type ToWorker, type WorkerState } from './supervisor/types.ts';
 import { FileWatch } from './watch.ts';
+import { answerCounters } from './state/ipc-counters.ts';
+import { LocalCounterStore } from './state/local-counters.ts';
 
 export type { ToSupervisor, ToWorker } from './supervisor/types.ts';
 
@@ -62,6 +64,8 @@ export class Supervisor {
   #metrics: SupervisorMetrics;
   #crashLoop = new CrashLoop();
   #statuses = new StatusRequests();
+  /** pdk.counters of the whole node: the workers ask (core/state/ipc-counters.ts). */
+  #counters = new LocalCounterStore();
   #reloads: Reloads;
   #watcher: FileWatch | null = null;
   /** The files of the running config, as the workers last reported them. */
@@ -160,6 +164,11 @@ export class Supervisor {
         break;
       case 'reloaded':
         this.#reloads.reply(w, m.seq, m.ok, m.error);
+        break;
+      case 'counters':
+        answerCounters(this.#counters, m, (r) => {
+          if (w.worker.isConnected()) w.worker.send(r satisfies ToWorker);
+        });
         break;
       case 'watch':
         this.#watchFiles = m.files;

@@ -13,8 +13,9 @@ import {
   upstreamTarget,
   type ProxyContext,
 } from './proxy.ts';
-import { newErrorId, newRequestState } from './pipeline.ts';
+import { newErrorId, newRequestState, type RequestFailure } from './pipeline.ts';
 import { requestJson } from './request-snapshot.ts';
+import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
 
@@ -86,26 +87,41 @@ export class WebSocketProxy {
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
       if (route.runsAccess) {
         const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), newRequestState(route), target);
-        if (failure !== null) {
-          fail(socket, route, started, failureCode(failure), failure.errorId);
+        if (failure instanceof Promise) {
+          failure.then(
+            (f) => { if (!socket.destroyed) this.#afterPlugins(req, socket, head, t, target, started, f); },
+            (err) => { ctx.log.error({ err, route: route.id }, 'internal error while proxying a WebSocket handshake'); fail(socket, route, started, 'ISG_ERR_INTERNAL'); },
+          );
           return;
         }
-        if (target.exit !== null) {
-          const exit = exitResponse(target);
-          answered(route, started, exit.status);
-          refuse(socket, exit.status, exit.headers, exit.body);
-          return;
-        }
+        this.#afterPlugins(req, socket, head, t, target, started, failure);
+      } else {
+        this.#afterPlugins(req, socket, head, t, target, started, null);
       }
-      const headers = target.upstreamHeaders;
-      headers.connection = 'Upgrade';
-      headers.upgrade = req.headers.upgrade;
-      new Handshake(ctx, route, socket, head, started).send(upstreamTarget(route, target, t.bareQuery), headers);
     } catch (err) {
       ctx.log.error({ err, route: route.id }, 'internal error while proxying a WebSocket handshake');
       fail(socket, route, started, 'ISG_ERR_INTERNAL');
     }
   };
+
+  /** After rewrite and access (at once, or after their async PDK calls): the failure, the plugin's exit, or the handshake upstream. */
+  #afterPlugins(req: IncomingMessage, socket: Duplex, head: Buffer, t: Exclude<ReturnType<typeof resolveTarget>, string>, target: OpTarget, started: number, failure: RequestFailure | null): void {
+    const route = t.match.route;
+    if (failure !== null) {
+      fail(socket, route, started, failureCode(failure), failure.errorId);
+      return;
+    }
+    if (target.exit !== null) {
+      const exit = exitResponse(target);
+      answered(route, started, exit.status);
+      refuse(socket, exit.status, exit.headers, exit.body);
+      return;
+    }
+    const headers = target.upstreamHeaders;
+    headers.connection = 'Upgrade';
+    headers.upgrade = req.headers.upgrade;
+    new Handshake(this.#ctx, route, socket, head, started).send(upstreamTarget(route, target, t.bareQuery), headers);
+  }
 }
 
 /** For the server's shouldUpgradeCallback: only WebSocket upgrades become tunnels; any other Upgrade is proxied as a plain request without it. */

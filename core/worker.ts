@@ -91,6 +91,7 @@ process.on('SIGINT', () => undefined); // the supervisor decides; Ctrl-C reaches
 gateway = await Gateway.start({
   configFile,
   admin: false,
+  counters: 'worker',
   deferListen: spare,
   listen: process.env.ISOGATE_PORT !== undefined ? { port: Number(process.env.ISOGATE_PORT) } : undefined,
   onSandbox: (slot, tenant, instances) => send({ t: 'sandbox', slot, tenant, instances: [...instances] }),

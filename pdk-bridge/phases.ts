@@ -56,6 +56,12 @@ export const PHASE_MASKS = {
   HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER,
   /** The upstream's body may be there to read (serviceResponse.getRawBody): buffered for a response phase or by enableBuffering. */
   HAS_SERVICE_BODY: P.RESPONSE | P.HEADER_FILTER,
+  /**
+   * Phases whose chains may wait on async PDK calls (cache, counters, http): Kong's
+   * cosockets in rewrite, access and log, not in the header or body filter. `response`
+   * could be added here (Kong allows cosockets there); the host runs it synchronously today.
+   */
+  ASYNC_PHASES: P.REWRITE | P.ACCESS | P.LOG,
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
 } as const;

@@ -45,6 +45,14 @@
   kit.Error = Error;
   kit.TypeError = TypeError;
   kit.RangeError = RangeError;
+  const P = Promise; // captured before plugin code can replace the global
+  /**
+   * A promise of this realm for one async PDK call: its settle functions go into `rec` (a
+   * runtime record), which settles it when the host answers (runtime/07-async.js).
+   */
+  kit.deferred = function (rec) {
+    return new P((resolve, reject) => { rec.resolve = resolve; rec.reject = reject; });
+  };
   /** The plugin's pdk, from the runtime's namespaces (an object of name -> namespace) and its gate. */
   kit.pdk = function (impl, call) {
     const pdk = {};

@@ -252,6 +252,45 @@ export interface PdkClientConsumer {
   ): void;
 }
 
+/** JSON data: what the cache keeps and what async calls carry. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+/** Async calls (rewrite, access, log): each crosses to the host; see pdk-bridge/README.md "Async calls". */
+export interface PdkCache {
+  /** The value; null for a cached miss (negTtl); undefined when nothing is cached. */
+  get(key: string): Promise<Json | undefined>;
+  /** ttl, negTtl in seconds (Kong's names); a null value with negTtl caches a miss. */
+  set(key: string, value: Json | undefined, opts?: { ttl?: number; negTtl?: number }): Promise<true>;
+  delete(key: string): Promise<true>;
+  probe(key: string): Promise<{ ttl: number | null; negative: boolean; value: Json } | null>;
+}
+
+export interface PdkCounters {
+  /** Adds `by` (default 1) in the current window of `windowSeconds` (default 1); the new count. Shared by the workers of a node. */
+  increment(key: string, by?: number, windowSeconds?: number): Promise<number>;
+  get(key: string, windowSeconds?: number): Promise<number>;
+}
+
+export type DigestAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type TextEncoding = 'hex' | 'base64' | 'base64url';
+export type JwsAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
+
+export interface PdkCrypto {
+  digest(alg: DigestAlgorithm, data: string, encoding?: TextEncoding): Promise<string>;
+  hmac(alg: DigestAlgorithm, key: string, data: string, encoding?: TextEncoding): Promise<string>;
+  randomBytes(size: number, encoding?: TextEncoding): Promise<string>;
+  timingSafeEqual(a: string, b: string): Promise<boolean>;
+  /** JWS signature check: key a secret (HS), a PEM string or a JWK; signature base64url. */
+  verify(alg: JwsAlgorithm, key: string | Record<string, Json>, data: string, signature: string): Promise<boolean>;
+  base64Encode(data: string, url?: boolean): Promise<string>;
+  base64Decode(data: string): Promise<string>;
+}
+
+export interface PdkHttp {
+  /** Only to the tenant's allowed hosts (tenants[].http.allow, intersected with capabilities.http). Redirects are not followed. */
+  request(url: string, opts?: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number }): Promise<{ status: number; headers: Record<string, string>; body: string }>;
+}
+
 export interface Pdk {
   readonly request: PdkRequest;
   readonly serviceRequest: PdkServiceRequest;
@@ -263,6 +302,10 @@ export interface Pdk {
   readonly log: PdkLog;
   readonly node: PdkNode;
   readonly router: PdkRouter;
+  readonly cache: PdkCache;
+  readonly counters: PdkCounters;
+  readonly crypto: PdkCrypto;
+  readonly http: PdkHttp;
 }
 
 /** A phase handler: gets the PDK and the instance's validated, frozen config. */

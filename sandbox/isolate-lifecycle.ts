@@ -63,6 +63,11 @@ export class IsolateLifecycle {
     this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + 10 * CALL_SLACK_MS;
   }
 
+  /** The live isolate, if any, without making one. */
+  get current(): Live | null {
+    return this.#live;
+  }
+
   get isLive(): boolean {
     return this.#live !== null && !this.#live.isolate.isDisposed;
   }

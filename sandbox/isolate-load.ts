@@ -9,6 +9,7 @@ export type Entry = {
   run: ivm.Reference<(...args: unknown[]) => string | undefined>;
   collect: ivm.Reference<() => string | undefined>;
   runBatch: ivm.Reference<(...args: unknown[]) => string | undefined>;
+  resume: ivm.Reference<(...args: unknown[]) => string | undefined>;
 };
 
 /** Thrown while loading when a plugin's module disposed the isolate: load again without it. */
@@ -73,6 +74,7 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
     run: api.getSync('run', { reference: true }) as Entry['run'],
     collect: api.getSync('collect', { reference: true }) as Entry['collect'],
     runBatch: api.getSync('runBatch', { reference: true }) as Entry['runBatch'],
+    resume: api.getSync('resume', { reference: true }) as Entry['resume'],
   };
   api.release();
   return entry;

@@ -67,10 +67,43 @@ export const OUTPUT_CAPS = {
   maxAuthFieldChars: 256,
   /** Tags client.authenticate reads from a consumer. */
   maxAuthTags: 64,
+  /** Async PDK calls (cache, counters, http, crypto) one phase of one request may make. */
+  maxAsyncCalls: 32,
+  /** Characters of the JSON arguments of one async PDK call (a cache value, an http body). */
+  maxAsyncArgBytes: 1024 * 1024,
+  /** Characters of the JSON result of one async PDK call, copied into the isolate. */
+  maxAsyncResultBytes: 1024 * 1024,
+  /** Characters of a cache or counter key. */
+  maxStateKeyChars: 512,
+  /** Bytes crypto.randomBytes may hand out in one call. */
+  maxRandomBytes: 1024,
 } as const;
 
-/** cpuMaxMs null: no hard cap (the weight alone decides, and only under contention). */
-export const DEFAULT_LIMITS: Limits = { cpuMs: 50, memoryMb: 64, cpuWeight: 100, cpuMaxMs: null };
-export const DEFAULT_CEILINGS: Limits = { cpuMs: 1000, memoryMb: 1024, cpuWeight: 10000, cpuMaxMs: null };
+/**
+ * Async PDK calls, host side: how long a waiting chain may wait, and what the services
+ * may hold. wallMs is a per-instance limit (defaults and ceilings below); the rest are caps.
+ */
+export const ASYNC_CAPS = {
+  /** Outbound http.request calls one phase of one request may make (within maxAsyncCalls). */
+  maxHttpCalls: 8,
+  /** Bytes of an http.request response body; a longer one fails the call. */
+  maxHttpResponseBytes: 1024 * 1024,
+  /** Response headers copied into the isolate, at most. */
+  maxHttpResponseHeaders: 100,
+  /** Counter window, at most (a day), in seconds. */
+  maxCounterWindowSeconds: 86400,
+  /** Distinct counters the local store keeps, at most, per node; the oldest windows go first. */
+  maxCounters: 1_000_000,
+  /** Cache ttl and negTtl, at most, in seconds (a day). */
+  maxCacheTtlSeconds: 86400,
+} as const;
 
-export type Limits = { cpuMs: number; memoryMb: number; cpuWeight: number; cpuMaxMs: number | null };
+/** Per-tenant, per-worker cache bounds when the config says nothing (sandbox.cache). */
+export const DEFAULT_CACHE = { maxEntries: 10_000, maxBytes: 16 * 1024 * 1024 } as const;
+
+/** cpuMaxMs null: no hard cap (the weight alone decides, and only under contention). */
+/** wallMs: time one plugin instance may spend waiting on async PDK calls in one phase of one request. */
+export const DEFAULT_LIMITS: Limits = { cpuMs: 50, memoryMb: 64, cpuWeight: 100, cpuMaxMs: null, wallMs: 5000 };
+export const DEFAULT_CEILINGS: Limits = { cpuMs: 1000, memoryMb: 1024, cpuWeight: 10000, cpuMaxMs: null, wallMs: 60000 };
+
+export type Limits = { cpuMs: number; memoryMb: number; cpuWeight: number; cpuMaxMs: number | null; wallMs: number };

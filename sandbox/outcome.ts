@@ -9,7 +9,7 @@ export type OutcomeRow = {
   /** HTTP status of the client's answer when the fault fails the request (0: not a fault). */
   readonly status: number;
   /** Code of core/errors.ts sent with it ('' for ok); test/sandbox/outcome.test.ts pins that the two agree. */
-  readonly error: '' | 'ISG_ERR_PLUGIN_FAILED' | 'ISG_ERR_PLUGIN_UNAVAILABLE';
+  readonly error: '' | 'ISG_ERR_PLUGIN_FAILED' | 'ISG_ERR_PLUGIN_TIMEOUT' | 'ISG_ERR_PLUGIN_UNAVAILABLE';
   /** Level of the gateway log line for the fault: a fast fail of a known-bad instance is not news. */
   readonly level: 'debug' | 'warn';
   /** Counts towards the instance's circuit breaker. */
@@ -28,6 +28,9 @@ export const OUTCOME = {
   cpu: { status: 500, error: 'ISG_ERR_PLUGIN_FAILED', level: 'warn', breaker: true, dropsIsolate: true, fromRuntime: false },
   // a promise that never settled within the call
   wall: { status: 500, error: 'ISG_ERR_PLUGIN_FAILED', level: 'warn', breaker: true, dropsIsolate: true, fromRuntime: false },
+  // waited on async PDK calls (cache, counters, crypto, http) past its wall time, wallMs
+  // (Kong answers an upstream that takes too long with 504; so does a plugin's outbound wait)
+  timeout: { status: 504, error: 'ISG_ERR_PLUGIN_TIMEOUT', level: 'warn', breaker: true, dropsIsolate: false, fromRuntime: true },
   // hit the isolate's heap limit; the isolate is recreated
   memory: { status: 500, error: 'ISG_ERR_PLUGIN_FAILED', level: 'warn', breaker: true, dropsIsolate: true, fromRuntime: false },
   // handed back something that is not the expected plain data

@@ -25,6 +25,10 @@ export type InstanceSpec = {
   readonly id: string;
   readonly config: unknown;
   readonly cpuMs: number;
+  /** Time the instance may spend waiting on async PDK calls in one phase of one request, in ms. */
+  readonly wallMs: number;
+  /** Outbound hosts the plugin declares (capabilities.http); absent: the tenant's whole allowlist. */
+  readonly httpHosts?: readonly string[] | null;
   readonly failOpen: boolean;
   /** Instance id plus a hash of its plugin's code: what quarantine remembers. */
   readonly quarantineKey: string;
@@ -68,6 +72,8 @@ export type TenantProgram = {
   readonly cpuWeight: number;
   /** Hard cap: sandbox milliseconds per second, or null for none. */
   readonly cpuMaxMs: number | null;
+  /** Outbound hosts the operator allows the tenant's plugins (tenants[].http.allow): "name" or "name:port". */
+  readonly httpAllow?: readonly string[];
   /** Content hash: an unchanged program keeps its isolate across reloads. */
   readonly key: string;
 };

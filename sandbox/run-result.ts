@@ -1,5 +1,6 @@
 import { OUTCOME, type Fault, type FaultOutcome } from './outcome.ts';
 import { OUTPUT_CAPS } from './limits.ts';
+import type { AsyncRequest } from './suspended.ts';
 
 /** Result of one phase run, before its operations are validated and applied. */
 export type RunResult = {
@@ -16,6 +17,8 @@ export type RunResult = {
    * False when faults come from the runtime, which went on past fail-open plugins.
    */
   readonly aborted: boolean;
+  /** Async PDK calls the chain left unawaited (a fire-and-forget cache.set): performed, answered to nobody. Absent when none. */
+  readonly detached?: readonly AsyncRequest[];
 };
 
 const MAX_BODY = Math.max(OUTPUT_CAPS.maxBodyBytes, OUTPUT_CAPS.maxRequestBodyBytes, OUTPUT_CAPS.maxChunkBytes);

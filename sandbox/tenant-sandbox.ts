@@ -1,6 +1,5 @@
 import { PHASE } from '../pdk-bridge/phases.ts';
-import { OUTPUT_CAPS } from './limits.ts';
-import { decodeParsed, decodeResult, failed, type RunResult } from './run-result.ts';
+import { decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
@@ -8,10 +7,16 @@ import { createWatchCells, type WatchCells, type Watchdog } from './watchdog.ts'
 import { beacon } from './beacon.ts';
 import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from './isolate-lifecycle.ts';
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
+import { Suspended } from './suspended.ts';
+import { decodeAsync, decodeBatch } from './async-result.ts';
 import { OUTCOME } from './outcome.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
+export { Suspended } from './suspended.ts';
+
+/** '[' opens every finished result; anything else is a chain with async calls (see #async). */
+const RESULT_OPEN = 91;
 
 /**
  * One tenant's isolate and everything loaded into it, as its users see it: run a phase of
@@ -96,8 +101,10 @@ export class TenantSandbox {
   /**
    * Runs one phase of chain `chainId`. Never throws for plugin faults: they come back as
    * `faults`. `skip` lists instances to leave out (fail-open instances that faulted).
+   * A chain waiting on async PDK calls comes back Suspended: perform its requests, then
+   * call resume.
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body: string | null = '', last = false): RunResult {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body: string | null = '', last = false): RunResult | Suspended {
     try {
       return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body, last);
     } catch (err) {
@@ -105,8 +112,27 @@ export class TenantSandbox {
     }
   }
 
+  /**
+   * Resumes a suspended chain with the answers to its requests (JSON of Answer[]); returns
+   * as run does. A chain whose isolate was replaced meanwhile is lost: a fault naming no
+   * instance (nothing of the plugins is to blame).
+   */
+  resume(s: Suspended, answersJson: string): RunResult | Suspended {
+    try {
+      this.lastCallMs = 0;
+      const live = this.#isolates.current;
+      if (live === null || live !== s.isolate || live.isolate.isDisposed) {
+        return failed('threw', -1, 'the isolate this chain waited in was replaced meanwhile (another request of the tenant faulted, or it was evicted): the chain is lost');
+      }
+      const budget = this.#budgets[s.chainId].get(s.phase) ?? CALL_SLACK_MS;
+      return this.#finish(this.#guard.call(live, budget, live.resume, [s.frame, answersJson]), live, s.chainId, s.phase);
+    } catch (err) {
+      return this.#internal(err);
+    }
+  }
+
   /** Runs many log-phase items in one call; returns one result per item (or one shared fault). */
-  runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  runBatch(items: readonly (readonly [number, string, string, string])[]): (RunResult | Suspended)[] {
     try {
       return this.#runBatch(items);
     } catch (err) {
@@ -125,7 +151,7 @@ export class TenantSandbox {
     return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
   }
 
-  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult {
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult | Suspended {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -143,7 +169,12 @@ export class TenantSandbox {
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
+    return this.#finish(out, live, chainId, phase);
+  }
+
+  #finish(out: unknown, live: Live, chainId: number, phase: number): RunResult | Suspended {
     if (out instanceof Crashed) return out.result;
+    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN) return decodeAsync(out, live, chainId, phase, this.#cells.current[0], this.program.instances.length) as RunResult | Suspended;
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.
@@ -152,7 +183,7 @@ export class TenantSandbox {
     return r;
   }
 
-  #runBatch(items: readonly (readonly [number, string, string, string])[]): RunResult[] {
+  #runBatch(items: readonly (readonly [number, string, string, string])[]): (RunResult | Suspended)[] {
     const began = performance.now();
     this.lastCallMs = 0;
     let live: Live;
@@ -180,15 +211,15 @@ export class TenantSandbox {
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
-    if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return items.map(() => failed('too_large', cells.current[0], 'log batch result too large'));
-    let parts: unknown;
-    try {
-      parts = JSON.parse(s);
-    } catch {
-      return items.map(() => failed('bad_return', cells.current[0], 'log batch result is not JSON'));
-    }
-    if (!Array.isArray(parts) || parts.length !== items.length) return items.map(() => failed('bad_return', -1, 'log batch result has the wrong shape'));
-    return parts.map((p) => decodeParsed(p, cells.current[0], this.program.instances.length, ''));
+    if (s.charCodeAt(0) === RESULT_OPEN) return decodeBatch(s, items.length, cells.current[0], this.program.instances.length);
+    const r = decodeAsync(s, live, -1, PHASE.LOG, cells.current[0], this.program.instances.length, items.length);
+    if (Array.isArray(r)) return r;
+    if (!(r instanceof Suspended)) return items.map(() => r);
+    // Item `index` waits on async calls: it goes on alone (resume), the items after it in a batch of their own.
+    const b = r.batch!;
+    const waiting = new Suspended(r.frame, r.requests, live, items[b.index][0], PHASE.LOG, null);
+    const rest = b.index + 1 < items.length ? this.#runBatch(items.slice(b.index + 1)) : [];
+    return [...b.results, waiting, ...rest];
   }
 
   /** Heap statistics of the live isolate, or null when none exists. */

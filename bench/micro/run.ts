@@ -15,6 +15,7 @@ import { applyOps, type OpTarget } from '../../pdk-bridge/host/ops.ts';
 import { PHASE } from '../../pdk-bridge/host/phases.ts';
 import { loadPlugin } from '../../sandbox/plugin-loader.ts';
 import type { TenantProgram } from '../../sandbox/program.ts';
+import type { RunResult } from '../../sandbox/run-result.ts';
 import { TenantSandbox } from '../../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../../sandbox/watchdog.ts';
 import { chainConfig } from '../lib/configs.ts';
@@ -84,7 +85,7 @@ sb5.warm();
 const bundle = await loadPlugin(join(ROOT, 'bench', 'plugins', 'header.ts'));
 
 // Operations as a real 5-plugin access call returns them.
-const sample = sb5.run(0, PHASE.ACCESS, reqJson, '', '');
+const sample = sb5.run(0, PHASE.ACCESS, reqJson, '', '') as RunResult; // the header plugin makes no async call
 if (sample.faults.length > 0) throw new Error(`micro: the header chain faulted: ${JSON.stringify(sample.faults)}`);
 const ops = sample.ops;
 const noLog = () => {};

@@ -87,6 +87,16 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   return out;
 }
 
+/** A tenant's fields only an operator may set: `http` (the hosts its plugins may call out to). */
+const OPERATOR_FIELDS = ['http'] as const;
+
+function checkOperatorFields(call: Call, before: Raw | undefined, after: Raw): void {
+  if (call.principal.kind !== 'tenant') return;
+  for (const k of OPERATOR_FIELDS) {
+    if (JSON.stringify(after[k]) !== JSON.stringify(before?.[k])) throw new ApiError('ISG_ERR_ADMIN_FORBIDDEN', `${k}: only an operator token may set a tenant's outbound allowlist`);
+  }
+}
+
 function noChildren(body: Raw): void {
   for (const k of CHILDREN) {
     if (k in body) throw new ApiError('ISG_ERR_ADMIN_BAD_BODY', `${k}: change a tenant's ${k} through /tenants/{tenant}/${k}`);
@@ -134,6 +144,9 @@ export async function putTenant(call: Call): Promise<Answer> {
     } else {
       const old = list[index];
       for (const k of CHILDREN) if (old[k] !== undefined) next[k] = old[k];
+      // A tenant's PUT leaves what it may not set as it was.
+      if (call.principal.kind === 'tenant') for (const k of OPERATOR_FIELDS) if (body[k] === undefined && old[k] !== undefined) next[k] = old[k];
+      checkOperatorFields(call, old, next);
       list[index] = next;
     }
     return (input) => tenantView(input.tenants[index]);
@@ -149,7 +162,9 @@ export async function patchTenant(call: Call): Promise<Answer> {
     const t = rawTenant(call, raw);
     const list = rawTenants(raw);
     const index = list.indexOf(t);
-    list[index] = mergePatch(t, body) as Raw;
+    const next = mergePatch(t, body) as Raw;
+    checkOperatorFields(call, t, next);
+    list[index] = next;
     return (input) => tenantView(input.tenants[index]);
   });
 }

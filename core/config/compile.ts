@@ -134,7 +134,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const ceilings = operatorLimits(DEFAULT_CEILINGS, input.limits.ceilings, 'limits.ceilings', errors);
   // A ceiling on the cap is also the cap of tenants that set none.
   const defaults = operatorLimits({ ...DEFAULT_LIMITS, cpuMaxMs: ceilings.cpuMaxMs }, input.limits.defaults, 'limits.defaults', errors);
-  for (const k of ['cpuMs', 'memoryMb', 'cpuWeight'] as const) {
+  for (const k of ['cpuMs', 'memoryMb', 'cpuWeight', 'wallMs'] as const) {
     if (defaults[k] > ceilings[k]) errors.push(`limits.defaults.${k}: ${defaults[k]} is above the ceiling ${ceilings[k]}`);
   }
   if (ceilings.cpuMaxMs !== null && defaults.cpuMaxMs !== null && defaults.cpuMaxMs > ceilings.cpuMaxMs) {
@@ -190,6 +190,7 @@ function operatorLimits(base: Limits, input: LimitsInput, at: string, errors: st
     memoryMb: input.memoryMb ?? base.memoryMb,
     cpuWeight: input.cpuWeight ?? base.cpuWeight,
     cpuMaxMs: cpuCap(input, at, errors) ?? base.cpuMaxMs,
+    wallMs: input.wallMs ?? base.wallMs,
   };
 }
 
@@ -242,6 +243,8 @@ async function compileTenant(
   });
 
   const tenantCpu = tenant.limits?.cpuMs ?? defaults.cpuMs;
+  const tenantWall = tenant.limits?.wallMs ?? defaults.wallMs;
+  if (tenantWall > ceilings.wallMs) errors.push(`${at}.limits.wallMs: ${tenantWall} is above the ceiling ${ceilings.wallMs}`);
   if (tenantCpu > ceilings.cpuMs) errors.push(`${at}.limits.cpuMs: ${tenantCpu} is above the ceiling ${ceilings.cpuMs}`);
   let memoryMb = tenant.limits?.memoryMb ?? defaults.memoryMb;
   const cpuWeight = tenant.limits?.cpuWeight ?? defaults.cpuWeight;
@@ -279,6 +282,8 @@ async function compileTenant(
     if (p.consumer !== undefined && consumer === undefined) errors.push(`${where}.consumer: tenant "${tenant.name}" has no consumer with username or id "${p.consumer}"`);
     const cpuMs = p.limits?.cpuMs ?? tenantCpu;
     if (cpuMs > ceilings.cpuMs) errors.push(`${where}.limits.cpuMs: ${cpuMs} is above the ceiling ${ceilings.cpuMs}`);
+    const wallMs = p.limits?.wallMs ?? tenantWall;
+    if (wallMs > ceilings.wallMs) errors.push(`${where}.limits.wallMs: ${wallMs} is above the ceiling ${ceilings.wallMs}`);
     if (p.limits?.memoryMb !== undefined) memoryMb = Math.max(memoryMb, p.limits.memoryMb);
     let b = bundleIndex.get(info.code);
     if (b === undefined) {
@@ -289,7 +294,7 @@ async function compileTenant(
     const scope = scopeName(p);
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
-    const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
+    const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: declaredHosts(info), failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
     candidates.push({ name: info.name, index: instances.length, input: p, consumerId: consumer?.id, priority: info.priority, handlers: info.handlers });
     instances.push(spec);
   }
@@ -325,7 +330,8 @@ async function compileTenant(
 
   const { chains, families, chainFamily } = builder;
   const ranks = builder.ranks(instances.length);
-  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, families, chainFamily, ranks, breaker, cpuWeight, cpuMaxMs };
+  const httpAllow = tenant.http?.allow ?? [];
+  const body = { memoryMb, plugins: bundles.map((b) => b.code), instances, chains, families, chainFamily, ranks, breaker, cpuWeight, cpuMaxMs, httpAllow };
   const key = createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 16);
   const program: TenantProgram = {
     tenant: tenant.name,
@@ -339,9 +345,15 @@ async function compileTenant(
     breaker,
     cpuWeight,
     cpuMaxMs,
+    httpAllow,
     key,
   };
   return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
+}
+
+/** capabilities.http of a plugin: its plugin.json's (folder form), else its module's export; null when it declares none. */
+function declaredHosts(info: PluginInfo & { capabilities?: { readonly http?: readonly string[] } }): readonly string[] | null {
+  return info.capabilities?.http ?? info.httpHosts ?? null;
 }
 
 async function resolvePlugin(p: PluginInput, baseDir: string, where: string, errors: string[]): Promise<PluginInfo | null> {

@@ -22,6 +22,7 @@ const limits = {
   properties: {
     cpuMs: { type: 'number', exclusiveMinimum: 0, description: 'CPU time one plugin may use in one phase of one request, in ms.' },
     memoryMb: { type: 'integer', minimum: 8, description: "Heap limit of the tenant's isolate, in MB (isolated-vm's minimum is 8)." },
+    wallMs: { type: 'integer', minimum: 1, description: 'Time one plugin may spend waiting on async PDK calls (cache, counters, http, crypto) in one phase of one request, in ms (default 5000); past it the plugin faults as `timeout` (504).' },
   },
 };
 
@@ -153,6 +154,16 @@ export const CONFIG_SCHEMA = {
         idleTimeoutMs: { type: 'integer', minimum: 0, default: 600000, description: 'An isolate unused this long is disposed (0: never).' },
         maxTotalHeapMb: { type: 'integer', minimum: 8, default: 4096, description: 'Heap used by all live isolates of a worker, at most (measured every 5 s); the least recently used isolates are disposed beyond it.' },
         breaker: { ...breaker, default: {} },
+        cache: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: "pdk.cache: each tenant's cache in each worker, an LRU bounded by entries and by bytes (keys plus JSON values).",
+          properties: {
+            maxEntries: { type: 'integer', minimum: 1, default: 10000, description: 'Entries per tenant per worker, at most.' },
+            maxBytes: { type: 'integer', minimum: 1024, default: 16777216, description: 'Bytes per tenant per worker, at most; the least recently used entries go first.' },
+          },
+        },
       },
     },
     proxy: {
@@ -226,6 +237,19 @@ export const CONFIG_SCHEMA = {
           name: { ...name, description: 'Tenant name, unique in the file.' },
           limits: { ...tenantLimits, description: "Limits for this tenant's plugins (override the operator's defaults)." },
           breaker: { ...breaker, description: "This tenant's breaker settings (override sandbox.breaker)." },
+          http: {
+            type: 'object',
+            additionalProperties: false,
+            description: "pdk.http: the hosts this tenant's plugins may call (operator-only: a tenant token cannot change it). A plugin that declares capabilities.http gets the intersection.",
+            properties: {
+              allow: {
+                type: 'array',
+                items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)(:[0-9]{1,5})?$' },
+                default: [],
+                description: 'Host names or addresses, "name" (any port) or "name:port". Loopback and link-local addresses are reached only when listed as addresses, never through a name.',
+              },
+            },
+          },
           services: {
             type: 'array',
             default: [],

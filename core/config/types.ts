@@ -2,6 +2,7 @@
 export type LimitsInput = {
   cpuMs?: number;
   memoryMb?: number;
+  wallMs?: number;
   // A tenant's CPU share of a worker (tenant limits, defaults and ceilings only).
   cpuWeight?: number;
   cpuMaxMs?: number;
@@ -56,6 +57,7 @@ export type TenantInput = {
   name: string;
   limits?: LimitsInput;
   breaker?: BreakerInput;
+  http?: { allow: string[] };
   services: ServiceInput[];
   routes: RouteInput[];
   plugins: PluginInput[];
@@ -99,7 +101,7 @@ export type ConfigInput = {
   /** access: true = stdout, a path, or false / "off". */
   log: { level: string; access: boolean | string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
-  sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput };
+  sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput; cache: { maxEntries: number; maxBytes: number } };
   proxy: ProxyInput;
   tenants: TenantInput[];
   /** Absent: a single node. */

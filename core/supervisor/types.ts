@@ -1,4 +1,5 @@
 import type { Worker } from 'node:cluster';
+import type { CountersReply, CountersRequest } from '../state/ipc-counters.ts';
 
 // The supervisor's side of its workers: the messages both ways and what it keeps per worker process.
 
@@ -12,7 +13,9 @@ export type ToSupervisor =
   | { t: 'reloaded'; seq: number; ok: boolean; error?: string; version?: number }
   | { t: 'status'; id: number; status: Record<string, unknown> }
   /** The config file and its plugins' files, for --watch (after start and each reload). */
-  | { t: 'watch'; files: string[] };
+  | { t: 'watch'; files: string[] }
+  /** pdk.counters: a tick's increments, answered from the node's store (core/state/ipc-counters.ts). */
+  | CountersRequest;
 
 /** Messages from the supervisor to a worker. */
 export type ToWorker =
@@ -23,7 +26,8 @@ export type ToWorker =
   /** The slot the worker serves (its metrics' `worker` label), once it serves. */
   | { t: 'slot'; index: number }
   | { t: 'activate' }
-  | { t: 'stop' };
+  | { t: 'stop' }
+  | CountersReply;
 
 export type WorkerState = {
   worker: Worker;

@@ -84,6 +84,7 @@ function realmOf(kit) {
   r.Error = kit.Error;
   r.TypeError = kit.TypeError;
   r.RangeError = kit.RangeError;
+  r.deferred = kit.deferred;
   r.reqSeq = -1;
   r.req = null;
   r.phaseSeq = -1;
@@ -93,7 +94,11 @@ function realmOf(kit) {
   return r;
 }
 /** The runtime's own realm: only its own warm-up (api.exercise) calls the PDK from here. */
-const OWN_REALM = realmOf({ parse: $parse, Error: $Error, TypeError: $TypeError, RangeError: RangeError });
+const $Promise = Promise;
+const OWN_REALM = realmOf({
+  parse: $parse, Error: $Error, TypeError: $TypeError, RangeError: RangeError,
+  deferred(rec) { return new $Promise((resolve, reject) => { rec.resolve = resolve; rec.reject = reject; }); },
+});
 let realm = OWN_REALM;
 
 /**
@@ -144,6 +149,15 @@ let logLines = 0;
 let outChars = 0;        // characters of strings in ops so far (CAPS.maxResultBytes)
 let capped = -1;         // instance that hit a cap in this call (its handler fails as too_large), or -1
 let cappedWhy = '';
+// Async PDK calls (runtime/07-async.js). A chain that waits on one is suspended: the
+// variables above and these are saved in a frame (60-dispatcher.js save/restore) and put
+// back when the host resumes it, so other requests' calls may run in between.
+let asyncCalls = 0;      // async calls this chain made (CAPS.maxAsyncCalls)
+let waiting = 0;         // of those, how many the host has not answered yet
+let settlers = null;     // call id -> its settle record, while unanswered; null until the first
+let timedOut = -1;       // instance whose wall time (wallMs) ran out while it waited: its handler ends as `timeout`
+let callOut = null;      // where this chain's encoded result goes (see encode)
+let onDone = null;       // what the chain's end does with its faults (one run, or one item of a log batch)
 
 const PHASE_BITS = PHASES.order;
 
@@ -194,7 +208,9 @@ function header(name, value, what) {
 }
 
 const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
-let callSeq = 0;
+let callSeq = 0;         // the running chain's number (a suspended chain keeps its own)
+let lastSeq = 0;         // the last number handed out: numbers are never reused
+
 
 /**
  * JSON of `value`, or null when it would exceed `cap` characters: the replacer counts as

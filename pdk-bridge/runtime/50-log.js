@@ -167,4 +167,8 @@ const pdk = $freeze({
   log: pdkLog,
   node: pdkNode,
   router: pdkRouter,
+  cache: pdkCache,
+  counters: pdkCounters,
+  crypto: pdkCrypto,
+  http: pdkHttp,
 });

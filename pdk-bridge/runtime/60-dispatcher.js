@@ -8,7 +8,6 @@
 // encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
 /** Phase bit -> the handler export it calls: the phase's name (pdk-bridge/phases.ts). */
 const HANDLER_BY_PHASE = PHASE_NAMES;
-const MAX_FAULT_CHARS = 1024;
 
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
@@ -26,29 +25,6 @@ function deepFreeze(v) {
   return v;
 }
 
-function clip(text) {
-  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
-}
-
-/** Text of a thrown value, read here in the isolate so no plugin getter ever runs on the host. */
-function describe(e) {
-  let text;
-  try {
-    if (e !== null && typeof e === 'object') {
-      const name = e.name, message = e.message;
-      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
-      if (typeof message === 'string') text = prefix + clip(message);
-      else if (message === undefined) text = 'thrown value: an object without a message';
-      else text = prefix + clip($String(message));
-    } else {
-      text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
-    }
-  } catch {
-    text = 'thrown value could not be read';
-  }
-  return typeof text === 'string' ? clip(text) : 'thrown value could not be read';
-}
-
 function thenOf(r) {
   if (r === null || (typeof r !== 'object' && typeof r !== 'function')) return undefined;
   const then = r.then;
@@ -60,6 +36,12 @@ function thenOf(r) {
  * (even if it caught the error), else threw when it threw `e` (`e` undefined: it did not).
  */
 function faultOf(idx, threw, e) {
+  if (timedOut === idx) {
+    timedOut = -1;
+    const f = list();
+    f[0] = idx; f[1] = 'timeout'; f[2] = 'waited on async PDK calls past its wall time (wallMs)';
+    return f;
+  }
   if (capped === idx) {
     capped = -1;
     const f = list();
@@ -125,7 +107,7 @@ function step(seq, ph, chain, k, skip, faults, done) {
       const next = k + 1;
       let settled = false; // a plugin's then() may call us more than once: only the first counts
       const resume = function () {
-        if (settled || seq !== callSeq) return; // or a promise that settled in a later call
+        if (settled || seq !== callSeq) return; // or a promise that settled in another request's call
         settled = true;
         const f = faultOf(idx, false, undefined);
         if (f !== null) {
@@ -161,6 +143,10 @@ function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
   bodyIn = typeof body === 'string' || body === null ? body : '';
   bodyFrom = bodyIn;
   bodyLast = last === true;
+  asyncCalls = 0;
+  waiting = 0;
+  settlers = null;
+  timedOut = -1;
   bodyOut = null;
   ops = list();
   owner = -1;
@@ -172,50 +158,12 @@ function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
   logLines = 0;
   outChars = 0;
   capped = -1;
-  return ++callSeq;
-}
-
-/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
-function encodeValue(v) {
-  switch (typeof v) {
-    case 'string': return $stringify(v);
-    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
-    case 'boolean': return v ? 'true' : 'false';
-    default:
-      if (v !== null && $isArray(v)) {
-        let s = '[';
-        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
-        return s + ']';
-      }
-      return 'null';
-  }
-}
-
-/**
- * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
- * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
- * and the body as it is. JSON never holds a raw newline, so the host splits at the first
- * two.
- */
-function encode(faults, out) {
-  $deadline[0] = 0;
-  // Untouched in this call: it leaves as it came, without a parse and an encode.
-  let ctx = ctxShared === null ? ctxRaw : '';
-  if (ctxShared !== null && $keys(ctxShared).length > 0) {
-    try {
-      ctx = bounded(ctxShared, CAPS.maxCtxBytes);
-      if (ctx === null) faults[faults.length] = [instance, 'too_large', `pdk.ctx.shared encodes to more than ${CAPS.maxCtxBytes} characters`];
-    } catch (e) {
-      // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
-      faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
-    }
-    if (typeof ctx !== 'string') ctx = '';
-  }
-  ctx = ctxEncode(ctx, faults);
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
+  callSeq = ++lastSeq;
+  return callSeq;
 }
 
 let pending = null; // the out of a call whose chain awaited: collect() hands it over
+let batch = null;   // the log batch this call runs (runBatch), or null
 
 const api = $create(null);
 
@@ -274,7 +222,7 @@ function moduleInfo(mod, handlers) {
   return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
     ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
     ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
-    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '"}';
+    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '","http":' + declaredHosts(mod) + '}';
 }
 
 /**
@@ -289,6 +237,19 @@ function readsOf(mod) {
   if (n === 0) return '';
   if (n !== 1 || r[0] !== 'body') return 'invalid';
   return 'body';
+}
+
+/** capabilities.http, the outbound hosts the plugin declares, as JSON ('null' when absent): strings only, capped. */
+function declaredHosts(mod) {
+  const caps = mod.capabilities;
+  const hosts = caps !== null && typeof caps === 'object' ? caps.http : undefined;
+  if (!$isArray(hosts)) return 'null';
+  const out = list();
+  for (let i = 0; i < hosts.length && i < 64; i++) {
+    const h = hosts[i];
+    if (typeof h === 'string' && h.length <= 256) out[out.length] = h;
+  }
+  return encodeValue(out);
 }
 
 /** What plugin `index` exports (see moduleInfo), '' when its module exports no object. For the host's inspection at config load. */
@@ -345,16 +306,48 @@ api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body, last) 
   const out = $create(null);
   out.s = undefined;
   const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last);
+  asyncOut = null;
+  batch = null;
+  callOut = out;
+  onDone = finishRun;
   pending = out;
-  step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), (faults) => encode(faults, out));
-  return out.s;
+  step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), chainDone);
+  const s = out.s;
+  return asyncOut === null || s === undefined ? s : finished(s);
 };
 
-/** The result of the last call that returned undefined; undefined if its chain never settled. */
+/**
+ * The result of the last call that returned undefined, once the isolate ran its
+ * microtasks: the chain's result, or its suspension (see suspend).
+ */
 api.collect = function () {
   const out = pending;
   pending = null;
-  return out === null ? undefined : out.s;
+  if (out === null) return undefined;
+  if (out.s !== undefined) return finished(out.s);
+  return suspend();
+};
+
+/**
+ * Resumes suspended chain `id` with the host's answers (see settle); returns as run does
+ * (undefined: ask collect). '' when no such chain is suspended (it was resumed already).
+ */
+api.resume = function (id, answersJson) {
+  const f = frames[id];
+  if (f === undefined) return '';
+  delete frames[id]; // not left as a key: ids only grow
+  restore(f);
+  asyncOut = null;
+  batch = null;
+  pending = callOut;
+  settle($parse(answersJson));
+  // The continuations run in the microtasks after this call, under the CPU limit of the
+  // instance that waited (a plugin's cpuMs holds for each crossing of its phase).
+  const idx = instance;
+  $current[0] = idx;
+  $deadline[0] = idx >= 0 && idx < instances.length ? instances[idx].cpuMs : 0;
+  $current[1]++;
+  return undefined;
 };
 
 function parseSkip(text) {
@@ -369,22 +362,36 @@ api.runBatch = function (items) {
   const out = $create(null);
   out.s = undefined;
   pending = out;
-  let results = '';
-  const next = (k) => {
-    if (k === items.length) { out.s = '[' + results + ']'; return; }
-    const it = items[k];
-    const seq = begin(LOG, it[0], it[1], it[2], it[3]);
-    step(seq, LOG, chains[it[0]][LOG], 0, null, list(), (faults) => {
-      const r = $create(null);
-      encode(faults, r);
-      const s = r.s;
-      results += (k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
-      next(k + 1);
-    });
-  };
-  next(0);
-  return out.s;
+  asyncOut = null;
+  const b = $create(null);
+  b.items = items;
+  b.k = 0;
+  b.results = '';
+  b.out = out;
+  batch = b;
+  nextItem(b);
+  return asyncOut === null || out.s === undefined ? out.s : finished(out.s);
 };
+
+function nextItem(b) {
+  const k = b.k;
+  if (k === b.items.length) { b.out.s = '[' + b.results + ']'; return; }
+  const it = b.items[k];
+  const seq = begin(LOG, it[0], it[1], it[2], it[3]);
+  callOut = $create(null);
+  onDone = batchItemDone;
+  step(seq, LOG, chains[it[0]][LOG], 0, null, list(), chainDone);
+}
+
+function batchItemDone(faults) {
+  const b = batch;
+  const r = callOut;
+  encode(faults, r);
+  const s = r.s;
+  b.results += (b.k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
+  b.k++;
+  nextItem(b);
+}
 
 /**
  * Runs the dispatcher and the common PDK paths once with a built-in handler, then forgets
@@ -420,6 +427,7 @@ api.exercise = function () {
   instances = list();
   chains = null;
   pending = null;
+  asyncOut = null;
   $deadline[0] = 0;
   $current[0] = -1;
 };

@@ -1,0 +1,81 @@
+// In-isolate runtime: suspended chains. A chain that waits on async PDK calls
+// (07-async.js) leaves the runtime's variables for a frame object, so that other
+// requests' calls can run in the isolate meanwhile; api.resume (60-dispatcher.js) puts it
+// back. Only this file reads or writes a frame.
+/** The chain's end in a single run: its result goes to its out. */
+function finishRun(faults) {
+  encode(faults, callOut);
+}
+
+function chainDone(faults) {
+  onDone(faults);
+}
+
+const frames = $create(null); // frame id -> a suspended chain (save)
+let frameIds = 0;
+
+/** The state of the running chain, taken out of the runtime's variables so that other calls may run. */
+function save() {
+  const f = $create(null);
+  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
+  f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
+  f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
+  f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
+  f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
+  f.callOut = callOut; f.onDone = onDone;
+  // 40-ctx.js: ctx.plugin and the serialize values of this request
+  f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
+  f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;
+  // 44-client-consumer.js, 46-consumer-chains.js: who authenticated, and the chain it switched to
+  f.runChain = runChain; f.authChain = authChain; f.authSet = authSet;
+  f.authConsumer = authConsumer; f.authCredential = authCredential;
+  return f;
+}
+
+/** Puts a suspended chain back: from here on its continuations are the running chain. */
+function restore(f) {
+  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
+  bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
+  instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
+  capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
+  asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;
+  callOut = f.callOut; onDone = f.onDone;
+  pluginRaw = f.pluginRaw; pluginIn = f.pluginIn; pluginLive = f.pluginLive;
+  serialRaw = f.serialRaw; serialOut = f.serialOut; ctxWriter = f.ctxWriter;
+  runChain = f.runChain; authChain = f.authChain; authSet = f.authSet;
+  authConsumer = f.authConsumer; authCredential = f.authCredential;
+}
+
+/**
+ * What a call returns when its chain finished: the encoded result, preceded, when the
+ * chain left async calls unawaited (a fire-and-forget cache.set), by '!', those requests
+ * and a newline (the host performs them and answers nobody).
+ */
+function finished(s) {
+  return asyncOut === null ? s : '!' + takeRequests() + '\n' + s;
+}
+
+/**
+ * The chain of this call stopped with its result not made: if it waits on async calls it
+ * is suspended, and the call returns '?', the frame id, a newline and the requests (and for
+ * a log batch a newline, the index of the waiting item, a newline and the results of the
+ * items before it). Otherwise it waits on nothing the host can give: undefined (`wall`).
+ */
+function suspend() {
+  if (waiting === 0) return undefined;
+  const id = ++frameIds;
+  let tail = '';
+  if (batch !== null) {
+    // The waiting item goes on alone: its end now makes its own result.
+    tail = '\n' + batch.k + '\n[' + batch.results + ']';
+    const out = $create(null);
+    out.s = undefined;
+    callOut = out;
+    onDone = finishRun;
+    batch = null;
+  }
+  frames[id] = save();
+  $deadline[0] = 0;
+  return '?' + id + '\n' + (asyncOut === null ? '[]' : takeRequests()) + tail;
+}
+

@@ -1,0 +1,68 @@
+// In-isolate runtime: what leaves the isolate as text, made by the runtime's own encoder
+// (JSON.stringify would honour a planted toJSON): a call's result, and the text of a
+// thrown value, read here so that no plugin getter ever runs on the host.
+const MAX_FAULT_CHARS = 1024;
+
+function clip(text) {
+  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
+}
+
+/** Text of a thrown value, read here in the isolate so no plugin getter ever runs on the host. */
+function describe(e) {
+  let text;
+  try {
+    if (e !== null && typeof e === 'object') {
+      const name = e.name, message = e.message;
+      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
+      if (typeof message === 'string') text = prefix + clip(message);
+      else if (message === undefined) text = 'thrown value: an object without a message';
+      else text = prefix + clip($String(message));
+    } else {
+      text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
+    }
+  } catch {
+    text = 'thrown value could not be read';
+  }
+  return typeof text === 'string' ? clip(text) : 'thrown value could not be read';
+}
+
+/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
+function encodeValue(v) {
+  switch (typeof v) {
+    case 'string': return $stringify(v);
+    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
+    case 'boolean': return v ? 'true' : 'false';
+    default:
+      if (v !== null && $isArray(v)) {
+        let s = '[';
+        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
+        return s + ']';
+      }
+      return 'null';
+  }
+}
+
+/**
+ * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
+ * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
+ * and the body as it is. JSON never holds a raw newline, so the host splits at the first
+ * two.
+ */
+function encode(faults, out) {
+  $deadline[0] = 0;
+  // Untouched in this call: it leaves as it came, without a parse and an encode.
+  let ctx = ctxShared === null ? ctxRaw : '';
+  if (ctxShared !== null && $keys(ctxShared).length > 0) {
+    try {
+      ctx = bounded(ctxShared, CAPS.maxCtxBytes);
+      if (ctx === null) faults[faults.length] = [instance, 'too_large', `pdk.ctx.shared encodes to more than ${CAPS.maxCtxBytes} characters`];
+    } catch (e) {
+      // ctx.shared holding a cycle or a BigInt: report it instead of losing the request
+      faults[faults.length] = [instance, 'bad_return', 'pdk.ctx.shared is not JSON: ' + describe(e)];
+    }
+    if (typeof ctx !== 'string') ctx = '';
+  }
+  ctx = ctxEncode(ctx, faults);
+  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
+}
+

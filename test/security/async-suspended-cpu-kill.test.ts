@@ -1,0 +1,67 @@
+// async: request A of a tenant waits on an outbound call; meanwhile request B of the same
+// tenant spins past its CPU limit and the watchdog disposes the isolate, A's frame with it.
+// When A's answer comes, its chain is gone: A fails with a clear fault (no instance blamed,
+// an error id), nothing crashes, and the tenant's next requests get a fresh isolate.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expectPluginFailed, expectStillServes, failures, plugin, send, startLab, type Lab } from './helpers.ts';
+
+const EVIL = plugin(`
+export async function access(pdk, config) {
+  if (pdk.request.getHeader('x-mode') === 'spin') { for (;;) {} }
+  const r = await pdk.http.request(config.up + '/slow');
+  pdk.response.setHeader('x-waited', r.body);
+}
+`);
+
+function slow(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/slow') setTimeout(() => res.end('done'), 600);
+  else res.end('ok');
+}
+
+describe('async: a suspended chain whose isolate is killed meanwhile', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({
+      evil: EVIL,
+      upstream: slow,
+      yaml: `
+tenants:
+  - name: evil
+    limits: { cpuMs: 50 }
+    breaker: { faults: 1000, windowMs: 1000, cooldownMs: 1 }
+    http: { allow: ["127.0.0.1"] }
+    services: [{ name: s, url: "UP" }]
+    routes:
+      - { name: evil, service: s, paths: [/evil] }
+      - { name: calm, service: s, paths: [/calm] }
+    plugins:
+      - { name: evil, path: ./evil.ts, route: evil, config: { up: "UP" } }
+      - { name: benign, path: ./benign.ts, route: calm }
+  - name: good
+    services: [{ name: s, url: "UP" }]
+    routes: [{ name: good, service: s, paths: [/good] }]
+    plugins: [{ name: benign, path: ./benign.ts }]
+  - name: bare
+    services: [{ name: s, url: "UP" }]
+    routes: [{ name: bare, service: s, paths: [/bare] }]
+`,
+    });
+  });
+  afterAll(async () => {
+    await lab.stop();
+  });
+
+  it('the waiting request fails clearly, the spinning one as cpu, and the tenant serves again', async () => {
+    const waiting = send(`${lab.url}/evil`);
+    await new Promise((r) => setTimeout(r, 150));
+    expectPluginFailed(await send(`${lab.url}/evil`, { headers: { 'x-mode': 'spin' } }));
+    expectPluginFailed(await waiting);
+    expect(await failures(lab, 'cpu', { plugin: 'evil' })).toBe(1);
+    expect(lab.logs.some((l) => /the isolate this chain waited in was replaced meanwhile/.test(String(l.msg)))).toBe(true);
+    const again = await send(`${lab.url}/evil`);
+    expect(again.status).toBe(200);
+    expect(again.headers['x-waited']).toBe('done');
+    await expectStillServes(lab);
+  });
+});
