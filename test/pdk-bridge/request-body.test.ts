@@ -25,6 +25,7 @@ export function access(pdk: any) {
     case 'set-multipart': pdk.serviceRequest.setBody({ f: 'v' }, 'multipart/form-data; boundary=XyZ'); return;
     case 'set-raw': pdk.serviceRequest.setRawBody('héllo'); return;
     case 'in-header-filter': return;
+    case 'after-await': return pdk.cache.set('k', 1).then(() => pdk.response.exit(200, { raw: pdk.request.getRawBody() }));
   }
 }
 export function headerFilter(pdk: any) {
@@ -93,6 +94,12 @@ tenants:
   it('getRawBody: the body as UTF-8 text; no body is ""', async () => {
     expect((await post('/reads', 'raw', 'héllo ✓')).json()).toEqual({ raw: 'héllo ✓' });
     expect((await send(`${gw.url}/reads`, { headers: { 'x-mode': 'raw' } })).json()).toEqual({ raw: '' });
+  });
+
+  it('each request keeps its own body across a wait on an async PDK call, with others in between', async () => {
+    const bodies = ['first body', 'second', 'third: é', ''];
+    const got = await Promise.all(bodies.map((b) => post('/reads', 'after-await', b)));
+    expect(got.map((r) => r.json().raw)).toEqual(bodies);
   });
 
   it('getBody parses JSON, forms and multipart by the Content-Type', async () => {
