@@ -8,6 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { parseFlags, USAGE, type Flags } from './lib/args.ts';
+import { keepMainThreadProfiles } from './lib/cpuprofile.ts';
 import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
 import { AutocannonGen, WrkGen, type LoadGen, type LoadResult, type LoadSpec } from './lib/loadgen.ts';
 import { ROOT, hostId, machineInfo } from './lib/machine.ts';
@@ -130,7 +131,10 @@ function gatewayDef(name: string, make: (dir: string, port: number, adminPort: n
       const adminPort = await freePort();
       const { file } = make(cfgDir, port, adminPort);
       const nodeArgs = ['--no-node-snapshot'];
-      if (opts.prof === true) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles'), '--cpu-prof-name', `${name}.cpuprofile`);
+      // No --cpu-prof-name: every thread of the process writes a profile (the sentinel is a
+      // worker thread), and with one fixed name the last one written, the sentinel's, replaced
+      // the main thread's. Each gateway gets its own folder; keepMainThreadProfile picks.
+      if (opts.prof === true) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(outDir, 'profiles', name));
       const args = ['--config', file];
       // Pinned scenarios run the gateway as one process (--workers 0: no supervisor) when
       // the CLI has workers; multi-core runs pass their own count.
@@ -423,7 +427,9 @@ progress.finish();
 if (aborting) await new Promise(() => {}); // the signal handler exits
 
 // Stop servers (profiles are written on a clean exit).
-await Promise.all([...servers.values()].map((s) => (s instanceof Error || s.proc === null ? Promise.resolve() : stop(s.proc))));
+// A profiled gateway gets time to write its profiles (megabytes after a long run).
+await Promise.all([...servers.values()].map((s) => (s instanceof Error || s.proc === null ? Promise.resolve() : stop(s.proc, F.cpuProf ? 30_000 : 3000))));
+if (F.cpuProf) keepMainThreadProfiles(join(outDir, 'profiles'));
 for (const g of gens.values()) await g.close();
 await stop(upstreamProc);
 

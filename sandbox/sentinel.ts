@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 
 /**
  * The sentinel: one worker_threads thread per process that runs plugins (started by
@@ -63,7 +63,9 @@ let fd = init.file === null ? -1 : openSync(init.file, 'w');
 let parent = init.parent;
 let orphanSince = 0;
 
-parentPort!.on('message', (m: { type: string; slot?: number; host?: SharedArrayBuffer; plugin?: SharedArrayBuffer; control?: SharedArrayBuffer; file?: string; parent?: number }) => {
+type Message = { type: string; slot?: number; host?: SharedArrayBuffer; plugin?: SharedArrayBuffer; control?: SharedArrayBuffer; file?: string; parent?: number };
+
+function onMessage(m: Message): void {
   if (m.type === 'slot') {
     slots.set(m.slot!, {
       call: new Float64Array(m.host!, 0, 1),
@@ -80,7 +82,7 @@ parentPort!.on('message', (m: { type: string; slot?: number; host?: SharedArrayB
     parent = m.parent!;
     killOnWedge = true;
   }
-});
+}
 
 /** The main thread's CPU clock (its tid is the pid: the gateway runs on the process's main thread). */
 const clock = openClock();
@@ -183,7 +185,17 @@ function tick(): void {
     else t = null;
     record(slot, s === undefined ? -1 : Atomics.load(s.current, 0), seq, inCall === 1 ? IN_CALL : IDLE);
   }
-  setTimeout(tick, 1);
 }
-tick();
+
+/**
+ * The loop: messages, a tick, then 1 ms asleep in Atomics.wait, instead of a 1 ms timer
+ * that turned the worker's event loop at each tick. Nothing else in this thread needs its
+ * event loop. A terminating worker leaves Atomics.wait at once.
+ */
+const nap = new Int32Array(new SharedArrayBuffer(4));
 parentPort!.postMessage('ready');
+for (;;) {
+  for (let m = receiveMessageOnPort(parentPort!); m !== undefined; m = receiveMessageOnPort(parentPort!)) onMessage(m.message as Message);
+  tick();
+  Atomics.wait(nap, 0, 0, 1);
+}

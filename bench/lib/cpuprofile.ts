@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { ROOT } from './machine.ts';
 
 /**
@@ -10,6 +10,23 @@ import { ROOT } from './machine.ts';
  */
 type Node = { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] };
 type Profile = { nodes: Node[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
+
+/**
+ * `dir/<target>/` holds one profile per thread of that gateway (node's default names,
+ * CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread, the
+ * one that serves requests and runs the isolates). Keeps the main thread's as
+ * `dir/<target>.cpuprofile` and removes the folder.
+ */
+export function keepMainThreadProfiles(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const target of readdirSync(dir)) {
+    const sub = join(dir, target);
+    if (!statSync(sub).isDirectory()) continue;
+    const main = readdirSync(sub).find((f) => /^CPU\.\d+\.\d+\.\d+\.0\.\d+\.cpuprofile$/.test(f));
+    if (main !== undefined) renameSync(join(sub, main), join(dir, `${target}.cpuprofile`));
+    rmSync(sub, { recursive: true, force: true });
+  }
+}
 
 export type Hot = { name: string; selfMs: number; pct: number };
 
