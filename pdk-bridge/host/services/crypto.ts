@@ -46,7 +46,7 @@ function hmacSecret(key: unknown): Buffer {
 }
 
 /** Verifies a JWS signature; false for a bad signature, ServiceError for a bad algorithm or key. */
-function verifyJws(alg: string, key: unknown, data: string, signature: string): boolean {
+export function verifyJws(alg: string, key: unknown, data: string, signature: string): boolean {
   const a = Object.hasOwn(JWS, alg) ? JWS[alg] : undefined;
   if (a === undefined) throw new ServiceError(`verify: unknown algorithm ${JSON.stringify(alg.slice(0, 20))} (HS, RS, PS, ES 256/384/512 or EdDSA)`);
   const sig = Buffer.from(signature, 'base64url');

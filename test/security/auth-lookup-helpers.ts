@@ -1,0 +1,61 @@
+/**
+ * Setup of the consumer lookup attacks (client.loadConsumer, findCredential,
+ * getConsumerGroups, verifyPassword, verifyCredentialSignature): tenant `evil` runs the
+ * attack plugin on /evil and has one consumer of its own; tenant `good`, a neighbour with
+ * consumers and credentials of every kind, must stay out of evil's reach.
+ */
+import { hashPassword } from '../../core/consumers/passwords.ts';
+import { NO_BREAKER, captureLogger, echoHandler, pluginSource, startGateway, startUpstream, type LogLine, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+
+export type LookupLab = { gw: TestGateway; up: Upstream; lines: LogLine[]; stop(): Promise<void> };
+
+/** The attack plugin: `handlers` is its module body after the metadata. */
+export function lookupPlugin(handlers: string): string {
+  return pluginSource('evil', handlers, 1000);
+}
+
+export async function startLookupLab(evil: string, cpuMs = 500): Promise<LookupLab> {
+  const up = await startUpstream(echoHandler);
+  const captured = captureLogger('debug');
+  // The default cost: the same scrypt as the host's stand-in for an unknown credential.
+  const evilHash = hashPassword('evil-pass');
+  const goodHash = hashPassword('good-pass');
+  const gw = await startGateway(`
+${NO_BREAKER}
+tenants:
+  - name: evil
+    limits: { cpuMs: ${cpuMs} }
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: evil, service: s, paths: [/evil] }]
+    consumers:
+      - id: c-mallory
+        username: mallory
+        credentials:
+          key-auth: [{ id: k-mallory, key: mallory-key }]
+          basic-auth: [{ id: b-mallory, username: mallory, password_hash: "${evilHash}" }]
+          acl: [{ group: evil-group }]
+    plugins:
+      - { name: evil, path: ./evil.ts, limits: { cpuMs: ${cpuMs} } }
+  - name: good
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: good, service: s, paths: [/good] }]
+    consumers:
+      - id: c-victim
+        username: victim
+        customId: v-1
+        credentials:
+          key-auth: [{ id: k-victim, key: victim-key }]
+          basic-auth: [{ id: b-victim, username: victim, password_hash: "${goodHash}" }]
+          jwt: [{ id: j-victim, key: victim-iss, algorithm: HS256, secret: victim-jwt-secret }]
+          acl: [{ group: admins }]
+`, { 'evil.ts': evil }, { logger: captured.logger });
+  return {
+    gw,
+    up,
+    lines: captured.lines,
+    async stop() {
+      await gw.stop();
+      await up.close();
+    },
+  };
+}
