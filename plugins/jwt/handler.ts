@@ -9,8 +9,8 @@ import { claimErrors, decodeToken } from './token.ts';
  * never enters the isolate: the signature is verified on the host
  * (client.verifyCredentialSignature), and only under the credential's own algorithm, so a
  * token's `alg: none` or an HS256 token keyed with an RS credential's public key fails.
- * Then `claims_to_verify` (exp, nbf; Kong's schema has no leeway) and
- * `maximum_expiration`. Every failure is 401 with Kong's message (claims: Kong's
+ * Then `claims_to_verify` (exp, nbf, with `leeway` seconds of clock skew: Isogate's own
+ * field, Kong's schema has none) and `maximum_expiration`. Every failure is 401 with Kong's message (claims: Kong's
  * `{"exp": "token expired"}` body), or the `anonymous` consumer.
  */
 type Config = {
@@ -23,6 +23,7 @@ type Config = {
   anonymous?: string | null;
   run_on_preflight?: boolean;
   maximum_expiration?: number;
+  leeway?: number;
   realm?: string | null;
 };
 
@@ -43,6 +44,7 @@ type Compiled = {
   anonymous: string | null;
   preflight: boolean;
   maxExp: number;
+  leeway: number;
   missing: Readonly<Record<string, string>>;
   invalid: Readonly<Record<string, string>>;
 };
@@ -62,6 +64,7 @@ function compile(config: Config): Compiled {
       anonymous: config.anonymous ?? null,
       preflight: config.run_on_preflight ?? true,
       maxExp: config.maximum_expiration ?? 0,
+      leeway: config.leeway ?? 0,
       missing: { 'WWW-Authenticate': base },
       invalid: { 'WWW-Authenticate': `${base}${config.realm == null ? ' ' : ', '}error="invalid_token"` },
     };
@@ -125,7 +128,7 @@ async function authenticate(pdk: Pdk, c: Compiled): Promise<Failure | null> {
   if (!ok) return bad('Invalid signature');
   // Kong's ngx.time(): the time the request came, in seconds
   const now = Math.floor(pdk.request.getStartTime() / 1000);
-  const errors = claimErrors(jwt.claims, c.verify, now);
+  const errors = claimErrors(jwt.claims, c.verify, now, c.leeway);
   if (errors !== null) return bad(errors);
   if (c.maxExp > 0) {
     const exp = jwt.claims.exp;

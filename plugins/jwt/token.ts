@@ -38,15 +38,18 @@ export function decodeToken(token: string): Token | string {
   return { header, claims, signingInput: token.slice(0, b), signature: token.slice(b + 1), alg };
 }
 
-/** Kong's verify_registered_claims: per claim to verify, its error, or null when all hold. */
-export function claimErrors(claims: Readonly<Record<string, unknown>>, verify: readonly string[], nowSeconds: number): Record<string, string> | null {
+/**
+ * Kong's verify_registered_claims: per claim to verify, its error, or null when all hold.
+ * `leeway` (seconds) is the clock skew allowed both ways.
+ */
+export function claimErrors(claims: Readonly<Record<string, unknown>>, verify: readonly string[], nowSeconds: number, leeway: number): Record<string, string> | null {
   let errors: Record<string, string> | null = null;
   for (const name of verify) {
     const v = claims[name];
     let e: string | null = null;
     if (typeof v !== 'number' || !Number.isFinite(v)) e = 'must be a number';
-    else if (name === 'exp' && v <= nowSeconds) e = 'token expired';
-    else if (name === 'nbf' && v > nowSeconds) e = 'token not valid yet';
+    else if (name === 'exp' && v + leeway <= nowSeconds) e = 'token expired';
+    else if (name === 'nbf' && v - leeway > nowSeconds) e = 'token not valid yet';
     if (e !== null) (errors ??= {})[name] = e;
   }
   return errors;

@@ -45,7 +45,7 @@ tenants:
   - name: t1
     services: [{ name: echo, url: "${up.url}" }]
     routes:
-${['plain', 'claims', 'maxexp', 'b64', 'cookie', 'kid', 'anon', 'raw'].map(route).join('\n')}
+${['plain', 'claims', 'leeway', 'maxexp', 'b64', 'cookie', 'kid', 'anon', 'raw'].map(route).join('\n')}
     consumers:
       - id: c-alice
         username: alice
@@ -65,6 +65,7 @@ ${['plain', 'claims', 'maxexp', 'b64', 'cookie', 'kid', 'anon', 'raw'].map(route
     plugins:
       - { name: jwt, route: plain }
       - { name: jwt, route: claims, config: { claims_to_verify: [exp, nbf] } }
+      - { name: jwt, route: leeway, config: { claims_to_verify: [exp, nbf], leeway: 30 } }
       - { name: jwt, route: maxexp, config: { claims_to_verify: [exp], maximum_expiration: 60 } }
       - { name: jwt, route: b64, config: { secret_is_base64: true } }
       - { name: jwt, route: cookie, config: { cookie_names: [tok], uri_param_names: [] } }
@@ -163,6 +164,13 @@ ${['plain', 'claims', 'maxexp', 'b64', 'cookie', 'kid', 'anon', 'raw'].map(route
     expect((await t({ exp: String(now() + 60), nbf: now() })).json()).toEqual({ exp: 'must be a number' });
     // the plain route does not verify them
     expect((await bearer('/plain', jwt('HS256', 'hs-secret', { iss: 'hs-iss', exp: 1 }))).status).toBe(200);
+  });
+
+  it('leeway: clock skew allowed both ways on exp and nbf', async () => {
+    const t = (claims: object) => bearer('/leeway', jwt('HS256', 'hs-secret', { iss: 'hs-iss', ...claims }));
+    expect((await t({ exp: now() - 10, nbf: now() + 10 })).status).toBe(200);
+    expect((await t({ exp: now() - 60, nbf: now() })).json()).toEqual({ exp: 'token expired' });
+    expect((await t({ exp: now() + 60, nbf: now() + 60 })).json()).toEqual({ nbf: 'token not valid yet' });
   });
 
   it('maximum_expiration refuses a token that lives too long', async () => {
