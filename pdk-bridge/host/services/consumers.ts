@@ -1,3 +1,4 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { verifyPassword as scryptVerify, type ConsumerIndex, type Credential } from '../../../core/consumers/index.ts';
 import { ASYNC_CAPS, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
 import { PHASE } from '../phases.ts';
@@ -43,13 +44,25 @@ function jwtCredential(cc: CallContext, id: string): Credential {
   return c;
 }
 
+/** Public keys parsed once per credential (a credential object lives as long as its config version). */
+const parsedKeys = new WeakMap<Credential, KeyObject>();
+
 /** The key a jwt credential verifies with: its secret (HS*, base64-decoded when the plugin says so) or its public key. */
-function jwtKey(c: Credential, alg: string, secretIsBase64: boolean): string | Record<string, string> {
+function jwtKey(c: Credential, alg: string, secretIsBase64: boolean): string | Record<string, string> | KeyObject {
   if (alg.startsWith('HS')) {
     const secret = c.fields.secret ?? '';
     return secretIsBase64 ? { kty: 'oct', k: Buffer.from(secret, 'base64').toString('base64url') } : secret;
   }
-  return c.fields.rsa_public_key ?? '';
+  let k = parsedKeys.get(c);
+  if (k === undefined) {
+    try {
+      k = createPublicKey(c.fields.rsa_public_key ?? '');
+    } catch {
+      throw new ServiceError(`client.verifyCredentialSignature: the public key of credential ${c.id} cannot be read`);
+    }
+    parsedKeys.set(c, k);
+  }
+  return k;
 }
 
 export const consumersService: Service = {
