@@ -112,6 +112,9 @@ type Retry = number[];
  * or that are quarantined, fail the request fast (fail-closed) or are skipped (fail-open)
  * without entering the isolate.
  *
+ * `body` is the phase's body (the request body, the response, a chunk; null: the request
+ * body was over the cap), `last` true for bodyFilter's last chunk.
+ *
  * Returns null to go on, or the failure to answer with; synchronously when the chain
  * finished in its call (always, for a chain that makes no async PDK call), a Promise of
  * the same when it waits on async calls (rewrite, access and log only).
@@ -124,7 +127,8 @@ export function runPhase(
   phaseJson: string,
   state: RequestState,
   target: OpTarget,
-  body = '',
+  body: string | null = '',
+  last = false,
 ): RequestFailure | null | Promise<RequestFailure | null> {
   // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
   if ((state.phases & phase) === 0) return null;
@@ -153,7 +157,7 @@ export function runPhase(
     }
   }
   for (;;) {
-    const r = call(ctx, route, chainId, phase, req, phaseJson, state, skip, body);
+    const r = call(ctx, route, chainId, phase, req, phaseJson, state, skip, body, last);
     if (r instanceof Suspended) return settlePhase(ctx, route, chainId, phase, req, phaseJson, state, target, body, r, skip, deferred);
     const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
     if (v === null || !Array.isArray(v)) return v;
@@ -162,14 +166,14 @@ export function runPhase(
 }
 
 /** One call into the sandbox for the phase, charged to the tenant. */
-function call(ctx: PipelineContext, route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string): RunResult | Suspended {
+function call(ctx: PipelineContext, route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
   const sandbox = route.sandbox!;
   const t0 = performance.now();
   if (t0 - sandbox.touchedAt > 1000) {
     sandbox.touchedAt = t0;
     ctx.pool.touch(sandbox);
   }
-  const r = sandbox.run(chainId, phase, reqJson, phaseJson, state.ctx, skip, body);
+  const r = sandbox.run(chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
   meter(route, phase, state, t0);
   return r;
 }
@@ -192,7 +196,7 @@ async function settlePhase(
   phaseJson: string,
   state: RequestState,
   target: OpTarget,
-  body: string,
+  body: string | null,
   first: Suspended,
   skipIn: number[] | undefined,
   deferred: number[],
@@ -279,4 +283,9 @@ function conclude(
   if (r.body !== null) target.body = r.body;
   if (target.auth !== authBefore) authenticated(route, state, target, phase);
   return null;
+}
+
+/** response, headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
+export function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string | null, last?: boolean): RequestFailure | null {
+  return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body, last) as RequestFailure | null;
 }

@@ -6,16 +6,31 @@ import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { OUTCOME } from '../sandbox/outcome.ts';
-import { HOP_BY_HOP, acceptsTrailers, appendVia, dropConnectionListed, endToEnd } from './headers.ts';
-import { newErrorId, newRequestState, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
+import { newErrorId, newRequestState, runFilterPhase, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
 import type { RuntimeRoute } from './route.ts';
 import { logSnapshot, requestJson } from './request-snapshot.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
-import { exactPath, normalizePath, stripSegments, type Match } from './router/router.ts';
+import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
+import { readClientBody, type ClientBody } from './request-body.ts';
+import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
+import { exactPath, normalizePath, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
+
+/** The client's body was not read: it streams upstream as it comes. */
+const STREAMED: ClientBody = { text: '', upstream: null };
+const NO_BODY: ClientBody = { text: '', upstream: null };
+const EMPTY = Buffer.alloc(0);
+
+/** Reads an over-cap client body to its end and drops it (its first part was already read). */
+function drain(body: AsyncIterable<Buffer>): void {
+  void (async () => {
+    for await (const _ of body);
+  })().catch(() => {}); // the client went away: nothing to drop
+}
 
 /** What the proxy needs of the gateway: the current snapshot and the pipeline's context. */
 export type ProxyContext = PipelineContext & {
@@ -29,6 +44,7 @@ export type ProxyContext = PipelineContext & {
 
 const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
 
+export { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 
 /** Static error bodies are encoded once. */
 const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
@@ -54,88 +70,19 @@ export function failureCode(f: RequestFailure): ErrorCode {
 }
 
 /**
- * Request headers as sent upstream: end-to-end only, with the X-Forwarded-* and Via set, and
- * `TE: trailers` when the client accepts trailers (the one TE member a proxy passes on).
- */
-export function upstreamHeaders(req: IncomingMessage, route: RuntimeRoute, trailers: boolean): Headers {
-  const src = req.headers;
-  const out: Headers = {};
-  for (const name in src) {
-    if (!HOP_BY_HOP.has(name) && name !== 'expect') out[name] = src[name];
-  }
-  dropConnectionListed(out, src.connection);
-  const ip = req.socket.remoteAddress ?? '';
-  const xff = src['x-forwarded-for'];
-  out['x-forwarded-for'] = xff === undefined || xff === '' ? ip : `${xff}, ${ip}`;
-  out['x-forwarded-proto'] = 'http';
-  if (src.host !== undefined) out['x-forwarded-host'] = src.host;
-  if (!route.service.preserveHost) out.host = route.service.hostHeader;
-  const via = req.httpVersionMinor === 0 ? route.proxy.via10 : route.proxy.via11;
-  if (via !== null) appendVia(out, via);
-  if (trailers) out.te = 'trailers';
-  return out;
-}
-
-
-/** What plugins may change before the upstream: headers, path (the exact one, stripped), query. */
-export function newTarget(route: RuntimeRoute, headers: Headers, rawPath: string, depth: number, query: string): OpTarget {
-  return {
-    consumers: route.consumers,
-    auth: null,
-    upstreamHeaders: headers,
-    upstreamPath: route.stripPath ? stripSegments(rawPath, depth) : rawPath,
-    upstreamQuery: query,
-    responseEdits: null,
-    exit: null,
-    body: null,
-    targets: route.targets,
-  };
-}
-
-/**
  * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
  * a Promise of the same from the first phase whose chain waits on async PDK calls.
+ * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
  */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, from = 0): RequestFailure | null | Promise<RequestFailure | null> {
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = '', from = 0): RequestFailure | null | Promise<RequestFailure | null> {
   for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
     const phase = BEFORE_UPSTREAM[i];
     if ((state.phases & phase) === 0) continue;
-    const failure = runPhase(ctx, route, phase, reqJson, '', state, target);
-    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, i + 1)));
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
+    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, body, i + 1)));
     if (failure !== null || target.exit !== null) return failure;
   }
   return null;
-}
-
-/** headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
-function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string): RequestFailure | null {
-  return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body) as RequestFailure | null;
-}
-
-/** The request target sent upstream: base path, path, query (a bare "?" kept unless a plugin set a query). */
-export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery: boolean): string {
-  const base = route.service.basePath;
-  let path = base === '' ? target.upstreamPath : target.upstreamPath === '/' ? base : base + target.upstreamPath;
-  if (target.upstreamQuery !== '') path += '?' + target.upstreamQuery;
-  else if (bareQuery) path += '?';
-  return path;
-}
-
-/** Status, headers and body of a plugin's exit(). */
-export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
-  const exit = target.exit!;
-  const headers: Headers = {};
-  for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
-  const edits = target.responseEdits;
-  if (edits !== null) applyHeaderEdits(headers, edits);
-  const body = exit.body === null ? null : Buffer.from(exit.body);
-  if (body !== null) {
-    if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
-    headers['content-length'] = String(body.length);
-  } else {
-    headers['content-length'] = '0';
-  }
-  return { status: exit.status, headers, body };
 }
 
 /**
@@ -169,10 +116,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   upstreamStarted = 0;
   /** Request sent upstream to its response headers, in ms (-1: nothing went upstream). */
   upstreamMs = -1;
-  /** bodyFilter: the response body collected so far. */
-  chunks: Buffer[] | null = null;
-  bufferedHeaders: Headers | null = null;
-  bufferedStatus = 0;
+  /** response phase: the upstream response being buffered. */
+  buffer: ResponseBuffer | null = null;
+  /** bodyFilter: the chain the body streams through. */
+  filter: BodyFilterStream | null = null;
   closed = false;
   /** Set once the gateway answered on its own (a plugin failed after the upstream began). */
   answered = false;
@@ -185,6 +132,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   tries = 0;
   retriesLeft = 0;
   hasBody = false;
+  /** The client's body as read for plugins (core/request-body.ts), or STREAMED / NO_BODY. */
+  client: ClientBody = NO_BODY;
+  /** What is sent upstream as the body: the client's stream, the buffered or replaced bytes, or null. */
+  upstreamBody: Buffer | AsyncIterable<Buffer> | IncomingMessage | null = null;
   /** socket.bytesWritten when the exchange began (log.serialize's response size); only for routes with a log phase. */
   bytesAtStart = 0;
   /**
@@ -227,8 +178,39 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.trailers = te !== undefined && req.httpVersionMinor >= 1 && req.method !== 'HEAD' && acceptsTrailers(te);
     const target = newTarget(route, upstreamHeaders(req, route, this.trailers), this.rawPath, depth, this.query);
     this.target = target;
+    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    if (route.readsClientBody) {
+      readClientBody(req, hasBody, route.proxy.bodies.maxRequestBodyBytes).then(
+        (body) => this.proceed(body),
+        (err: unknown) => {
+          // the client went away (or its framing broke) while its body was read
+          this.ctx.log.debug({ tenant: route.tenant, route: route.name, err: String(err) }, 'client body not read');
+          if (!this.closed) sendError(this.res, 'ISG_ERR_BAD_FRAMING');
+        },
+      );
+      return;
+    }
+    this.proceed(hasBody ? STREAMED : NO_BODY);
+  }
+
+  /** After the client's body was read (or not): rewrite, access, then the upstream. */
+  proceed(body: ClientBody): void {
+    if (this.closed) return;
+    try {
+      this.#proceed(body);
+    } catch (err) {
+      const errorId = newErrorId();
+      this.ctx.log.error({ err, route: this.route.id, errorId }, 'internal error while proxying');
+      sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+    }
+  }
+
+  #proceed(client: ClientBody): void {
+    const route = this.route;
+    const target = this.target!;
+    this.client = client;
     if (route.runsAccess) {
-      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target);
+      const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target, route.readsClientBody ? client.text : '');
       if (failure !== null) {
         if (failure instanceof Promise) {
           failure.then((f) => this.afterPlugins(f), (err) => this.pluginsLost(err));
@@ -265,8 +247,22 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.route;
     const req = this.req;
     const target = this.target!;
+    const client = this.client;
     this.upstreamUri = upstreamTarget(route, target, this.bareQuery);
-    this.hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+    let body = client === STREAMED ? req : client.upstream;
+    if (target.body !== null) {
+      // serviceRequest.setRawBody: what is left of the client's body is read and dropped
+      if (client.upstream === req || client === STREAMED) req.resume();
+      else if (client.upstream !== null && !Buffer.isBuffer(client.upstream)) drain(client.upstream);
+      body = Buffer.from(target.body);
+      target.body = null;
+    }
+    if (Buffer.isBuffer(body)) {
+      delete target.upstreamHeaders['transfer-encoding'];
+      target.upstreamHeaders['content-length'] = String(body.length);
+    }
+    this.upstreamBody = body;
+    this.hasBody = body !== null;
     this.retriesLeft = target.retries ?? route.service.retries;
     this.dispatchUpstream();
   }
@@ -275,7 +271,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   dispatchUpstream(): void {
     this.tries++;
     this.upstreamStarted = performance.now();
-    this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.hasBody ? this.req : null, this);
+    this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.upstreamBody as Dispatcher.DispatchOptions['body'], this);
   }
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
@@ -315,41 +311,69 @@ class Exchange implements Dispatcher.DispatchHandler {
     // will be relayed: to a client that accepts them, on a chunked body (node:http refuses
     // Trailer with a Content-Length; an upstream Content-Length is kept, never re-chunked).
     if (this.trailers && headers.trailer !== undefined && headers['content-length'] === undefined && status !== 204 && status !== 304) out.trailer = headers.trailer;
-    if (route.runsHeaderFilter) {
-      const failure = runFilterPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify({ s: status, h: out }), this.state, this.target!);
-      if (failure !== null) {
-        this.answered = true;
-        controller.abort(new Error('plugin failed'));
-        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
-        return;
-      }
-      const set = this.target!.status ?? null; // response.setStatus
-      if (set !== null) {
-        status = set;
-        // a 204 or 304 has no body: what framed the upstream's body must not go out with it
-        if (status === 204 || status === 304) {
-          delete out['content-length'];
-          delete out['transfer-encoding'];
-          delete out.trailer;
-        }
-      }
-    }
-    const edits = this.target!.responseEdits;
-    if (edits !== null) applyHeaderEdits(out, edits);
-    if (route.runsBodyFilter) {
-      this.chunks = [];
-      this.bufferedHeaders = out;
-      this.bufferedStatus = status;
+    // the chain this request runs (a consumer's variant may differ from the route's)
+    if ((route.runsResponse && (this.state.phases & PHASE.RESPONSE) !== 0) || this.target!.buffering === true) {
+      this.buffer = new ResponseBuffer(status, out);
       return;
     }
-    this.sentHeaders = out;
+    this.afterHeaders(status, out, null, null);
+  }
+
+  /**
+   * headerFilter, then the headers go out, or wait for the first filtered chunk under a
+   * bodyFilter. `upstream`: the upstream's own status and headers when a response phase
+   * changed them, `body` the upstream's body when buffered (what serviceResponse reads).
+   * False when the request ended on a failure.
+   */
+  afterHeaders(status: number, out: Headers, upstream: { s: number; h: Headers } | null, body: string | null): boolean {
+    const route = this.route;
+    const target = this.target!;
+    if (route.runsHeaderFilter) {
+      const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
+      const failure = runFilterPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
+      if (failure !== null) {
+        this.fail(failure);
+        return false;
+      }
+    }
+    const edits = target.responseEdits;
+    if (edits !== null) applyHeaderEdits(out, edits);
+    const set = target.status ?? null; // response.setStatus
+    if (set !== null) {
+      status = set;
+      // a 204 or 304 has no body: what framed the upstream's body must not go out with it
+      if (status === 204 || status === 304) {
+        delete out['content-length'];
+        delete out['transfer-encoding'];
+        delete out.trailer;
+      }
+    }
+    this.sentHeaders = out; // written now, or by the bodyFilter with its first output
+    if (route.runsBodyFilter && (this.state.phases & PHASE.BODY_FILTER) !== 0) {
+      this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD');
+      return true;
+    }
     this.res.writeHead(status, out);
+    return true;
+  }
+
+  /** A plugin failed once the upstream answered: the gateway's error, or a cut response when the headers are out. */
+  fail(failure: RequestFailure): void {
+    this.answered = true;
+    this.controller?.abort(new Error('plugin failed'));
+    const sent = sendError(this.res, failureCode(failure), failure.errorId);
+    if (sent !== null) this.sentHeaders = sent;
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.answered) return;
-    if (this.chunks !== null) {
-      this.chunks.push(chunk);
+    if (this.buffer !== null) {
+      const failure = this.buffer.add(this, chunk);
+      if (failure !== null) this.fail(failure);
+      return;
+    }
+    if (this.filter !== null) {
+      this.filter.chunk(this, chunk, false);
       return;
     }
     if (this.res.destroyed) return;
@@ -361,8 +385,12 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Headers): void {
     if (this.answered) return;
-    if (this.chunks !== null) {
-      this.finishBuffered();
+    if (this.buffer !== null) {
+      this.finishBuffered(this.buffer);
+      return;
+    }
+    if (this.filter !== null) {
+      this.filter.chunk(this, EMPTY, true);
       return;
     }
     // node:http sends trailers only on a chunked response, which is the only kind that has them.
@@ -397,28 +425,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.sentHeaders = sendError(this.res, timeout ? 'ISG_ERR_UPSTREAM_TIMEOUT' : invalid ? 'ISG_ERR_UPSTREAM_BAD_RESPONSE' : 'ISG_ERR_UPSTREAM_UNAVAILABLE', errorId);
   }
 
-  finishBuffered(): void {
-    const route = this.route;
-    const body = Buffer.concat(this.chunks!);
-    this.chunks = null;
-    const headers = this.bufferedHeaders!;
-    const phaseJson = JSON.stringify({ s: this.bufferedStatus, h: headers });
-    // The body crosses as a plain string argument, not inside the JSON (no escaping of 64 KB).
-    const failure = runFilterPhase(this.ctx, route, PHASE.BODY_FILTER, this.requestJson(), phaseJson, this.state, this.target!, body.toString('utf8'));
-    if (failure !== null) {
-      this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
+  /** The response phase on the whole response, then headerFilter and bodyFilter as for a streamed one. */
+  finishBuffered(buffer: ResponseBuffer): void {
+    this.buffer = null;
+    const r = buffer.run(this);
+    if ('fault' in r) {
+      this.fail(r);
       return;
     }
-    const replaced = this.target!.body;
-    const out = replaced === null ? body : Buffer.from(replaced);
-    delete headers['content-encoding'];
-    delete headers.trailer; // a body with a Content-Length has no trailers
-    headers['content-length'] = String(out.length);
-    this.sentHeaders = headers;
-    this.res.writeHead(this.bufferedStatus, headers);
-    this.res.end(out);
+    if (!this.afterHeaders(r.status, r.headers, { s: buffer.status, h: buffer.headers }, r.upstreamText)) return;
+    if (this.filter !== null) this.filter.chunk(this, r.body, true);
+    else this.res.end(r.body);
   }
-
 
   onDrain = (): void => {
     this.controller?.resume();

@@ -28,6 +28,10 @@ export type RuntimeRoute = RouteSpec & {
   readonly runsAccess: boolean;
   readonly runsHeaderFilter: boolean;
   readonly runsBodyFilter: boolean;
+  /** A `response` handler: the whole upstream response is buffered for it. */
+  readonly runsResponse: boolean;
+  /** The client's body is buffered before rewrite/access (a plugin reads it: RouteSpec.readsBody). */
+  readonly readsClientBody: boolean;
   readonly runsLog: boolean;
   /** Phase bit -> sink for the pdk.log lines of that phase. */
   readonly logSinks: ReadonlyMap<number, LogSink>;

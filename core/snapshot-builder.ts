@@ -140,6 +140,8 @@ export class SnapshotBuilder {
       runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,
       runsHeaderFilter: sandbox !== null && (spec.phases & PHASE.HEADER_FILTER) !== 0,
       runsBodyFilter: sandbox !== null && (spec.phases & PHASE.BODY_FILTER) !== 0,
+      runsResponse: sandbox !== null && (spec.phases & PHASE.RESPONSE) !== 0,
+      readsClientBody: sandbox !== null && spec.readsBody && (spec.phases & REQUEST_PHASES) !== 0,
       runsLog: sandbox !== null && (spec.phases & PHASE.LOG) !== 0,
       logSinks,
       metrics: {

@@ -26,7 +26,7 @@ export function connectStep(ms: number): number {
  * setTimeouts; setMethod). The route's own pool unless one of those changed it. Returns
  * the "host:port" it went to.
  */
-export function dispatchUpstream(route: RuntimeRoute, target: OpTarget, method: string, path: string, body: IncomingMessage | null, handler: Dispatcher.DispatchHandler): string {
+export function dispatchUpstream(route: RuntimeRoute, target: OpTarget, method: string, path: string, body: Dispatcher.DispatchOptions['body'] | IncomingMessage | null, handler: Dispatcher.DispatchHandler): string {
   const service = route.service;
   const timeouts = target.timeouts ?? null;
   const upstream = target.upstream ?? null;

@@ -22,6 +22,19 @@ export interface PdkRequest {
   /** The peer's address (as client.getIp()). */
   getClientIp(): string;
   getScheme(): 'http' | 'https';
+  /**
+   * rewrite/access, for a plugin that exports `reads: ['body']`: the client's body as UTF-8
+   * text; '' when there is none; null when it was larger than the cap (8 MB: it then went
+   * upstream untouched, streamed). Throws for a plugin that did not declare it reads the body.
+   */
+  getRawBody(): string | null;
+  /**
+   * The body parsed by `mimeType` or the Content-Type: JSON (any value), form or multipart
+   * (field name -> value; a repeated name gives an array; a file part's value is its
+   * content as text). null as getRawBody. Throws on an unsupported type or a malformed
+   * body (more than 1000 parts or fields, a bad or missing boundary, an unterminated part).
+   */
+  getBody(mimeType?: string): unknown;
   /** X-Forwarded-* from a peer in proxy.trustedProxies (first value), else the request's own. */
   getForwardedScheme(): string;
   getForwardedHost(): string;
@@ -101,6 +114,9 @@ export interface PdkRouter {
   getService(): PdkServiceInfo;
 }
 
+/** JSON data, or for form/multipart an object of field -> string (or string list). */
+export type BodyValue = unknown;
+
 export interface PdkServiceRequest {
   setHeader(name: string, value: HeaderValue): void;
   addHeader(name: string, value: HeaderValue): void;
@@ -109,6 +125,19 @@ export interface PdkServiceRequest {
   setPath(path: string): void;
   /** Raw query string sent upstream, without "?". */
   setRawQuery(query: string): void;
+  /**
+   * rewrite/access (Kong's enable_buffering): buffer the upstream's whole response for this
+   * request (<= 4 MB), so headerFilter can read serviceResponse.getRawBody/getBody.
+   */
+  enableBuffering(): void;
+  /** rewrite/access: the body sent upstream instead of the client's (UTF-8; Content-Length set by the gateway), <= 8 MB. */
+  setRawBody(body: string): void;
+  /**
+   * rewrite/access: `body` encoded by `mimeType` (also set as the upstream Content-Type),
+   * else by the request's Content-Type, else as JSON: JSON, form or multipart (the type's
+   * boundary). A string is sent as it is.
+   */
+  setBody(body: BodyValue, mimeType?: string): void;
   /** Each header replaces the one of its name; an array sends it once per element. */
   setHeaders(headers: Record<string, HeaderValue | HeaderValue[]>): void;
   setScheme(scheme: 'http' | 'https'): void;
@@ -129,16 +158,38 @@ export interface PdkResponse {
   getStatus(): number;
   getHeader(name: string): string | string[] | undefined;
   getHeaders(): Readonly<Record<string, string | string[]>>;
-  /** bodyFilter: the whole upstream body, as text. */
-  getBody(): string;
-  setBody(body: string): void;
   /** headerFilter, bodyFilter, log: who made the response. */
   getSource(): 'exit' | 'service' | 'error';
   /** rewrite/access: exit with 400-599 and `{"message": ...}` (Kong's default message when none is given). */
   error(status: number, message?: string | object, headers?: Record<string, HeaderValue>): never;
-  /** headerFilter: the status sent to the client (200-599). */
-  setStatus(status: number): void;
   setHeaders(headers: Record<string, HeaderValue | HeaderValue[]>): void;
+  /** response, headerFilter: the status sent to the client, 200 to 599. */
+  setStatus(status: number): void;
+  /** response: the whole response body as text (the upstream's, or what an earlier plugin set). */
+  getRawBody(): string;
+  /** response: replaces the whole body sent to the client, <= 4 MB. */
+  setRawBody(body: string): void;
+  /** bodyFilter: this chunk as text, cut at character boundaries, as earlier plugins left it. */
+  getChunk(): string;
+  /** bodyFilter: replaces this chunk ('' drops it), <= 1 MB; the response is cut past 256 MB sent. */
+  setChunk(chunk: string): void;
+  /** bodyFilter: this call carries the end of the body (its chunk may be ''). */
+  isLastChunk(): boolean;
+}
+
+/** The upstream's own response (Kong's kong.service.response). */
+export interface PdkServiceResponse {
+  /** response, headerFilter: the upstream's status, before any plugin changed it. */
+  getStatus(): number;
+  getHeader(name: string): string | string[] | undefined;
+  getHeaders(): Readonly<Record<string, string | string[]>>;
+  /**
+   * response, and headerFilter when the response was buffered (a response phase in the
+   * chain, or serviceRequest.enableBuffering()): the upstream's body as text, as it came; else null.
+   */
+  getRawBody(): string | null;
+  /** The upstream's body parsed by `mimeType` or its Content-Type (JSON, form, multipart); null as getRawBody. */
+  getBody(mimeType?: string): BodyValue;
 }
 
 export interface PdkCtx {
@@ -269,6 +320,7 @@ export interface Pdk {
   readonly request: PdkRequest;
   readonly serviceRequest: PdkServiceRequest;
   readonly response: PdkResponse;
+  readonly serviceResponse: PdkServiceResponse;
   readonly service: PdkService;
   readonly client: PdkClient;
   readonly ctx: PdkCtx;

@@ -2,6 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
+import { RUNTIME_PHASES } from '../pdk-bridge/phases.ts';
 import { OUTPUT_CAPS } from './limits.ts';
 import { NODE_INFO } from '../pdk-bridge/host/node.ts';
 
@@ -16,10 +17,11 @@ const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
 
 /**
  * The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one strict
- * function body, after `CAPS`: the output caps of sandbox/limits.ts, the one place they are
- * written, and `NODE`: what pdk.node says of this gateway.
+ * function body, after `CAPS`: the output caps of sandbox/limits.ts, `PHASES`: the phase
+ * table of pdk-bridge/phases.ts, the one place each is written, and `NODE`: what pdk.node
+ * says of this gateway.
  */
-const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\nconst NODE = ${JSON.stringify(NODE_INFO)};\n${readdirSync(RUNTIME_DIR)
+const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\nconst PHASES = ${JSON.stringify(RUNTIME_PHASES)};\nconst NODE = ${JSON.stringify(NODE_INFO)};\n${readdirSync(RUNTIME_DIR)
   .filter((f) => f.endsWith('.js'))
   .sort()
   .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))

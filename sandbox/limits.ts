@@ -17,8 +17,34 @@ export const OUTPUT_CAPS = {
   maxOps: 1000,
   /** Bytes of a header name plus value set by a plugin. */
   maxHeaderBytes: 16 * 1024,
-  /** Bytes of a body given to response.exit or response.setBody. */
+  /**
+   * Bytes of a body given to response.exit or response.setRawBody, and of the upstream
+   * response a `response` phase buffers (a larger one fails the request, ISG_ERR_PLUGIN_FAILED
+   * with a too_large fault: the response phase cannot see it whole).
+   */
   maxBodyBytes: 4 * 1024 * 1024,
+  /**
+   * Bytes of the client's request body the gateway buffers for a chain with a plugin that
+   * declares `reads: ['body']` (a larger body streams upstream untouched and
+   * request.getRawBody() is null), and of a body given to serviceRequest.setRawBody/setBody.
+   */
+  maxRequestBodyBytes: 8 * 1024 * 1024,
+  /** Characters of one chunk given to response.setChunk in bodyFilter. */
+  maxChunkBytes: 1024 * 1024,
+  /**
+   * Bytes a bodyFilter chain may send to the client in one response, all chunks together:
+   * past it the response is cut (the connection closed) and the plugin faults as too_large.
+   * Stops a filter that amplifies each chunk.
+   */
+  maxFilteredBodyBytes: 256 * 1024 * 1024,
+  /** Parts of a multipart body, or fields of a form body, a PDK parser or encoder accepts. */
+  maxBodyParts: 1000,
+  /**
+   * Objects and arrays a JSON body parsed by getBody may hold (counted as "[" and "{" before
+   * the parse, strings included): a JSON bomb ("[[[[..." of 8 MB) would build hundreds of MB
+   * in one JSON.parse, which no limit interrupts until it returns.
+   */
+  maxJsonContainers: 262144,
   /** Bytes of pdk.ctx.shared carried between phases. */
   maxCtxBytes: 64 * 1024,
   /** Headers one response.exit may set. */

@@ -4,6 +4,7 @@ import { basename, dirname, extname, isAbsolute, resolve } from 'node:path';
 import { build, formatMessages, type BuildFailure, type BuildResult } from 'esbuild';
 import ivm from 'isolated-vm';
 import { LRUCache } from 'lru-cache';
+import { HANDLER_NAMES, HANDLER_PHASE, PHASE_MASKS } from '../pdk-bridge/phases.ts';
 import { createBlank, prepareModule } from './blank.ts';
 import type { PluginBundle } from './program.ts';
 import { beacon, type ModuleTag } from './beacon.ts';
@@ -13,11 +14,12 @@ export type PluginInfo = PluginBundle & {
   readonly priority: number;
   /** Phase handler names the module exports (`access`, `headerFilter`, ...). */
   readonly handlers: readonly string[];
+  /** What of the request the plugin reads beyond the snapshot (`reads` export): ['body'] or []. */
+  readonly reads: readonly 'body'[];
   /** capabilities.http: the outbound hosts the plugin declares, or null (it takes the tenant's allowlist). */
   readonly httpHosts?: readonly string[] | null;
 };
 
-export const HANDLER_NAMES = ['rewrite', 'access', 'headerFilter', 'bodyFilter', 'log'] as const;
 
 /** Modules whose load wedged a worker (set by the supervisor): they are not run again. */
 const refused = new Set<ModuleTag>();
@@ -179,14 +181,18 @@ function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
       throw new PluginLoadError(`its code could not run: ${message.slice(0, 300)}`);
     }
     if (typeof meta !== 'string' || meta === '') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
-    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string; http?: unknown };
+    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string; reads: string; http?: unknown };
     if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
     if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
     if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
     const handlers = m.handlers === '' ? [] : m.handlers.split(',');
     if (handlers.length === 0) throw new Error(`the module exports no phase handler (one of ${HANDLER_NAMES.join(', ')})`);
+    // Kong's rule: the response phase sees the whole response; a plugin cannot also filter it as it streams.
+    const excluded = handlers.filter((h) => (HANDLER_PHASE[h] & PHASE_MASKS.EXCLUDED_BY_RESPONSE) !== 0);
+    if (handlers.includes('response') && excluded.length > 0) throw new Error(`plugin ${m.name} exports response and ${excluded.join(' and ')}: a plugin with a response handler cannot also have headerFilter or bodyFilter`);
+    if (m.reads === 'invalid') throw new Error("export `reads` must be ['body'] or absent");
     const httpHosts = Array.isArray(m.http) ? m.http.filter((h): h is string => typeof h === 'string') : null;
-    return { name: m.name, version: m.version, priority: m.priority, handlers, httpHosts, code, source };
+    return { name: m.name, version: m.version, priority: m.priority, handlers, reads: m.reads === 'body' ? ['body'] : [], httpHosts, code, source };
   } finally {
     if (!isolate.isDisposed) isolate.dispose();
   }

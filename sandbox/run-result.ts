@@ -9,7 +9,7 @@ export type RunResult = {
   readonly faults: readonly Fault[];
   /** pdk.ctx.shared as JSON, '' when empty. */
   readonly ctx: string;
-  /** bodyFilter: the body set by response.setBody, or null. */
+  /** The body the call's plugins set (see OpTarget.body), or null. */
   readonly body: string | null;
   /**
    * True when the call produced nothing usable (the isolate was stopped, or the result was
@@ -21,6 +21,8 @@ export type RunResult = {
   readonly detached?: readonly AsyncRequest[];
 };
 
+const MAX_BODY = Math.max(OUTPUT_CAPS.maxBodyBytes, OUTPUT_CAPS.maxRequestBodyBytes, OUTPUT_CAPS.maxChunkBytes);
+
 const FAULT_REASONS_FROM_RUNTIME = new Set<FaultOutcome>((Object.keys(OUTCOME) as FaultOutcome[]).filter((o) => OUTCOME[o].fromRuntime));
 
 /** A call that produced nothing usable: one fault, nothing of any plugin kept. */
@@ -30,7 +32,7 @@ export function failed(outcome: FaultOutcome, instance: number, detail: string):
 
 /**
  * Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON, and the body set by
- * response.setBody after a second newline. `current` is the instance the runtime last named
+ * a body setter (setRawBody, setChunk) after a second newline. `current` is the instance the runtime last named
  * (to blame for a result it cannot make sense of); `instances` how many the tenant has.
  */
 export function decodeResult(out: unknown, current: number, instances: number): RunResult {
@@ -43,7 +45,8 @@ export function decodeResult(out: unknown, current: number, instances: number): 
   const json = nl < 0 ? out : out.slice(0, nl);
   if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
   const body = nl2 < 0 ? null : out.slice(nl2 + 1);
-  if (body !== null && body.length > OUTPUT_CAPS.maxBodyBytes) return failed('too_large', current, `body of ${body.length} bytes exceeds ${OUTPUT_CAPS.maxBodyBytes}`);
+  // The largest body cap; each body operation's own cap is checked with the operations (pdk-bridge/host/ops.ts).
+  if (body !== null && body.length > MAX_BODY) return failed('too_large', current, `body of ${body.length} bytes exceeds ${MAX_BODY}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);

@@ -1,3 +1,4 @@
+import { PHASE } from '../pdk-bridge/phases.ts';
 import { decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
@@ -103,9 +104,9 @@ export class TenantSandbox {
    * A chain waiting on async PDK calls comes back Suspended: perform its requests, then
    * call resume.
    */
-  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult | Suspended {
+  run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body: string | null = '', last = false): RunResult | Suspended {
     try {
-      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body);
+      return this.#run(chainId, phase, reqJson, phaseJson, ctxJson, skipIn, body, last);
     } catch (err) {
       return this.#internal(err);
     }
@@ -150,7 +151,7 @@ export class TenantSandbox {
     return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
   }
 
-  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn?: readonly number[], body = ''): RunResult | Suspended {
+  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult | Suspended {
     let skip = skipIn;
     const began = performance.now();
     this.lastCallMs = 0;
@@ -167,7 +168,7 @@ export class TenantSandbox {
       skip = b.skip;
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
-      [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body]);
+      [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
     return this.#finish(out, live, chainId, phase);
   }
 
@@ -196,7 +197,7 @@ export class TenantSandbox {
     if (this.#isolates.broken.size > 0) {
       // The log phase has no skip list: items of a chain with a broken plugin get its fault,
       // the others run.
-      const verdicts = items.map((it) => this.#brokenInChain(it[0], 32, undefined).fault);
+      const verdicts = items.map((it) => this.#brokenInChain(it[0], PHASE.LOG, undefined).fault);
       if (verdicts.some((v) => v !== null)) {
         const runnable = items.filter((_it, k) => verdicts[k] === null);
         const ran = runnable.length > 0 ? this.#runBatch(runnable) : [];
@@ -206,17 +207,17 @@ export class TenantSandbox {
     }
     const cells = this.#cells;
     let budget = 0;
-    for (const it of items) budget += this.#budgets[it[0]].get(32) ?? 0;
+    for (const it of items) budget += this.#budgets[it[0]].get(PHASE.LOG) ?? 0;
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.charCodeAt(0) === RESULT_OPEN) return decodeBatch(s, items.length, cells.current[0], this.program.instances.length);
-    const r = decodeAsync(s, live, -1, 32, cells.current[0], this.program.instances.length, items.length);
+    const r = decodeAsync(s, live, -1, PHASE.LOG, cells.current[0], this.program.instances.length, items.length);
     if (Array.isArray(r)) return r;
     if (!(r instanceof Suspended)) return items.map(() => r);
     // Item `index` waits on async calls: it goes on alone (resume), the items after it in a batch of their own.
     const b = r.batch!;
-    const waiting = new Suspended(r.frame, r.requests, live, items[b.index][0], 32, null);
+    const waiting = new Suspended(r.frame, r.requests, live, items[b.index][0], PHASE.LOG, null);
     const rest = b.index + 1 < items.length ? this.#runBatch(items.slice(b.index + 1)) : [];
     return [...b.results, waiting, ...rest];
   }

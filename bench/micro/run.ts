@@ -89,7 +89,7 @@ const sample = sb5.run(0, PHASE.ACCESS, reqJson, '', '') as RunResult; // the he
 if (sample.faults.length > 0) throw new Error(`micro: the header chain faulted: ${JSON.stringify(sample.faults)}`);
 const ops = sample.ops;
 const noLog = () => {};
-const target = (): OpTarget => ({ upstreamHeaders: { ...REQ_HEADERS }, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null });
+const target = (): OpTarget => ({ upstreamHeaders: { ...REQ_HEADERS }, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null, buffering: false });
 
 let sink: unknown = null;
 const cases: Case[] = [

@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { ConfigError } from '../errors.ts';
-import { HANDLER_PHASE } from '../../pdk-bridge/host/phases.ts';
+import { HANDLER_PHASE, PHASE } from '../../pdk-bridge/host/phases.ts';
 import { PluginBuildError, loadPlugin, type PluginInfo } from '../../sandbox/plugin-loader.ts';
-import { DEFAULT_CEILINGS, DEFAULT_LIMITS, type Limits } from '../../sandbox/limits.ts';
-import type { InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
+import { DEFAULT_CEILINGS, DEFAULT_LIMITS, OUTPUT_CAPS, type Limits } from '../../sandbox/limits.ts';
+import type { ChainSpec, InstanceSpec, TenantProgram } from '../../sandbox/program.ts';
 import { ConsumerIndex } from '../consumers/index.ts';
 import { ChainBuilder, scopeName, type Candidate, type ConsumerChain } from './chains.ts';
 import { DEFAULT_BREAKER, type BreakerConfig } from '../../sandbox/breaker.ts';
@@ -53,6 +53,7 @@ export type ProxySpec = {
   readonly via11: string | null;
   readonly via10: string | null;
   readonly websocket: { readonly idleTimeoutMs: number; readonly maxMessageBytes: number };
+  readonly bodies: { readonly maxRequestBodyBytes: number; readonly maxFilteredBodyBytes: number };
   /** Peers whose X-Forwarded-* the PDK believes (null: none). */
   readonly trusted: TrustedProxies;
 };
@@ -64,6 +65,10 @@ export function compileProxy(input: ConfigInput['proxy'], errors: string[] = [])
     via11: via === false ? null : `1.1 ${via}`,
     via10: via === false ? null : `1.0 ${via}`,
     websocket: { idleTimeoutMs: input.websocket.idleTimeoutMs, maxMessageBytes: input.websocket.maxMessageBytes },
+    bodies: {
+      maxRequestBodyBytes: input.bodies?.maxRequestBodyBytes ?? OUTPUT_CAPS.maxRequestBodyBytes,
+      maxFilteredBodyBytes: input.bodies?.maxFilteredBodyBytes ?? OUTPUT_CAPS.maxFilteredBodyBytes,
+    },
   };
 }
 
@@ -85,6 +90,8 @@ export type RouteSpec = {
   readonly phases: number;
   /** The phases of the chain itself (a request starts with these). */
   readonly chainPhases: number;
+  /** A plugin of the chain (or of a consumer variant) declares `reads: ['body']`: the client's body is buffered before rewrite/access. */
+  readonly readsBody: boolean;
   /** Consumer id -> the chains authenticating that consumer leads to, by phase (core/config/chains.ts); null: the route has no consumer-scoped plugins. */
   readonly consumerChains: ReadonlyMap<string, ConsumerChain> | null;
   /** The tenant's consumers and credentials. */
@@ -157,6 +164,23 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
   return { input, routes, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
+}
+
+/** The route's chain and every consumer variant it may switch to. */
+function chainIds(base: number, consumerChains: ReadonlyMap<string, ConsumerChain> | null): number[] {
+  const ids = [base];
+  if (consumerChains !== null) for (const plan of consumerChains.values()) for (const sw of Object.values(plan)) for (const c of sw.chains) ids.push(c.chainId);
+  return ids;
+}
+
+/** Some rewrite or access instance of these chains belongs to a plugin that reads the client's body. */
+function readsClientBody(chains: readonly ChainSpec[], ids: readonly number[], instances: readonly InstanceSpec[], bundles: readonly PluginInfo[]): boolean {
+  for (const id of ids) {
+    for (const ph of [PHASE.REWRITE, PHASE.ACCESS]) {
+      for (const idx of chains[id]?.[ph] ?? []) if (bundles[instances[idx].plugin].reads.includes('body')) return true;
+    }
+  }
+  return false;
 }
 
 /** `limits.defaults` or `limits.ceilings` over the built-in ones. */
@@ -283,6 +307,7 @@ async function compileTenant(
     const service = services.get(r.service);
     if (service === undefined) return;
     const { chainId, phases, chainPhases, consumerChains } = builder.route(r);
+    const readsBody = chainId >= 0 && readsClientBody(builder.chains, chainIds(chainId, consumerChains), instances, bundles);
     routes.push({
       id: `${tenant.name}/${r.name}`,
       tenant: tenant.name,
@@ -296,6 +321,7 @@ async function compileTenant(
       chainId,
       phases,
       chainPhases,
+      readsBody,
       consumerChains,
       consumers,
     });

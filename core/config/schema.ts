@@ -3,6 +3,7 @@
  * README's config reference is written from it, and errors quote the field's path.
  */
 import { ADMIN_TOKENS } from '../admin-api/schema.ts';
+import { OUTPUT_CAPS } from '../../sandbox/limits.ts';
 
 const name = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$', description: 'A name: letters, digits, "_", "." and "-", at most 64 characters.' };
 const listener = (host: string, port: number, what: string) => ({
@@ -169,8 +170,18 @@ export const CONFIG_SCHEMA = {
       type: 'object',
       additionalProperties: false,
       default: {},
-      description: 'How the proxy forwards: its Via entry, the proxies it trusts and the limits of proxied WebSocket connections.',
+      description: 'How the proxy forwards: its Via entry, the proxies it trusts, the body limits of plugin phases and the limits of proxied WebSocket connections.',
       properties: {
+        bodies: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'Bodies seen by plugins (pdk-bridge/README.md). Routes whose plugins do not read or filter bodies stream them untouched, whatever these say.',
+          properties: {
+            maxRequestBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: OUTPUT_CAPS.maxRequestBodyBytes, description: "Client body the gateway buffers for a route with a plugin that exports reads: ['body'] (Kong's client_body_buffer_size); a larger body streams upstream untouched and request.getRawBody() is null." },
+            maxFilteredBodyBytes: { type: 'integer', minimum: 1024, default: OUTPUT_CAPS.maxFilteredBodyBytes, description: 'Bytes a bodyFilter chain may send in one response; past it the response is cut and the plugin faults as too_large.' },
+          },
+        },
         trustedProxies: {
           type: 'array',
           default: [],

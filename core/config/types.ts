@@ -13,6 +13,8 @@ export type BreakerInput = { faults?: number; windowMs?: number; cooldownMs?: nu
 
 export type ProxyInput = {
   via: string | false;
+  /** Absent only where a caller builds the input by hand: the schema fills it in. */
+  bodies?: { maxRequestBodyBytes: number; maxFilteredBodyBytes: number };
   trustedProxies: string[];
   websocket: { idleTimeoutMs: number; maxMessageBytes: number };
 };

@@ -61,7 +61,7 @@ export async function loadPluginFolder(folder: string): Promise<FolderPlugin> {
   }
   checkAgreement(manifest, info, dir);
   const inputs = [...new Set([...info.inputs, join(dir, MANIFEST_FILE), schemaFile])];
-  return { info: { ...info, inputs, reads: manifest.reads, capabilities: manifest.capabilities }, manifest, schemaFile };
+  return { info: { ...info, inputs, reads: manifest.reads ?? info.reads, capabilities: manifest.capabilities }, manifest, schemaFile };
 }
 
 /** schema.json must parse and describe every field. */

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
-import { HANDLER_NAMES } from '../../sandbox/plugin-loader.ts';
+import { HANDLER_NAMES } from '../../pdk-bridge/phases.ts';
 import { describeAjvError } from '../config/load.ts';
 
 /**

@@ -1,5 +1,5 @@
 import { OUTPUT_CAPS } from '../../sandbox/limits.ts';
-import { PHASE } from './phases.ts';
+import { PHASE, PHASE_MASKS } from './phases.ts';
 import { authOf, checkAuth, type Authenticated } from './auth.ts';
 import type { ConsumerIndex } from '../../core/consumers/index.ts';
 
@@ -24,7 +24,11 @@ export type OpTarget = {
   /** Edits for the response headers, in order; null until the first. */
   responseEdits: HeaderEdit[] | null;
   exit: Exit | null;
-  /** Replacement body from bodyFilter, or null. */
+  /**
+   * The body the phase's plugins set, or null: in rewrite/access the body sent upstream
+   * (serviceRequest.setRawBody), in response the body sent to the client, in bodyFilter
+   * this chunk. The caller takes it after each call.
+   */
   body: string | null;
   /** serviceRequest.setMethod / setScheme, or null: the client's method, the service's scheme. */
   method?: string | null;
@@ -37,8 +41,10 @@ export type OpTarget = {
   retries?: number | null;
   /** service.setTimeouts: connect, write, read (ms), or null: the service's. */
   timeouts?: readonly [number, number, number] | null;
-  /** response.setStatus (headerFilter), or null. */
+  /** response.setStatus (response, headerFilter), or null. */
   status?: number | null;
+  /** serviceRequest.enableBuffering() was called: the upstream response is buffered whole. */
+  buffering?: boolean;
   /** The tenant's consumers, which client.authenticate's operations are checked against (absent: none). */
   consumers?: ConsumerIndex;
   /** Set by the last client.authenticate applied. */
@@ -46,14 +52,14 @@ export type OpTarget = {
 };
 
 /** A target for calls that may only log (the log phase, the lines of a failed call): nothing else passes validation there. */
-export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null };
+export const LOG_ONLY_TARGET: OpTarget = { upstreamHeaders: {}, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null, buffering: false };
 
 export type LogSink = (instance: number, level: 'debug' | 'info' | 'warn' | 'error', message: string) => void;
 
 const B = PHASE;
-const BEFORE_UPSTREAM = B.REWRITE | B.ACCESS;
-const RESPONSE_HEADERS = B.REWRITE | B.ACCESS | B.HEADER_FILTER;
-const ALL = B.REWRITE | B.ACCESS | B.HEADER_FILTER | B.BODY_FILTER | B.LOG;
+const BEFORE_UPSTREAM = PHASE_MASKS.BEFORE_UPSTREAM;
+const RESPONSE_HEADERS = PHASE_MASKS.HEADERS_WRITABLE;
+const ALL = PHASE_MASKS.ANY_PHASE;
 
 /** Operation name -> phases that may issue it. */
 export const OP_PHASES: Readonly<Record<string, number>> = {
@@ -65,8 +71,11 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'rs.set': RESPONSE_HEADERS,
   'rs.add': RESPONSE_HEADERS,
   'rs.clear': RESPONSE_HEADERS,
-  'rs.body': B.BODY_FILTER,
-  'rs.status': B.HEADER_FILTER,
+  'rs.body': B.RESPONSE,
+  'rs.chunk': B.BODY_FILTER,
+  'rs.status': PHASE_MASKS.STATUS_WRITABLE,
+  'sq.body': BEFORE_UPSTREAM,
+  'sq.buffer': BEFORE_UPSTREAM,
   'sq.method': BEFORE_UPSTREAM,
   'sq.scheme': BEFORE_UPSTREAM,
   'sq.clearArg': BEFORE_UPSTREAM,
@@ -77,6 +86,13 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   auth: BEFORE_UPSTREAM,
   log: ALL,
   '@': ALL, // marker: the operations that follow are this instance's
+};
+
+/** Cap on the body each body operation carries. */
+const BODY_CAP: Readonly<Record<string, number>> = {
+  'rs.body': OUTPUT_CAPS.maxBodyBytes,
+  'rs.chunk': OUTPUT_CAPS.maxChunkBytes,
+  'sq.body': OUTPUT_CAPS.maxRequestBodyBytes,
 };
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -151,10 +167,17 @@ function check(op: unknown, phase: number, t: OpTarget): string | null {
       const q = op[1];
       return typeof q !== 'string' || q.length > 8192 || BAD_QUERY.test(q) ? 'sq.query: invalid query string' : null;
     }
-    case 'rs.body': {
+    case 'rs.body':
+    case 'rs.chunk':
+    case 'sq.body': {
       // The body text travels after the result (RunResult.body); the operation carries its length.
       const n = op[1];
-      return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > OUTPUT_CAPS.maxBodyBytes ? 'rs.body: body must be a string within the body cap' : null;
+      const cap = BODY_CAP[kind];
+      return typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > cap ? `${kind}: body must be a string within ${cap} characters` : null;
+    }
+    case 'rs.status': {
+      const status = op[1];
+      return typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599 ? 'rs.status: status must be an integer from 200 to 599' : null;
     }
     case 'rs.status':
       return within(op[1], 200, 599) ? null : 'rs.status: status must be an integer from 200 to 599';
@@ -248,7 +271,12 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', (op[1] as string).toLowerCase(), kind === 'rs.clear' ? '' : (op[2] as string)]);
         break;
       case 'rs.body':
+      case 'rs.chunk':
+      case 'sq.body':
         break; // applied by the caller from RunResult.body
+      case 'sq.buffer':
+        t.buffering = true;
+        break;
       case 'rs.status':
         t.status = op[1] as number;
         break;

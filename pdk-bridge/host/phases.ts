@@ -1,33 +1,9 @@
-/** Phases as bit flags, mirrored by pdk-bridge/runtime/00-prelude.js. */
-export const PHASE = {
-  REWRITE: 1,
-  ACCESS: 2,
-  HEADER_FILTER: 4,
-  BODY_FILTER: 8,
-  LOG: 32,
-} as const;
-
-export type PhaseBit = (typeof PHASE)[keyof typeof PHASE];
-
-export const PHASE_NAME: Readonly<Record<number, string>> = {
-  1: 'rewrite',
-  2: 'access',
-  4: 'headerFilter',
-  8: 'bodyFilter',
-  32: 'log',
-};
-
-/** Handler export name -> phase bit. */
-export const HANDLER_PHASE: Readonly<Record<string, PhaseBit>> = {
-  rewrite: PHASE.REWRITE,
-  access: PHASE.ACCESS,
-  headerFilter: PHASE.HEADER_FILTER,
-  bodyFilter: PHASE.BODY_FILTER,
-  log: PHASE.LOG,
-};
+/** The phase table lives in pdk-bridge/phases.ts (shared with the in-isolate runtime); re-exported for the host's existing imports. */
+export { HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER, type PhaseBit } from '../phases.ts';
+import { PHASE_MASKS } from '../phases.ts';
 
 /**
  * Phases whose chains may wait on async PDK calls (Kong: cosockets in rewrite, access and
- * log, not in the header or body filter); mirrored by runtime/07-async.js ASYNC_PHASES.
+ * log, not in the header or body filter); the runtime reads the same mask (PHASES.masks.ASYNC_PHASES).
  */
-export const ASYNC_PHASES = PHASE.REWRITE | PHASE.ACCESS | PHASE.LOG;
+export const ASYNC_PHASES = PHASE_MASKS.ASYNC_PHASES;

@@ -76,17 +76,16 @@ function exitBody(body: unknown): string | object | null {
 let phaseNow = '';
 
 /**
- * kong.response.exit: before the upstream, the PDK's exit; in the `response` phase (our
- * bodyFilter) Kong's way to replace the body, which the PDK does with setBody (the status
- * and headers cannot change there).
+ * kong.response.exit: before the upstream, the PDK's exit; in the `response` phase Kong's
+ * way to replace the response, which the PDK does with setStatus, setHeaders and setRawBody.
  */
 function exitFor(pdk: Pdk, status: unknown, body: unknown, headers: unknown): void {
   const res = pdk.response;
   if (phaseNow !== 'response') return res.exit(status as number, exitBody(body), (headers ?? undefined) as Record<string, string>);
-  if (status !== res.getStatus()) throw new Error('changing the status in the response phase is not supported by Isogate');
-  if (headers !== undefined && headers !== null) throw new Error('setting headers in the response phase is not supported by Isogate');
+  if (status !== res.getStatus()) res.setStatus(status as number);
+  if (headers !== undefined && headers !== null) res.setHeaders(headers as Record<string, string>);
   const b = exitBody(body);
-  res.setBody(b === null ? '' : typeof b === 'string' ? b : JSON.stringify(b));
+  res.setRawBody(b === null ? '' : typeof b === 'string' ? b : JSON.stringify(b));
 }
 
 /** The functions of a PDK namespace (absent on an older runtime: none), with `overrides`. */
@@ -118,12 +117,7 @@ function kongOf(pdk: Pdk): object {
     })),
     service: namespace('kong.service', from(pdk.service, {
       request: namespace('kong.service.request', from(pdk.serviceRequest)),
-      response: namespace('kong.service.response', {
-        getStatus: () => res.getStatus(),
-        getHeader: (n) => res.getHeader(n as string),
-        getHeaders: () => res.getHeaders(),
-        getRawBody: () => res.getBody(),
-      }),
+      response: namespace('kong.service.response', from(pdk.serviceResponse)),
     })),
     log: namespace('kong.log', {
       alert: (...a) => log.error(...a),
@@ -150,8 +144,8 @@ function kongOf(pdk: Pdk): object {
   });
 }
 
-/** kong-js-pdk phase -> Isogate handler. `response` is buffered, as Kong's: our bodyFilter (see README). */
-const PHASES = { rewrite: 'rewrite', access: 'access', response: 'bodyFilter', log: 'log' } as const;
+/** kong-js-pdk phase -> Isogate handler (the same names: `response` is buffered, as Kong's). */
+const PHASES = { rewrite: 'rewrite', access: 'access', response: 'response', log: 'log' } as const;
 const UNSUPPORTED = ['certificate', 'preread'] as const;
 
 /**

@@ -4,7 +4,7 @@
 // is private to the runtime: plugin code cannot reach it, and the intrinsics are captured
 // before plugin code can replace them (a plugin that patches JSON.stringify breaks only
 // its own copies, never ours). The host defines `CAPS` before this file: the output caps
-// of sandbox/limits.ts.
+// of sandbox/limits.ts, and `PHASES`: the phase table of pdk-bridge/phases.ts.
 const $now = Date.now;
 const $round = Math.round;
 const $parse = JSON.parse;
@@ -62,9 +62,12 @@ const $Int32Array = Int32Array;
 let $deadline = new $Float64Array(1);
 let $current = new $Int32Array(2);
 
-// Phases as bit flags (mirrored in pdk-bridge/host/phases.ts).
-const REWRITE = 1, ACCESS = 2, HEADER_FILTER = 4, BODY_FILTER = 8, LOG = 32;
-const PHASE_NAMES = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
+// Phases as bit flags, read from the table the host wrote in (pdk-bridge/phases.ts).
+const REWRITE = PHASES.bits.REWRITE, ACCESS = PHASES.bits.ACCESS, HEADER_FILTER = PHASES.bits.HEADER_FILTER;
+const BODY_FILTER = PHASES.bits.BODY_FILTER, RESPONSE = PHASES.bits.RESPONSE, LOG = PHASES.bits.LOG;
+/** Phase bit -> name, which is also the name of the handler a module exports for it. */
+const PHASE_NAMES = PHASES.names;
+const ANY_PHASE = PHASES.masks.ANY_PHASE;
 
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
@@ -131,8 +134,13 @@ let ops = null;          // operations collected in this call (a list()), applie
 let owner = -1;          // instance whose operations follow the last '@' marker in ops
 let reqRaw = '';         // request snapshot as JSON, parsed on first read in each realm
 let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
-let bodyIn = '';         // bodyFilter: the response body, passed as a plain string (no JSON escaping)
-let bodyOut = null;      // bodyFilter: the body set by response.setBody, handed back after the result
+// The body of the phase, passed as a plain string argument (no JSON escaping): rewrite and
+// access the client's request body (null: over the cap), response the response body,
+// bodyFilter the chunk. A plugin's set* replaces it for the plugins after it in the chain.
+let bodyIn = '';
+let bodyFrom = null;     // response: the upstream's body as it came (serviceResponse.getRawBody)
+let bodyLast = false;    // bodyFilter: this call carries the end of the body
+let bodyOut = null;      // the body set in this call, handed back after the result
 let ctxRaw = '';         // pdk.ctx.shared as it came in (JSON), parsed on first use
 let ctxShared = null;    // pdk.ctx.shared of this request, once a plugin touched it
 let instance = -1;       // index of the running plugin instance
@@ -151,7 +159,7 @@ let timedOut = -1;       // instance whose wall time (wallMs) ran out while it w
 let callOut = null;      // where this chain's encoded result goes (see encode)
 let onDone = null;       // what the chain's end does with its faults (one run, or one item of a log batch)
 
-const PHASE_BITS = [REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, LOG];
+const PHASE_BITS = PHASES.order;
 
 function phaseName(bits) {
   let names = '';

@@ -6,8 +6,8 @@
 // settles the promises here. Arguments are checked and capped here, at the call.
 //
 // Kong allows its cosockets in rewrite, access and log, not in the header or body filter:
-// so do we (the body engineer's `response` phase joins this mask).
-const ASYNC_PHASES = REWRITE | ACCESS | LOG;
+// so do we (the mask is the phase table's, pdk-bridge/phases.ts).
+const ASYNC_PHASES = PHASES.masks.ASYNC_PHASES;
 
 let asyncOut = null;     // requests not yet handed to the host in this crossing (JSON texts), or null
 let asyncIds = 0;        // ids of async calls: unique in this isolate, so an answer meets only its own call

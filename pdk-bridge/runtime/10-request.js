@@ -4,7 +4,6 @@
 // version, t start time (epoch ms), d segments of the route prefix that matched, u the
 // request target as sent (only when it differs from p and q), tr 1 when the peer is a
 // trusted proxy. Everything else is derived here, on demand.
-const ANY_PHASE = REWRITE | ACCESS | HEADER_FILTER | BODY_FILTER | LOG;
 
 const PLUS = /\+/g;
 
@@ -172,4 +171,26 @@ const pdkRequest = $freeze({
   getHeaders() { checkPhase('request.getHeaders', ANY_PHASE); return request().h; },
   /** The peer's address (client.getIp). */
   getClientIp() { checkPhase('request.getClientIp', ANY_PHASE); return request().ip; },
+  /**
+   * The client's body as text (UTF-8), for a plugin that exports `reads: ['body']`; '' when
+   * there is none; null when it was larger than CAPS.maxRequestBodyBytes (it then went
+   * upstream untouched, streamed).
+   */
+  getRawBody() {
+    checkPhase('request.getRawBody', BEFORE_UPSTREAM);
+    readsBody('request.getRawBody');
+    return bodyIn;
+  },
+  /** The body parsed by `mimeType` or the request's Content-Type: JSON, form or multipart; null as getRawBody. */
+  getBody(mimeType) {
+    checkPhase('request.getBody', BEFORE_UPSTREAM);
+    readsBody('request.getBody');
+    if (bodyIn === null) return null;
+    return parseBody(bodyIn, request().h['content-type'], mimeType, 'request.getBody');
+  },
 });
+
+/** The body is buffered only for chains with a plugin that declared it reads it; a plugin that did not may not read it. */
+function readsBody(fn) {
+  if (!instances[instance].readsBody) throw new realm.Error(`${fn} needs the plugin to export reads: ['body']`);
+}

@@ -1,6 +1,7 @@
 // In-isolate runtime: pdk.response, the response sent to the client.
-const HEADERS_WRITABLE = REWRITE | ACCESS | HEADER_FILTER;
-const HAS_RESPONSE = HEADER_FILTER | BODY_FILTER | LOG;
+const HEADERS_WRITABLE = PHASES.masks.HEADERS_WRITABLE;
+const HAS_RESPONSE = PHASES.masks.HAS_RESPONSE;
+const STATUS_WRITABLE = PHASES.masks.STATUS_WRITABLE;
 
 /** Thrown by exit() to stop the running handler; the dispatcher recognises it. */
 const EXIT = $freeze($create(null));
@@ -69,16 +70,36 @@ const pdkResponse = $freeze({
     return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
   },
   getHeaders() { checkPhase('response.getHeaders', HAS_RESPONSE); return phaseSnapshot().h; },
-  /** bodyFilter only: the whole upstream body as text. */
-  getBody() { checkPhase('response.getBody', BODY_FILTER); return bodyIn; },
-  /** bodyFilter only: replaces the body sent to the client. */
-  setBody(body) {
-    checkPhase('response.setBody', BODY_FILTER);
-    const text = str(body, 'body');
-    if (text.length > CAPS.maxBodyBytes) tooLarge(`response.setBody body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
-    emit(['rs.body', text.length], 0); // the text itself follows the result, unescaped, under its own cap
-    bodyOut = text;
+  /** Kong's set_status, once the upstream answered (response, headerFilter): the status sent to the client instead of the upstream's, 200 to 599. */
+  setStatus(status) {
+    checkPhase('response.setStatus', STATUS_WRITABLE);
+    if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
+      throw new realm.TypeError('response.setStatus status must be an integer from 200 to 599');
+    }
+    emit(['rs.status', status], 0);
   },
+  /** response phase: the whole response body as text (the upstream's, or what a plugin before set). */
+  getRawBody() { checkPhase('response.getRawBody', RESPONSE); return bodyIn; },
+  /** response phase: replaces the whole body sent to the client (the host sets Content-Length). */
+  setRawBody(body) {
+    checkPhase('response.setRawBody', RESPONSE);
+    const text = str(body, 'body');
+    if (text.length > CAPS.maxBodyBytes) tooLarge(`response.setRawBody body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
+    emit(['rs.body', text.length], 0); // the text itself follows the result, unescaped, under its own cap
+    bodyOut = bodyIn = text;
+  },
+  /** bodyFilter: this chunk of the body as text (cut at character boundaries), as the plugins before left it. */
+  getChunk() { checkPhase('response.getChunk', BODY_FILTER); return bodyIn; },
+  /** bodyFilter: replaces this chunk ('' drops it), at most CAPS.maxChunkBytes characters. */
+  setChunk(chunk) {
+    checkPhase('response.setChunk', BODY_FILTER);
+    const text = str(chunk, 'chunk');
+    if (text.length > CAPS.maxChunkBytes) tooLarge(`response.setChunk chunk of ${text.length} characters exceeds ${CAPS.maxChunkBytes}`);
+    emit(['rs.chunk', text.length], 0);
+    bodyOut = bodyIn = text;
+  },
+  /** bodyFilter: true in the call for the end of the body (its chunk may be ''). Kong's ngx.arg[2]. */
+  isLastChunk() { checkPhase('response.isLastChunk', BODY_FILTER); return bodyLast; },
 });
 
 /** Kong's default message of kong.response.error per status (kong/tools/http.lua). */
@@ -95,8 +116,6 @@ const ERROR_MESSAGES = $freeze({
   506: 'Variant also negotiates', 507: 'Insufficient storage', 508: 'Loop detected', 510: 'Not extended', 511: 'Network authentication required',
 });
 
-// response.setStatus: Kong allows it once the upstream answered (header_filter, response).
-const STATUS_WRITABLE = HEADER_FILTER | (typeof RESPONSE === 'undefined' ? 0 : RESPONSE);
 
 // Kong's other response functions (merged into pdk.response in 50-log.js).
 const pdkResponseMore = {
@@ -139,14 +158,6 @@ const pdkResponseMore = {
     }
     if (!typed) hs['content-type'] = 'application/json; charset=utf-8';
     pdkResponse.exit(status, body, hs);
-  },
-  /** headerFilter: the status sent to the client instead of the upstream's (200-599). */
-  setStatus(status) {
-    checkPhase('response.setStatus', STATUS_WRITABLE);
-    if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
-      throw new realm.TypeError('response.setStatus status must be an integer from 200 to 599');
-    }
-    emit(['rs.status', status], 0);
   },
   setHeaders(headers) {
     checkPhase('response.setHeaders', HEADERS_WRITABLE);

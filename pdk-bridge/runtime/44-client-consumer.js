@@ -14,7 +14,7 @@
 //
 // After authenticate, the plugins after the current one in this phase, and the later
 // phases, run the chain of the consumer's scoped plugins (60-dispatcher.js switches).
-const AUTH_PHASES = REWRITE | ACCESS;
+const AUTH_PHASES = PHASES.masks.BEFORE_UPSTREAM; // rewrite, access
 
 let authConsumer = null;    // consumer set by authenticate in this call (a frozen view), or null
 let authCredential = null;

@@ -160,6 +160,7 @@ const pdk = $freeze({
   request: pdkRequest,
   serviceRequest: $freeze({ ...pdkServiceRequest, ...pdkServiceRequestMore }),
   response: $freeze({ ...pdkResponse, ...pdkResponseMore }),
+  serviceResponse: pdkServiceResponse,
   service: pdkService,
   client: pdkClient,
   ctx: pdkCtx,

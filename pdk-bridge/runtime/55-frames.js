@@ -18,7 +18,7 @@ let frameIds = 0;
 function save() {
   const f = $create(null);
   f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
-  f.bodyIn = bodyIn; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
+  f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
   f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
   f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
   f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
@@ -35,7 +35,7 @@ function save() {
 /** Puts a suspended chain back: from here on its continuations are the running chain. */
 function restore(f) {
   phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
-  bodyIn = f.bodyIn; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
+  bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
   instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
   capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
   asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;

@@ -6,7 +6,8 @@
 // patched any prototype. So the dispatcher keeps its tables in prototype-less objects,
 // loops by index instead of iterators, calls only intrinsics captured in the prelude, and
 // encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
-const HANDLER_BY_PHASE = { 1: 'rewrite', 2: 'access', 4: 'headerFilter', 8: 'bodyFilter', 32: 'log' };
+/** Phase bit -> the handler export it calls: the phase's name (pdk-bridge/phases.ts). */
+const HANDLER_BY_PHASE = PHASE_NAMES;
 
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
@@ -132,18 +133,20 @@ function step(seq, ph, chain, k, skip, faults, done) {
   done(faults);
 }
 
-function begin(ph, chainId, reqJson, phaseJson, ctxJson, body) {
+function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
   phase = ph;
   runChain = chainId;
   authChain = -1;
   authSet = false;
   authConsumer = null;
   authCredential = null;
+  bodyIn = typeof body === 'string' || body === null ? body : '';
+  bodyFrom = bodyIn;
+  bodyLast = last === true;
   asyncCalls = 0;
   waiting = 0;
   settlers = null;
   timedOut = -1;
-  bodyIn = typeof body === 'string' ? body : '';
   bodyOut = null;
   ops = list();
   owner = -1;
@@ -204,6 +207,7 @@ api.load = function (index, factory, kit) {
       }
     }
     meta.handlers = $freeze(handlers);
+    meta.readsBody = mod !== null && typeof mod === 'object' && readsOf(mod) === 'body';
     meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
     modules[index] = meta;
     return '';
@@ -218,7 +222,21 @@ function moduleInfo(mod, handlers) {
   return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
     ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
     ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
-    ',"handlers":"' + handlers + '","http":' + declaredHosts(mod) + '}';
+    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '","http":' + declaredHosts(mod) + '}';
+}
+
+/**
+ * The module's `reads` export: 'body' for ['body'], '' when absent, 'invalid' for anything
+ * else (the host refuses the plugin). Read by index, each element checked to be a string.
+ */
+function readsOf(mod) {
+  const r = mod.reads;
+  if (r === undefined) return '';
+  if (!$isArray(r)) return 'invalid';
+  const n = r.length;
+  if (n === 0) return '';
+  if (n !== 1 || r[0] !== 'body') return 'invalid';
+  return 'body';
 }
 
 /** capabilities.http, the outbound hosts the plugin declares, as JSON ('null' when absent): strings only, capped. */
@@ -240,6 +258,17 @@ api.info = function (index) {
   return meta === undefined ? '' : meta.info;
 };
 
+/** The runtime's view of the phase table, as JSON: what test/pdk-bridge/phase-table.test.ts compares with the host's. */
+api.phases = function () {
+  return $stringify({
+    bits: { REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, RESPONSE, LOG },
+    names: PHASE_NAMES,
+    handlers: HANDLER_BY_PHASE,
+    order: PHASE_BITS,
+    masks: { ANY_PHASE, BEFORE_UPSTREAM, HEADERS_WRITABLE, HAS_RESPONSE },
+  });
+};
+
 /** Installs the tenant's instances and chains (JSON), replacing any previous ones. Runs no plugin code. */
 api.setup = function (programJson) {
   const program = $parse(programJson);
@@ -253,6 +282,7 @@ api.setup = function (programJson) {
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
+    inst.readsBody = mod !== undefined && mod.readsBody;
     inst.realm = mod === undefined ? OWN_REALM : mod.realm;
     // the config is the plugin's own data: made in its realm
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
@@ -270,12 +300,12 @@ api.setup = function (programJson) {
  * synchronously, the common case: a plain string crosses cheapest. When a handler awaited,
  * the chain finishes in the microtasks the isolate runs after this call; it returns
  * undefined and the host asks collect() for the result. `skip` is '' or instance indexes
- * joined by ','.
+ * joined by ','. `body` is the phase's body (see bodyIn), `last` true for bodyFilter's last chunk.
  */
-api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body) {
+api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body, last) {
   const out = $create(null);
   out.s = undefined;
-  const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body);
+  const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last);
   asyncOut = null;
   batch = null;
   callOut = out;
@@ -382,6 +412,7 @@ api.exercise = function () {
   inst.config = deepFreeze({});
   inst.pdk = pdk;
   inst.callback = same;
+  inst.readsBody = false;
   inst.realm = OWN_REALM;
   inst.cpuMs = 1000;
   inst.failOpen = false;

@@ -1,13 +1,14 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
 
 /**
- * Kong's response-transformer: edits the response sent to the client. Headers in
- * headerFilter, in Kong's order remove, rename, replace, add, append, each deciding on the
- * upstream's headers as they came (as Kong's does); top-level fields of a JSON body
- * (Content-Type application/json) in bodyFilter, the same order, values cast by json_types.
+ * Kong's response-transformer: edits the response sent to the client, in the response
+ * phase (the whole upstream response, buffered: Kong buffers it in body_filter). Headers in
+ * Kong's order remove, rename, replace, add, append, each deciding on the upstream's headers
+ * as they came (as Kong's does); then top-level fields of a JSON body (Content-Type
+ * application/json), the same order, values cast by json_types.
  *
- * The cost: the module has a bodyFilter, so routes running it buffer their responses even
- * when no json edit is configured (the PDK has no per-instance opt-out of buffering yet).
+ * The cost: the module has a response handler, so routes running it buffer their responses
+ * (up to 4 MB) even when no json edit is configured (no per-instance opt-out of buffering yet).
  */
 type JsonType = 'string' | 'number' | 'boolean';
 type Edits = { headers: readonly string[]; json: readonly string[] };
@@ -77,7 +78,13 @@ function compile(config: Config): Compiled {
   return c;
 }
 
-export function headerFilter(pdk: Pdk, config: Config): void {
+/** The response phase: headers, then the JSON body. */
+export function response(pdk: Pdk, config: Config): void {
+  editHeaders(pdk, config);
+  editBody(pdk, config);
+}
+
+function editHeaders(pdk: Pdk, config: Config): void {
   const h = compile(config).headers;
   if (h === null) return;
   const r = pdk.response;
@@ -104,14 +111,14 @@ function put(o: object, k: string, v: unknown): void {
   Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
 }
 
-export function bodyFilter(pdk: Pdk, config: Config): void {
+function editBody(pdk: Pdk, config: Config): void {
   const j = compile(config).json;
   if (j === null) return;
   const type = pdk.response.getHeader('content-type');
   if (typeof type !== 'string' || !type.toLowerCase().includes('application/json')) return;
   let body: unknown;
   try {
-    body = JSON.parse(pdk.response.getBody());
+    body = JSON.parse(pdk.response.getRawBody());
   } catch {
     return; // not JSON after all: sent as it came (Kong's)
   }
@@ -130,5 +137,5 @@ export function bodyFilter(pdk: Pdk, config: Config): void {
     const prev = has(o, k) ? o[k] : undefined;
     put(o, k, prev === undefined ? [v] : Array.isArray(prev) ? [...prev, v] : [prev, v]);
   }
-  pdk.response.setBody(JSON.stringify(o));
+  pdk.response.setRawBody(JSON.stringify(o));
 }

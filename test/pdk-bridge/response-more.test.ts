@@ -105,7 +105,7 @@ tenants:
   });
 
   it('phase check: setStatus and getSource in access throw an error naming both phases', async () => {
-    expect((await send(`${gw.url}/?do=status-in-access`)).json().err).toBe('response.setStatus is not allowed in phase access (allowed in: headerFilter)');
-    expect((await send(`${gw.url}/?do=source-in-access`)).json().err).toBe('response.getSource is not allowed in phase access (allowed in: headerFilter, bodyFilter, log)');
+    expect((await send(`${gw.url}/?do=status-in-access`)).json().err).toBe('response.setStatus is not allowed in phase access (allowed in: response, headerFilter)');
+    expect((await send(`${gw.url}/?do=source-in-access`)).json().err).toBe('response.getSource is not allowed in phase access (allowed in: response, headerFilter, bodyFilter, log)');
   });
 });

@@ -41,7 +41,7 @@ const HF = pluginSource(
 export function headerFilter(pdk: any) {
   const bad = pdk.request.getHeader('x-bad');
   if (bad === 'exit') pdk.response.exit(200, 'too late');
-  if (bad === 'setBody') pdk.response.setBody('x');
+  if (bad === 'setRawBody') pdk.response.setRawBody('x');
   if (bad === 'content-length') pdk.response.setHeader('Content-Length', '1');
   pdk.response.setHeader('x-status', pdk.response.getStatus());
   pdk.response.setHeader('x-up-ct', pdk.response.getHeader('Content-Type'));
@@ -52,13 +52,14 @@ export function headerFilter(pdk: any) {
 }`,
 );
 
-/** bodyFilter: replaces the whole body. */
+/** bodyFilter: changes each chunk, and adds to the last. */
 const UPPER = pluginSource(
   'upper',
   `
 export function bodyFilter(pdk: any) {
   if (pdk.request.getHeader('x-bad') === 'setHeader') pdk.serviceRequest.setHeader('x', '1');
-  pdk.response.setBody(pdk.response.getBody().toUpperCase() + ' (' + pdk.response.getStatus() + ')');
+  const tail = pdk.response.isLastChunk() ? ' (' + pdk.response.getStatus() + ')' : '';
+  pdk.response.setChunk(pdk.response.getChunk().toUpperCase() + tail);
 }`,
 );
 
@@ -180,8 +181,8 @@ tenants:
     expect(r.headers['x-up-replace']).toBe('new');
   });
 
-  it('exit, setBody and gateway-managed headers are refused in headerFilter', async () => {
-    for (const bad of ['exit', 'setBody', 'content-length']) {
+  it('exit, setRawBody and gateway-managed headers are refused in headerFilter', async () => {
+    for (const bad of ['exit', 'setRawBody', 'content-length']) {
       const r = await send(`${gw.url}/hf`, { headers: { 'x-bad': bad } });
       expect(r.status, bad).toBe(500);
       expect(r.json().error.code).toBe('ISG_ERR_PLUGIN_FAILED');
@@ -189,11 +190,12 @@ tenants:
     }
   });
 
-  it('bodyFilter reads and replaces the whole body, fixing Content-Length', async () => {
+  it('bodyFilter changes the body chunk by chunk; the length is the filter\'s, so the body goes chunked', async () => {
     const r = await send(`${gw.url}/body`);
     expect(r.status).toBe(201);
     expect(r.body).toBe('HELLO WORLD (201)');
-    expect(r.headers['content-length']).toBe(String('HELLO WORLD (201)'.length));
+    expect(r.headers).not.toHaveProperty('content-length');
+    expect(r.headers['transfer-encoding']).toBe('chunked');
   });
 
   it('bodyFilter may not touch the service request', async () => {

@@ -156,7 +156,7 @@ tenants:
     expect(upstream.url).toBe('/transform/x?js-transform=v0.1.0&path=%2Ftransform%2Fx%3Fa%3D1');
     expect(upstream.headers['x-scheme']).toBe('http');
     expect(upstream.headers['x-port']).toBe(String(gw.gw.proxyAddress.port));
-    expect(upstream.headers['x-raw-body-error']).toBe('PDKError: PDK method kong.request.get_raw_body failed: not supported by Isogate (see pdk-bridge/README.md, Kong JS plugins)');
+    expect(upstream.headers['x-raw-body-error']).toBe('PDKError: PDK method kong.request.get_raw_body failed: request.getRawBody needs the plugin to export reads: [\'body\']');
     expect(r.body).toMatch(/\nBody size: \d+\n$/);
   });
 

@@ -1,5 +1,6 @@
 // bad return: a 64 MiB body handed to response.exit (as a string, or inside an object) or
-// to response.setBody. Regression: the runtime JSON-encoded the whole body before any cap
+// to response.setRawBody in the response phase (setChunk and serviceRequest.setRawBody:
+// bad-body-set-over-cap.test.ts). Regression: the runtime JSON-encoded the whole body before any cap
 // (the call ended as `cpu` after 4-7x its CPU limit and the worker grew to ~300 MB); each
 // cap is now checked at the PDK call, inside the isolate, before anything is encoded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,14 +15,14 @@ const CASES = {
   exitCaught: (pdk) => { try { pdk.response.exit(200, big()); } catch (e) { pdk.response.exit(200, 'pwned'); } },
 };
 export function access(pdk) { const c = CASES[pdk.request.getQueryArg('case')]; if (c !== undefined) c(pdk); }
-export function bodyFilter(pdk) {
+export function response(pdk) {
   const c = pdk.request.getQueryArg('case');
-  if (c === 'setBody') pdk.response.setBody(big());
-  if (c === 'setBodyCaught') { try { pdk.response.setBody(big()); } catch (e) { pdk.response.setBody('pwned'); } }
+  if (c === 'setBody') pdk.response.setRawBody(big());
+  if (c === 'setBodyCaught') { try { pdk.response.setRawBody(big()); } catch (e) { pdk.response.setRawBody('pwned'); } }
 }
 `);
 
-describe('bad return: 64 MiB bodies for response.exit and response.setBody', () => {
+describe('bad return: 64 MiB bodies for response.exit and response.setRawBody', () => {
   let lab: Lab;
   beforeAll(async () => {
     lab = await startLab({ evil: EVIL, cpuMs: 300, memoryMb: 256 });

@@ -8,7 +8,7 @@ function grab(fn) { try { fn(); } catch (e) { return e; } }
 export function access(pdk) {
   const errs = {
     pdkMisuse: grab(() => pdk.request.getHeader(42)),
-    wrongPhase: grab(() => pdk.response.getBody()),
+    wrongPhase: grab(() => pdk.response.getRawBody()),
     v8: grab(() => null.x),
     stackOverflow: grab(function f() { f(); }),
   };

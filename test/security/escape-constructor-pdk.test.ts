@@ -49,7 +49,7 @@ describe('escape: constructor chain via pdk objects and config', () => {
     expect(p.sameRealm).toBe(true);
     expect(p.bareConfig).toBe(true);
     expect(p.frozen).toBe(true);
-    expect(p.ownKeys.sort()).toEqual(['cache', 'client', 'counters', 'crypto', 'ctx', 'http', 'log', 'node', 'request', 'response', 'router', 'service', 'serviceRequest']);
+    expect(p.ownKeys.sort()).toEqual(['cache', 'client', 'counters', 'crypto', 'ctx', 'http', 'log', 'node', 'request', 'response', 'router', 'service', 'serviceRequest', 'serviceResponse']);
     expect(p.fnProps.sort()).toEqual(['length', 'name']);
     expect(p.mutatePdk).toBe('E:TypeError');
     await expectStillServes(lab);

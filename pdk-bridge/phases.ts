@@ -1,0 +1,75 @@
+/**
+ * The one phase table: bits, names, the handler each phase calls, and the phase masks of
+ * the PDK's function groups. The host imports it; sandbox/blank.ts writes it into the
+ * in-isolate runtime as `PHASES` when it builds the runtime source, and the runtime's
+ * constants (REWRITE, ..., PHASE_NAMES, ANY_PHASE, the masks) are read from it, so the two
+ * cannot disagree (test/pdk-bridge/phase-table.test.ts checks the runtime's view).
+ *
+ * Kong's order: rewrite, access, response (the whole upstream response, buffered),
+ * headerFilter, bodyFilter (per chunk), log.
+ */
+export const PHASE = {
+  REWRITE: 1,
+  ACCESS: 2,
+  HEADER_FILTER: 4,
+  BODY_FILTER: 8,
+  RESPONSE: 16,
+  LOG: 32,
+} as const;
+
+export type PhaseBit = (typeof PHASE)[keyof typeof PHASE];
+
+/** Phases in the order a request meets them. */
+export const PHASE_ORDER: readonly PhaseBit[] = [PHASE.REWRITE, PHASE.ACCESS, PHASE.RESPONSE, PHASE.HEADER_FILTER, PHASE.BODY_FILTER, PHASE.LOG];
+
+/** Phase bit -> its name: the handler a plugin module exports for it, and what errors and metrics say. */
+export const PHASE_NAME: Readonly<Record<number, string>> = {
+  [PHASE.REWRITE]: 'rewrite',
+  [PHASE.ACCESS]: 'access',
+  [PHASE.HEADER_FILTER]: 'headerFilter',
+  [PHASE.BODY_FILTER]: 'bodyFilter',
+  [PHASE.RESPONSE]: 'response',
+  [PHASE.LOG]: 'log',
+};
+
+/** Handler export name -> phase bit. */
+export const HANDLER_PHASE: Readonly<Record<string, PhaseBit>> = Object.fromEntries(PHASE_ORDER.map((b) => [PHASE_NAME[b], b]));
+
+/** Handler export names, in phase order. */
+export const HANDLER_NAMES: readonly string[] = PHASE_ORDER.map((b) => PHASE_NAME[b]);
+
+const P = PHASE;
+
+/** Phase masks of the PDK's function groups (the runtime's checkPhase and the host's operation checks use the same ones). */
+export const PHASE_MASKS = {
+  /** Every phase (reads of the request snapshot, ctx, log). */
+  ANY_PHASE: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG,
+  /** Before the upstream is called: serviceRequest.*, response.exit, the request body. */
+  BEFORE_UPSTREAM: P.REWRITE | P.ACCESS,
+  /** Response headers may still change. */
+  HEADERS_WRITABLE: P.REWRITE | P.ACCESS | P.RESPONSE | P.HEADER_FILTER,
+  /** The status sent to the client may still change (response.setStatus). */
+  STATUS_WRITABLE: P.RESPONSE | P.HEADER_FILTER,
+  /** A response (status, headers) exists to read. */
+  HAS_RESPONSE: P.RESPONSE | P.HEADER_FILTER | P.BODY_FILTER | P.LOG,
+  /** The upstream's own response (serviceResponse status and headers). */
+  HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER,
+  /** The upstream's body may be there to read (serviceResponse.getRawBody): buffered for a response phase or by enableBuffering. */
+  HAS_SERVICE_BODY: P.RESPONSE | P.HEADER_FILTER,
+  /**
+   * Phases whose chains may wait on async PDK calls (cache, counters, http): Kong's
+   * cosockets in rewrite, access and log, not in the header or body filter. `response`
+   * could be added here (Kong allows cosockets there); the host runs it synchronously today.
+   */
+  ASYNC_PHASES: P.REWRITE | P.ACCESS | P.LOG,
+  /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
+  EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
+} as const;
+
+/** What sandbox/blank.ts writes into the runtime as `PHASES`. */
+export const RUNTIME_PHASES = {
+  bits: PHASE,
+  order: PHASE_ORDER,
+  names: PHASE_NAME,
+  masks: PHASE_MASKS,
+} as const;

@@ -1,0 +1,50 @@
+// One phase table (pdk-bridge/phases.ts): the host's and the in-isolate runtime's views agree,
+// and no runtime file writes a phase bit or name of its own.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type ivm from 'isolated-vm';
+import { describe, expect, it } from 'vitest';
+import { HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
+import { OP_PHASES } from '../../pdk-bridge/host/ops.ts';
+import { createBlank } from '../../sandbox/blank.ts';
+
+const RUNTIME_DIR = join(import.meta.dirname, '..', '..', 'pdk-bridge', 'runtime');
+
+describe('the phase table', () => {
+  it('the runtime reads the same bits, names, order, handler names and masks as the host', () => {
+    const { isolate, api } = createBlank(16);
+    try {
+      const fn = api.getSync('phases', { reference: true }) as ivm.Reference<() => string>;
+      const got = JSON.parse(fn.applySync(undefined, [])) as Record<string, Record<string, unknown>>;
+      expect(got.bits).toEqual(PHASE);
+      expect(got.order).toEqual(PHASE_ORDER);
+      const names = Object.fromEntries(Object.entries(PHASE_NAME));
+      expect(got.names).toEqual(names);
+      expect(got.handlers).toEqual(names);
+      for (const k of Object.keys(got.masks)) expect(got.masks[k]).toBe(PHASE_MASKS[k as keyof typeof PHASE_MASKS]);
+      expect(PHASE.RESPONSE).toBe(16);
+    } finally {
+      isolate.dispose();
+    }
+  });
+
+  it('handler names map back to their bits, in Kong order', () => {
+    expect(HANDLER_NAMES).toEqual(['rewrite', 'access', 'response', 'headerFilter', 'bodyFilter', 'log']);
+    for (const b of PHASE_ORDER) expect(HANDLER_PHASE[PHASE_NAME[b]]).toBe(b);
+  });
+
+  it('every operation the host accepts is allowed only in known phases', () => {
+    const all = PHASE_MASKS.ANY_PHASE;
+    for (const [op, mask] of Object.entries(OP_PHASES)) expect(mask & ~all, op).toBe(0);
+  });
+
+  it('no runtime file defines a phase bit, name list or mask of its own', () => {
+    for (const f of readdirSync(RUNTIME_DIR).filter((n) => n.endsWith('.js'))) {
+      const src = readFileSync(join(RUNTIME_DIR, f), 'utf8');
+      // a bit written as a number, or a mask spelled out from the bits
+      expect(src, f).not.toMatch(/\b(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG)\s*=\s*\d/);
+      expect(src, f).not.toMatch(/=\s*(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG)\s*\|/);
+      expect(src, f).not.toMatch(/['"]headerFilter['"]\s*[,}]/);
+    }
+  });
+});
