@@ -7,8 +7,9 @@ import { kongError } from '../kong-error.ts';
  * looked up among the tenant's key-auth credentials on the host (client.findCredential:
  * the key goes out, the consumer's public record comes back). Answers 401 with Kong's
  * messages and `WWW-Authenticate: Key` (`Key realm="..."` with `realm`), or falls back to
- * the `anonymous` consumer. `key_in_body` is accepted but not read yet: the PDK does not
- * carry the request body.
+ * the `anonymous` consumer. `key_in_body` is accepted but not read yet: plugin.json's
+ * `reads: ["body"]` is per plugin, and would make every key-auth route buffer its client
+ * body for the few instances that want it.
  */
 type Config = {
   key_names?: readonly string[];
