@@ -4,8 +4,13 @@
  * attack plugin on /evil and has one consumer of its own; tenant `good`, a neighbour with
  * consumers and credentials of every kind, must stay out of evil's reach.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { hashPassword } from '../../core/consumers/passwords.ts';
 import { NO_BREAKER, captureLogger, echoHandler, pluginSource, startGateway, startUpstream, type LogLine, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+
+/** mallory's RS256 jwt credential (j-mallory-rs, key mallory-iss): the key pair, the public half in the config. */
+export const MALLORY_RSA = generateKeyPairSync('rsa', { modulusLength: 2048 });
+export const MALLORY_PEM = MALLORY_RSA.publicKey.export({ type: 'spki', format: 'pem' }).toString();
 
 export type LookupLab = { gw: TestGateway; up: Upstream; lines: LogLine[]; stop(): Promise<void> };
 
@@ -34,6 +39,9 @@ tenants:
           key-auth: [{ id: k-mallory, key: mallory-key }]
           basic-auth: [{ id: b-mallory, username: mallory, password_hash: "${evilHash}" }]
           acl: [{ group: evil-group }]
+          jwt:
+            - { id: j-mallory-rs, key: mallory-iss, algorithm: RS256, rsa_public_key: ${JSON.stringify(MALLORY_PEM)} }
+            - { id: j-mallory-hs, key: mallory-hs-iss, algorithm: HS256, secret: mallory-hs-secret }
     plugins:
       - { name: evil, path: ./evil.ts, limits: { cpuMs: ${cpuMs} } }
   - name: good
