@@ -36,7 +36,7 @@ tenants:
       - { name: key-auth, route: hidden }
       - { name: key-auth, route: anon, config: { anonymous: guest } }
       - { name: acl, route: allow, config: { allow: [admins] } }
-      - { name: acl, route: deny, config: { deny: [banned] } }
+      - { name: acl, route: deny, config: { deny: [banned], allow: null } }
       - { name: acl, route: hidden, config: { allow: [users], hide_groups_header: true } }
       - { name: acl, route: noauth, config: { allow: [users] } }
       - { name: acl, route: anon, config: { allow: [users] } }
@@ -90,5 +90,6 @@ tenants:
 `;
     expect((await configErrors(cfg('{ allow: [a], deny: [b] }'))).join('\n')).toMatch(/plugins\[0\]\.config/);
     expect((await configErrors(cfg('{}'))).join('\n')).toMatch(/plugins\[0\]\.config/);
+    expect((await configErrors(cfg('{ allow: null, deny: null }'))).join('\n')).toMatch(/plugins\[0\]\.config/);
   });
 });
