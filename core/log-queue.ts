@@ -66,7 +66,7 @@ export class LogQueue {
             return;
           }
           // This item waits on async PDK calls: it ends later, on its own.
-          settleChain(sb, r, ctx.services, this.#charge(sb)).then(
+          settleChain(sb, r, ctx.services, this.#charge(sb), route.consumers).then(
             (done) => this.#apply(route, done),
             (err) => ctx.log.error({ tenant: route.tenant, err: String((err as Error)?.message) }, 'async log phase failed'),
           );
@@ -81,7 +81,7 @@ export class LogQueue {
 
   #apply(route: RuntimeRoute, r: RunResult): void {
     const ctx = this.#ctx;
-    if (r.detached !== undefined) performDetached(route.sandbox!, r.detached, PHASE.LOG, ctx.services);
+    if (r.detached !== undefined) performDetached(route.sandbox!, r.detached, PHASE.LOG, ctx.services, route.consumers);
     for (const f of r.faults) recordFault(ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
     const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
     if (bad !== null) recordFault(ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);

@@ -205,7 +205,7 @@ async function settlePhase(
   let s: RunResult | Suspended = first;
   const charge = (t0: number) => meter(route, phase, state, t0);
   for (;;) {
-    const r: RunResult = s instanceof Suspended ? await settleChain(route.sandbox!, s, ctx.services, charge) : s;
+    const r: RunResult = s instanceof Suspended ? await settleChain(route.sandbox!, s, ctx.services, charge, route.consumers) : s;
     const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
     if (v === null || !Array.isArray(v)) return v;
     skip = v;
@@ -231,7 +231,7 @@ function conclude(
   const sandbox = route.sandbox!;
   const gate = sandbox.gate;
   let skip = skipIn;
-  if (r.detached !== undefined) performDetached(sandbox, r.detached, phase, ctx.services);
+  if (r.detached !== undefined) performDetached(sandbox, r.detached, phase, ctx.services, route.consumers);
   let retry = false;
   for (const f of r.faults) {
     const failOpen = route.instances[f.instance]?.failOpen === true;

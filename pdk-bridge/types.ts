@@ -250,7 +250,32 @@ export interface PdkClientConsumer {
     consumer: { id: string; username?: string; customId?: string | null; tags?: readonly string[] } | null,
     credential: { id: string; kind?: string } | null,
   ): void;
+  /**
+   * Async lookups in the tenant's consumers (rewrite and access), answered by the host.
+   * Kong's kong.client.load_consumer: by id, else (byUsername) by username; null when none.
+   */
+  loadConsumer(idOrUsername: string, byUsername?: boolean): Promise<PdkConsumer | null>;
+  /** The credential whose lookup key is `key` (key-auth key, basic-auth username, jwt key: the `iss`), with its consumer; null when none. */
+  findCredential(kind: 'key-auth' | 'basic-auth' | 'jwt', key: string): Promise<{ consumer: PdkConsumer; credential: PdkLookedUpCredential } | null>;
+  /** The ACL groups of a consumer (default: the authenticated one), in config order; null for an unknown consumer. */
+  getConsumerGroups(consumerId?: string): Promise<string[] | null>;
+  /** basic-auth: whether `password` is the credential's, checked on the host (the hash never enters the isolate). */
+  verifyPassword(credentialId: string, password: string): Promise<boolean>;
+  /**
+   * jwt: whether `signature` (base64url) signs `signingInput` ("header.payload") under the
+   * credential's secret or public key, verified on the host; false unless `alg` is the
+   * credential's own algorithm.
+   */
+  verifyCredentialSignature(credentialId: string, alg: JwsAlgorithm, signingInput: string, signature: string, opts?: { secretIsBase64?: boolean }): Promise<boolean>;
 }
+
+/** A credential as findCredential returns it: no key, hash or secret; a jwt one's algorithm. */
+export type PdkLookedUpCredential = {
+  readonly id: string;
+  readonly kind: 'key-auth' | 'basic-auth' | 'jwt';
+  readonly consumer: { readonly id: string };
+  readonly algorithm?: JwsAlgorithm;
+};
 
 /** JSON data: what the cache keeps and what async calls carry. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };

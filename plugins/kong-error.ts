@@ -35,7 +35,8 @@ function formatFor(accept: string | string[] | undefined): (typeof FORMATS)[numb
   return FORMATS[0];
 }
 
-export function kongError(pdk: Pdk, status: number, message: string): never {
+/** `headers`: more response headers (an auth plugin's WWW-Authenticate). */
+export function kongError(pdk: Pdk, status: number, message: string, headers?: Readonly<Record<string, string>>): never {
   const [, type, render] = formatFor(pdk.request.getHeader('accept'));
-  return pdk.response.exit(status, render(message), { 'Content-Type': type });
+  return pdk.response.exit(status, render(message), headers === undefined ? { 'Content-Type': type } : { ...headers, 'Content-Type': type });
 }

@@ -77,6 +77,14 @@ export const OUTPUT_CAPS = {
   maxStateKeyChars: 512,
   /** Bytes crypto.randomBytes may hand out in one call. */
   maxRandomBytes: 1024,
+  /** Characters of a credential key looked up by client.findCredential (the config's longest key-auth key). */
+  maxCredentialKeyChars: 16384,
+  /** Characters of a password client.verifyPassword checks. */
+  maxPasswordChars: 1024,
+  /** Characters of the signing input (a JWT's header.payload) client.verifyCredentialSignature checks: a request header's size. */
+  maxSigningInputChars: 16384,
+  /** Characters of the base64url signature client.verifyCredentialSignature checks (an RSA-8192 signature is 1366). */
+  maxSignatureChars: 2048,
 } as const;
 
 /**
@@ -96,6 +104,11 @@ export const ASYNC_CAPS = {
   maxCounters: 1_000_000,
   /** Cache ttl and negTtl, at most, in seconds (a day). */
   maxCacheTtlSeconds: 86400,
+  /**
+   * client.verifyPassword calls one phase of one request may make (within maxAsyncCalls):
+   * each is an scrypt on the thread pool, so one request must not buy 32 of them.
+   */
+  maxPasswordChecks: 2,
 } as const;
 
 /** Per-tenant, per-worker cache bounds when the config says nothing (sandbox.cache). */

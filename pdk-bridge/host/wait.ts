@@ -2,6 +2,7 @@ import { DEFAULT_LIMITS } from '../../sandbox/limits.ts';
 import { failed, type RunResult } from '../../sandbox/run-result.ts';
 import { ANSWER_TIMEOUT, Suspended, type Answer, type AsyncRequest } from '../../sandbox/suspended.ts';
 import type { TenantSandbox } from '../../sandbox/tenant-sandbox.ts';
+import type { ConsumerIndex } from '../../core/consumers/index.ts';
 import type { HostServices } from './services/index.ts';
 
 type InFlight = { readonly instance: number; answer: Answer | null; readonly done: Promise<void> };
@@ -12,14 +13,16 @@ type InFlight = { readonly instance: number; answer: Answer | null; readonly don
  * its wallMs from its first async call in the phase; when that passes, its unanswered
  * calls are answered `timeout` (its handler ends as that fault). Requests of other
  * instances still running are carried over to the next resume. `meter(t0)` is called
- * after each crossing that started at t0 (the caller charges it).
+ * after each crossing that started at t0 (the caller charges it). `consumers`: the index of
+ * the request's route, what client lookups read.
  */
-export async function settleChain(sb: TenantSandbox, first: Suspended, services: HostServices, meter: (t0: number) => void): Promise<RunResult> {
+export async function settleChain(sb: TenantSandbox, first: Suspended, services: HostServices, meter: (t0: number) => void, consumers?: ConsumerIndex): Promise<RunResult> {
   const tenant = services.forProgram(sb.program);
   const instances = sb.program.instances;
   const deadlines = new Map<number, number>();
   const inflight = new Map<number, InFlight>();
   const http = { n: 0 };
+  const passwords = { n: 0 };
   let s = first;
   for (;;) {
     const now = performance.now();
@@ -27,7 +30,7 @@ export async function settleChain(sb: TenantSandbox, first: Suspended, services:
       let deadline = deadlines.get(req.instance);
       if (deadline === undefined) deadlines.set(req.instance, (deadline = now + (instances[req.instance]?.wallMs ?? DEFAULT_LIMITS.wallMs)));
       const entry: { instance: number; answer: Answer | null; done: Promise<void> } = { instance: req.instance, answer: null, done: Promise.resolve() };
-      entry.done = services.perform(req, s.phase, { services: tenant, instance: req.instance, deadline, http }).then((a) => {
+      entry.done = services.perform(req, s.phase, { services: tenant, instance: req.instance, deadline, http, consumers, passwords }).then((a) => {
         entry.answer = a;
       });
       inflight.set(req.id, entry);
@@ -58,12 +61,13 @@ export async function settleChain(sb: TenantSandbox, first: Suspended, services:
 }
 
 /** Performs the calls a finished chain left unawaited; their answers go to nobody. */
-export function performDetached(sb: TenantSandbox, requests: readonly AsyncRequest[], phase: number, services: HostServices): void {
+export function performDetached(sb: TenantSandbox, requests: readonly AsyncRequest[], phase: number, services: HostServices, consumers?: ConsumerIndex): void {
   const tenant = services.forProgram(sb.program);
   const http = { n: 0 };
+  const passwords = { n: 0 };
   const now = performance.now();
   for (const req of requests) {
     const deadline = now + (sb.program.instances[req.instance]?.wallMs ?? DEFAULT_LIMITS.wallMs);
-    void services.perform(req, phase, { services: tenant, instance: req.instance, deadline, http });
+    void services.perform(req, phase, { services: tenant, instance: req.instance, deadline, http, consumers, passwords });
   }
 }

@@ -60,7 +60,53 @@ function frozenRecord(r) {
   return r;
 }
 
+// Lookups (async, rewrite and access: 07-async.js): the tenant's consumers and credentials
+// are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
+// public record, a credential's id and kind, or a boolean: a password is checked and a
+// signature verified on the host, so no hash, secret or public key enters the isolate.
+function lookup(fn, method, values) {
+  const a = list();
+  for (let i = 0; i < values.length; i++) a[i] = values[i];
+  return asyncCall('client.' + fn, AUTH_PHASES, 'consumers', method, a, false);
+}
+
 const pdkClientConsumer = {
+  /** Kong's load_consumer: the consumer of that id (else, byUsername, of that username), or null. */
+  loadConsumer(idOrUsername, byUsername) {
+    return lookup('loadConsumer', 'load', [shortStr(idOrUsername, 'client.loadConsumer: id or username', CAPS.maxAuthFieldChars), byUsername === true]);
+  },
+  /** { consumer, credential } of the key-auth key, basic-auth username or jwt key (iss), or null. */
+  findCredential(kind, key) {
+    return lookup('findCredential', 'find', [shortStr(kind, 'client.findCredential: kind', 16), shortStr(key, 'client.findCredential: key', CAPS.maxCredentialKeyChars)]);
+  },
+  /** The ACL groups of a consumer (default: the authenticated one), or null for an unknown consumer. */
+  getConsumerGroups(consumerId) {
+    let id = consumerId;
+    if (id === undefined) {
+      const c = pdkClientConsumer.getConsumer();
+      id = c === null ? undefined : c.id;
+      if (id === undefined) throw new realm.Error('client.getConsumerGroups: no consumer is authenticated');
+    }
+    return lookup('getConsumerGroups', 'groups', [shortStr(id, 'client.getConsumerGroups: consumer id', CAPS.maxAuthFieldChars)]);
+  },
+  /** basic-auth: true when `password` is the credential's; checked on the host (scrypt). */
+  verifyPassword(credentialId, password) {
+    return lookup('verifyPassword', 'verifyPassword', [shortStr(credentialId, 'client.verifyPassword: credential id', CAPS.maxAuthFieldChars), shortStr(password, 'client.verifyPassword: password', CAPS.maxPasswordChars)]);
+  },
+  /**
+   * jwt: true when `signature` (base64url) signs `signingInput` under the credential's
+   * secret or public key, with `alg` the credential's own algorithm; verified on the host.
+   */
+  verifyCredentialSignature(credentialId, alg, signingInput, signature, opts) {
+    const b64 = opts !== undefined && opts !== null && opts.secretIsBase64 === true;
+    return lookup('verifyCredentialSignature', 'verifySignature', [
+      shortStr(credentialId, 'client.verifyCredentialSignature: credential id', CAPS.maxAuthFieldChars),
+      shortStr(alg, 'client.verifyCredentialSignature: algorithm', 16),
+      shortStr(signingInput, 'client.verifyCredentialSignature: signing input', CAPS.maxSigningInputChars),
+      shortStr(signature, 'client.verifyCredentialSignature: signature', CAPS.maxSignatureChars),
+      b64,
+    ]);
+  },
   /** The authenticated consumer ({ id, username, customId, tags }), or null. Never a credential. */
   getConsumer() {
     checkPhase('client.getConsumer', ANY_PHASE);

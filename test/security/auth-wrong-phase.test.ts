@@ -12,7 +12,8 @@ function tryAuth(pdk: any): string {
   try { pdk.client.authenticate({ id: 'c-alice' }, null); return 'allowed'; } catch (e: any) { return e.message; }
 }
 export function headerFilter(pdk: any) { pdk.response.setHeader('x-hf', tryAuth(pdk)); }
-export function bodyFilter(pdk: any) { if (pdk.request.getQueryArg('body') === '1') pdk.response.setBody(tryAuth(pdk)); }
+// the body, chunk by chunk since the body merge: the whole of it becomes the refusal
+export function bodyFilter(pdk: any) { if (pdk.request.getQueryArg('body') === '1') pdk.response.setChunk(pdk.response.isLastChunk() ? tryAuth(pdk) : ''); }
 export function log(pdk: any) { pdk.log.warn('log phase: ' + tryAuth(pdk)); }`, 100);
 
 describe('security: client.authenticate in a wrong phase', () => {

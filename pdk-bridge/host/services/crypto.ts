@@ -1,4 +1,4 @@
-import { constants, createHash, createHmac, createPublicKey, randomBytes, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
+import { constants, createHash, createHmac, createPublicKey, KeyObject, randomBytes, timingSafeEqual, verify } from 'node:crypto';
 import { OUTPUT_CAPS } from '../../../sandbox/limits.ts';
 import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, ServiceError, type Service } from './types.ts';
@@ -29,6 +29,8 @@ const JWS: Readonly<Record<string, Jws>> = {
 };
 
 function publicKey(key: unknown): KeyObject {
+  // A key the host parsed once (a credential's, services/consumers.ts); never one from an isolate, which sends only JSON.
+  if (key instanceof KeyObject && key.type === 'public') return key;
   try {
     if (typeof key === 'string') return createPublicKey(key);
     if (key !== null && typeof key === 'object' && !Array.isArray(key)) return createPublicKey({ key: key as import('node:crypto').JsonWebKey, format: 'jwk' });
@@ -46,7 +48,7 @@ function hmacSecret(key: unknown): Buffer {
 }
 
 /** Verifies a JWS signature; false for a bad signature, ServiceError for a bad algorithm or key. */
-function verifyJws(alg: string, key: unknown, data: string, signature: string): boolean {
+export function verifyJws(alg: string, key: unknown, data: string, signature: string): boolean {
   const a = Object.hasOwn(JWS, alg) ? JWS[alg] : undefined;
   if (a === undefined) throw new ServiceError(`verify: unknown algorithm ${JSON.stringify(alg.slice(0, 20))} (HS, RS, PS, ES 256/384/512 or EdDSA)`);
   const sig = Buffer.from(signature, 'base64url');

@@ -6,13 +6,14 @@ import type { TenantProgram } from '../../../sandbox/program.ts';
 import { ANSWER_ERROR, ANSWER_OK, type Answer, type AsyncRequest } from '../../../sandbox/suspended.ts';
 import { PHASE_NAME } from '../phases.ts';
 import { cacheService, TenantCache } from './cache.ts';
+import { consumersService } from './consumers.ts';
 import { countersService } from './counters.ts';
 import { cryptoService } from './crypto.ts';
 import { httpService, outboundAgent } from './http.ts';
 import { ServiceError, type CallContext, type Service, type ServiceMethod, type TenantServices } from './types.ts';
 
 /** Every service an async PDK call can reach: service name -> method -> { phases, run }. */
-export const SERVICES: readonly Service[] = [cacheService, countersService, cryptoService, httpService];
+export const SERVICES: readonly Service[] = [cacheService, consumersService, countersService, cryptoService, httpService];
 
 const TABLE = new Map<string, ServiceMethod>();
 for (const s of SERVICES) for (const [m, def] of Object.entries(s.methods)) TABLE.set(`${s.name}.${m}`, def);

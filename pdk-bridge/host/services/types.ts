@@ -1,3 +1,4 @@
+import type { ConsumerIndex } from '../../../core/consumers/index.ts';
 import type { CounterStore } from '../../../core/state/counter-store.ts';
 import type { TenantCache } from './cache.ts';
 
@@ -22,6 +23,14 @@ export type CallContext = {
   readonly deadline: number;
   /** Outbound http calls made so far in this phase (ASYNC_CAPS.maxHttpCalls). */
   readonly http: { n: number };
+  /**
+   * The consumers and credentials of the config the request was routed under (the route's
+   * index, so a reload is seen by the next request and never half-way through one); absent
+   * for calls of no request.
+   */
+  readonly consumers?: ConsumerIndex;
+  /** client.verifyPassword checks made so far in this phase (ASYNC_CAPS.maxPasswordChecks). */
+  readonly passwords?: { n: number };
 };
 
 /**
