@@ -63,6 +63,17 @@ describe('isogate import of a Kong declarative config', () => {
     expect(m.json()).toEqual({ message: 'down for maintenance' });
   });
 
+  it('consumers and their credentials work with the bundled auth plugins', async () => {
+    expect((await send(`${gateway.url}/back-office/x`)).status).toBe(401);
+    expect((await send(`${gateway.url}/back-office/x`, { headers: { apikey: 'wrong' } })).status).toBe(401);
+    const r = await send(`${gateway.url}/back-office/x`, { headers: { apikey: 'alice-key' } });
+    expect(r.status, r.body).toBe(200);
+    const seen = r.json();
+    expect(seen.url).toBe('/bo/x');
+    expect(seen.headers['x-consumer-username']).toBe('alice');
+    expect(seen.headers.apikey).toBeUndefined(); // hide_credentials
+  });
+
   it('converts consumers and credentials, storing only a hash of a basic-auth password', () => {
     const consumers = converted.tenants[0].consumers;
     const alice = consumers.find((c: any) => c.username === 'alice');
@@ -78,7 +89,7 @@ describe('isogate import of a Kong declarative config', () => {
 
   it('reports what it could not map, and still converts the rest', async () => {
     for (const line of [
-      /skipped +services\[2\]\(secure\): protocol https/,
+      /skipped +services\[3\]\(secure\): protocol https/,
       /dropped +services\[0\]\.routes\[2\]\.paths\[0\]: regex path/,
       /skipped +services\[0\]\.routes\[3\]: matches on headers/,
       /dropped +services\[0\]\(orders\)\.write_timeout/,
