@@ -219,8 +219,8 @@ export type CounterOptions = { cluster?: boolean };
 export interface PdkCounters {
   /**
    * Adds `by` (default 1) in the current window of `windowSeconds` (default 1); the new count.
-   * The node's store (shared by its workers), or with `{ cluster: true }` the cluster's (Redis;
-   * an error on a single node). Rejects when the store does not answer (Redis down).
+   * The node's store (shared by its workers), or with `{ cluster: true }` the cluster's (Redis; on
+   * a single node, a cluster of one, the node's). Rejects when the store does not answer (Redis down).
    */
   increment(key: string, by?: number, windowSeconds?: number, opts?: CounterOptions): Promise<number>;
   get(key: string, windowSeconds?: number, opts?: CounterOptions): Promise<number>;

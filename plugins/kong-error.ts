@@ -35,7 +35,8 @@ function formatFor(accept: string | string[] | undefined): (typeof FORMATS)[numb
   return FORMATS[0];
 }
 
-export function kongError(pdk: Pdk, status: number, message: string): never {
+/** `headers`: sent with the answer (rate-limiting's Retry-After); Content-Type is the format's. */
+export function kongError(pdk: Pdk, status: number, message: string, headers?: Record<string, string>): never {
   const [, type, render] = formatFor(pdk.request.getHeader('accept'));
-  return pdk.response.exit(status, render(message), { 'Content-Type': type });
+  return pdk.response.exit(status, render(message), headers === undefined ? { 'Content-Type': type } : { ...headers, 'Content-Type': type });
 }

@@ -11,11 +11,9 @@ function item(tenant: string, key: unknown, by: unknown, seconds: unknown): Coun
   return { key: tenant + '\0' + k, by: Math.floor(n), windowMs: Math.max(1, Math.round(s * 1000)) };
 }
 
+/** A single node is a cluster of one: its cluster counters are the node's (a config written for a cluster runs on one node as is). */
 function store(cc: CallContext, cluster: unknown): CounterStore {
-  if (cluster !== true) return cc.services.counters.node;
-  const c = cc.services.counters.cluster;
-  if (c === null) throw new ServiceError('counters: cluster counters need a cluster node (cluster.redis in the gateway config); this gateway is a single node');
-  return c;
+  return cluster === true ? (cc.services.counters.cluster ?? cc.services.counters.node) : cc.services.counters.node;
 }
 
 async function count(s: CounterStore, items: CounterIncrement[]): Promise<number[]> {
