@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_BREAKER, captureLogger, echoHandler, freePort, pluginSource, send, startGateway, startUpstream, type LogLine, type Reply, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { inOneWindow } from './rate-limiting-helpers.ts';
 import { sendFrom } from './helpers.ts';
 
 /** Sets the consumer named by x-user (Kong's auth plugins do this from a credential). */
@@ -9,12 +10,6 @@ export function access(pdk: any) {
   if (typeof u === 'string') pdk.client.authenticate({ id: 'c-' + u }, { id: 'k-' + u });
 }`, 1000);
 
-/** Waits until at least `marginMs` are left in the current window of `seconds`, so a burst stays in one window. */
-export async function inOneWindow(seconds: number, marginMs: number): Promise<void> {
-  const ms = seconds * 1000;
-  const left = ms - (Date.now() % ms);
-  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 5));
-}
 
 const statuses = (rs: Reply[]) => rs.map((r) => r.status);
 
