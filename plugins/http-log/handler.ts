@@ -21,11 +21,15 @@ type Config = {
   keepalive: number;
   retry_count: number;
   headers?: Readonly<Record<string, string>>;
-  queue: { max_batch_size: number; max_coalescing_delay: number; max_entries: number; initial_retry_delay: number; max_retry_delay: number };
+  queue: { max_batch_size: number; max_coalescing_delay: number; max_entries: number; max_bytes: number | null; initial_retry_delay: number; max_retry_delay: number; max_retry_time: number; concurrency_limit: number };
 };
 
 type Queue = {
   entries: string[];
+  /** Characters of the entries waiting (queue.max_bytes). */
+  chars: number;
+  /** Date.now() of the head batch's first failure, 0 while it has not failed (queue.max_retry_time). */
+  failingSince: number;
   /** Date.now() when the oldest entry waiting came (roughly: the time of the last send). */
   since: number;
   sending: boolean;
@@ -53,7 +57,7 @@ function queueOf(config: Config): Queue {
   // Once per config object: a reload that keeps this config keeps its queue.
   const text = JSON.stringify(config);
   q = byText.get(text);
-  if (q === undefined) byText.set(text, (q = { entries: [], since: 0, sending: false, attempts: 0, retryAt: 0, dropped: 0, failedBatches: 0 }));
+  if (q === undefined) byText.set(text, (q = { entries: [], chars: 0, failingSince: 0, since: 0, sending: false, attempts: 0, retryAt: 0, dropped: 0, failedBatches: 0 }));
   byConfig.set(config, q);
   return q;
 }
@@ -70,10 +74,18 @@ function takeBatch(q: Queue, max: number): string[] {
   return out;
 }
 
+/** Takes the head batch off the queue (sent, or given up). */
+function drop(q: Queue, batch: readonly string[]): void {
+  q.entries.splice(0, batch.length);
+  for (const e of batch) q.chars -= e.length;
+  q.attempts = 0;
+  q.failingSince = 0;
+}
+
 async function send(pdk: Pdk, config: Config, q: Queue, now: number): Promise<void> {
   const batch = takeBatch(q, config.queue.max_batch_size);
   if (batch.length === 0) {
-    q.entries.shift();
+    q.chars -= q.entries.shift()!.length;
     q.dropped++;
     pdk.log.warn(`http-log: an entry of more than ${MAX_BATCH_CHARS} characters was dropped`);
     return;
@@ -95,17 +107,17 @@ async function send(pdk: Pdk, config: Config, q: Queue, now: number): Promise<vo
     q.sending = false;
   }
   if (error === null) {
-    q.entries.splice(0, batch.length);
-    q.attempts = 0;
+    drop(q, batch);
     q.since = Date.now();
     return;
   }
   q.attempts++;
-  if (q.attempts > config.retry_count) {
-    q.entries.splice(0, batch.length);
-    q.attempts = 0;
+  if (q.failingSince === 0) q.failingSince = now;
+  if (q.attempts > config.retry_count || now - q.failingSince >= config.queue.max_retry_time * 1000) {
+    const tries = q.attempts;
+    drop(q, batch);
     q.failedBatches++;
-    pdk.log.error(`http-log: a batch of ${batch.length} entries to ${config.http_endpoint} was dropped after ${config.retry_count + 1} tries (${q.failedBatches} so far): ${error}`);
+    pdk.log.error(`http-log: a batch of ${batch.length} entries to ${config.http_endpoint} was dropped after ${tries} tries (${q.failedBatches} so far): ${error}`);
     return;
   }
   const delay = Math.min(config.queue.initial_retry_delay * 2 ** (q.attempts - 1), config.queue.max_retry_delay);
@@ -116,13 +128,15 @@ async function send(pdk: Pdk, config: Config, q: Queue, now: number): Promise<vo
 export async function log(pdk: Pdk, config: Config): Promise<void> {
   const q = queueOf(config);
   const now = Date.now();
-  if (q.entries.length >= config.queue.max_entries) {
+  const entry = q.entries.length >= config.queue.max_entries ? null : JSON.stringify(pdk.log.serialize());
+  if (entry === null || (config.queue.max_bytes !== null && q.chars + entry.length > config.queue.max_bytes)) {
     q.dropped++;
     // The first drop, then one line per 1000: a flood must not flood the gateway's log too.
-    if (q.dropped % 1000 === 1) pdk.log.warn(`http-log: queue full (max_entries ${config.queue.max_entries}): ${q.dropped} entries dropped so far`);
+    if (q.dropped % 1000 === 1) pdk.log.warn(`http-log: queue full (max_entries ${config.queue.max_entries}, max_bytes ${config.queue.max_bytes}): ${q.dropped} entries dropped so far`);
   } else {
     if (q.entries.length === 0) q.since = now;
-    q.entries.push(JSON.stringify(pdk.log.serialize()));
+    q.entries.push(entry);
+    q.chars += entry.length;
   }
   if (q.sending || now < q.retryAt || q.entries.length === 0) return;
   if (q.entries.length >= config.queue.max_batch_size || now - q.since >= config.queue.max_coalescing_delay * 1000) await send(pdk, config, q, now);

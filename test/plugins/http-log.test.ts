@@ -46,7 +46,7 @@ tenants:
     http: { allow: ["127.0.0.1:${rx.port}"] }
     services: [{ name: s, url: "${up.url}" }]
     routes:
-${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound'].map(route).join('\n')}
+${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound', 'bytes', 'retrytime'].map(route).join('\n')}
     plugins:
       - { name: http-log, route: batch, config: { http_endpoint: "${rx_('batch')}", headers: { x-log-auth: sesame }, queue: { max_batch_size: 5, max_coalescing_delay: 3600 } } }
       - { name: http-log, route: delay, config: { http_endpoint: "${rx_('delay')}", method: PUT, content_type: "application/json; charset=utf-8", queue: { max_batch_size: 100, max_coalescing_delay: 0.3 } } }
@@ -54,6 +54,8 @@ ${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound'].map(route).join(
       - { name: http-log, route: refused, config: { http_endpoint: "http://127.0.0.1:${refusedPort}/x", retry_count: 0 } }
       - { name: http-log, route: slow, config: { http_endpoint: "${rx_('slow')}", timeout: 500, retry_count: 0 } }
       - { name: http-log, route: fail, config: { http_endpoint: "${rx_('fail')}", retry_count: 2, queue: { initial_retry_delay: 0.001 } } }
+      - { name: http-log, route: bytes, config: { http_endpoint: "${rx_('bytes')}", queue: { max_bytes: 100 } } }
+      - { name: http-log, route: retrytime, config: { http_endpoint: "${rx_('fail-rt')}", retry_count: 1000, queue: { initial_retry_delay: 0.001, max_retry_delay: 0.001, max_retry_time: 0.3 } } }
       - { name: http-log, route: bound, config: { http_endpoint: "${rx_('bound')}", queue: { max_entries: 3, max_batch_size: 10, max_coalescing_delay: 0.5 } } }
 `, {}, { logger: captured.logger });
   }, 60_000);
@@ -120,10 +122,28 @@ ${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound'].map(route).join(
 
   it('the queue is bounded: entries past max_entries are dropped, counted and logged', async () => {
     for (let i = 0; i < 10; i++) await send(`${gw.url}/bound/${i}`);
-    expect(logged(/http-log: queue full \(max_entries 3\): 1 entries dropped so far/).length).toBe(1);
+    expect(logged(/http-log: queue full \(max_entries 3, max_bytes null\): 1 entries dropped so far/).length).toBe(1);
     await new Promise((r) => setTimeout(r, 600));
     await send(`${gw.url}/bound/late`);
     const [b] = await waitFor(() => (at('/bound').length > 0 ? at('/bound') : null), 5000, 'the batch');
     expect(b.body.map((e: any) => e.request.uri)).toEqual(['/bound/0', '/bound/1', '/bound/2']);
+  });
+
+  it('max_bytes bounds the characters waiting: an entry past it is dropped', async () => {
+    for (let i = 0; i < 3; i++) expect((await send(`${gw.url}/bytes/${i}`)).status).toBe(200);
+    expect(logged(/http-log: queue full \(max_entries 10000, max_bytes 100\): 1 entries dropped so far/).length).toBe(1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(at('/bytes')).toEqual([]);
+  });
+
+  it('max_retry_time: a batch failing longer than that is dropped, whatever retry_count allows', async () => {
+    const until = Date.now() + 1500;
+    while (Date.now() < until && logged(/dropped after \d+ tries.*status 500/).filter((l) => JSON.stringify(l).includes('fail-rt')).length === 0) {
+      await send(`${gw.url}/retrytime`);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    const line = logged(/fail-rt.*dropped after (\d+) tries/)[0];
+    expect(line).toBeDefined();
+    expect(Number(/after (\d+) tries/.exec(JSON.stringify(line))![1])).toBeLessThan(100);
   });
 });
