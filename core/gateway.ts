@@ -141,8 +141,17 @@ export class Gateway {
     const logger = options.logger ?? createLogger(input.log.level);
     const compiled = await compileConfig(input, file);
     // The cluster block is the node's own (a restart changes it): its Redis counters are made once.
-    const counters = await createCounterStores({ mode: options.counters ?? 'local', redis: input.cluster?.redis });
-    const gw = new Gateway(options, compiled, logger, counters);
+    const counters = await createCounterStores(
+      { mode: options.counters ?? 'local', redis: input.cluster?.redis },
+      { onUnready: (err) => logger.warn(`cluster counters: ${err.message}; rate limits with policy redis fail (fault_tolerant decides) until Redis answers`) },
+    );
+    let gw: Gateway;
+    try {
+      gw = new Gateway(options, compiled, logger, counters);
+    } catch (err) {
+      await Promise.all([counters.node.close(), counters.cluster?.close()]); // no Redis connection left behind
+      throw err;
+    }
     gw.#options = options;
     await beacon.ready(); // the sentinel judges CPU limits: serve only once it runs
     if (options.deferListen !== true) {

@@ -1,3 +1,4 @@
+import type { RedisCounterStore } from '../cluster/redis-counters.ts';
 import type { RedisSettings } from '../cluster/redis.ts';
 import type { CounterStore } from './counter-store.ts';
 import { IpcCounterStore } from './ipc-counters.ts';
@@ -13,6 +14,9 @@ export type CounterStoreConfig = {
 /** The stores pdk.counters reaches: the node's, and the cluster's (null on a single node). */
 export type CounterStores = { readonly node: CounterStore; readonly cluster: CounterStore | null };
 
+/** `onUnready`: told when Redis did not answer within connectTimeoutMs (the node serves anyway; the first cluster counts fail until it does). */
+type Options = { onUnready?: (err: Error) => void };
+
 /**
  * The stores pdk.counters uses. The node's is in the supervisor (workers ask it over IPC)
  * or in this process. A cluster node also gets the cluster's, a RedisCounterStore of its
@@ -20,10 +24,13 @@ export type CounterStores = { readonly node: CounterStore; readonly cluster: Cou
  * each script run atomically, so counts stay exact across workers and nodes, and a worker
  * saves the IPC hop). Plugins pick one per call (`{ cluster: true }`, Kong's policy redis).
  */
-export async function createCounterStores(config: CounterStoreConfig): Promise<CounterStores> {
+export async function createCounterStores(config: CounterStoreConfig, options: Options = {}): Promise<CounterStores> {
   const node = config.mode === 'worker' ? new IpcCounterStore() : new LocalCounterStore();
   if (config.redis === undefined) return { node, cluster: null };
   // Loaded only by cluster nodes: a single node never loads ioredis.
-  const { RedisCounterStore } = await import('../cluster/redis-counters.ts');
-  return { node, cluster: new RedisCounterStore(config.redis) };
+  const { RedisCounterStore: Store } = await import('../cluster/redis-counters.ts');
+  const cluster: RedisCounterStore = new Store(config.redis);
+  // Connected before the node serves, so its first requests count like the others.
+  await cluster.ready(config.redis.connectTimeoutMs).catch((err: Error) => options.onUnready?.(err));
+  return { node, cluster };
 }
