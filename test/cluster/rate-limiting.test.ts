@@ -29,10 +29,11 @@ ${tenants}
     node1 = await spawnGateway(bootstrap(1, `tenants:
   - name: acme
     services: [{ name: s, url: "${up.url}" }]
-    routes: [{ name: r, service: s, paths: [/rl] }, { name: l, service: s, paths: [/local] }]
+    routes: [{ name: r, service: s, paths: [/rl] }, { name: l, service: s, paths: [/local] }, { name: c, service: s, paths: [/closed] }]
     plugins:
       - { name: rate-limiting, route: r, config: { hour: 30, limit_by: service, policy: redis } }
-      - { name: rate-limiting, route: l, config: { hour: 5, limit_by: service, policy: local } }`));
+      - { name: rate-limiting, route: l, config: { hour: 5, limit_by: service, policy: local } }
+      - { name: rate-limiting, route: c, config: { hour: 1000, limit_by: service, policy: redis, fault_tolerant: false } }`));
     node2 = await spawnGateway(bootstrap(0, 'tenants: []'));
   }, 120_000);
 
@@ -54,5 +55,17 @@ ${tenants}
     const one = await burst(() => `${node1.url}/local`, 10, 4);
     const two = await burst(() => `${node2.url}/local`, 10, 4);
     expect([one.filter((r) => r.status === 200).length, two.filter((r) => r.status === 200).length]).toEqual([5, 5]);
+  });
+
+  it('Redis down: fault_tolerant lets requests through unlimited (the limit above is spent), fail-closed answers 500', { timeout: 60_000 }, async () => {
+    expect((await burst(() => `${node2.url}/closed`, 1, 1))[0].status).toBe(200);
+    expect((await burst(() => `${node2.url}/rl`, 1, 1))[0].status).toBe(429);
+    await redis.stop();
+    for (const node of [node1, node2]) {
+      expect((await burst(() => `${node.url}/rl`, 3, 1)).map((r) => r.status)).toEqual([200, 200, 200]);
+      const closed = (await burst(() => `${node.url}/closed`, 1, 1))[0];
+      expect(closed.status).toBe(500);
+      expect(closed.json()).toEqual({ message: 'An unexpected error occurred' });
+    }
   });
 });
