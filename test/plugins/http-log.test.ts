@@ -35,6 +35,7 @@ describe('plugin http-log', () => {
     up = await startUpstream(echoHandler);
     rx = await startReceiver();
     const refusedPort = await freePort();
+    const closedPort = await freePort(); // allowlisted, nobody listens
     const captured = captureLogger('debug');
     lines = captured.lines;
     const route = (n: string) => `      - { name: ${n}, service: s, paths: [/${n}] }`;
@@ -43,15 +44,16 @@ describe('plugin http-log', () => {
 ${NO_BREAKER}
 tenants:
   - name: t1
-    http: { allow: ["127.0.0.1:${rx.port}"] }
+    http: { allow: ["127.0.0.1:${rx.port}", "127.0.0.1:${closedPort}"] }
     services: [{ name: s, url: "${up.url}" }]
     routes:
-${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound', 'bytes', 'retrytime'].map(route).join('\n')}
+${['batch', 'delay', 'one', 'refused', 'closed', 'slow', 'fail', 'bound', 'bytes', 'retrytime'].map(route).join('\n')}
     plugins:
       - { name: http-log, route: batch, config: { http_endpoint: "${rx_('batch')}", headers: { x-log-auth: sesame }, queue: { max_batch_size: 5, max_coalescing_delay: 3600 } } }
       - { name: http-log, route: delay, config: { http_endpoint: "${rx_('delay')}", method: PUT, content_type: "application/json; charset=utf-8", queue: { max_batch_size: 100, max_coalescing_delay: 0.3 } } }
       - { name: http-log, route: one, config: { http_endpoint: "${rx_('one')}" } }
       - { name: http-log, route: refused, config: { http_endpoint: "http://127.0.0.1:${refusedPort}/x", retry_count: 0 } }
+      - { name: http-log, route: closed, config: { http_endpoint: "http://127.0.0.1:${closedPort}/x", retry_count: 0 } }
       - { name: http-log, route: slow, config: { http_endpoint: "${rx_('slow')}", timeout: 500, retry_count: 0 } }
       - { name: http-log, route: fail, config: { http_endpoint: "${rx_('fail')}", retry_count: 2, queue: { initial_retry_delay: 0.001 } } }
       - { name: http-log, route: bytes, config: { http_endpoint: "${rx_('bytes')}", queue: { max_bytes: 100 } } }
@@ -100,6 +102,11 @@ ${['batch', 'delay', 'one', 'refused', 'slow', 'fail', 'bound', 'bytes', 'retryt
   it('an endpoint outside the allowlist: the client is served, the batch dropped and logged', async () => {
     expect((await send(`${gw.url}/refused`)).status).toBe(200);
     await waitFor(() => logged(/http-log: a batch of 1 entries .* was dropped after 1 tries.*not in this tenant's allowlist/).length > 0, 5000, 'the refusal logged');
+  });
+
+  it('an allowlisted endpoint refusing connections: the client is served, the batch dropped and logged', async () => {
+    expect((await send(`${gw.url}/closed`)).status).toBe(200);
+    await waitFor(() => logged(/http-log: a batch of 1 entries .* was dropped after 1 tries.*ECONNREFUSED/).length > 0, 5000, 'the refusal logged');
   });
 
   it('a slow receiver does not slow the client; its timeout is logged', async () => {
