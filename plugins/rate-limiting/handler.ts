@@ -96,6 +96,7 @@ export async function access(pdk: Pdk, config: Config): Promise<void> {
   // A huge header value costs one more crossing, not a refused key.
   if (id.length > MAX_ID) id = `sha256:${await pdk.crypto.digest('sha256', id, 'base64url')}`;
   const key = `${pdk.router.getRoute().id}:${pdk.router.getService().id}:${config.limit_by}:${id}`;
+  // The call copies its items at once: the compiled list is reused, not shared across requests.
   for (const it of c.items) it.key = key;
   let counts: number[];
   try {
@@ -123,8 +124,9 @@ export async function access(pdk: Pdk, config: Config): Promise<void> {
     headers[w.remainingHeader] = String(remaining);
   }
   const reset = String(Math.max(1, Math.ceil(best!.seconds - (now % best!.seconds))));
+  // Kong sends no Retry-After either when the headers are hidden.
   if (config.hide_client_headers) {
-    if (stopped) kongError(pdk, config.error_code, config.error_message, { 'Retry-After': reset });
+    if (stopped) kongError(pdk, config.error_code, config.error_message);
     return;
   }
   headers['RateLimit-Limit'] = String(best!.limit);
