@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { parseFlags, USAGE, type Flags } from './lib/args.ts';
 import { keepMainThreadProfiles } from './lib/cpuprofile.ts';
-import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
+import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, rateLimitConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
 import { AutocannonGen, WrkGen, type LoadGen, type LoadResult, type LoadSpec } from './lib/loadgen.ts';
 import { ROOT, hostId, machineInfo } from './lib/machine.ts';
 import {
@@ -201,6 +201,17 @@ const serverDefs: Record<string, ServerDef> = {
   'gw-noisy': gatewayDef('noisy-neighbour', (d, p) => noisyConfig(d, p, UPSTREAM, F.noisyCpuMs)),
   'gw-noisy-10': gatewayDef('noisy-10', (d, p) => noisyManyConfig(d, p, UPSTREAM, F.noisyCpuMs, NOISY_MANY)),
   'gw-solo-2ms': gatewayDef('solo-2ms', (d, p) => solo2msConfig(d, p, UPSTREAM)),
+  'gw-ratelimit-local': gatewayDef('ratelimit-local', (d, p) => rateLimitConfig(d, 'ratelimit-local', p, UPSTREAM, null)),
+  'gw-ratelimit-redis': {
+    name: 'ratelimit-redis',
+    async start() {
+      // The cluster's Redis runs on the load generator's cores: what it costs is not the gateway's.
+      const redisPort = await freePort();
+      const redis = start({ name: 'redis', cmd: 'redis-server', args: ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', cfgDir], cpus: loadCpus });
+      await waitPort(redisPort, redis);
+      return gatewayDef('ratelimit-redis', (d, p) => rateLimitConfig(d, 'ratelimit-redis', p, UPSTREAM, `redis://127.0.0.1:${redisPort}`)).start();
+    },
+  },
   'gw-w1': gatewayDef('multi-w1', (d, p, a) => multiConfig(d, 'multi-w1', p, a, UPSTREAM), { workers: '1' }),
   'gw-wN': gatewayDef('multi-wauto', (d, p, a) => multiConfig(d, 'multi-wauto', p, a, UPSTREAM), { workers: 'auto' }),
 };
@@ -259,6 +270,9 @@ if (nginxPath !== null) {
 }
 target({ id: 'proxy-0', label: 'isogate proxy-0', group: 'isogate', scenario: 'proxy-0', serverKey: 'gw-proxy-0', paths: SMALL, gen: 'main', cpu: true, description: 'the gateway, one tenant, no plugins (access log on, to stdout: the default)' });
 target({ id: 'proxy-0-nolog', label: 'isogate proxy-0-nolog', group: 'isogate', scenario: 'proxy-0-nolog', serverKey: 'gw-proxy-0-nolog', paths: SMALL, gen: 'main', cpu: true, description: 'proxy-0 with the access log off' });
+for (const p of ['local', 'redis']) {
+  target({ id: `ratelimit-${p}`, label: `isogate ratelimit-${p}`, group: 'isogate', scenario: `ratelimit-${p}`, serverKey: `gw-ratelimit-${p}`, paths: SMALL, gen: 'main', cpu: true, description: `one tenant, rate-limiting with policy ${p} (a limit never reached)` });
+}
 for (const n of [1, 5, 10]) {
   target({ id: `plugins-${n}`, label: `isogate plugins-${n}`, group: 'isogate', scenario: `plugins-${n}`, serverKey: `gw-plugins-${n}`, paths: SMALL, gen: 'main', cpu: true, description: `one tenant, a chain of ${n} header plugin${n > 1 ? 's' : ''}` });
 }
@@ -455,6 +469,8 @@ row('nginx', 'peer: nginx proxy_pass', nginxPath === null ? 'nginx is not on the
 row('proxy-0', 'the gateway with no plugins', notSelected('proxy-0'));
 row('proxy-0-nolog', 'proxy-0 with the access log off (what the access log costs)', notSelected('proxy-0-nolog'));
 for (const n of [1, 5, 10]) row(`plugins-${n}`, `a chain of ${n} header plugin${n > 1 ? 's' : ''} (access + headerFilter)`, notSelected(`plugins-${n}`));
+row('ratelimit-local', 'rate-limiting, policy local: the node\'s counters, one crossing per request', notSelected('ratelimit-local'));
+row('ratelimit-redis', 'rate-limiting, policy redis: a cluster node counting in Redis', notSelected('ratelimit-redis'));
 row('body-filter', 'one plugin rewriting a 64 KB streamed response body', notSelected('body-filter'));
 row('tenants-1000', `${F.tenants} tenants, each its own plugin instance and isolate`, notSelected('tenants-1000'));
 if (!runCold) scenarioRows.push({ name: 'cold-start', status: 'skipped', reason: 'not selected (--only)', description: 'first request of a tenant whose isolate does not exist yet' });

@@ -16,8 +16,7 @@ import { createLogger, type Logger } from './log.ts';
 import { LogQueue } from './log-queue.ts';
 import { HostServices } from '../pdk-bridge/host/services/index.ts';
 import { DEFAULT_CACHE } from '../sandbox/limits.ts';
-import type { CounterStore } from './state/counter-store.ts';
-import { createCounterStore } from './state/index.ts';
+import { createCounterStores, type CounterStores } from './state/index.ts';
 import { Metrics } from './metrics.ts';
 import type { PipelineContext } from './pipeline.ts';
 import type { ProxyContext } from './proxy.ts';
@@ -89,10 +88,10 @@ export class Gateway {
   #stopping = false;
   #ctx: ProxyContext;
   #unmatched: ReturnType<Metrics['requests']['labels']>;
-  #counters: CounterStore;
+  #counters: CounterStores;
   #services: HostServices;
 
-  private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger) {
+  private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger, counters: CounterStores) {
     this.configFile = resolve(options.configFile);
     this.cluster = options.cluster;
     this.log = logger;
@@ -110,7 +109,7 @@ export class Gateway {
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
-    this.#counters = createCounterStore({ mode: options.counters ?? 'local' });
+    this.#counters = counters;
     this.#services = new HostServices(this.#counters, this.log, { cache: input.sandbox.cache ?? DEFAULT_CACHE });
     const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures, services: this.#services };
     this.#logs = new LogQueue(pipeline);
@@ -141,7 +140,18 @@ export class Gateway {
     const input = await loadConfigFile(file);
     const logger = options.logger ?? createLogger(input.log.level);
     const compiled = await compileConfig(input, file);
-    const gw = new Gateway(options, compiled, logger);
+    // The cluster block is the node's own (a restart changes it): its Redis counters are made once.
+    const counters = await createCounterStores(
+      { mode: options.counters ?? 'local', redis: input.cluster?.redis },
+      { onUnready: (err) => logger.warn(`cluster counters: ${err.message}; rate limits with policy redis fail (fault_tolerant decides) until Redis answers`) },
+    );
+    let gw: Gateway;
+    try {
+      gw = new Gateway(options, compiled, logger, counters);
+    } catch (err) {
+      await Promise.all([counters.node.close(), counters.cluster?.close()]); // no Redis connection left behind
+      throw err;
+    }
     gw.#options = options;
     await beacon.ready(); // the sentinel judges CPU limits: serve only once it runs
     if (options.deferListen !== true) {
@@ -327,7 +337,7 @@ export class Gateway {
     // Every request has ended (its line is written in its close handler): nothing is lost.
     await this.#accessLog?.close();
     await this.#pools.close();
-    await this.#counters.close();
+    await Promise.all([this.#counters.node.close(), this.#counters.cluster?.close()]);
     await this.#services.close();
     this.#builder.disposeAll();
     this.#pool.close();

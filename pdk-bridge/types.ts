@@ -290,10 +290,18 @@ export interface PdkCache {
   probe(key: string): Promise<{ ttl: number | null; negative: boolean; value: Json } | null>;
 }
 
+export type CounterOptions = { cluster?: boolean };
+
 export interface PdkCounters {
-  /** Adds `by` (default 1) in the current window of `windowSeconds` (default 1); the new count. Shared by the workers of a node. */
-  increment(key: string, by?: number, windowSeconds?: number): Promise<number>;
-  get(key: string, windowSeconds?: number): Promise<number>;
+  /**
+   * Adds `by` (default 1) in the current window of `windowSeconds` (default 1); the new count.
+   * The node's store (shared by its workers), or with `{ cluster: true }` the cluster's (Redis; on
+   * a single node, a cluster of one, the node's). Rejects when the store does not answer (Redis down).
+   */
+  increment(key: string, by?: number, windowSeconds?: number, opts?: CounterOptions): Promise<number>;
+  get(key: string, windowSeconds?: number, opts?: CounterOptions): Promise<number>;
+  /** Up to 16 counters in one crossing and one store call; their new counts, in order. */
+  incrementMany(items: readonly { key: string; by?: number; windowSeconds?: number }[], opts?: CounterOptions): Promise<number[]>;
 }
 
 export type DigestAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';

@@ -35,7 +35,7 @@ function formatFor(accept: string | string[] | undefined): (typeof FORMATS)[numb
   return FORMATS[0];
 }
 
-/** `headers`: more response headers (an auth plugin's WWW-Authenticate). */
+/** `headers`: more response headers (an auth plugin's WWW-Authenticate, rate-limiting's Retry-After); Content-Type is the format's. */
 export function kongError(pdk: Pdk, status: number, message: string, headers?: Readonly<Record<string, string>>): never {
   const [, type, render] = formatFor(pdk.request.getHeader('accept'));
   return pdk.response.exit(status, render(message), headers === undefined ? { 'Content-Type': type } : { ...headers, 'Content-Type': type });

@@ -100,6 +100,8 @@ export const ASYNC_CAPS = {
   maxHttpResponseHeaders: 100,
   /** Counter window, at most (a day), in seconds. */
   maxCounterWindowSeconds: 86400,
+  /** Items of one counters.incrementMany call, at most (rate-limiting needs one per window). */
+  maxCounterBatch: 16,
   /** Distinct counters the local store keeps, at most, per node; the oldest windows go first. */
   maxCounters: 1_000_000,
   /** Cache ttl and negTtl, at most, in seconds (a day). */

@@ -167,3 +167,22 @@ tenants:
   writeFileSync(file, y);
   return { file, description: 'tenant p0: no plugins (/p0); tenant p5: 5 header plugins (/p5)' };
 }
+
+/**
+ * One tenant, the bundled rate-limiting plugin with a limit never reached (every request
+ * counted, none refused). `redis`: the gateway is a cluster node on that Redis and the
+ * plugin's policy is redis (the cluster's counters); otherwise a single node, policy local.
+ */
+export function rateLimitConfig(dir: string, name: string, port: number, upstream: string, redis: string | null): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${name}.yaml`);
+  const cluster = redis === null ? '' : `cluster: { redis: { url: "${redis}", keyPrefix: "bench-${name}:" } }\n`;
+  writeFileSync(file, head(port) + cluster + `tenants:
+  - name: bench
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: all, service: up, paths: [/] }]
+    plugins:
+      - { name: rate-limiting, config: { second: 1000000000, hour: 1000000000, limit_by: ip, policy: ${redis === null ? 'local' : 'redis'} } }
+`);
+  return { file, description: `one tenant, rate-limiting (second and hour windows, a limit never reached), policy ${redis === null ? 'local (the node\'s counters)' : 'redis (a cluster node; the counters in a local redis-server)'}` };
+}

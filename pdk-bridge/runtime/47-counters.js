@@ -12,13 +12,47 @@ function counterArgs(fn, key, by, windowSeconds) {
   return a;
 }
 
+/** The `cluster` option of a call: true for the cluster's store (Redis), false for the node's. */
+function clusterOpt(fn, opts) {
+  if (opts === undefined || opts === null) return false;
+  if (typeof opts !== 'object') throw new realm.TypeError(`${fn}: options must be an object`);
+  const c = opts.cluster;
+  if (c !== undefined && typeof c !== 'boolean') throw new realm.TypeError(`${fn}: options.cluster must be a boolean`);
+  return c === true;
+}
+
 const pdkCounters = $freeze({
   /** Adds `by` (default 1) to `key` in the current window of `windowSeconds` (default 1); resolves to the new count. */
-  increment(key, by, windowSeconds) {
-    return asyncCall('counters.increment', ASYNC_PHASES, 'counters', 'increment', counterArgs('counters.increment', key, by, windowSeconds), false);
+  increment(key, by, windowSeconds, opts) {
+    const a = counterArgs('counters.increment', key, by, windowSeconds);
+    a[3] = clusterOpt('counters.increment', opts);
+    return asyncCall('counters.increment', ASYNC_PHASES, 'counters', 'increment', a, false);
   },
   /** The count of `key` in the current window of `windowSeconds`. */
-  get(key, windowSeconds) {
-    return asyncCall('counters.get', ASYNC_PHASES, 'counters', 'increment', counterArgs('counters.get', key, 0, windowSeconds), false);
+  get(key, windowSeconds, opts) {
+    const a = counterArgs('counters.get', key, 0, windowSeconds);
+    a[3] = clusterOpt('counters.get', opts);
+    return asyncCall('counters.get', ASYNC_PHASES, 'counters', 'increment', a, false);
+  },
+  /**
+   * Several counters in one crossing and one store call (rate-limiting's windows):
+   * `items` a list of { key, by, windowSeconds }; resolves to their new counts, in order.
+   */
+  incrementMany(items, opts) {
+    const fn = 'counters.incrementMany';
+    if (!$isArray(items)) throw new realm.TypeError(`${fn}: items must be an array`);
+    const n = items.length;
+    // The host caps the count (ASYNC_CAPS.maxCounterBatch); this bound only stops a huge copy here.
+    if (n === 0 || n > 64) throw new realm.RangeError(`${fn}: 1 to 16 items`);
+    const out = list();
+    for (let i = 0; i < n; i++) {
+      const it = items[i];
+      if (it === null || typeof it !== 'object') throw new realm.TypeError(`${fn}: item ${i} must be an object`);
+      out[i] = counterArgs(fn, it.key, it.by, it.windowSeconds);
+    }
+    const a = list();
+    a[0] = out;
+    a[1] = clusterOpt(fn, opts);
+    return asyncCall(fn, ASYNC_PHASES, 'counters', 'incrementMany', a, false);
   },
 });

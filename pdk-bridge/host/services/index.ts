@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Agent } from 'undici';
-import type { CounterStore } from '../../../core/state/counter-store.ts';
+import type { CounterStores } from '../../../core/state/index.ts';
 import { DEFAULT_CACHE, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
 import type { TenantProgram } from '../../../sandbox/program.ts';
 import { ANSWER_ERROR, ANSWER_OK, type Answer, type AsyncRequest } from '../../../sandbox/suspended.ts';
@@ -25,7 +25,7 @@ export type ServicesConfig = { readonly cache: { readonly maxEntries: number; re
  * agent, allowlists), the node's counters, and performing one request.
  */
 export class HostServices {
-  readonly #counters: CounterStore;
+  readonly #counters: CounterStores;
   readonly #log: Logger;
   #config: ServicesConfig;
   readonly #caches = new Map<string, TenantCache>();
@@ -33,13 +33,13 @@ export class HostServices {
   /** Outbound agents by tenant and allowlist: a reload that keeps them keeps the connections. */
   readonly #agents = new Map<string, Agent>();
 
-  constructor(counters: CounterStore, log: Logger, config: ServicesConfig = { cache: DEFAULT_CACHE }) {
+  constructor(counters: CounterStores, log: Logger, config: ServicesConfig = { cache: DEFAULT_CACHE }) {
     this.#counters = counters;
     this.#log = log;
     this.#config = config;
   }
 
-  get counters(): CounterStore {
+  get counters(): CounterStores {
     return this.#counters;
   }
 

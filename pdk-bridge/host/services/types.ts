@@ -1,12 +1,13 @@
 import type { ConsumerIndex } from '../../../core/consumers/index.ts';
-import type { CounterStore } from '../../../core/state/counter-store.ts';
+import type { CounterStores } from '../../../core/state/index.ts';
 import type { TenantCache } from './cache.ts';
 
 /** What a service knows of the tenant it serves: made once per tenant program, not per call. */
 export type TenantServices = {
   readonly tenant: string;
   readonly cache: TenantCache;
-  readonly counters: CounterStore;
+  /** The node's counters, and the cluster's (Redis) on a cluster node. */
+  readonly counters: CounterStores;
   /** Outbound hosts per instance: the operator's allowlist, intersected with what the plugin declares. */
   readonly httpAllow: readonly (ReadonlySet<string>)[];
   /** The operator's allowlist entries as written (lowercase): what names a loopback or link-local address explicitly. */
