@@ -432,4 +432,4 @@ api.exercise = function () {
   $current[0] = -1;
 };
 
-return api;
+export { api };
