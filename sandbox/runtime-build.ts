@@ -16,13 +16,22 @@ const EXPORT_API = /\nexport \{\n {2}api\n\};\n$/;
  * esbuild `define`s: each becomes one object of the bundle, written once. The phase table
  * is imported as a module (pdk-bridge/phases.ts), so it is bundled in.
  *
+ * The modules (`*.ts`) import each other. The files not yet made modules (`*.js`) are
+ * concatenated in name order into one more module, the entry, which imports every export of
+ * the modules and ends with `export { api }`.
+ *
  * Target es2024: esbuild then emits the modules' own syntax (spread, classes, optional
  * chaining) and no helpers of its own, which would call builtins a plugin could patch.
  * Throws the build's errors: the gateway fails at start, not at its first request.
  */
 export function buildRuntime(): string {
-  const files = readdirSync(RUNTIME_DIR).filter((f) => f.endsWith('.js')).sort();
-  const contents = `import { RUNTIME_PHASES as PHASES } from '../phases.ts';\n${files
+  const names = readdirSync(RUNTIME_DIR).sort();
+  const modules = names.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+  const scripts = names.filter((f) => f.endsWith('.js'));
+  // The files not yet made modules share one scope, which imports every module's exports.
+  const exported = exportsOf(modules);
+  const imports = modules.map((f) => `import { ${(exported.get(f) ?? []).join(', ')} } from './${f}';\n`);
+  const contents = `${imports.join('')}import { RUNTIME_PHASES as PHASES } from '../phases.ts';\n${scripts
     .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
     .join('\n')}`;
   const out = buildSync({
@@ -40,4 +49,21 @@ export function buildRuntime(): string {
   const text = out.outputFiles[0].text;
   if (!EXPORT_API.test(text)) throw new Error('pdk-bridge/runtime: the bundle must end with the one export `api`');
   return `(function () {\n'use strict';\n${text.replace(EXPORT_API, '\nreturn api;\n')}})()`;
+}
+
+/** What each runtime module exports (esbuild's own reading of them), by file name. */
+function exportsOf(files: string[]): Map<string, string[]> {
+  const { metafile } = buildSync({
+    entryPoints: files.map((f) => join(RUNTIME_DIR, f)),
+    outdir: 'out',
+    format: 'esm',
+    write: false,
+    metafile: true,
+    logLevel: 'silent',
+  });
+  const byFile = new Map<string, string[]>();
+  for (const o of Object.values(metafile.outputs)) {
+    if (o.entryPoint !== undefined) byFile.set(o.entryPoint.slice(o.entryPoint.lastIndexOf('/') + 1), o.exports);
+  }
+  return byFile;
 }

@@ -45,7 +45,7 @@ const pdkServiceRequest = $freeze({
     const text = str(body, 'body');
     if (text.length > CAPS.maxRequestBodyBytes) tooLarge(`serviceRequest.setRawBody body of ${text.length} characters exceeds ${CAPS.maxRequestBodyBytes}`);
     emit(['sq.body', text.length], 0); // the text follows the result, unescaped, under its own cap
-    bodyOut = text;
+    setBodyOut(text);
   },
   /**
    * Encodes `body` by `mimeType` (else the request's Content-Type, else JSON) and sends it
@@ -61,7 +61,7 @@ const pdkServiceRequest = $freeze({
     const text = encodeBody(body, ct, CAPS.maxRequestBodyBytes, 'serviceRequest.setBody');
     if (ct !== given) emit(['sq.set', 'content-type', ct], ct.length + 12);
     emit(['sq.body', text.length], 0);
-    bodyOut = text;
+    setBodyOut(text);
   },
 });
 

@@ -46,7 +46,7 @@ const pdkResponse = $freeze({
       }
     }
     emit(['exit', status, text, hs, json], chars);
-    exited = true;
+    setExited();
     throw EXIT;
   },
   setHeader(name, value) {
@@ -86,7 +86,7 @@ const pdkResponse = $freeze({
     const text = str(body, 'body');
     if (text.length > CAPS.maxBodyBytes) tooLarge(`response.setRawBody body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
     emit(['rs.body', text.length], 0); // the text itself follows the result, unescaped, under its own cap
-    bodyOut = bodyIn = text;
+    setBody(text);
   },
   /** bodyFilter: this chunk of the body as text (cut at character boundaries), as the plugins before left it. */
   getChunk() { checkPhase('response.getChunk', BODY_FILTER); return bodyIn; },
@@ -96,7 +96,7 @@ const pdkResponse = $freeze({
     const text = str(chunk, 'chunk');
     if (text.length > CAPS.maxChunkBytes) tooLarge(`response.setChunk chunk of ${text.length} characters exceeds ${CAPS.maxChunkBytes}`);
     emit(['rs.chunk', text.length], 0);
-    bodyOut = bodyIn = text;
+    setBody(text);
   },
   /** bodyFilter: true in the call for the end of the body (its chunk may be ''). Kong's ngx.arg[2]. */
   isLastChunk() { checkPhase('response.isLastChunk', BODY_FILTER); return bodyLast; },

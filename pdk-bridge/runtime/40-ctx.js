@@ -93,7 +93,7 @@ function ctxEncode(ctx, faults) {
 const pdkCtx = $freeze({
   /** Parsed in the realm of the first plugin that uses it in this call, then shared as it is. */
   get shared() {
-    if (ctxShared === null) ctxShared = ctxRaw === '' ? $create(null) : bare(realm.parse(ctxRaw));
+    if (ctxShared === null) setCtxShared(ctxRaw === '' ? $create(null) : bare(realm.parse(ctxRaw)));
     return ctxShared;
   },
   /**

@@ -5,7 +5,7 @@
 function logAt(level) {
   return function (...args) {
     if (logLines >= CAPS.maxLogLines) return;
-    logLines++;
+    countLogLine();
     const max = CAPS.maxLogChars;
     let msg = '';
     for (let i = 0; i < args.length && msg.length < max; i++) {

@@ -1,7 +1,8 @@
 // In-isolate runtime: suspended chains. A chain that waits on async PDK calls
 // (07-async.js) leaves the runtime's variables for a frame object, so that other
 // requests' calls can run in the isolate meanwhile; api.resume (60-dispatcher.js) puts it
-// back. Only this file reads or writes a frame.
+// back. Only this file makes a frame; prelude.ts saveCall/restoreCall and async.ts
+// saveAsync/restoreAsync move those modules' state in and out of it.
 /** The chain's end in a single run: its result goes to its out. */
 function finishRun(faults) {
   encode(faults, callOut);
@@ -17,12 +18,8 @@ let frameIds = 0;
 /** The state of the running chain, taken out of the runtime's variables so that other calls may run. */
 function save() {
   const f = $create(null);
-  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
-  f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
-  f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
-  f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
-  f.asyncCalls = asyncCalls; f.waiting = waiting; f.settlers = settlers; f.timedOut = timedOut;
-  f.callOut = callOut; f.onDone = onDone;
+  saveCall(f);
+  saveAsync(f);
   // 40-ctx.js: ctx.plugin and the serialize values of this request
   f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
   f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;
@@ -34,12 +31,8 @@ function save() {
 
 /** Puts a suspended chain back: from here on its continuations are the running chain. */
 function restore(f) {
-  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
-  bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
-  instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
-  capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
-  asyncCalls = f.asyncCalls; waiting = f.waiting; settlers = f.settlers; timedOut = f.timedOut;
-  callOut = f.callOut; onDone = f.onDone;
+  restoreCall(f);
+  restoreAsync(f);
   pluginRaw = f.pluginRaw; pluginIn = f.pluginIn; pluginLive = f.pluginLive;
   serialRaw = f.serialRaw; serialOut = f.serialOut; ctxWriter = f.ctxWriter;
   runChain = f.runChain; authChain = f.authChain; authSet = f.authSet;
@@ -70,8 +63,7 @@ function suspend() {
     tail = '\n' + batch.k + '\n[' + batch.results + ']';
     const out = $create(null);
     out.s = undefined;
-    callOut = out;
-    onDone = finishRun;
+    setOut(out, finishRun);
     batch = null;
   }
   frames[id] = save();

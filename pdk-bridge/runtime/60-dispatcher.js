@@ -37,13 +37,13 @@ function thenOf(r) {
  */
 function faultOf(idx, threw, e) {
   if (timedOut === idx) {
-    timedOut = -1;
+    clearTimedOut();
     const f = list();
     f[0] = idx; f[1] = 'timeout'; f[2] = 'waited on async PDK calls past its wall time (wallMs)';
     return f;
   }
   if (capped === idx) {
-    capped = -1;
+    clearCapped();
     const f = list();
     f[0] = idx; f[1] = 'too_large'; f[2] = cappedWhy;
     return f;
@@ -80,7 +80,7 @@ function step(seq, ph, chain, k, skip, faults, done) {
     if (skipped(skip, idx)) continue;
     const inst = instances[idx];
     const handler = inst.handlers[ph];
-    instance = idx;
+    setInstance(idx);
     $current[0] = idx;
     $deadline[0] = inst.cpuMs;
     $current[1]++;
@@ -134,32 +134,13 @@ function step(seq, ph, chain, k, skip, faults, done) {
 }
 
 function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
-  phase = ph;
   runChain = chainId;
   authChain = -1;
   authSet = false;
   authConsumer = null;
   authCredential = null;
-  bodyIn = typeof body === 'string' || body === null ? body : '';
-  bodyFrom = bodyIn;
-  bodyLast = last === true;
-  asyncCalls = 0;
-  waiting = 0;
-  settlers = null;
-  timedOut = -1;
-  bodyOut = null;
-  ops = list();
-  owner = -1;
-  reqRaw = reqJson;
-  phaseRaw = phaseJson;
-  ctxRaw = ctxBegin(ctxJson);
-  ctxShared = null;
-  exited = false;
-  logLines = 0;
-  outChars = 0;
-  capped = -1;
-  callSeq = ++lastSeq;
-  return callSeq;
+  beginAsync();
+  return beginCall(ph, reqJson, phaseJson, ctxBegin(ctxJson), body, last);
 }
 
 let pending = null; // the out of a call whose chain awaited: collect() hands it over
@@ -169,8 +150,7 @@ const api = $create(null);
 
 /** Attaches the watchdog cells (a SharedArrayBuffer: Float64 CPU limit, Int32 at byte 8 the running instance, at byte 12 the step). */
 api.attach = function (shared) {
-  $deadline = new $Float64Array(shared, 0, 1);
-  $current = new $Int32Array(shared, 8, 2);
+  attachCells(shared);
 };
 
 /**
@@ -306,10 +286,9 @@ api.run = function (chainId, ph, reqJson, phaseJson, ctxJson, skip, body, last) 
   const out = $create(null);
   out.s = undefined;
   const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last);
-  asyncOut = null;
+  dropRequests();
   batch = null;
-  callOut = out;
-  onDone = finishRun;
+  setOut(out, finishRun);
   pending = out;
   step(seq, ph, chains[chainId][ph], 0, skip === '' ? null : parseSkip(skip), list(), chainDone);
   const s = out.s;
@@ -337,7 +316,7 @@ api.resume = function (id, answersJson) {
   if (f === undefined) return '';
   delete frames[id]; // not left as a key: ids only grow
   restore(f);
-  asyncOut = null;
+  dropRequests();
   batch = null;
   pending = callOut;
   settle($parse(answersJson));
@@ -362,7 +341,7 @@ api.runBatch = function (items) {
   const out = $create(null);
   out.s = undefined;
   pending = out;
-  asyncOut = null;
+  dropRequests();
   const b = $create(null);
   b.items = items;
   b.k = 0;
@@ -378,8 +357,7 @@ function nextItem(b) {
   if (k === b.items.length) { b.out.s = '[' + b.results + ']'; return; }
   const it = b.items[k];
   const seq = begin(LOG, it[0], it[1], it[2], it[3]);
-  callOut = $create(null);
-  onDone = batchItemDone;
+  setOut($create(null), batchItemDone);
   step(seq, LOG, chains[it[0]][LOG], 0, null, list(), chainDone);
 }
 
@@ -427,7 +405,7 @@ api.exercise = function () {
   instances = list();
   chains = null;
   pending = null;
-  asyncOut = null;
+  dropRequests();
   $deadline[0] = 0;
   $current[0] = -1;
 };

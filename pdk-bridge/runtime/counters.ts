@@ -1,6 +1,10 @@
 // In-isolate runtime: pdk.counters, windowed counters shared by all workers of a node
-// (what rate limiting needs). Async: each call crosses to the host (07-async.js).
-function counterArgs(fn, key, by, windowSeconds) {
+// (what rate limiting needs). Async: each call crosses to the host (async.ts).
+import type { PdkCounters } from '../types.ts';
+import { $freeze, list, realm } from './prelude.ts';
+import { ASYNC_PHASES, asyncCall, num, shortStr } from './async.ts';
+
+function counterArgs(fn: string, key: unknown, by: unknown, windowSeconds: unknown): unknown[] {
   const a = list();
   a[0] = shortStr(key, 'counter key', CAPS.maxStateKeyChars);
   const n = num(by, 'counter increment', 1);
@@ -12,13 +16,13 @@ function counterArgs(fn, key, by, windowSeconds) {
   return a;
 }
 
-const pdkCounters = $freeze({
+export const pdkCounters = $freeze({
   /** Adds `by` (default 1) to `key` in the current window of `windowSeconds` (default 1); resolves to the new count. */
-  increment(key, by, windowSeconds) {
+  increment(key: unknown, by?: unknown, windowSeconds?: unknown) {
     return asyncCall('counters.increment', ASYNC_PHASES, 'counters', 'increment', counterArgs('counters.increment', key, by, windowSeconds), false);
   },
   /** The count of `key` in the current window of `windowSeconds`. */
-  get(key, windowSeconds) {
+  get(key: unknown, windowSeconds?: unknown) {
     return asyncCall('counters.get', ASYNC_PHASES, 'counters', 'increment', counterArgs('counters.get', key, 0, windowSeconds), false);
   },
-});
+} satisfies PdkCounters);
