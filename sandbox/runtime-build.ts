@@ -22,20 +22,21 @@ const EXPORT_API = /\nexport \{\n {2}api\n\};\n$/;
  *
  * Target es2024: esbuild then emits the modules' own syntax (spread, classes, optional
  * chaining) and no helpers of its own, which would call builtins a plugin could patch.
- * Throws the build's errors: the gateway fails at start, not at its first request.
+ * `dir`: pdk-bridge/runtime (another only in tests). Throws the build's errors: the
+ * gateway fails at start, not at its first request.
  */
-export function buildRuntime(): string {
-  const names = readdirSync(RUNTIME_DIR).sort();
+export function buildRuntime(dir: string = RUNTIME_DIR): string {
+  const names = readdirSync(dir).sort();
   const modules = names.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
   const scripts = names.filter((f) => f.endsWith('.js'));
   // The files not yet made modules share one scope, which imports every module's exports.
-  const exported = exportsOf(modules);
+  const exported = exportsOf(dir, modules);
   const imports = modules.map((f) => `import { ${(exported.get(f) ?? []).join(', ')} } from './${f}';\n`);
   const contents = `${imports.join('')}import { RUNTIME_PHASES as PHASES } from '../phases.ts';\n${scripts
-    .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
+    .map((f) => readFileSync(join(dir, f), 'utf8'))
     .join('\n')}`;
   const out = buildSync({
-    stdin: { contents, resolveDir: RUNTIME_DIR, sourcefile: 'runtime.js', loader: 'js' },
+    stdin: { contents, resolveDir: dir, sourcefile: 'runtime.js', loader: 'js' },
     bundle: true,
     format: 'esm',
     target: 'es2024',
@@ -51,10 +52,10 @@ export function buildRuntime(): string {
   return `(function () {\n'use strict';\n${text.replace(EXPORT_API, '\nreturn api;\n')}})()`;
 }
 
-/** What each runtime module exports (esbuild's own reading of them), by file name. */
-function exportsOf(files: string[]): Map<string, string[]> {
+/** What each runtime module of `dir` exports (esbuild's own reading of them), by file name. */
+function exportsOf(dir: string, files: string[]): Map<string, string[]> {
   const { metafile } = buildSync({
-    entryPoints: files.map((f) => join(RUNTIME_DIR, f)),
+    entryPoints: files.map((f) => join(dir, f)),
     outdir: 'out',
     format: 'esm',
     write: false,
