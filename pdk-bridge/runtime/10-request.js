@@ -5,8 +5,6 @@
 // request target as sent (only when it differs from p and q), tr 1 when the peer is a
 // trusted proxy. Everything else is derived here, on demand.
 
-const PLUS = /\+/g;
-
 function parseQuery(raw) {
   const out = $create(null);
   if (raw === '') return out;
