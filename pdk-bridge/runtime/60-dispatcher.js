@@ -12,7 +12,6 @@ const HANDLER_BY_PHASE = PHASE_NAMES;
 const modules = list();   // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
 const same = (fn) => fn;
-let instances = list();   // instance index -> { handlers, config, cpuMs, failOpen }
 let chains = null;        // chain id -> { [phase bit]: instance indexes in priority order }
 /** Freezes parsed config; its objects lose their prototype so a planted getter cannot answer for a missing key. */
 function deepFreeze(v) {
@@ -270,7 +269,7 @@ api.setup = function (programJson) {
     inst.failOpen = spec.failOpen;
     next[n] = inst;
   }
-  instances = next;
+  setInstances(next);
   chains = program.chains;
   setupConsumerChains(program);
 };
@@ -394,7 +393,7 @@ api.exercise = function () {
   inst.realm = OWN_REALM;
   inst.cpuMs = 1000;
   inst.failOpen = false;
-  instances = list();
+  setInstances(list());
   instances[0] = inst;
   chains = $parse('[{"2":[0],"4":[0]}]');
   const req = '{"m":"GET","p":"/","q":"a=1&b=2","h":{"host":"warm","x-warm":"1"},"ip":"127.0.0.1","s":"http"}';
@@ -402,7 +401,7 @@ api.exercise = function () {
     api.run(0, ACCESS, req, '', '', '');
     api.run(0, HEADER_FILTER, req, '{"s":200,"h":{"content-type":"text/plain"}}', '{"warm":"1"}', '');
   }
-  instances = list();
+  setInstances(list());
   chains = null;
   pending = null;
   dropRequests();

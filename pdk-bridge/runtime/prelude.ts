@@ -324,6 +324,12 @@ export function phaseSnapshot(): Snapshot {
   return rm.phaseData!;
 }
 
+/** A plugin instance as the dispatcher installs it (60-dispatcher.js setup). */
+export type Instance = Record<string, any>;
+/** Instance index -> instance: the tenant's, from api.setup (not per call). */
+export let instances: Instance[] = list();
+export function setInstances(next: Instance[]): void { instances = next; }
+
 // How the other modules change the call's state (see the header).
 
 /** A new call: phase `ph`, its snapshots and body; returns its number (never reused). */
