@@ -43,6 +43,9 @@ export type Settler = {
   unwrap: boolean;
 };
 
+/** Compile time only: `T` must be assignable to `U` (a namespace object against its types.ts interface). */
+export type Satisfies<T extends U, U> = T;
+
 /** Where a chain's encoded result goes (encode). */
 export type Out = { s: string | undefined };
 
