@@ -23,9 +23,9 @@ function save() {
   // 40-ctx.js: ctx.plugin and the serialize values of this request
   f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
   f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;
-  // 44-client-consumer.js, 46-consumer-chains.js: who authenticated, and the chain it switched to
-  f.runChain = runChain; f.authChain = authChain; f.authSet = authSet;
-  f.authConsumer = authConsumer; f.authCredential = authCredential;
+  // client-consumer.ts, consumer-chains.ts: who authenticated, and the chain it switched to
+  f.runChain = runChain;
+  saveAuth(f);
   return f;
 }
 
@@ -35,8 +35,8 @@ function restore(f) {
   restoreAsync(f);
   pluginRaw = f.pluginRaw; pluginIn = f.pluginIn; pluginLive = f.pluginLive;
   serialRaw = f.serialRaw; serialOut = f.serialOut; ctxWriter = f.ctxWriter;
-  runChain = f.runChain; authChain = f.authChain; authSet = f.authSet;
-  authConsumer = f.authConsumer; authCredential = f.authCredential;
+  setRunChain(f.runChain);
+  restoreAuth(f);
 }
 
 /**

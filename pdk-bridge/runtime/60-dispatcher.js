@@ -68,8 +68,7 @@ function step(seq, ph, chain, k, skip, faults, done) {
   for (;; k++) {
     if (authChain !== -1) {
       // a plugin authenticated a consumer with scoped plugins: the rest of this phase runs its chain
-      runChain = authChain;
-      authChain = -1;
+      setRunChain(takeAuthChain());
       const next = chains[runChain][ph];
       chain = next === undefined ? NO_CHAIN : next;
       k = resumeAt(chain, ranks[instance]);
@@ -133,11 +132,8 @@ function step(seq, ph, chain, k, skip, faults, done) {
 }
 
 function begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last) {
-  runChain = chainId;
-  authChain = -1;
-  authSet = false;
-  authConsumer = null;
-  authCredential = null;
+  setRunChain(chainId);
+  beginAuth();
   beginAsync();
   return beginCall(ph, reqJson, phaseJson, ctxBegin(ctxJson), body, last);
 }
