@@ -27,7 +27,9 @@ const EXPORT_API = /\nexport \{\n {2}api\n\};\n$/;
  */
 export function buildRuntime(dir: string = RUNTIME_DIR): string {
   const names = readdirSync(dir).sort();
-  const modules = names.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+  // prelude.ts first: it captures the intrinsics before anything else runs; then lockdown.ts.
+  const first = (f: string) => (f === 'prelude.ts' ? 0 : f === 'lockdown.ts' ? 1 : 2);
+  const modules = names.filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')).sort((a, b) => first(a) - first(b));
   const scripts = names.filter((f) => f.endsWith('.js'));
   // The files not yet made modules share one scope, which imports every module's exports.
   const exported = exportsOf(dir, modules);

@@ -20,9 +20,7 @@ function save() {
   const f = $create(null);
   saveCall(f);
   saveAsync(f);
-  // 40-ctx.js: ctx.plugin and the serialize values of this request
-  f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
-  f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;
+  saveCtx(f); // ctx.ts: ctx.plugin and the serialize values of this request
   // client-consumer.ts, consumer-chains.ts: who authenticated, and the chain it switched to
   f.runChain = runChain;
   saveAuth(f);
@@ -33,8 +31,7 @@ function save() {
 function restore(f) {
   restoreCall(f);
   restoreAsync(f);
-  pluginRaw = f.pluginRaw; pluginIn = f.pluginIn; pluginLive = f.pluginLive;
-  serialRaw = f.serialRaw; serialOut = f.serialOut; ctxWriter = f.ctxWriter;
+  restoreCtx(f);
   setRunChain(f.runChain);
   restoreAuth(f);
 }
