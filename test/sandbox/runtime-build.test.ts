@@ -44,7 +44,8 @@ describe('the runtime bundle', () => {
   it('fails with the file and the error when a module does not build', () => {
     const dir = mkdtempSync(join(tmpdir(), 'isogate-runtime-'));
     try {
-      writeFileSync(join(dir, 'broken.ts'), 'export const x = ;\n');
+      writeFileSync(join(dir, 'index.ts'), "export { api } from './broken.ts';\n");
+      writeFileSync(join(dir, 'broken.ts'), 'export const api = ;\n');
       expect(() => buildRuntime(dir)).toThrow(/broken\.ts.*Unexpected/s);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,23 +1,41 @@
 // In-isolate runtime: suspended chains. A chain that waits on async PDK calls
-// (07-async.js) leaves the runtime's variables for a frame object, so that other
-// requests' calls can run in the isolate meanwhile; api.resume (60-dispatcher.js) puts it
+// (async.ts) leaves the runtime's variables for a frame object, so that other
+// requests' calls can run in the isolate meanwhile; api.resume (dispatcher.ts) puts it
 // back. Only this file makes a frame; prelude.ts saveCall/restoreCall and async.ts
 // saveAsync/restoreAsync move those modules' state in and out of it.
+import { $create, $deadline, callOut, onDone, restoreCall, saveCall, setOut, type Out } from './prelude.ts';
+import { asyncOut, restoreAsync, saveAsync, takeRequests, waiting } from './async.ts';
+import { restoreCtx, saveCtx } from './ctx.ts';
+import { restoreAuth, saveAuth } from './client-consumer.ts';
+import { runChain, setRunChain } from './consumer-chains.ts';
+import { encode } from './encode.ts';
+
 /** The chain's end in a single run: its result goes to its out. */
-function finishRun(faults) {
+export function finishRun(faults: unknown[]): void {
   encode(faults, callOut);
 }
 
-function chainDone(faults) {
+export function chainDone(faults: unknown[]): void {
   onDone(faults);
 }
 
-const frames = $create(null); // frame id -> a suspended chain (save)
+export const frames: Record<number, Record<string, any> | undefined> = $create(null); // frame id -> a suspended chain (save)
 let frameIds = 0;
 
+/** A log batch (api.runBatch): items [chainId, reqJson, phaseJson, ctxJson], the next one's index, the results so far. */
+export type Batch = { items: any[]; k: number; results: string; out: Out };
+
+/** The log batch this call runs (api.runBatch), or null. */
+export let batch: Batch | null = null;
+/** The out of a call whose chain awaited: api.collect hands it over. */
+export let pending: Out | null = null;
+export function setBatch(b: Batch | null): void { batch = b; }
+export function setPending(out: Out | null): void { pending = out; }
+
+
 /** The state of the running chain, taken out of the runtime's variables so that other calls may run. */
-function save() {
-  const f = $create(null);
+function save(): Record<string, any> {
+  const f: Record<string, any> = $create(null);
   saveCall(f);
   saveAsync(f);
   saveCtx(f); // ctx.ts: ctx.plugin and the serialize values of this request
@@ -28,7 +46,7 @@ function save() {
 }
 
 /** Puts a suspended chain back: from here on its continuations are the running chain. */
-function restore(f) {
+export function restore(f: Record<string, any>): void {
   restoreCall(f);
   restoreAsync(f);
   restoreCtx(f);
@@ -41,7 +59,7 @@ function restore(f) {
  * chain left async calls unawaited (a fire-and-forget cache.set), by '!', those requests
  * and a newline (the host performs them and answers nobody).
  */
-function finished(s) {
+export function finished(s: string): string {
   return asyncOut === null ? s : '!' + takeRequests() + '\n' + s;
 }
 
@@ -51,14 +69,14 @@ function finished(s) {
  * a log batch a newline, the index of the waiting item, a newline and the results of the
  * items before it). Otherwise it waits on nothing the host can give: undefined (`wall`).
  */
-function suspend() {
+export function suspend(): string | undefined {
   if (waiting === 0) return undefined;
   const id = ++frameIds;
   let tail = '';
   if (batch !== null) {
     // The waiting item goes on alone: its end now makes its own result.
     tail = '\n' + batch.k + '\n[' + batch.results + ']';
-    const out = $create(null);
+    const out = $create(null) as Out;
     out.s = undefined;
     setOut(out, finishRun);
     batch = null;
