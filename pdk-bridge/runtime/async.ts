@@ -1,7 +1,7 @@
 // In-isolate runtime: the async crossing. Plugins cannot call the host; an async PDK call
 // (`await pdk.cache.get(k)`) only notes a request [id, instance, service, method, args]
 // and returns a promise of the caller's realm. When the chain cannot go on, the call into
-// the isolate ends carrying the requests (60-dispatcher.js collect); the host performs
+// the isolate ends carrying the requests (dispatcher.ts collect); the host performs
 // them on its event loop and makes a new call, api.resume, with the answers, which
 // settles the promises here. Arguments are checked and capped here, at the call.
 //
@@ -9,7 +9,7 @@
 // so do we (the mask is the phase table's, pdk-bridge/phases.ts).
 //
 // A chain that waits on async calls is suspended: the call's state and this module's are
-// saved in a frame (55-frames.js) and put back when the host resumes it, so other
+// saved in a frame (frames.ts) and put back when the host resumes it, so other
 // requests' calls may run in between.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import { $create, $isArray, bare, bounded, checkPhase, instance, list, realm, str, tooLarge, type Settler } from './prelude.ts';
@@ -116,7 +116,7 @@ export function beginAsync(): void {
   timedOut = -1;
 }
 
-/** The timeout of `idx` was reported (60-dispatcher.js faultOf). */
+/** The timeout of `idx` was reported (dispatcher.ts faultOf). */
 export function clearTimedOut(): void { timedOut = -1; }
 
 export function saveAsync(f: Record<string, any>): void {

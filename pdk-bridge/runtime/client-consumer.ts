@@ -13,7 +13,7 @@
 // passed (those fields); later calls see the host's record.
 //
 // After authenticate, the plugins after the current one in this phase, and the later
-// phases, run the chain of the consumer's scoped plugins (60-dispatcher.js switches).
+// phases, run the chain of the consumer's scoped plugins (dispatcher.ts switches).
 // Arguments come from plugin code: typed `any`, each field checked here before use.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import { $create, $freeze, $isArray, $keys, ANY_PHASE, bare, checkPhase, emit, list, realm, request } from './prelude.ts';

@@ -1,6 +1,6 @@
 // In-isolate runtime: the chains a request switches to when a plugin authenticates a
 // consumer (pdk.client.authenticate, client-consumer.ts). Tables made at config compile
-// time (core/config/chains.ts); the dispatcher (60-dispatcher.js) switches at its loop top.
+// time (core/config/chains.ts); the dispatcher (dispatcher.ts) switches at its loop top.
 import { $create, $keys, ACCESS, REWRITE, bare, instance, list, phase } from './prelude.ts';
 
 let families: any[] = list(); // { base, consumers: consumer id -> phase bit -> { at, chains } } (sandbox/program.ts ChainFamily)

@@ -132,7 +132,7 @@ export const pdkCtx: PdkCtx = $freeze({
 /** log.setSerializeValue: instance `idx` is blamed if the ctx goes over its cap. */
 export function setCtxWriter(idx: number): void { ctxWriter = idx; }
 
-/** This module's state into a suspended chain's frame (55-frames.js), and back. */
+/** This module's state into a suspended chain's frame (frames.ts), and back. */
 export function saveCtx(f: Record<string, any>): void {
   f.pluginRaw = pluginRaw; f.pluginIn = pluginIn; f.pluginLive = pluginLive;
   f.serialRaw = serialRaw; f.serialOut = serialOut; f.ctxWriter = ctxWriter;

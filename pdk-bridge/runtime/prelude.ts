@@ -327,7 +327,7 @@ export function phaseSnapshot(): Snapshot {
   return rm.phaseData!;
 }
 
-/** A plugin instance as the dispatcher installs it (60-dispatcher.js setup). */
+/** A plugin instance as the dispatcher installs it (dispatcher.ts setup). */
 export type Instance = Record<string, any>;
 /** Instance index -> instance: the tenant's, from api.setup (not per call). */
 export let instances: Instance[] = list();
@@ -368,7 +368,7 @@ export function setCtxShared(v: Record<string, unknown>): void { ctxShared = v; 
 /** pdk.log: one more line in this call. */
 export function countLogLine(): void { logLines++; }
 
-/** The call's state into frame `f` (55-frames.js save). */
+/** The call's state into frame `f` (frames.ts save). */
 export function saveCall(f: Record<string, any>): void {
   f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
   f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
@@ -377,7 +377,7 @@ export function saveCall(f: Record<string, any>): void {
   f.callOut = callOut; f.onDone = onDone;
 }
 
-/** Frame `f`'s call state back (55-frames.js restore). */
+/** Frame `f`'s call state back (frames.ts restore). */
 export function restoreCall(f: Record<string, any>): void {
   phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
   bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;

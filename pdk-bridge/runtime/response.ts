@@ -125,7 +125,7 @@ const ERROR_MESSAGES: Readonly<Record<number, string>> = $freeze({
 });
 
 
-// Kong's other response functions (merged into pdk.response in 50-log.js).
+// Kong's other response functions (merged into pdk.response in pdk.ts).
 export const pdkResponseMore = {
   /**
    * Where the response comes from: 'exit' (a plugin's exit or error), 'service' (the

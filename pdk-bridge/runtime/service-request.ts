@@ -119,7 +119,7 @@ function encodeQuery(args: any): string {
 // Kong's methods for set_method, less CONNECT (mirrored by pdk-bridge/host/ops.ts SERVICE_METHODS).
 const SERVICE_METHODS: Readonly<Record<string, number>> = $freeze({ GET: 1, HEAD: 1, PUT: 1, POST: 1, DELETE: 1, OPTIONS: 1, MKCOL: 1, COPY: 1, MOVE: 1, PROPFIND: 1, PROPPATCH: 1, LOCK: 1, UNLOCK: 1, PATCH: 1, TRACE: 1 });
 
-// Kong's other service request setters (merged into pdk.serviceRequest in 50-log.js; the
+// Kong's other service request setters (merged into pdk.serviceRequest in pdk.ts; the
 // type below checks the two together against types.ts).
 export const pdkServiceRequestMore = {
   setHeaders(headers: any) {

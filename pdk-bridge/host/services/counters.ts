@@ -3,7 +3,7 @@ import { ASYNC_PHASES } from '../phases.ts';
 import { argNumber, argString, type Service } from './types.ts';
 
 
-/** pdk.counters: the node's store (core/state), keys namespaced by tenant (pdk-bridge/runtime/47-counters.js). */
+/** pdk.counters: the node's store (core/state), keys namespaced by tenant (pdk-bridge/runtime/counters.ts). */
 export const countersService: Service = {
   name: 'counters',
   methods: {

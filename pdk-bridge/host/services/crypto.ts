@@ -70,7 +70,7 @@ function verifyJws(alg: string, key: unknown, data: string, signature: string): 
   }
 }
 
-/** pdk.crypto: node:crypto on the host, results copied in as strings or booleans (pdk-bridge/runtime/48-crypto.js). */
+/** pdk.crypto: node:crypto on the host, results copied in as strings or booleans (pdk-bridge/runtime/crypto.ts). */
 export const cryptoService: Service = {
   name: 'crypto',
   methods: {
