@@ -1,8 +1,9 @@
 // In-isolate runtime: suspended chains. A chain that waits on async PDK calls
 // (async.ts) leaves the runtime's variables for a frame object, so that other
 // requests' calls can run in the isolate meanwhile; api.resume (dispatcher.ts) puts it
-// back. Only this file makes a frame; prelude.ts saveCall/restoreCall and async.ts
-// saveAsync/restoreAsync move those modules' state in and out of it.
+// back. Only this file makes a frame; the modules with per-call state move it in and out
+// (prelude.ts saveCall, async.ts saveAsync, ctx.ts saveCtx, client-consumer.ts saveAuth,
+// and their restores).
 import { $create, $deadline, callOut, onDone, restoreCall, saveCall, setOut, type Out } from './prelude.ts';
 import { asyncOut, restoreAsync, saveAsync, takeRequests, waiting } from './async.ts';
 import { restoreCtx, saveCtx } from './ctx.ts';
