@@ -4,7 +4,7 @@ import type { RuntimeRoute } from './route.ts';
 
 /**
  * Where a request goes when a plugin authenticates a consumer, on the host side (the
- * runtime's twin is pdk-bridge/runtime/46-consumer-chains.js): the chain for the phase and
+ * runtime's twin is pdk-bridge/runtime/consumer-chains.ts): the chain for the phase and
  * the authenticating instance's rank, from the route's tables. null: the route's own chain.
  */
 export function switchTarget(route: RuntimeRoute, consumerId: string, instance: number, phase: number): { readonly chainId: number; readonly phases: number } | null {

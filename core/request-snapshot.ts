@@ -4,7 +4,7 @@ import { isTrusted } from './trusted-proxies.ts';
 
 /**
  * The request snapshot handed to plugins (see pdk-bridge/README.md and the field list in
- * pdk-bridge/runtime/10-request.js), then a newline and the route's own JSON (made once
+ * pdk-bridge/runtime/request.ts), then a newline and the route's own JSON (made once
  * per config). Only what the socket and parser already hold: everything else is derived
  * in the isolate when a plugin asks.
  */

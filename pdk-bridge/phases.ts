@@ -1,9 +1,9 @@
 /**
  * The one phase table: bits, names, the handler each phase calls, and the phase masks of
- * the PDK's function groups. The host imports it; sandbox/blank.ts writes it into the
- * in-isolate runtime as `PHASES` when it builds the runtime source, and the runtime's
- * constants (REWRITE, ..., PHASE_NAMES, ANY_PHASE, the masks) are read from it, so the two
- * cannot disagree (test/pdk-bridge/phase-table.test.ts checks the runtime's view).
+ * the PDK's function groups. The host imports it, and so does the in-isolate runtime
+ * (`RUNTIME_PHASES`, bundled in by sandbox/runtime-build.ts): the runtime's constants
+ * (REWRITE, ..., PHASE_NAMES, ANY_PHASE, the masks) are read from it, so the two cannot
+ * disagree (test/pdk-bridge/phase-table.test.ts checks the built runtime's view).
  *
  * Kong's order: rewrite, access, response (the whole upstream response, buffered),
  * headerFilter, bodyFilter (per chunk), log.
@@ -66,7 +66,7 @@ export const PHASE_MASKS = {
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
 } as const;
 
-/** What sandbox/blank.ts writes into the runtime as `PHASES`. */
+/** What the runtime imports (as `PHASES`). */
 export const RUNTIME_PHASES = {
   bits: PHASE,
   order: PHASE_ORDER,

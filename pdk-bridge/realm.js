@@ -2,7 +2,7 @@
 // tenant's isolate (sandbox/blank.ts prepareModule), so that one plugin patching a builtin
 // (Array.prototype.push, JSON.stringify, Object.prototype) changes nothing another plugin
 // sees. This script runs in that context before any plugin code: it removes the builtins
-// we do not offer (as runtime/05-lockdown.js does for the runtime's context), captures the
+// we do not offer (as runtime/lockdown.ts does for the runtime's context), captures the
 // intrinsics the runtime needs from this realm, and returns the kit the runtime's api.load
 // receives with the module.
 //
@@ -48,7 +48,7 @@
   const P = Promise; // captured before plugin code can replace the global
   /**
    * A promise of this realm for one async PDK call: its settle functions go into `rec` (a
-   * runtime record), which settles it when the host answers (runtime/07-async.js).
+   * runtime record), which settles it when the host answers (runtime/async.ts).
    */
   kit.deferred = function (rec) {
     return new P((resolve, reject) => { rec.resolve = resolve; rec.reject = reject; });

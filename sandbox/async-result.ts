@@ -3,7 +3,7 @@ import { decodeParsed, decodeResult, failed, type RunResult } from './run-result
 import { parseRequests, Suspended } from './suspended.ts';
 
 /**
- * A result that is not plain (runtime/60-dispatcher.js): '!' requests left unawaited, a
+ * A result that is not plain (runtime/dispatcher.ts): '!' requests left unawaited, a
  * newline and the result; '?' a frame id, a newline and the requests of a suspended chain
  * (a log batch adds the waiting item's index and the results before it); '' a resume of a
  * frame the isolate does not hold.

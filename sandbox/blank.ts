@@ -1,10 +1,8 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
-import { RUNTIME_PHASES } from '../pdk-bridge/phases.ts';
-import { OUTPUT_CAPS } from './limits.ts';
-import { NODE_INFO } from '../pdk-bridge/host/node.ts';
+import { buildRuntime } from './runtime-build.ts';
 
 // Plugin code runs in a context of its own, called from the runtime's context: V8 then
 // refuses `Function(...)` in the plugin ("no access"), a check meant for browser frames of
@@ -13,19 +11,8 @@ import { NODE_INFO } from '../pdk-bridge/host/node.ts';
 // the flag at each call.
 setFlagsFromString('--allow-unsafe-function-constructor');
 
-const RUNTIME_DIR = join(import.meta.dirname, '..', 'pdk-bridge', 'runtime');
-
-/**
- * The in-isolate runtime: every file of pdk-bridge/runtime, in name order, as one strict
- * function body, after `CAPS`: the output caps of sandbox/limits.ts, `PHASES`: the phase
- * table of pdk-bridge/phases.ts, the one place each is written, and `NODE`: what pdk.node
- * says of this gateway.
- */
-const RUNTIME_SOURCE = `(function () {\n'use strict';\nconst CAPS = ${JSON.stringify(OUTPUT_CAPS)};\nconst PHASES = ${JSON.stringify(RUNTIME_PHASES)};\nconst NODE = ${JSON.stringify(NODE_INFO)};\n${readdirSync(RUNTIME_DIR)
-  .filter((f) => f.endsWith('.js'))
-  .sort()
-  .map((f) => readFileSync(join(RUNTIME_DIR, f), 'utf8'))
-  .join('\n')}\n})()`;
+/** The in-isolate runtime (sandbox/runtime-build.ts), built once per process, when this module loads. */
+const RUNTIME_SOURCE = buildRuntime();
 
 /**
  * V8 code caches of the scripts every isolate compiles: the runtime (1.5 ms to compile,

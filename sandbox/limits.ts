@@ -7,7 +7,7 @@
  */
 /**
  * Caps on what one call may hand back to the host. The in-isolate runtime gets this very
- * object (sandbox/blank.ts) and enforces each cap at the PDK call that would exceed it,
+ * object (`CAPS`, an esbuild define of sandbox/runtime-build.ts) and enforces each cap at the PDK call that would exceed it,
  * before encoding anything; the host checks them again before it parses.
  */
 export const OUTPUT_CAPS = {

@@ -1,7 +1,7 @@
 import { OUTPUT_CAPS } from './limits.ts';
 import type { RunResult } from './run-result.ts';
 
-/** One async PDK call a chain made (pdk-bridge/runtime/07-async.js): untrusted until the service checks its args. */
+/** One async PDK call a chain made (pdk-bridge/runtime/async.ts): untrusted until the service checks its args. */
 export type AsyncRequest = {
   readonly id: number;
   /** The instance that made it. */

@@ -39,7 +39,7 @@ describe('the phase table', () => {
   });
 
   it('no runtime file defines a phase bit, name list or mask of its own', () => {
-    for (const f of readdirSync(RUNTIME_DIR).filter((n) => n.endsWith('.js'))) {
+    for (const f of readdirSync(RUNTIME_DIR).filter((n) => n.endsWith('.js') || n.endsWith('.ts'))) {
       const src = readFileSync(join(RUNTIME_DIR, f), 'utf8');
       // a bit written as a number, or a mask spelled out from the bits
       expect(src, f).not.toMatch(/\b(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG)\s*=\s*\d/);

@@ -45,7 +45,7 @@ export class TenantCache {
 const key = (v: unknown) => argString(v, 'cache key', OUTPUT_CAPS.maxStateKeyChars);
 const ttl = (v: unknown, what: string) => argNumber(v, what, 0, ASYNC_CAPS.maxCacheTtlSeconds);
 
-/** pdk.cache: per tenant, per worker (pdk-bridge/runtime/47-cache.js). */
+/** pdk.cache: per tenant, per worker (pdk-bridge/runtime/cache.ts). */
 export const cacheService: Service = {
   name: 'cache',
   methods: {

@@ -25,7 +25,7 @@ async function count(s: CounterStore, items: CounterIncrement[]): Promise<number
   }
 }
 
-/** pdk.counters: the node's store or the cluster's (core/state), keys namespaced by tenant (pdk-bridge/runtime/47-counters.js). */
+/** pdk.counters: the node's store or the cluster's (core/state), keys namespaced by tenant (pdk-bridge/runtime/counters.ts). */
 export const countersService: Service = {
   name: 'counters',
   methods: {

@@ -72,7 +72,7 @@ export function verifyJws(alg: string, key: unknown, data: string, signature: st
   }
 }
 
-/** pdk.crypto: node:crypto on the host, results copied in as strings or booleans (pdk-bridge/runtime/48-crypto.js). */
+/** pdk.crypto: node:crypto on the host, results copied in as strings or booleans (pdk-bridge/runtime/crypto.ts). */
 export const cryptoService: Service = {
   name: 'crypto',
   methods: {

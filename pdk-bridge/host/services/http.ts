@@ -63,7 +63,7 @@ function allowed(allow: ReadonlySet<string>, url: URL): boolean {
   return allow.has(host) || allow.has(`${host}:${port}`);
 }
 
-/** pdk.http (pdk-bridge/runtime/48-http.js): only to the tenant's allowed hosts, within the caller's wall time. */
+/** pdk.http (pdk-bridge/runtime/http.ts): only to the tenant's allowed hosts, within the caller's wall time. */
 export const httpService: Service = {
   name: 'http',
   methods: {

@@ -4,11 +4,16 @@
 // version, t start time (epoch ms), d segments of the route prefix that matched, u the
 // request target as sent (only when it differs from p and q), tr 1 when the peer is a
 // trusted proxy. Everything else is derived here, on demand.
+import { RUNTIME_PHASES as PHASES } from '../phases.ts';
+import type { PdkRequest } from '../types.ts';
+import { $apply, $create, $decode, $freeze, $indexOf, $isArray, $replace, $slice, $split, $toLower, $trim, ANY_PHASE, bodyIn, checkPhase, instance, instances, list, realm, request, str } from './prelude.ts';
+import { PLUS, parseBody } from './bodies.ts';
 
-const PLUS = /\+/g;
+const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
 
-function parseQuery(raw) {
-  const out = $create(null);
+
+function parseQuery(raw: string): Record<string, string | string[]> {
+  const out: Record<string, any> = $create(null);
   if (raw === '') return out;
   const parts = $apply($split, raw, ['&']);
   for (let i = 0; i < parts.length; i++) {
@@ -27,7 +32,7 @@ function parseQuery(raw) {
 }
 
 /** First value of a header that may be repeated (node:http joins repeats with ", "): Kong's get_header. */
-function firstValue(v) {
+export function firstValue(v: string | string[] | undefined): string | undefined {
   if (v === undefined) return undefined;
   if ($isArray(v)) v = v[0];
   const comma = $apply($indexOf, v, [',']);
@@ -35,7 +40,7 @@ function firstValue(v) {
 }
 
 /** A Host-style value without userinfo and port, lower case ("[::1]" keeps its brackets). */
-function hostOnly(v) {
+function hostOnly(v: string): string {
   let h = v;
   const at = $apply($indexOf, h, ['@']);
   if (at >= 0) h = $apply($slice, h, [at + 1]);
@@ -46,7 +51,7 @@ function hostOnly(v) {
 }
 
 /** The port of a Host-style value, or undefined. */
-function hostPort(v) {
+function hostPort(v: string): number | undefined {
   const close = $apply($indexOf, v, [']']);
   const colon = $apply($indexOf, v, [':', close < 0 ? 0 : close]);
   if (colon < 0) return undefined;
@@ -55,13 +60,13 @@ function hostPort(v) {
 }
 
 /** X-Forwarded-<name> when the peer is a trusted proxy (proxy.trustedProxies), else undefined. */
-function forwarded(name) {
+export function forwarded(name: string): string | undefined {
   const r = request();
   return r.tr === 1 ? firstValue(r.h[name]) : undefined;
 }
 
 /** The request target as the client sent it, without scheme and authority (absolute form). */
-function target() {
+export function target(): string {
   const r = request();
   if (r.u === undefined) return r.q === '' ? r.p : r.p + '?' + r.q;
   const u = r.u;
@@ -72,7 +77,7 @@ function target() {
   return $apply($slice, u, [i]);
 }
 
-const pdkRequest = $freeze({
+export const pdkRequest: PdkRequest = $freeze({
   getMethod() { checkPhase('request.getMethod', ANY_PHASE); return request().m; },
   /** Normalized (dot segments resolved, percent-escapes of unreserved characters decoded), without the query. */
   getPath() { checkPhase('request.getPath', ANY_PHASE); return request().p; },
@@ -92,7 +97,7 @@ const pdkRequest = $freeze({
     if (r.qp === undefined) r.qp = parseQuery(r.q);
     return r.qp;
   },
-  getQueryArg(name) {
+  getQueryArg(name: unknown) {
     checkPhase('request.getQueryArg', ANY_PHASE);
     return pdkRequest.getQuery()[str(name, 'query argument name')];
   },
@@ -156,7 +161,7 @@ const pdkRequest = $freeze({
       for (let n = 0; n < r.d && at >= 0; n++) at = $apply($indexOf, p, ['/', at + 1]);
       const unnamed = list();
       unnamed[0] = r.d === 0 ? '' : at < 0 ? p : $apply($slice, p, [0, at]);
-      const uc = $create(null);
+      const uc: Record<string, unknown> = $create(null);
       uc.unnamed = unnamed;
       uc.named = $create(null);
       r.uc = $freeze(uc);
@@ -164,7 +169,7 @@ const pdkRequest = $freeze({
     return r.uc;
   },
   /** Header names are case-insensitive; a repeated header comes joined with ", ". */
-  getHeader(name) {
+  getHeader(name: unknown) {
     checkPhase('request.getHeader', ANY_PHASE);
     return request().h[$apply($toLower, str(name, 'header name'), [])];
   },
@@ -182,15 +187,15 @@ const pdkRequest = $freeze({
     return bodyIn;
   },
   /** The body parsed by `mimeType` or the request's Content-Type: JSON, form or multipart; null as getRawBody. */
-  getBody(mimeType) {
+  getBody(mimeType?: unknown) {
     checkPhase('request.getBody', BEFORE_UPSTREAM);
     readsBody('request.getBody');
     if (bodyIn === null) return null;
     return parseBody(bodyIn, request().h['content-type'], mimeType, 'request.getBody');
   },
-});
+} satisfies PdkRequest);
 
 /** The body is buffered only for chains with a plugin that declared it reads it; a plugin that did not may not read it. */
-function readsBody(fn) {
+function readsBody(fn: string): void {
   if (!instances[instance].readsBody) throw new realm.Error(`${fn} needs the plugin to export reads: ['body']`);
 }

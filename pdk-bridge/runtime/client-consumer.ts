@@ -1,4 +1,4 @@
-// In-isolate runtime: the consumer half of pdk.client (45-client.js spreads it into
+// In-isolate runtime: the consumer half of pdk.client (client.ts spreads it into
 // pdk.client): who the request is, once an authentication plugin has said so.
 //
 // Kong's kong.client.authenticate(consumer, credential) sets the request's consumer and
@@ -13,40 +13,46 @@
 // passed (those fields); later calls see the host's record.
 //
 // After authenticate, the plugins after the current one in this phase, and the later
-// phases, run the chain of the consumer's scoped plugins (60-dispatcher.js switches).
+// phases, run the chain of the consumer's scoped plugins (dispatcher.ts switches).
+// Arguments come from plugin code: typed `any`, each field checked here before use.
+import { RUNTIME_PHASES as PHASES } from '../phases.ts';
+import { $create, $freeze, $isArray, $keys, ANY_PHASE, bare, checkPhase, emit, list, realm, request } from './prelude.ts';
+import { consumerChain } from './consumer-chains.ts';
+import { asyncCall, shortStr } from './async.ts';
+
 const AUTH_PHASES = PHASES.masks.BEFORE_UPSTREAM; // rewrite, access
 
-let authConsumer = null;    // consumer set by authenticate in this call (a frozen view), or null
-let authCredential = null;
-let authSet = false;        // authenticate was called in this call (then the views above win over the snapshot)
-let authChain = -1;         // chain to switch to before the next plugin runs, or -1
+export let authConsumer: Readonly<Record<string, unknown>> | null = null; // consumer set by authenticate in this call (a frozen view), or null
+export let authCredential: Readonly<Record<string, unknown>> | null = null;
+export let authSet = false;        // authenticate was called in this call (then the views above win over the snapshot)
+export let authChain = -1;         // chain to switch to before the next plugin runs, or -1
 const $isFrozen = Object.isFrozen;
 
-function authField(v, what, optional) {
+function authField(v: any, what: string, optional: boolean): string | null {
   if (v === undefined || (optional && v === null)) return null;
   if (typeof v !== 'string') throw new realm.TypeError(`${what} must be a string, got ${v === null ? 'null' : typeof v}`);
   if (v.length === 0 || v.length > CAPS.maxAuthFieldChars) throw new realm.RangeError(`${what} must have 1 to ${CAPS.maxAuthFieldChars} characters`);
   return v;
 }
 
-function authTags(v) {
+function authTags(v: any): readonly string[] | null {
   if (v === undefined || v === null) return null;
   if (!$isArray(v)) throw new realm.TypeError('consumer.tags must be an array of strings');
   const n = v.length;
   if (typeof n !== 'number' || n > CAPS.maxAuthTags) throw new realm.RangeError(`consumer.tags: at most ${CAPS.maxAuthTags} tags`);
-  const out = list();
-  for (let i = 0; i < n; i++) out[i] = authField(v[i], 'consumer.tags[' + i + ']', false);
+  const out = list<string>();
+  for (let i = 0; i < n; i++) out[i] = authField(v[i], 'consumer.tags[' + i + ']', false)!;
   return $freeze(out);
 }
 
-function authObject(v, what) {
+function authObject(v: any, what: string): any {
   if (v === null || v === undefined) return null;
   if (typeof v !== 'object') throw new realm.TypeError(`${what} must be an object or null, got ${typeof v}`);
   return v;
 }
 
 /** A record of the request snapshot as getConsumer/getCredential hand it out: frozen, like the views authenticate makes. */
-function frozenRecord(r) {
+function frozenRecord(r: any): any {
   if (r === undefined || r === null) return null;
   if (!$isFrozen(r)) {
     bare(r);
@@ -64,41 +70,42 @@ function frozenRecord(r) {
 // are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
 // public record, a credential's id and kind, or a boolean: a password is checked and a
 // signature verified on the host, so no hash, secret or public key enters the isolate.
-function lookup(fn, method, values) {
+// The host's answer is checked by the service (pdk-bridge/host/services/consumers.ts); typed by the PdkClientConsumer interface.
+function lookup(fn: string, method: string, values: readonly unknown[]): Promise<any> {
   const a = list();
   for (let i = 0; i < values.length; i++) a[i] = values[i];
   return asyncCall('client.' + fn, AUTH_PHASES, 'consumers', method, a, false);
 }
 
-const pdkClientConsumer = {
+export const pdkClientConsumer = {
   /** Kong's load_consumer: the consumer of that id (else, byUsername, of that username), or null. */
-  loadConsumer(idOrUsername, byUsername) {
+  loadConsumer(idOrUsername: unknown, byUsername?: unknown) {
     return lookup('loadConsumer', 'load', [shortStr(idOrUsername, 'client.loadConsumer: id or username', CAPS.maxAuthFieldChars), byUsername === true]);
   },
   /** { consumer, credential } of the key-auth key, basic-auth username or jwt key (iss), or null. */
-  findCredential(kind, key) {
+  findCredential(kind: unknown, key: unknown) {
     return lookup('findCredential', 'find', [shortStr(kind, 'client.findCredential: kind', 16), shortStr(key, 'client.findCredential: key', CAPS.maxCredentialKeyChars)]);
   },
   /** The ACL groups of a consumer (default: the authenticated one), or null for an unknown consumer. */
-  getConsumerGroups(consumerId) {
-    let id = consumerId;
+  getConsumerGroups(consumerId?: unknown) {
+    let id: unknown = consumerId;
     if (id === undefined) {
-      const c = pdkClientConsumer.getConsumer();
+      const c = pdkClientConsumer.getConsumer() as { id?: unknown } | null;
       id = c === null ? undefined : c.id;
       if (id === undefined) throw new realm.Error('client.getConsumerGroups: no consumer is authenticated');
     }
     return lookup('getConsumerGroups', 'groups', [shortStr(id, 'client.getConsumerGroups: consumer id', CAPS.maxAuthFieldChars)]);
   },
   /** basic-auth: true when `password` is the credential's; checked on the host (scrypt). */
-  verifyPassword(credentialId, password) {
+  verifyPassword(credentialId: unknown, password: unknown) {
     return lookup('verifyPassword', 'verifyPassword', [shortStr(credentialId, 'client.verifyPassword: credential id', CAPS.maxAuthFieldChars), shortStr(password, 'client.verifyPassword: password', CAPS.maxPasswordChars)]);
   },
   /**
    * jwt: true when `signature` (base64url) signs `signingInput` under the credential's
    * secret or public key, with `alg` the credential's own algorithm; verified on the host.
    */
-  verifyCredentialSignature(credentialId, alg, signingInput, signature, opts) {
-    const b64 = opts !== undefined && opts !== null && opts.secretIsBase64 === true;
+  verifyCredentialSignature(credentialId: unknown, alg: unknown, signingInput: unknown, signature: unknown, opts?: unknown) {
+    const b64 = opts !== undefined && opts !== null && typeof opts === 'object' && (opts as { secretIsBase64?: unknown }).secretIsBase64 === true;
     return lookup('verifyCredentialSignature', 'verifySignature', [
       shortStr(credentialId, 'client.verifyCredentialSignature: credential id', CAPS.maxAuthFieldChars),
       shortStr(alg, 'client.verifyCredentialSignature: algorithm', 16),
@@ -117,7 +124,7 @@ const pdkClientConsumer = {
     checkPhase('client.getCredential', ANY_PHASE);
     return authSet ? authCredential : frozenRecord(request().cr);
   },
-  authenticate(consumer, credential) {
+  authenticate(consumer: any, credential: any) {
     checkPhase('client.authenticate', AUTH_PHASES);
     const co = authObject(consumer, 'consumer');
     const cr = authObject(credential, 'credential');
@@ -132,21 +139,21 @@ const pdkClientConsumer = {
     const kind = cr === null ? null : authField(cr.kind, 'credential.kind', true);
     let chars = 16;
     const fields = [id, username, customId, credId, kind];
-    for (let i = 0; i < fields.length; i++) if (fields[i] !== null) chars += fields[i].length;
+    for (let i = 0; i < fields.length; i++) if (fields[i] !== null) chars += fields[i]!.length;
     if (tags !== null) for (let i = 0; i < tags.length; i++) chars += tags[i].length;
     emit(['auth', id, credId, username, customId, tags, kind], chars);
-    let view = null;
+    let view: Record<string, unknown> | null = null;
     if (id !== null) {
-      view = $create(null);
+      view = $create(null) as Record<string, unknown>;
       view.id = id;
       if (username !== null) view.username = username;
       if (rawCustomId !== undefined) view.customId = customId;
       if (tags !== null) view.tags = tags;
       $freeze(view);
     }
-    let cred = null;
+    let cred: Record<string, unknown> | null = null;
     if (credId !== null) {
-      cred = $create(null);
+      cred = $create(null) as Record<string, unknown>;
       cred.id = credId;
       cred.kind = kind;
       if (id === null) cred.consumer = null;
@@ -159,3 +166,26 @@ const pdkClientConsumer = {
     authChain = consumerChain(id);
   },
 };
+
+/** A new call: nobody authenticated in it yet. */
+export function beginAuth(): void {
+  authChain = -1;
+  authSet = false;
+  authConsumer = null;
+  authCredential = null;
+}
+
+/** The chain authenticate asked to switch to, taken (the dispatcher switches before the next plugin). */
+export function takeAuthChain(): number {
+  const c = authChain;
+  authChain = -1;
+  return c;
+}
+
+export function saveAuth(f: Record<string, any>): void {
+  f.authChain = authChain; f.authSet = authSet; f.authConsumer = authConsumer; f.authCredential = authCredential;
+}
+
+export function restoreAuth(f: Record<string, any>): void {
+  authChain = f.authChain; authSet = f.authSet; authConsumer = f.authConsumer; authCredential = f.authCredential;
+}

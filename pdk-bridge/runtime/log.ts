@@ -2,15 +2,23 @@
 // A line is cut at CAPS.maxLogChars and lines past CAPS.maxLogLines in one call are dropped:
 // logging is not what a plugin answers with, so its caps never fail a request. Nothing is
 // encoded past the cap (a huge object argument stops its encoder at the cap).
-function logAt(level) {
-  return function (...args) {
+import type { PdkLog } from '../types.ts';
+import { $apply, $create, $freeze, $isArray, $keys, $round, $slice, $split, $String, $stringify, $lastIndexOf, ANY_PHASE, LOG, bounded, logLines, checkPhase, countLogLine, emit, instance, list, phaseSnapshot, realm, request, str, tooLarge, type Snapshot } from './prelude.ts';
+import { pdkRequest, target } from './request.ts';
+import { routeInfo } from './node-router.ts';
+import { pdkClient } from './client.ts';
+import { pdkClientConsumer } from './client-consumer.ts';
+import { serializeValues, setCtxWriter } from './ctx.ts';
+
+function logAt(level: string) {
+  return function (...args: unknown[]): void {
     if (logLines >= CAPS.maxLogLines) return;
-    logLines++;
+    countLogLine();
     const max = CAPS.maxLogChars;
     let msg = '';
     for (let i = 0; i < args.length && msg.length < max; i++) {
       const a = args[i];
-      let s;
+      let s: string | null | undefined;
       if (typeof a === 'string') s = a;
       else {
         try { s = bounded(a, max); } catch { s = undefined; }
@@ -25,10 +33,10 @@ function logAt(level) {
   };
 }
 
-const SERIALIZE_MODES = $freeze({ set: 1, add: 1, replace: 1 });
+const SERIALIZE_MODES: Readonly<Record<string, number>> = $freeze({ set: 1, add: 1, replace: 1 });
 
 /** Kong's set_serialize_value on the table `out` (plugin realm): a dotted key, a mode, a value as JSON ('' deletes). */
-function applySerializeValue(out, key, mode, json) {
+function applySerializeValue(out: any, key: string, mode: string, json: string): void {
   const parts = $apply($split, key, ['.']);
   let o = out;
   for (let i = 0; i < parts.length - 1; i++) {
@@ -48,7 +56,7 @@ function applySerializeValue(out, key, mode, json) {
 }
 
 /** Bytes of the request head as received, estimated from what the snapshot holds, plus its Content-Length. */
-function requestSize(r) {
+function requestSize(r: Snapshot): number {
   let n = r.m.length + target().length + 12;
   const names = $keys(r.h);
   for (let i = 0; i < names.length; i++) {
@@ -67,12 +75,12 @@ function requestSize(r) {
  * [{ip: the target's host, port}], client_ip (forwarded), started_at, route, service,
  * consumer (when one is authenticated), then the log.setSerializeValue changes.
  */
-function serialize() {
+function serialize(): Record<string, unknown> {
   checkPhase('log.serialize', LOG);
   const r = request();
   const ph = phaseSnapshot();
   const info = routeInfo();
-  const headers = $create(null);
+  const headers: Record<string, unknown> = $create(null);
   const names = $keys(r.h);
   for (let i = 0; i < names.length; i++) {
     const k = names[i];
@@ -89,10 +97,8 @@ function serialize() {
     const port = +$apply($slice, ph.at, [colon + 1]);
     for (let i = 0; i < ph.n; i++) tries[i] = { ip: host, port };
   }
-  let consumer;
-  if (typeof pdkClientConsumer !== 'undefined' && typeof pdkClientConsumer.getConsumer === 'function') {
-    try { consumer = pdkClientConsumer.getConsumer() ?? undefined; } catch { consumer = undefined; }
-  }
+  let consumer: unknown;
+  try { consumer = pdkClientConsumer.getConsumer() ?? undefined; } catch { consumer = undefined; }
   const o = {
     request: {
       uri,
@@ -118,7 +124,7 @@ function serialize() {
   return out;
 }
 
-const pdkLog = $freeze({
+export const pdkLog = $freeze({
   debug: logAt('debug'),
   info: logAt('info'),
   warn: logAt('warn'),
@@ -129,7 +135,7 @@ const pdkLog = $freeze({
    * dotted key; mode 'set', 'add' or 'replace'; undefined deletes). The value is copied
    * now, as JSON of at most CAPS.maxSerializeValueChars characters, and travels with ctx.
    */
-  setSerializeValue(key, value, options) {
+  setSerializeValue(key: any, value: any, options: any) {
     checkPhase('log.setSerializeValue', ANY_PHASE);
     const k = str(key, 'log.setSerializeValue key');
     if (k.length === 0 || k.length > 256) throw new realm.TypeError('log.setSerializeValue key must be 1 to 256 characters');
@@ -152,23 +158,6 @@ const pdkLog = $freeze({
     const entry = list();
     entry[0] = k; entry[1] = mode; entry[2] = json === undefined ? '' : json;
     values[values.length] = entry;
-    ctxWriter = instance;
+    setCtxWriter(instance);
   },
-});
-
-const pdk = $freeze({
-  request: pdkRequest,
-  serviceRequest: $freeze({ ...pdkServiceRequest, ...pdkServiceRequestMore }),
-  response: $freeze({ ...pdkResponse, ...pdkResponseMore }),
-  serviceResponse: pdkServiceResponse,
-  service: pdkService,
-  client: pdkClient,
-  ctx: pdkCtx,
-  log: pdkLog,
-  node: pdkNode,
-  router: pdkRouter,
-  cache: pdkCache,
-  counters: pdkCounters,
-  crypto: pdkCrypto,
-  http: pdkHttp,
-});
+} satisfies PdkLog);

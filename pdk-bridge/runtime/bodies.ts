@@ -3,19 +3,24 @@
 // Parsers take a body that crossed as a string: UTF-8 text, decoded by the host.
 // Every parser bounds what it builds (CAPS.maxBodyParts parts or fields) and fails with an
 // error of the plugin's realm that says what was wrong.
+import { $apply, $create, $decode, $encode, $indexOf, $isArray, $keys, $replace, $slice, $split, $stringify, $toLower, $trim, bounded, headerValue, list, realm, str, tooLarge } from './prelude.ts';
+import { describe } from './describe.ts';
+
 /** RFC 2046: a multipart boundary has 1 to 70 characters. */
-const MAX_BOUNDARY = 70;
+export const MAX_BOUNDARY = 70;
+/** A '+' in a form or query: a space. */
+export const PLUS = /\+/g;
 const CRLF2 = '\r\n\r\n';
 
 /** The media type of a Content-Type value, lowercased, without parameters. */
-function mediaType(contentType) {
+export function mediaType(contentType: unknown): string {
   if (typeof contentType !== 'string') return '';
   const semi = $apply($indexOf, contentType, [';']);
   return $apply($toLower, $apply($trim, semi < 0 ? contentType : $apply($slice, contentType, [0, semi]), []), []);
 }
 
 /** A parameter (boundary, name, filename) of a header value, unquoted; undefined when absent. */
-function headerParam(value, param) {
+export function headerParam(value: string, param: string): string | undefined {
   const lower = $apply($toLower, value, []);
   let at = 0;
   for (;;) {
@@ -34,12 +39,12 @@ function headerParam(value, param) {
   }
 }
 
-function badBody(what, detail) {
+function badBody(what: string, detail: string): Error {
   return new realm.Error(`${what}: ${detail}`);
 }
 
 /** One more value under `name` (a repeated name becomes a list), as parseQuery does. */
-function addField(out, k, v) {
+export function addField(out: Record<string, any>, k: string, v: string): void {
   const prev = out[k];
   if (prev === undefined) out[k] = v;
   else if ($isArray(prev)) prev[prev.length] = v;
@@ -47,7 +52,7 @@ function addField(out, k, v) {
 }
 
 /** Occurrences of `ch` in `raw`, counted up to just past CAPS.maxJsonContainers (native indexOf: cheap). */
-function containers(raw, ch) {
+function containers(raw: string, ch: string): number {
   let n = 0, at = $apply($indexOf, raw, [ch]);
   while (at >= 0 && n <= CAPS.maxJsonContainers) {
     n++;
@@ -57,8 +62,8 @@ function containers(raw, ch) {
 }
 
 /** application/x-www-form-urlencoded, at most CAPS.maxBodyParts fields (counted before anything is split). */
-function parseForm(raw, what) {
-  const out = $create(null);
+function parseForm(raw: string, what: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = $create(null);
   let at = 0, n = 0;
   while (at <= raw.length) {
     let end = $apply($indexOf, raw, ['&', at]);
@@ -83,12 +88,12 @@ function parseForm(raw, what) {
  * than CAPS.maxBodyParts parts, part headers over CAPS.maxHeaderBytes, a part without a
  * name, a body that does not end with the closing delimiter.
  */
-function parseMultipart(raw, contentType, what) {
+function parseMultipart(raw: string, contentType: string, what: string): Record<string, string | string[]> {
   const boundary = headerParam(contentType, 'boundary');
   if (boundary === undefined || boundary.length === 0) throw badBody(what, 'multipart body without a boundary parameter');
   if (boundary.length > MAX_BOUNDARY) throw badBody(what, `multipart boundary of ${boundary.length} characters (at most ${MAX_BOUNDARY})`);
   const delim = '--' + boundary;
-  const out = $create(null);
+  const out: Record<string, string | string[]> = $create(null);
   let at = $apply($indexOf, raw, [delim]);
   if (at < 0) throw badBody(what, 'multipart body without its boundary');
   let n = 0;
@@ -103,7 +108,7 @@ function parseMultipart(raw, contentType, what) {
     const next = $apply($indexOf, raw, ['\r\n' + delim, headEnd + 4]);
     if (next < 0) throw badBody(what, `multipart part ${n} is not terminated by the boundary`);
     const head = $apply($slice, raw, [start, headEnd]);
-    let name;
+    let name: string | undefined;
     const lines = $apply($split, head, ['\r\n']);
     for (let i = 0; i < lines.length; i++) {
       const line = lines[i];
@@ -119,7 +124,7 @@ function parseMultipart(raw, contentType, what) {
  * A body parsed by its media type (`mimeType` when given, else the Content-Type): JSON
  * (in the calling plugin's realm), form or multipart. An unsupported type is an error.
  */
-function parseBody(raw, contentType, mimeType, what) {
+export function parseBody(raw: string, contentType: unknown, mimeType: unknown, what: string): unknown {
   const ct = mimeType === undefined || mimeType === null ? contentType : str(mimeType, 'mime type');
   const type = mediaType(ct);
   if (type === 'application/json' || (type !== '' && $apply($slice, type, [-5]) === '+json')) {
@@ -131,12 +136,12 @@ function parseBody(raw, contentType, mimeType, what) {
     }
   }
   if (type === 'application/x-www-form-urlencoded') return parseForm(raw, what);
-  if (type === 'multipart/form-data') return parseMultipart(raw, ct, what);
+  if (type === 'multipart/form-data') return parseMultipart(raw, ct as string, what);
   throw badBody(what, `cannot parse a body of type ${type === '' ? '(none)' : $stringify($apply($slice, type, [0, 100]))} (JSON, form or multipart)`);
 }
 
 /** Plain data as a form body (values: strings, numbers, booleans, or lists of them). */
-function encodeForm(obj, cap, what) {
+function encodeForm(obj: any, cap: number, what: string): string {
   if (obj === null || typeof obj !== 'object') throw new realm.TypeError(`${what}: a form body must be an object`);
   const names = $keys(obj);
   if (names.length > CAPS.maxBodyParts) tooLarge(`${what}: more than ${CAPS.maxBodyParts} form fields`);
@@ -156,7 +161,7 @@ function encodeForm(obj, cap, what) {
 }
 
 /** Plain data as a multipart/form-data body with `boundary`. */
-function encodeMultipart(obj, boundary, cap, what) {
+function encodeMultipart(obj: any, boundary: string, cap: number, what: string): string {
   if (obj === null || typeof obj !== 'object') throw new realm.TypeError(`${what}: a multipart body must be an object`);
   const names = $keys(obj);
   if (names.length > CAPS.maxBodyParts) tooLarge(`${what}: more than ${CAPS.maxBodyParts} parts`);
@@ -179,7 +184,7 @@ const QUOTE = /"/g;
  * `value` encoded as a body of media type `ct` (JSON, form or multipart; a string is sent
  * as it is), within `cap` characters.
  */
-function encodeBody(value, ct, cap, what) {
+export function encodeBody(value: unknown, ct: unknown, cap: number, what: string): string {
   if (typeof value === 'string') {
     if (value.length > cap) tooLarge(`${what}: body of ${value.length} characters exceeds ${cap}`);
     return value;
@@ -187,7 +192,7 @@ function encodeBody(value, ct, cap, what) {
   const type = mediaType(ct);
   if (type === 'application/x-www-form-urlencoded') return encodeForm(value, cap, what);
   if (type === 'multipart/form-data') {
-    const boundary = headerParam(ct, 'boundary');
+    const boundary = headerParam(ct as string, 'boundary');
     if (boundary === undefined || boundary.length === 0 || boundary.length > MAX_BOUNDARY) throw new realm.Error(`${what}: multipart type needs a boundary of 1 to ${MAX_BOUNDARY} characters`);
     return encodeMultipart(value, boundary, cap, what);
   }

@@ -1,10 +1,13 @@
 // In-isolate runtime: pdk.node (this gateway) and pdk.router (the route that matched).
-// NODE is defined by the host before the runtime (sandbox/blank.ts): the gateway's id,
+// NODE is defined by the build (sandbox/runtime-build.ts, an esbuild define): the gateway's id,
 // hostname and version, the same for every call. The route and its service come after
 // the request snapshot (core/proxy.ts requestJson) and are parsed only when asked for.
+import type { PdkNode, PdkRouter } from '../types.ts';
+import { $apply, $freeze, $indexOf, $keys, $slice, ANY_PHASE, callSeq, checkPhase, realm, reqRaw, type Snapshot } from './prelude.ts';
+
 
 /** The route part of the request snapshot, parsed in the calling plugin's realm (once per call and realm). */
-function routeInfo() {
+export function routeInfo(): Snapshot {
   const rm = realm;
   if (rm.routeSeq !== callSeq) {
     const nl = $apply($indexOf, reqRaw, ['\n']);
@@ -13,10 +16,10 @@ function routeInfo() {
     rm.routeInfo = info;
     rm.routeSeq = callSeq;
   }
-  return rm.routeInfo;
+  return rm.routeInfo!;
 }
 
-function deepFreezeInfo(v) {
+function deepFreezeInfo(v: any): void {
   if (v !== null && typeof v === 'object') {
     const keys = $keys(v);
     for (let i = 0; i < keys.length; i++) deepFreezeInfo(v[keys[i]]);
@@ -24,17 +27,17 @@ function deepFreezeInfo(v) {
   }
 }
 
-const pdkNode = $freeze({
+export const pdkNode = $freeze({
   /** The gateway's id: a UUID, the same for every worker of a node and across restarts (see README). */
   getId() { checkPhase('node.getId', ANY_PHASE); return NODE.id; },
   getHostname() { checkPhase('node.getHostname', ANY_PHASE); return NODE.hostname; },
   /** Isogate's version (Kong's kong.version). */
   getVersion() { checkPhase('node.getVersion', ANY_PHASE); return NODE.version; },
-});
+} satisfies PdkNode);
 
-const pdkRouter = $freeze({
+export const pdkRouter = $freeze({
   /** The matched route, in Kong's field names: id, name, protocols, methods, hosts, paths, strip_path, preserve_host, service.id. Frozen. */
   getRoute() { checkPhase('router.getRoute', ANY_PHASE); return routeInfo().route; },
   /** The route's service: id, name, protocol, host, port, path, retries and timeouts (ms). Frozen. */
   getService() { checkPhase('router.getService', ANY_PHASE); return routeInfo().service; },
-});
+} satisfies PdkRouter);

@@ -1,33 +1,12 @@
 // In-isolate runtime: what leaves the isolate as text, made by the runtime's own encoder
-// (JSON.stringify would honour a planted toJSON): a call's result, and the text of a
-// thrown value, read here so that no plugin getter ever runs on the host.
-const MAX_FAULT_CHARS = 1024;
-
-function clip(text) {
-  return text.length > MAX_FAULT_CHARS ? $apply($slice, text, [0, MAX_FAULT_CHARS]) : text;
-}
-
-/** Text of a thrown value, read here in the isolate so no plugin getter ever runs on the host. */
-function describe(e) {
-  let text;
-  try {
-    if (e !== null && typeof e === 'object') {
-      const name = e.name, message = e.message;
-      const prefix = (typeof name === 'string' ? clip(name) : 'Error') + ': ';
-      if (typeof message === 'string') text = prefix + clip(message);
-      else if (message === undefined) text = 'thrown value: an object without a message';
-      else text = prefix + clip($String(message));
-    } else {
-      text = 'thrown value: ' + clip(typeof e === 'string' ? e : $String(e));
-    }
-  } catch {
-    text = 'thrown value could not be read';
-  }
-  return typeof text === 'string' ? clip(text) : 'thrown value could not be read';
-}
+// (JSON.stringify would honour a planted toJSON): a call's result (the text of a thrown
+// value is describe.ts's).
+import { $deadline, $isArray, $keys, $stringify, bodyOut, bounded, ctxRaw, ctxShared, instance, ops, type Out } from './prelude.ts';
+import { describe } from './describe.ts';
+import { ctxEncode } from './ctx.ts';
 
 /** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
-function encodeValue(v) {
+export function encodeValue(v: unknown): string {
   switch (typeof v) {
     case 'string': return $stringify(v);
     case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
@@ -48,10 +27,10 @@ function encodeValue(v) {
  * and the body as it is. JSON never holds a raw newline, so the host splits at the first
  * two.
  */
-function encode(faults, out) {
+export function encode(faults: unknown[], out: Out): void {
   $deadline[0] = 0;
   // Untouched in this call: it leaves as it came, without a parse and an encode.
-  let ctx = ctxShared === null ? ctxRaw : '';
+  let ctx: string | null = ctxShared === null ? ctxRaw : '';
   if (ctxShared !== null && $keys(ctxShared).length > 0) {
     try {
       ctx = bounded(ctxShared, CAPS.maxCtxBytes);

@@ -1,28 +1,34 @@
 // In-isolate runtime: pdk.serviceRequest, changes to the request sent upstream.
-const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
+// Arguments come from plugin code: typed `any`, each checked here before use.
+import { RUNTIME_PHASES as PHASES } from '../phases.ts';
+import type { PdkServiceRequest } from '../types.ts';
+import { $apply, $encode, $freeze, $isArray, $keys, $slice, checkPhase, emit, header, realm, request, setBodyOut, str, tooLarge, type Satisfies } from './prelude.ts';
+import { encodeBody } from './bodies.ts';
 
-const pdkServiceRequest = $freeze({
-  setHeader(name, value) {
+export const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
+
+export const pdkServiceRequest = $freeze({
+  setHeader(name: any, value: any) {
     checkPhase('serviceRequest.setHeader', BEFORE_UPSTREAM);
     const v = header(name, value, 'serviceRequest.setHeader');
     emit(['sq.set', name, v], name.length + v.length);
   },
-  addHeader(name, value) {
+  addHeader(name: any, value: any) {
     checkPhase('serviceRequest.addHeader', BEFORE_UPSTREAM);
     const v = header(name, value, 'serviceRequest.addHeader');
     emit(['sq.add', name, v], name.length + v.length);
   },
-  clearHeader(name) {
+  clearHeader(name: any) {
     checkPhase('serviceRequest.clearHeader', BEFORE_UPSTREAM);
     emit(['sq.clear', str(name, 'header name')], name.length);
   },
   /** Replaces the path (without query) sent upstream; it must start with "/". */
-  setPath(path) {
+  setPath(path: any) {
     checkPhase('serviceRequest.setPath', BEFORE_UPSTREAM);
     emit(['sq.path', str(path, 'path')], path.length);
   },
   /** Replaces the raw query string (without "?") sent upstream. */
-  setRawQuery(query) {
+  setRawQuery(query: any) {
     checkPhase('serviceRequest.setRawQuery', BEFORE_UPSTREAM);
     emit(['sq.query', str(query, 'query')], query.length);
   },
@@ -40,19 +46,19 @@ const pdkServiceRequest = $freeze({
    * at most CAPS.maxRequestBodyBytes characters. Works whether or not the client's body was
    * buffered: the client's body is then not sent.
    */
-  setRawBody(body) {
+  setRawBody(body: any) {
     checkPhase('serviceRequest.setRawBody', BEFORE_UPSTREAM);
     const text = str(body, 'body');
     if (text.length > CAPS.maxRequestBodyBytes) tooLarge(`serviceRequest.setRawBody body of ${text.length} characters exceeds ${CAPS.maxRequestBodyBytes}`);
     emit(['sq.body', text.length], 0); // the text follows the result, unescaped, under its own cap
-    bodyOut = text;
+    setBodyOut(text);
   },
   /**
    * Encodes `body` by `mimeType` (else the request's Content-Type, else JSON) and sends it
    * upstream: JSON, form or multipart (with the boundary of the type). A given type also
    * becomes the upstream Content-Type.
    */
-  setBody(body, mimeType) {
+  setBody(body: any, mimeType: any) {
     checkPhase('serviceRequest.setBody', BEFORE_UPSTREAM);
     const given = request().h['content-type'];
     let ct = given;
@@ -61,7 +67,7 @@ const pdkServiceRequest = $freeze({
     const text = encodeBody(body, ct, CAPS.maxRequestBodyBytes, 'serviceRequest.setBody');
     if (ct !== given) emit(['sq.set', 'content-type', ct], ct.length + 12);
     emit(['sq.body', text.length], 0);
-    bodyOut = text;
+    setBodyOut(text);
   },
 });
 
@@ -69,7 +75,7 @@ const pdkServiceRequest = $freeze({
  * Kong's set_headers, for the request or the response: each header of `headers` replaces
  * the one of that name; an array value sends the header once per element.
  */
-function setHeaders(fn, headers, setOp, addOp) {
+export function setHeaders(fn: string, headers: any, setOp: string, addOp: string): void {
   if (headers === null || typeof headers !== 'object' || $isArray(headers)) throw new realm.TypeError(`${fn}: headers must be an object of name -> value`);
   const names = $keys(headers);
   for (let i = 0; i < names.length; i++) {
@@ -88,12 +94,12 @@ function setHeaders(fn, headers, setOp, addOp) {
 }
 
 /** Kong's set_query: a table encoded as a query string; an array repeats the argument, `true` sends the bare name. */
-function encodeQuery(args) {
+function encodeQuery(args: any): string {
   if (args === null || typeof args !== 'object' || $isArray(args)) throw new realm.TypeError('serviceRequest.setQuery: args must be an object of name -> value');
   const names = $keys(args);
   let out = '';
-  const one = function (k, v) {
-    let part;
+  const one = function (k: string, v: unknown) {
+    let part: string;
     if (v === true) part = $encode(k);
     else if (v === false) return;
     else if (typeof v === 'string' || typeof v === 'number') part = $encode(k) + '=' + $encode('' + v);
@@ -111,37 +117,41 @@ function encodeQuery(args) {
 }
 
 // Kong's methods for set_method, less CONNECT (mirrored by pdk-bridge/host/ops.ts SERVICE_METHODS).
-const SERVICE_METHODS = $freeze({ GET: 1, HEAD: 1, PUT: 1, POST: 1, DELETE: 1, OPTIONS: 1, MKCOL: 1, COPY: 1, MOVE: 1, PROPFIND: 1, PROPPATCH: 1, LOCK: 1, UNLOCK: 1, PATCH: 1, TRACE: 1 });
+const SERVICE_METHODS: Readonly<Record<string, number>> = $freeze({ GET: 1, HEAD: 1, PUT: 1, POST: 1, DELETE: 1, OPTIONS: 1, MKCOL: 1, COPY: 1, MOVE: 1, PROPFIND: 1, PROPPATCH: 1, LOCK: 1, UNLOCK: 1, PATCH: 1, TRACE: 1 });
 
-// Kong's other service request setters (merged into pdk.serviceRequest in 50-log.js).
-const pdkServiceRequestMore = {
-  setHeaders(headers) {
+// Kong's other service request setters (merged into pdk.serviceRequest in pdk.ts; the
+// type below checks the two together against types.ts).
+export const pdkServiceRequestMore = {
+  setHeaders(headers: any) {
     checkPhase('serviceRequest.setHeaders', BEFORE_UPSTREAM);
     setHeaders('serviceRequest.setHeaders', headers, 'sq.set', 'sq.add');
   },
   /** 'http' or 'https': the scheme used to reach the service (same host and port). */
-  setScheme(scheme) {
+  setScheme(scheme: any) {
     checkPhase('serviceRequest.setScheme', BEFORE_UPSTREAM);
     if (scheme !== 'http' && scheme !== 'https') throw new realm.TypeError('serviceRequest.setScheme: scheme must be "http" or "https"');
     emit(['sq.scheme', scheme], 5);
   },
   /** Kong's methods (upper case), less CONNECT. */
-  setMethod(method) {
+  setMethod(method: any) {
     checkPhase('serviceRequest.setMethod', BEFORE_UPSTREAM);
     const m = str(method, 'method');
     if (SERVICE_METHODS[m] !== 1) throw new realm.TypeError('serviceRequest.setMethod: method must be one of ' + $keys(SERVICE_METHODS).join(', '));
     emit(['sq.method', m], m.length);
   },
-  setQuery(args) {
+  setQuery(args: any) {
     checkPhase('serviceRequest.setQuery', BEFORE_UPSTREAM);
     const q = encodeQuery(args);
     emit(['sq.query', q], q.length);
   },
   /** Removes every occurrence of the argument from the query sent upstream (as it is when the host applies this). */
-  clearQueryArg(name) {
+  clearQueryArg(name: any) {
     checkPhase('serviceRequest.clearQueryArg', BEFORE_UPSTREAM);
     const n = str(name, 'query argument name');
     if (n.length > 8192) tooLarge('serviceRequest.clearQueryArg: name longer than 8192 characters');
     emit(['sq.clearArg', n], n.length);
   },
 };
+
+/** Compile time: both halves together are types.ts's PdkServiceRequest. */
+export type ServiceRequestChecked = Satisfies<typeof pdkServiceRequest & typeof pdkServiceRequestMore, PdkServiceRequest>;

@@ -1,17 +1,24 @@
 // In-isolate runtime: pdk.response, the response sent to the client.
-const HEADERS_WRITABLE = PHASES.masks.HEADERS_WRITABLE;
-const HAS_RESPONSE = PHASES.masks.HAS_RESPONSE;
+// Arguments come from plugin code: typed `any`, each checked here before use.
+import { RUNTIME_PHASES as PHASES } from '../phases.ts';
+import type { PdkResponse } from '../types.ts';
+import { $apply, $create, $freeze, $keys, $slice, $toLower, ACCESS, BODY_FILTER, REWRITE, RESPONSE, bodyIn, bodyLast, bounded, checkPhase, emit, header, list, phaseSnapshot, realm, request, setBody, setExited, str, tooLarge, type Satisfies } from './prelude.ts';
+import { encodeBody } from './bodies.ts';
+import { setHeaders } from './service-request.ts';
+
+export const HEADERS_WRITABLE = PHASES.masks.HEADERS_WRITABLE;
+export const HAS_RESPONSE = PHASES.masks.HAS_RESPONSE;
 const STATUS_WRITABLE = PHASES.masks.STATUS_WRITABLE;
 
 /** Thrown by exit() to stop the running handler; the dispatcher recognises it. */
-const EXIT = $freeze($create(null));
+export const EXIT = $freeze($create(null));
 
-const pdkResponse = $freeze({
+export const pdkResponse = $freeze({
   /**
    * Ends the request here: the upstream is not called and later plugins of the chain are
    * skipped. `body` is a string or a plain object (sent as JSON).
    */
-  exit(status, body, headers) {
+  exit(status: any, body: any, headers: any) {
     checkPhase('response.exit', REWRITE | ACCESS);
     // 1xx are not final responses: sent as one, the client would take the next response
     // on its connection as this one's.
@@ -20,7 +27,7 @@ const pdkResponse = $freeze({
     }
     // Every cap is checked before anything is encoded: a body over the cap is refused by
     // its length (a string) or while it is being encoded (an object), never copied whole.
-    let text = null;
+    let text: string | null = null;
     let json = false;
     if (body !== undefined && body !== null) {
       if (typeof body === 'string') text = body;
@@ -32,7 +39,7 @@ const pdkResponse = $freeze({
       if (typeof text !== 'string') throw new realm.TypeError('response.exit body must be a string or JSON data');
       if (text.length > CAPS.maxBodyBytes) tooLarge(`response.exit body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
     }
-    const hs = list();
+    const hs = list<string>();
     let chars = text === null ? 0 : text.length;
     if (headers !== undefined && headers !== null) {
       const names = $keys(headers);
@@ -46,32 +53,32 @@ const pdkResponse = $freeze({
       }
     }
     emit(['exit', status, text, hs, json], chars);
-    exited = true;
+    setExited();
     throw EXIT;
   },
-  setHeader(name, value) {
+  setHeader(name: any, value: any) {
     checkPhase('response.setHeader', HEADERS_WRITABLE);
     const v = header(name, value, 'response.setHeader');
     emit(['rs.set', name, v], name.length + v.length);
   },
-  addHeader(name, value) {
+  addHeader(name: any, value: any) {
     checkPhase('response.addHeader', HEADERS_WRITABLE);
     const v = header(name, value, 'response.addHeader');
     emit(['rs.add', name, v], name.length + v.length);
   },
-  clearHeader(name) {
+  clearHeader(name: any) {
     checkPhase('response.clearHeader', HEADERS_WRITABLE);
     emit(['rs.clear', str(name, 'header name')], name.length);
   },
   getStatus() { checkPhase('response.getStatus', HAS_RESPONSE); return phaseSnapshot().s; },
-  getHeader(name) {
+  getHeader(name: any) {
     checkPhase('response.getHeader', HAS_RESPONSE);
     const h = phaseSnapshot().h;
     return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
   },
   getHeaders() { checkPhase('response.getHeaders', HAS_RESPONSE); return phaseSnapshot().h; },
   /** Kong's set_status, once the upstream answered (response, headerFilter): the status sent to the client instead of the upstream's, 200 to 599. */
-  setStatus(status) {
+  setStatus(status: any) {
     checkPhase('response.setStatus', STATUS_WRITABLE);
     if (typeof status !== 'number' || status < 200 || status > 599 || (status | 0) !== status) {
       throw new realm.TypeError('response.setStatus status must be an integer from 200 to 599');
@@ -79,31 +86,32 @@ const pdkResponse = $freeze({
     emit(['rs.status', status], 0);
   },
   /** response phase: the whole response body as text (the upstream's, or what a plugin before set). */
-  getRawBody() { checkPhase('response.getRawBody', RESPONSE); return bodyIn; },
+  // bodyIn is null only in rewrite/access (a client body over its cap), never here
+  getRawBody() { checkPhase('response.getRawBody', RESPONSE); return bodyIn as string; },
   /** response phase: replaces the whole body sent to the client (the host sets Content-Length). */
-  setRawBody(body) {
+  setRawBody(body: any) {
     checkPhase('response.setRawBody', RESPONSE);
     const text = str(body, 'body');
     if (text.length > CAPS.maxBodyBytes) tooLarge(`response.setRawBody body of ${text.length} characters exceeds ${CAPS.maxBodyBytes}`);
     emit(['rs.body', text.length], 0); // the text itself follows the result, unescaped, under its own cap
-    bodyOut = bodyIn = text;
+    setBody(text);
   },
   /** bodyFilter: this chunk of the body as text (cut at character boundaries), as the plugins before left it. */
-  getChunk() { checkPhase('response.getChunk', BODY_FILTER); return bodyIn; },
+  getChunk() { checkPhase('response.getChunk', BODY_FILTER); return bodyIn as string; },
   /** bodyFilter: replaces this chunk ('' drops it), at most CAPS.maxChunkBytes characters. */
-  setChunk(chunk) {
+  setChunk(chunk: any) {
     checkPhase('response.setChunk', BODY_FILTER);
     const text = str(chunk, 'chunk');
     if (text.length > CAPS.maxChunkBytes) tooLarge(`response.setChunk chunk of ${text.length} characters exceeds ${CAPS.maxChunkBytes}`);
     emit(['rs.chunk', text.length], 0);
-    bodyOut = bodyIn = text;
+    setBody(text);
   },
   /** bodyFilter: true in the call for the end of the body (its chunk may be ''). Kong's ngx.arg[2]. */
   isLastChunk() { checkPhase('response.isLastChunk', BODY_FILTER); return bodyLast; },
 });
 
 /** Kong's default message of kong.response.error per status (kong/tools/http.lua). */
-const ERROR_MESSAGES = $freeze({
+const ERROR_MESSAGES: Readonly<Record<number, string>> = $freeze({
   400: 'Bad request', 401: 'Unauthorized', 402: 'Payment required', 403: 'Forbidden', 404: 'Not found',
   405: 'Method not allowed', 406: 'Not acceptable', 407: 'Proxy authentication required', 408: 'Request timeout',
   409: 'Conflict', 410: 'Gone', 411: 'Length required', 412: 'Precondition failed', 413: 'Payload too large',
@@ -117,8 +125,8 @@ const ERROR_MESSAGES = $freeze({
 });
 
 
-// Kong's other response functions (merged into pdk.response in 50-log.js).
-const pdkResponseMore = {
+// Kong's other response functions (merged into pdk.response in pdk.ts).
+export const pdkResponseMore = {
   /**
    * Where the response comes from: 'exit' (a plugin's exit or error), 'service' (the
    * upstream answered), 'error' (the gateway answered with an error of its own).
@@ -133,19 +141,19 @@ const pdkResponseMore = {
    * `{"message": ...}`, Kong's default message for the status when none is given (an
    * object `message` is sent as the body itself).
    */
-  error(status, message, headers) {
+  error(status: any, message: any, headers: any): never {
     checkPhase('response.error', REWRITE | ACCESS);
     if (typeof status !== 'number' || status < 400 || status > 599 || (status | 0) !== status) {
       throw new realm.TypeError('response.error status must be an integer from 400 to 599');
     }
-    let body;
+    let body: unknown;
     if (message === undefined || message === null) {
       const m = ERROR_MESSAGES[status];
       body = { message: m === undefined ? 'The upstream server responded with ' + status : m };
     } else if (typeof message === 'string') body = { message };
     else if (typeof message === 'object') body = message;
     else throw new realm.TypeError('response.error message must be a string or JSON data');
-    const hs = $create(null);
+    const hs: Record<string, unknown> = $create(null);
     let typed = false;
     if (headers !== undefined && headers !== null) {
       const names = $keys(headers);
@@ -157,10 +165,13 @@ const pdkResponseMore = {
       }
     }
     if (!typed) hs['content-type'] = 'application/json; charset=utf-8';
-    pdkResponse.exit(status, body, hs);
+    return pdkResponse.exit(status, body, hs);
   },
-  setHeaders(headers) {
+  setHeaders(headers: any) {
     checkPhase('response.setHeaders', HEADERS_WRITABLE);
     setHeaders('response.setHeaders', headers, 'rs.set', 'rs.add');
   },
 };
+
+/** Compile time: both halves together are types.ts's PdkResponse. */
+export type ResponseChecked = Satisfies<typeof pdkResponse & typeof pdkResponseMore, PdkResponse>;

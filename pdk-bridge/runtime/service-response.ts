@@ -2,27 +2,33 @@
 // kong.service.response). Status and headers in every phase that has a response: the
 // upstream's, before any plugin changed them (`ss`/`sh` of the phase snapshot when a
 // response phase ran, else `s`/`h`). The body where it was buffered.
+import { RUNTIME_PHASES as PHASES } from '../phases.ts';
+import type { PdkServiceResponse } from '../types.ts';
+import { $apply, $freeze, $toLower, bare, bodyFrom, checkPhase, phaseSnapshot, str } from './prelude.ts';
+import { parseBody } from './bodies.ts';
+
 const HAS_SERVICE_RESPONSE = PHASES.masks.HAS_SERVICE_RESPONSE;
 const HAS_SERVICE_BODY = PHASES.masks.HAS_SERVICE_BODY;
 
-function serviceHeaders() {
+function serviceHeaders(): Record<string, string | string[]> | undefined {
   const d = phaseSnapshot();
   const h = d.sh !== undefined ? d.sh : d.h;
   return h === undefined ? undefined : bare(h);
 }
 
-const pdkServiceResponse = $freeze({
+export const pdkServiceResponse = $freeze({
   getStatus() {
     checkPhase('serviceResponse.getStatus', HAS_SERVICE_RESPONSE);
     const d = phaseSnapshot();
     return d.ss !== undefined ? d.ss : d.s;
   },
-  getHeader(name) {
+  getHeader(name: unknown) {
     checkPhase('serviceResponse.getHeader', HAS_SERVICE_RESPONSE);
     const h = serviceHeaders();
     return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
   },
-  getHeaders() { checkPhase('serviceResponse.getHeaders', HAS_SERVICE_RESPONSE); return serviceHeaders(); },
+  // the phase snapshot of every phase that has a service response carries headers
+  getHeaders() { checkPhase('serviceResponse.getHeaders', HAS_SERVICE_RESPONSE); return serviceHeaders()!; },
   /**
    * The upstream's body as text (UTF-8), as it came, whatever plugins set since: in
    * response, and in headerFilter when the response was buffered (a response phase in the
@@ -30,10 +36,10 @@ const pdkServiceResponse = $freeze({
    */
   getRawBody() { checkPhase('serviceResponse.getRawBody', HAS_SERVICE_BODY); return bodyFrom; },
   /** The upstream's body parsed by `mimeType` or its Content-Type (JSON, form, multipart); null as getRawBody. */
-  getBody(mimeType) {
+  getBody(mimeType?: unknown) {
     checkPhase('serviceResponse.getBody', HAS_SERVICE_BODY);
     if (bodyFrom === null) return null;
     const h = serviceHeaders();
     return parseBody(bodyFrom, h === undefined ? undefined : h['content-type'], mimeType, 'serviceResponse.getBody');
   },
-});
+} satisfies PdkServiceResponse);

@@ -2,9 +2,14 @@
 // Kong's semantics: getIp/getPort are the peer's; getForwardedIp believes X-Forwarded-For
 // only from a trusted proxy (proxy.trustedProxies), and then takes its last entry, the
 // address that proxy saw (nginx realip with real_ip_recursive off).
+import type { PdkClient } from '../types.ts';
+import { $apply, $freeze, $isArray, $lastIndexOf, $slice, $test, $toLower, $trim, ANY_PHASE, checkPhase, request } from './prelude.ts';
+import { firstValue } from './request.ts';
+import { pdkClientConsumer } from './client-consumer.ts';
+
 const IP_LIKE = /^[0-9A-Fa-f:.]{2,45}$/;
 
-const pdkClient = $freeze({
+export const pdkClient = $freeze({
   getIp() { checkPhase('client.getIp', ANY_PHASE); return request().ip; },
   getForwardedIp() {
     checkPhase('client.getForwardedIp', ANY_PHASE);
@@ -24,7 +29,7 @@ const pdkClient = $freeze({
    * 'http' (the gateway terminates no TLS itself). With `allowTerminated`, the protocol a
    * trusted proxy in front says it terminated (X-Forwarded-Proto: http or https).
    */
-  getProtocol(allowTerminated) {
+  getProtocol(allowTerminated?: unknown) {
     checkPhase('client.getProtocol', ANY_PHASE);
     const r = request();
     if (allowTerminated === true && r.tr === 1) {
@@ -36,5 +41,5 @@ const pdkClient = $freeze({
     }
     return r.s;
   },
-  ...(typeof pdkClientConsumer === 'undefined' ? {} : pdkClientConsumer),
-});
+  ...pdkClientConsumer,
+} satisfies PdkClient);
