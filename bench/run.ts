@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import { parseFlags, USAGE, type Flags } from './lib/args.ts';
 import { keepMainThreadProfiles } from './lib/cpuprofile.ts';
-import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, rateLimitConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
+import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, rateLimitConfig, REALISTIC_KEY, realisticChainConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
 import { AutocannonGen, WrkGen, type LoadGen, type LoadResult, type LoadSpec } from './lib/loadgen.ts';
 import { ROOT, hostId, machineInfo } from './lib/machine.ts';
 import {
@@ -192,6 +192,7 @@ const serverDefs: Record<string, ServerDef> = {
   'gw-plugins-1': gatewayDef('plugins-1', (d, p) => chainConfig(d, 'plugins-1', p, UPSTREAM, 1)),
   'gw-plugins-5': gatewayDef('plugins-5', (d, p) => chainConfig(d, 'plugins-5', p, UPSTREAM, 5), { prof: F.cpuProf }),
   'gw-plugins-10': gatewayDef('plugins-10', (d, p) => chainConfig(d, 'plugins-10', p, UPSTREAM, 10)),
+  'gw-realistic-chain': gatewayDef('realistic-chain', (d, p) => realisticChainConfig(d, p, UPSTREAM)),
   'gw-body-filter': gatewayDef('body-filter', (d, p) => bodyFilterConfig(d, p, UPSTREAM)),
   'gw-tenants': {
     ...gatewayDef('tenants-1000', (d, p) => tenantsConfig(d, 'tenants', p, UPSTREAM, F.tenants, 't')),
@@ -254,7 +255,8 @@ async function requestAll(port: number, paths: readonly string[], concurrency: n
 
 // --- targets: one load configuration each, measured once per round ----------------------
 /** noise: a second load generator on `noisePaths` (default /a) with `noiseConnections` (default --noisy-connections). */
-type Target = TargetData & { serverKey: string; gen: 'main' | 'unpinned'; noise?: boolean; noisePaths?: string[]; noiseConnections?: number };
+/** headers: what the load generator sends instead of the default (`x-bench: 1`). */
+type Target = TargetData & { serverKey: string; gen: 'main' | 'unpinned'; noise?: boolean; noisePaths?: string[]; noiseConnections?: number; headers?: Record<string, string> };
 const targets: Target[] = [];
 function target(t: Omit<Target, 'samples' | 'error'>): void {
   if (want(t.scenario)) targets.push({ ...t, samples: [], error: null });
@@ -276,6 +278,11 @@ for (const p of ['local', 'redis']) {
 for (const n of [1, 5, 10]) {
   target({ id: `plugins-${n}`, label: `isogate plugins-${n}`, group: 'isogate', scenario: `plugins-${n}`, serverKey: `gw-plugins-${n}`, paths: SMALL, gen: 'main', cpu: true, description: `one tenant, a chain of ${n} header plugin${n > 1 ? 's' : ''}` });
 }
+target({
+  id: 'realistic-chain', label: 'isogate realistic-chain', group: 'isogate', scenario: 'realistic-chain', serverKey: 'gw-realistic-chain', paths: SMALL, gen: 'main', cpu: true,
+  headers: { 'x-bench': '1', apikey: REALISTIC_KEY, origin: 'https://app.example.com' },
+  description: 'key-auth (a consumer key) + acl + cors + response-transformer, all bundled',
+});
 // 64 KB references for body-filter: same body through the lean proxy (and nginx).
 target({ id: 'node-proxy-64k', label: 'lean node proxy 64k', group: 'peer', scenario: 'body-filter', serverKey: 'node-proxy', paths: BIG, gen: 'main', cpu: true, description: 'lean node proxy, 64 KB chunked body' });
 if (nginxPath !== null) {
@@ -312,7 +319,7 @@ const warmedTargets = new Set<string>();
 // (--quick skips the re-warm: its budget is two minutes.)
 const REWARM_S = F.mode === 'quick' ? 0 : Math.min(F.warmupS / 2, 0.5);
 function spec(t: Target, paths = t.paths, connections = F.connections): LoadSpec {
-  return { port: 0, paths, connections, durationS: F.durationS, warmupS: warmedTargets.has(t.id) ? REWARM_S : F.warmupS, threads, headers };
+  return { port: 0, paths, connections, durationS: F.durationS, warmupS: warmedTargets.has(t.id) ? REWARM_S : F.warmupS, threads, headers: t.headers ?? headers };
 }
 
 async function measure(t: Target, round: number): Promise<void> {

@@ -16,6 +16,8 @@ export type PluginInfo = PluginBundle & {
   readonly handlers: readonly string[];
   /** What of the request the plugin reads beyond the snapshot (`reads` export): ['body'] or []. */
   readonly reads: readonly 'body'[];
+  /** plugin.json readsWhen: the body is buffered only for instances whose config has this boolean field true. */
+  readonly readsWhen?: { readonly body?: string };
   /** capabilities.http: the outbound hosts the plugin declares, or null (it takes the tenant's allowlist). */
   readonly httpHosts?: readonly string[] | null;
 };

@@ -36,7 +36,7 @@ export const USAGE = `npm run bench -- [flags]        (node --no-node-snapshot b
   --noisy-cpu-ms N      CPU limit of the noisy tenant's spinning plugin (20)
   --noisy-connections N connections of the noisy tenant's load generator (4)
   --only a,b            only these scenarios (direct, node-proxy, fastify, fastify-onsend, nginx,
-                        proxy-0, proxy-0-nolog, plugins-1, plugins-5, plugins-10, ratelimit-local, ratelimit-redis,
+                        proxy-0, proxy-0-nolog, plugins-1, plugins-5, plugins-10, realistic-chain, ratelimit-local, ratelimit-redis,
                         body-filter, tenants-1000,
                         cold-start, noisy-neighbour, noisy-10, solo-2ms, multi-core)
   --out DIR             report folder (default bench/results/<date>-<host id>/)

@@ -186,3 +186,32 @@ export function rateLimitConfig(dir: string, name: string, port: number, upstrea
 `);
   return { file, description: `one tenant, rate-limiting (second and hour windows, a limit never reached), policy ${redis === null ? 'local (the node\'s counters)' : 'redis (a cluster node; the counters in a local redis-server)'}` };
 }
+
+/** The key the load generator sends (header `apikey`) in the realistic-chain scenario. */
+export const REALISTIC_KEY = 'bench-key-0123456789';
+
+/**
+ * A route as a real API has it: key-auth (a consumer with a key), acl (the consumer's
+ * group allowed), rate-limiting (local, a limit never reached), cors (the load sends an Origin) and response-transformer (header edits:
+ * its response phase buffers each upstream response), all bundled plugins, one tenant.
+ */
+export function realisticChainConfig(dir: string, port: number, upstream: string): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'realistic-chain.yaml');
+  writeFileSync(file, head(port) + `tenants:
+  - name: bench
+    services: [{ name: up, url: "${upstream}" }]
+    routes: [{ name: all, service: up, paths: [/] }]
+    consumers:
+      - id: c-bench
+        username: bench
+        credentials: { key-auth: [{ key: ${REALISTIC_KEY} }], acl: [{ group: bench-users }] }
+    plugins:
+      - { name: key-auth, config: { hide_credentials: true } }
+      - { name: acl, config: { allow: [bench-users] } }
+      - { name: cors, config: { origins: ["https://app.example.com"], credentials: true, exposed_headers: [X-Served-By] } }
+      - { name: response-transformer, config: { remove: { headers: [X-Powered-By] }, add: { headers: ["X-Served-By:isogate"] } } }
+      - { name: rate-limiting, config: { second: 1000000000, hour: 1000000000, limit_by: consumer, policy: local } }
+`);
+  return { file, description: 'one tenant, bundled key-auth + acl + rate-limiting (local) + cors + response-transformer (a consumer key sent by the load)' };
+}

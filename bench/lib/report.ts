@@ -181,6 +181,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     'plugins-1/proxy-0': ratio('plugins-1', 'proxy-0'),
     'plugins-5/proxy-0': ratio('plugins-5', 'proxy-0'),
     'plugins-10/proxy-0': ratio('plugins-10', 'proxy-0'),
+    'realistic-chain/proxy-0': ratio('realistic-chain', 'proxy-0'),
     'body-filter/node-proxy-64k': ratio('body-filter', 'node-proxy-64k'),
     'tenants-1000/plugins-1': ratio('tenants-1000', 'plugins-1'),
     'tenants-1000/plugins-1 p99': ratio('tenants-1000', 'plugins-1', (s) => s.p99Ms),
@@ -228,7 +229,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   const m = d.machine;
   const L: string[] = [];
   const metCell = (c: Check) => (c.met === null ? 'n/a' : c.met ? '**met**' : 'not met');
-  const headlineIds = ['proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
+  const headlineIds = ['proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10', 'realistic-chain', 'body-filter', 'tenants-1000', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'direct'];
   const headRows: string[] = [
     '| target | req/s | p99 ms | gateway CPU µs/req | req/s vs lean Node | req/s vs nginx |',
     '|---|---:|---:|---:|---:|---:|',

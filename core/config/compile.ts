@@ -173,11 +173,18 @@ function chainIds(base: number, consumerChains: ReadonlyMap<string, ConsumerChai
   return ids;
 }
 
+/** The plugin reads the body, and (plugin.json readsWhen.body) this instance's config turns that on. */
+function readsBodyOf(info: PluginInfo, config: unknown): boolean {
+  if (!info.reads.includes('body')) return false;
+  const when = info.readsWhen?.body;
+  return when === undefined || (config !== null && typeof config === 'object' && (config as Record<string, unknown>)[when] === true);
+}
+
 /** Some rewrite or access instance of these chains belongs to a plugin that reads the client's body. */
 function readsClientBody(chains: readonly ChainSpec[], ids: readonly number[], instances: readonly InstanceSpec[], bundles: readonly PluginInfo[]): boolean {
   for (const id of ids) {
     for (const ph of [PHASE.REWRITE, PHASE.ACCESS]) {
-      for (const idx of chains[id]?.[ph] ?? []) if (bundles[instances[idx].plugin].reads.includes('body')) return true;
+      for (const idx of chains[id]?.[ph] ?? []) if (readsBodyOf(bundles[instances[idx].plugin], instances[idx].config)) return true;
     }
   }
   return false;

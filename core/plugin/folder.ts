@@ -61,7 +61,7 @@ export async function loadPluginFolder(folder: string): Promise<FolderPlugin> {
   }
   checkAgreement(manifest, info, dir);
   const inputs = [...new Set([...info.inputs, join(dir, MANIFEST_FILE), schemaFile])];
-  return { info: { ...info, inputs, reads: manifest.reads ?? info.reads, capabilities: manifest.capabilities }, manifest, schemaFile };
+  return { info: { ...info, inputs, reads: manifest.reads ?? info.reads, readsWhen: manifest.readsWhen, capabilities: manifest.capabilities }, manifest, schemaFile };
 }
 
 /** schema.json must parse and describe every field. */
@@ -132,5 +132,6 @@ export function checkAgreement(manifest: Manifest, info: PluginInfo, dir: string
   const declared = [...manifest.phases].sort().join(', ');
   const exported = [...info.handlers].sort().join(', ');
   if (declared !== exported) diffs.push(`phases: plugin.json says [${declared}], the module exports handlers [${exported}]`);
+  if (manifest.readsWhen?.body !== undefined && !(manifest.reads ?? []).includes('body')) diffs.push('readsWhen.body: plugin.json does not say reads: ["body"]');
   if (diffs.length > 0) throw new Error(`${join(dir, MANIFEST_FILE)} and ${manifest.handler} disagree: ${diffs.join('; ')}`);
 }

@@ -16,6 +16,8 @@ export type Manifest = {
   readonly phases: readonly string[];
   /** The plugin reads the client request body. */
   readonly reads?: readonly 'body'[];
+  /** With `reads: ["body"]`: the body is buffered only for instances whose config sets this boolean field true. */
+  readonly readsWhen?: { readonly body?: string };
   /** Outbound hosts the plugin wants (absent: the operator's allowlist). */
   readonly capabilities?: { readonly http?: readonly string[] };
   readonly description?: string;
@@ -48,6 +50,14 @@ export const MANIFEST_SCHEMA = {
       description: 'The phase handlers the module exports, by name.',
     },
     reads: { type: 'array', uniqueItems: true, items: { enum: ['body'] }, description: 'What of the client request the plugin reads beyond its head: "body".' },
+    readsWhen: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'With reads: the config field (a boolean) that must be true for an instance to have its routes buffer what is read; absent: every instance.',
+      properties: {
+        body: { type: 'string', pattern: '^[a-z][a-z0-9_]*$', description: 'Config field, e.g. "key_in_body": only instances with it true buffer the client body.' },
+      },
+    },
     capabilities: {
       type: 'object',
       additionalProperties: false,

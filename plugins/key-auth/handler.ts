@@ -7,9 +7,10 @@ import { kongError } from '../kong-error.ts';
  * looked up among the tenant's key-auth credentials on the host (client.findCredential:
  * the key goes out, the consumer's public record comes back). Answers 401 with Kong's
  * messages and `WWW-Authenticate: Key` (`Key realm="..."` with `realm`), or falls back to
- * the `anonymous` consumer. `key_in_body` is accepted but not read yet: plugin.json's
- * `reads: ["body"]` is per plugin, and would make every key-auth route buffer its client
- * body for the few instances that want it.
+ * the `anonymous` consumer. `key_in_body`: the key may also be a field of a form, JSON or
+ * multipart body (after the header and the query, per name, as Kong's). plugin.json's
+ * `readsWhen: { body: "key_in_body" }` has only the routes of instances with it true buffer
+ * their client body; the others stream it, as before.
  */
 type Config = {
   key_names?: readonly string[];
@@ -25,10 +26,11 @@ type Config = {
 export const name = 'key-auth';
 export const version = '1.0.0';
 export const priority = 1250; // Kong's
+export const reads = ['body'];
 
 const MAX_KEY = 16384;
 
-type Compiled = { names: readonly string[]; header: boolean; query: boolean; hide: boolean; anonymous: string | null; preflight: boolean; challenge: Readonly<Record<string, string>> };
+type Compiled = { names: readonly string[]; header: boolean; query: boolean; body: boolean; hide: boolean; anonymous: string | null; preflight: boolean; challenge: Readonly<Record<string, string>> };
 const compiled = new WeakMap<object, Compiled>();
 
 function compile(config: Config): Compiled {
@@ -38,6 +40,7 @@ function compile(config: Config): Compiled {
       names: config.key_names ?? ['apikey'],
       header: config.key_in_header ?? true,
       query: config.key_in_query ?? true,
+      body: config.key_in_body ?? false,
       hide: config.hide_credentials ?? false,
       anonymous: config.anonymous ?? null,
       preflight: config.run_on_preflight ?? true,
@@ -48,12 +51,40 @@ function compile(config: Config): Compiled {
   return c;
 }
 
+/** The body's fields (form, JSON object, multipart), or null: none, over the buffer cap, or not parseable. */
+function bodyFields(pdk: Pdk): Record<string, unknown> | null {
+  try {
+    const b = pdk.request.getBody();
+    return b !== null && typeof b === 'object' && !Array.isArray(b) ? (b as Record<string, unknown>) : null;
+  } catch {
+    return null; // no Content-Type, another type, or a malformed body: no key there
+  }
+}
+
+/** The body sent upstream without field `n` (hide_credentials). */
+function hideInBody(pdk: Pdk, fields: Record<string, unknown>, n: string): void {
+  const m = new Map(Object.entries(fields));
+  m.delete(n);
+  pdk.serviceRequest.setBody(Object.fromEntries(m)); // own properties: a __proto__ field stays one
+}
+
 /** The key the request carries, or an error message (Kong's). */
 function findKey(pdk: Pdk, c: Compiled): string | { message: string } {
+  let fields: Record<string, unknown> | null | undefined; // read once, on the first name that needs it
   for (const n of c.names) {
-    let v: string | string[] | undefined;
+    let v: unknown;
     if (c.header) v = pdk.request.getHeader(n);
     if (v === undefined && c.query) v = pdk.request.getQueryArg(n);
+    if (v === undefined && c.body) {
+      if (fields === undefined) fields = bodyFields(pdk);
+      if (fields !== null && Object.hasOwn(fields, n)) {
+        v = fields[n];
+        if (typeof v === 'string' && c.hide) hideInBody(pdk, fields, n);
+        if (typeof v === 'number') v = String(v); // a JSON number key
+        if (typeof v === 'string' && v !== '') return v;
+        if (typeof v === 'string' || v === null) break;
+      }
+    }
     if (typeof v === 'string') {
       if (c.hide) {
         pdk.serviceRequest.clearHeader(n);

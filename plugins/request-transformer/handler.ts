@@ -1,4 +1,5 @@
 import type { Pdk } from '../../pdk-bridge/types.ts';
+import { bodyStep, editBody, type BodyConfig, type BodyStep } from './body.ts';
 import { parseTemplate, render, type Template } from './template.ts';
 
 /**
@@ -7,12 +8,13 @@ import { parseTemplate, render, type Template } from './template.ts';
  * result of the one before (as Kong's does). `name:value` entries are split once per config.
  *
  * Values of replace, add and append (and replace.uri) may hold Kong's `$(...)` templates
- * (template.ts); `http_method` changes the method sent upstream. Pending: the `body` parts
- * (need the PDK's request body; Kong also moves body arguments to the query when the method
- * becomes GET).
+ * (template.ts); `http_method` changes the method sent upstream. The `body` parts (body.ts)
+ * edit a JSON or form body: the plugin exports `reads: ['body']`, so every route with it
+ * buffers the client body (up to proxy.bodies.maxRequestBodyBytes) before access, body
+ * edits or not. Not done: Kong moves body arguments to the query when the method becomes GET.
  */
 type Edits = { headers: readonly string[]; querystring: readonly string[] };
-type Config = {
+type Config = BodyConfig & {
   http_method?: string;
   remove: Edits;
   rename: Edits;
@@ -24,11 +26,12 @@ type Config = {
 type Pair = readonly [string, string];
 type Valued = readonly [string, Template];
 type Step = { remove: string[]; rename: Pair[]; replace: Valued[]; add: Valued[]; append: Valued[] };
-type Compiled = { method: string | null; headers: Step | null; query: Step | null; uri: Template | null };
+type Compiled = { method: string | null; headers: Step | null; query: Step | null; uri: Template | null; body: BodyStep | null };
 
 export const name = 'request-transformer';
 export const version = '1.0.0';
 export const priority = 801; // Kong's
+export const reads = ['body'];
 
 /** "name:value" split at the first ':' (Kong's); the name lower-cased when `lower`. */
 function pair(entry: string, lower: boolean): Pair {
@@ -65,7 +68,7 @@ const compiled = new WeakMap<object, Compiled>();
 function compile(config: Config): Compiled {
   let c = compiled.get(config);
   if (c === undefined) {
-    c = { method: config.http_method ?? null, headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri === undefined ? null : parseTemplate(config.replace.uri, 'replace.uri') };
+    c = { method: config.http_method ?? null, headers: step(config, 'headers', true), query: step(config, 'querystring', false), uri: config.replace.uri === undefined ? null : parseTemplate(config.replace.uri, 'replace.uri'), body: bodyStep(config) };
     compiled.set(config, c);
   }
   return c;
@@ -132,4 +135,5 @@ export function access(pdk: Pdk, config: Config): void {
   if (c.headers !== null) editHeaders(pdk, c.headers);
   if (c.query !== null) editQuery(pdk, c.query);
   if (c.uri !== null) pdk.serviceRequest.setPath(render(pdk, c.uri));
+  if (c.body !== null) editBody(pdk, c.body);
 }

@@ -8,6 +8,7 @@ describe('plugin request-size-limiting', () => {
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
     gw = await startGateway(`
+proxy: { bodies: { maxRequestBodyBytes: 4096 } }
 tenants:
   - name: t1
     services: [{ name: echo, url: "${up.url}" }]
@@ -43,14 +44,56 @@ tenants:
     expect((await send(`${gw.url}/defaults`, { method: 'POST', body: 'x'.repeat(100_000) })).status).toBe(200);
   });
 
-  it('Expect: 100-continue gets 417 instead', async () => {
-    const raw = await rawRequest(port, `POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+  it('Expect: 100-continue gets 417 instead: without the body for a Content-Length over the body buffer cap, else after it (reads: body buffers it first)', async () => {
+    const bigRaw = await rawRequest(port, `POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+    const big = parseRawResponse(bigRaw.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''));
+    expect(big.status).toBe(417);
+    expect(JSON.parse(big.body)).toEqual({ message: 'Request size limit exceeded' });
+    const raw = await rawRequest(port, `POST /bytes HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n${'y'.repeat(50)}`);
     const r = parseRawResponse(raw.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''));
     expect(r.status).toBe(417);
     expect(JSON.parse(r.body)).toEqual({ message: 'Request size limit exceeded' });
   });
 
-  it('require_content_length: a chunked body gets 411; without it a chunked body passes (not measured yet)', async () => {
+  /** A chunked request of `body` (UTF-8) in chunks of 1000 bytes. */
+  const chunkedRequest = (path: string, body: string): Buffer => {
+    const b = Buffer.from(body);
+    const parts: Buffer[] = [Buffer.from(`POST ${path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`)];
+    for (let i = 0; i < b.length; i += 1000) {
+      const c = b.subarray(i, i + 1000);
+      parts.push(Buffer.from(`${c.length.toString(16)}\r\n`), c, Buffer.from('\r\n'));
+    }
+    parts.push(Buffer.from('0\r\n\r\n'));
+    return Buffer.concat(parts);
+  };
+
+  it('a chunked body is counted in bytes: at the limit it passes, a byte more is 413 (multi-byte characters by their UTF-8 length)', async () => {
+    for (const [body, status] of [['x'.repeat(1024), 200], ['x'.repeat(1025), 413], ['é'.repeat(512), 200], ['é'.repeat(512) + 'x', 413], ['😀'.repeat(256), 200], ['😀'.repeat(256) + 'x', 413]] as const) {
+      const r = parseRawResponse(await rawRequest(port, chunkedRequest('/kb', body)));
+      expect(r.status, `${body.length} characters`).toBe(status);
+      if (status === 200) expect(JSON.parse(r.body).bodyBytes).toBe(Buffer.byteLength(body));
+      else expect(JSON.parse(r.body)).toEqual({ message: 'Request size limit exceeded' });
+    }
+  });
+
+  it('binary bytes that are not UTF-8 are not counted larger than they are', async () => {
+    const bin = Buffer.alloc(1024, 0xff); // each decodes to U+FFFD (3 bytes in UTF-8)
+    const head = Buffer.from(`POST /kb HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n400\r\n`);
+    const r = parseRawResponse(await rawRequest(port, Buffer.concat([head, bin, Buffer.from('\r\n0\r\n\r\n')])));
+    expect(r.status).toBe(200);
+  });
+
+  it('a chunked body over the gateway\'s body buffer cap (proxy.bodies.maxRequestBodyBytes) is refused whatever the limit', async () => {
+    const r = parseRawResponse(await rawRequest(port, chunkedRequest('/defaults', 'x'.repeat(5000))));
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.body)).toEqual({ message: 'Request size limit exceeded' });
+    // with a Content-Length the header decides: over the cap it streams upstream unread
+    const ok = await send(`${gw.url}/defaults`, { method: 'POST', body: 'x'.repeat(5000) });
+    expect(ok.status).toBe(200);
+    expect(ok.json().bodyBytes).toBe(5000);
+  });
+
+  it('require_content_length: a chunked body gets 411; without it a small chunked body passes', async () => {
     const chunked = `POST /strict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`;
     const r = parseRawResponse(await rawRequest(port, chunked));
     expect(r.status).toBe(411);
