@@ -19,7 +19,7 @@ import { DEFAULT_CACHE } from '../sandbox/limits.ts';
 import type { CounterStore } from './state/counter-store.ts';
 import { createCounterStore } from './state/index.ts';
 import { Metrics } from './metrics.ts';
-import type { PipelineContext } from './pipeline.ts';
+import type { PipelineContext } from '../pdk-bridge/host/phase-call.ts';
 import type { ProxyContext } from './proxy.ts';
 import type { Snapshot, UnhealthyInstance } from './snapshot.ts';
 import { SnapshotBuilder } from './snapshot-builder.ts';
@@ -112,7 +112,7 @@ export class Gateway {
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
     this.#counters = createCounterStore({ mode: options.counters ?? 'local' });
     this.#services = new HostServices(this.#counters, this.log, { cache: input.sandbox.cache ?? DEFAULT_CACHE });
-    const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures, services: this.#services };
+    const pipeline: PipelineContext = { log: this.log, failures: this.metrics.pluginFailures, services: this.#services };
     this.#logs = new LogQueue(pipeline);
     this.#ctx = {
       ...pipeline,
@@ -127,6 +127,7 @@ export class Gateway {
       metrics: this.metrics,
       pools: this.#pools,
       watchdog: this.#watchdog,
+      isolates: this.#pool,
       warm: this.#warm,
       onSandbox: options.onSandbox,
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),

@@ -7,9 +7,9 @@ import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { OUTCOME } from '../sandbox/outcome.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { newErrorId, newRequestState, runFilterPhase, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { newErrorId, newRequestState, runFilterPhase, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute } from './route.ts';
-import { logSnapshot, requestJson } from './request-snapshot.ts';
+import { logSnapshot, requestJson } from '../pdk-bridge/host/snapshots.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
@@ -168,7 +168,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   start(depth: number): void {
     this.depth = depth;
     const route = this.route;
-    if (route.sandbox !== null && !route.sandbox.budget.allow()) {
+    if (route.sandbox !== null && !route.sandbox.allow()) {
       this.throttled();
       return;
     }
@@ -276,7 +276,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
   throttled(): void {
-    const retry = this.route.sandbox!.budget.retryAfterSeconds();
+    const retry = this.route.sandbox!.retryAfterSeconds();
     this.route.metrics.throttled.inc();
     // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
     const errorId = (this.state.errorId = newErrorId());
