@@ -3,17 +3,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, appendVia, endToEnd } from './headers.ts';
-import {
-  exitResponse,
-  failureCode,
-  newTarget,
-  resolveTarget,
-  runBeforeUpstream,
-  upstreamHeaders,
-  upstreamTarget,
-  type ProxyContext,
-} from './proxy.ts';
-import { newErrorId, newRequestState, type RequestFailure } from '../pdk-bridge/host/phase-call.ts';
+import { exitResponse, newTarget, upstreamHeaders, upstreamTarget, type ProxyContext } from './proxy.ts';
+import { resolveTarget } from './request-target.ts';
+import { failureCode, newErrorId, newRequestState, runBeforeUpstream, type RequestFailure } from '../pdk-bridge/host/phase-call.ts';
 import { requestJson } from '../pdk-bridge/host/snapshots.ts';
 import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';

@@ -9,6 +9,7 @@ import type { HostServices } from './services/index.ts';
 import { performDetached, settleChain } from './wait.ts';
 import type { RuntimeRoute } from '../../core/route.ts';
 import type { Authenticated } from './auth.ts';
+import type { ErrorCode } from '../../core/errors.ts';
 import { blockedInSwitches, reachedDeferred, switchTarget } from './consumer-switch.ts';
 
 /** What the phase calls need of the gateway. */
@@ -313,4 +314,27 @@ function concludeLog(ctx: PipelineContext, route: RuntimeRoute, r: RunResult): v
 /** response, headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
 export function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string | null, last?: boolean): RequestFailure | null {
   return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body, last) as RequestFailure | null;
+}
+
+/** The gateway error a failure answers with (sandbox/outcome.ts's table). */
+export function failureCode(f: RequestFailure): ErrorCode {
+  return OUTCOME[f.fault.outcome].error as ErrorCode;
+}
+
+const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
+
+/**
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
+ * a Promise of the same from the first phase whose chain waits on async PDK calls.
+ * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
+ */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = '', from = 0): RequestFailure | null | Promise<RequestFailure | null> {
+  for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
+    const phase = BEFORE_UPSTREAM[i];
+    if ((state.phases & phase) === 0) continue;
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
+    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, body, i + 1)));
+    if (failure !== null || target.exit !== null) return failure;
+  }
+  return null;
 }
