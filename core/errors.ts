@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+
 /**
  * The one catalogue of errors the gateway returns to clients. Each code is stable (clients
  * and dashboards may match on it), has the HTTP status it is sent with and a message that
@@ -56,4 +58,23 @@ export class ConfigError extends Error {
     this.file = file;
     this.details = details;
   }
+}
+
+/** Static error bodies are encoded once. */
+const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
+  (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
+);
+
+/** Answers with a gateway error; returns the headers sent (null: too late, the connection was destroyed). */
+export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): Record<string, string> | null {
+  if (res.headersSent) {
+    res.destroy();
+    return null;
+  }
+  const body = errorId === undefined ? STATIC_ERRORS.get(code)! : Buffer.from(errorBody(code, errorId));
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(body.length) };
+  if (errorId !== undefined) headers['x-isogate-error-id'] = errorId;
+  res.writeHead(ERRORS[code].status, headers);
+  res.end(body);
+  return headers;
 }

@@ -18,7 +18,7 @@ import { HostServices } from '../pdk-bridge/host/services/index.ts';
 import { DEFAULT_CACHE } from '../sandbox/limits.ts';
 import { createCounterStores, type CounterStores } from './state/index.ts';
 import { Metrics } from './metrics.ts';
-import type { PipelineContext } from './pipeline.ts';
+import type { PipelineContext } from '../pdk-bridge/host/phase-call.ts';
 import type { ProxyContext } from './proxy.ts';
 import type { Snapshot, UnhealthyInstance } from './snapshot.ts';
 import { SnapshotBuilder } from './snapshot-builder.ts';
@@ -111,7 +111,7 @@ export class Gateway {
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
     this.#counters = counters;
     this.#services = new HostServices(this.#counters, this.log, { cache: input.sandbox.cache ?? DEFAULT_CACHE });
-    const pipeline: PipelineContext = { log: this.log, pool: this.#pool, failures: this.metrics.pluginFailures, services: this.#services };
+    const pipeline: PipelineContext = { log: this.log, failures: this.metrics.pluginFailures, services: this.#services };
     this.#logs = new LogQueue(pipeline);
     this.#ctx = {
       ...pipeline,
@@ -126,6 +126,7 @@ export class Gateway {
       metrics: this.metrics,
       pools: this.#pools,
       watchdog: this.#watchdog,
+      isolates: this.#pool,
       warm: this.#warm,
       onSandbox: options.onSandbox,
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),

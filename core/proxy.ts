@@ -4,18 +4,17 @@ import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
-import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
-import { OUTCOME } from '../sandbox/outcome.ts';
+import { errorBody, sendError } from './errors.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { newErrorId, newRequestState, runFilterPhase, runPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute } from './route.ts';
-import { logSnapshot, requestJson } from './request-snapshot.ts';
+import { logSnapshot, requestJson } from '../pdk-bridge/host/snapshots.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 import { readClientBody, type ClientBody } from './request-body.ts';
 import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
-import { exactPath, normalizePath, type Match } from './router/router.ts';
+import { resolveTarget } from './request-target.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -42,48 +41,7 @@ export type ProxyContext = PipelineContext & {
   readonly accessLog: AccessLog | null;
 };
 
-const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
-
 export { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
-
-/** Static error bodies are encoded once. */
-const STATIC_ERRORS = new Map<ErrorCode, Buffer>(
-  (Object.keys(ERRORS) as ErrorCode[]).map((code) => [code, Buffer.from(errorBody(code))]),
-);
-
-/** Answers with a gateway error; returns the headers sent (null: too late, the connection was destroyed). */
-export function sendError(res: ServerResponse, code: ErrorCode, errorId?: string): Headers | null {
-  if (res.headersSent) {
-    res.destroy();
-    return null;
-  }
-  const body = errorId === undefined ? STATIC_ERRORS.get(code)! : Buffer.from(errorBody(code, errorId));
-  const headers: Headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
-  if (errorId !== undefined) headers['x-isogate-error-id'] = errorId;
-  res.writeHead(ERRORS[code].status, headers);
-  res.end(body);
-  return headers;
-}
-
-export function failureCode(f: RequestFailure): ErrorCode {
-  return OUTCOME[f.fault.outcome].error as ErrorCode;
-}
-
-/**
- * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
- * a Promise of the same from the first phase whose chain waits on async PDK calls.
- * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
- */
-export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = '', from = 0): RequestFailure | null | Promise<RequestFailure | null> {
-  for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
-    const phase = BEFORE_UPSTREAM[i];
-    if ((state.phases & phase) === 0) continue;
-    const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
-    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, body, i + 1)));
-    if (failure !== null || target.exit !== null) return failure;
-  }
-  return null;
-}
 
 /**
  * One proxied request: the phases, the upstream exchange (an undici dispatch handler, so
@@ -168,7 +126,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   start(depth: number): void {
     this.depth = depth;
     const route = this.route;
-    if (route.sandbox !== null && !route.sandbox.budget.allow()) {
+    if (route.sandbox !== null && !route.sandbox.allow()) {
       this.throttled();
       return;
     }
@@ -276,7 +234,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
   throttled(): void {
-    const retry = this.route.sandbox!.budget.retryAfterSeconds();
+    const retry = this.route.sandbox!.retryAfterSeconds();
     this.route.metrics.throttled.inc();
     // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
     const errorId = (this.state.errorId = newErrorId());
@@ -457,43 +415,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.ctx.accessLog?.write(this, status);
     this.snapshot.release();
   };
-}
-
-/**
- * Where the path of a request target starts: 0 for origin-form ("/a?b"), after the
- * authority for absolute-form ("http://h/a?b"), -1 for anything else.
- */
-function pathStart(url: string): number {
-  if (url.charCodeAt(0) === 47 /* / */) return 0;
-  if (!url.startsWith('http://') && !url.startsWith('https://')) return -1;
-  let i = url.indexOf('//') + 2;
-  while (i < url.length && url.charCodeAt(i) !== 47 && url.charCodeAt(i) !== 63 /* ? */) i++;
-  return i;
-}
-
-/** The route and the three views of the path a request needs: normalized, exact, query. */
-export type Target = { match: Match<RuntimeRoute>; path: string; rawPath: string; query: string; bareQuery: boolean };
-
-/**
- * Parses and routes a request target; a string error code when it cannot be served.
- * Shared by plain requests and WebSocket handshakes.
- */
-export function resolveTarget(ctx: ProxyContext, snapshot: Snapshot, req: IncomingMessage): Target | 'ISG_ERR_BAD_REQUEST' | 'ISG_ERR_NO_ROUTE' {
-  const url = req.url ?? '';
-  const start = pathStart(url);
-  if (start < 0) return 'ISG_ERR_BAD_REQUEST';
-  const q = url.indexOf('?', start);
-  const end = q < 0 ? url.length : q;
-  // The client's bytes: the upstream gets them (minus dot segments), routing the normalized form.
-  const raw = start === end ? '/' : start === 0 && q < 0 ? url : url.slice(start, end);
-  const path = normalizePath(raw);
-  const match = snapshot.router.match(req.headers.host, req.method!, path);
-  if (match === null) {
-    ctx.countUnmatched();
-    return 'ISG_ERR_NO_ROUTE';
-  }
-  const query = q < 0 ? '' : url.slice(q + 1);
-  return { match, path, rawPath: path === raw ? raw : exactPath(raw), query, bareQuery: q >= 0 && query === '' };
 }
 
 /** The node:http request listener of the proxy. */

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/phases.ts';
 import { OUTPUT_CAPS } from '../sandbox/limits.ts';
-import { recordFault, runFilterPhase, type PipelineContext, type RequestFailure, type RequestState } from './pipeline.ts';
+import { recordFault, runFilterPhase, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute } from './route.ts';
 
 type Headers = Record<string, string | string[] | undefined>;

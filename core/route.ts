@@ -1,7 +1,7 @@
 import type { FastCounterChild, FastHistogramChild } from './fast-metrics.ts';
 import type { Pool } from 'undici';
 import type { InstanceInfo, RouteSpec, ServiceSpec } from './config/compile.ts';
-import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import type { PhaseCaller } from '../sandbox/phase-caller.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import type { LogSink } from '../pdk-bridge/host/ops.ts';
 
@@ -23,7 +23,7 @@ export type RuntimeRoute = RouteSpec & {
   readonly pdkJson: string;
   readonly service: ServiceSpec;
   /** null when no plugin applies to the route. */
-  readonly sandbox: TenantSandbox | null;
+  readonly sandbox: PhaseCaller | null;
   readonly instances: readonly InstanceInfo[];
   readonly runsAccess: boolean;
   readonly runsHeaderFilter: boolean;

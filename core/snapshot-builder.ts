@@ -1,11 +1,13 @@
 import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
 import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
+import { SandboxCaller } from '../sandbox/phase-caller.ts';
+import type { IsolatePool } from '../sandbox/pool.ts';
 import type { Watchdog } from '../sandbox/watchdog.ts';
 import type { WarmIsolates } from '../sandbox/blank.ts';
 import type { CompiledConfig } from './config/compile.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import { logSinkFor } from './pipeline.ts';
+import { logSinkFor } from '../pdk-bridge/host/phase-call.ts';
 import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
@@ -18,6 +20,8 @@ export type SnapshotBuilderDeps = {
   readonly metrics: Metrics;
   readonly pools: UpstreamPools;
   readonly watchdog: Watchdog;
+  /** The isolate pool, told of the sandboxes' use by their callers. */
+  readonly isolates: IsolatePool;
   readonly warm: WarmIsolates;
   /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
   readonly onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
@@ -67,12 +71,16 @@ export function routeJson(spec: CompiledConfig['routes'][number]): string {
 export class SnapshotBuilder {
   readonly #deps: SnapshotBuilderDeps;
   #sandboxes = new Map<string, TenantSandbox>();
+  /** Each sandbox's face to the PDK bridge (what routes hold). */
+  #callers = new Map<TenantSandbox, SandboxCaller>();
+  readonly #touch: (sb: TenantSandbox) => void;
   /** Quarantine keys (instance id + code hash) set by the supervisor. */
   #quarantined = new Set<string>();
   #version = 0;
 
   constructor(deps: SnapshotBuilderDeps) {
     this.#deps = deps;
+    this.#touch = (sb) => deps.isolates.touch(sb);
   }
 
   build(compiled: CompiledConfig): Snapshot {
@@ -102,6 +110,7 @@ export class SnapshotBuilder {
           warm,
         });
         this.#sandboxes.set(key, sb);
+        this.#callers.set(sb, new SandboxCaller(sb, this.#touch));
         this.#applyQuarantine(sb);
         onSandbox?.(sb.slot, tenant, program.instances.map((i) => ({ id: i.id, key: i.quarantineKey })));
       }
@@ -113,7 +122,8 @@ export class SnapshotBuilder {
   /** A route as requests use it: its pool, sandbox, phase flags, log sinks and metric children, all made here once. */
   #runtimeRoute(compiled: CompiledConfig, spec: CompiledConfig['routes'][number], sandboxes: ReadonlyMap<string, TenantSandbox>): RuntimeRoute {
     const { log, metrics, pools } = this.#deps;
-    const sandbox = spec.chainId >= 0 ? sandboxes.get(spec.tenant) ?? null : null;
+    const sb = spec.chainId >= 0 ? sandboxes.get(spec.tenant) : undefined;
+    const sandbox = sb === undefined ? null : this.#callers.get(sb)!;
     const instances = compiled.instances.get(spec.tenant) ?? [];
     const program = compiled.programs.get(spec.tenant);
     // The route's chain and its consumer variants: a phase any of them has gets its metric and log sink.
@@ -179,6 +189,7 @@ export class SnapshotBuilder {
     for (const [key, sb] of this.#sandboxes) {
       if (!used.has(sb)) {
         this.#sandboxes.delete(key);
+        this.#callers.delete(sb);
         forget(sb);
         sb.dispose();
       }
@@ -189,5 +200,6 @@ export class SnapshotBuilder {
   disposeAll(): void {
     for (const sb of this.#sandboxes.values()) sb.dispose();
     this.#sandboxes.clear();
+    this.#callers.clear();
   }
 }

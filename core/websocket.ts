@@ -3,18 +3,10 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { ERRORS, errorBody, type ErrorCode } from './errors.ts';
 import { HOP_BY_HOP, appendVia, endToEnd } from './headers.ts';
-import {
-  exitResponse,
-  failureCode,
-  newTarget,
-  resolveTarget,
-  runBeforeUpstream,
-  upstreamHeaders,
-  upstreamTarget,
-  type ProxyContext,
-} from './proxy.ts';
-import { newErrorId, newRequestState, type RequestFailure } from './pipeline.ts';
-import { requestJson } from './request-snapshot.ts';
+import { exitResponse, newTarget, upstreamHeaders, upstreamTarget, type ProxyContext } from './proxy.ts';
+import { resolveTarget } from './request-target.ts';
+import { failureCode, newErrorId, newRequestState, runBeforeUpstream, type RequestFailure } from '../pdk-bridge/host/phase-call.ts';
+import { requestJson } from '../pdk-bridge/host/snapshots.ts';
 import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
@@ -74,11 +66,11 @@ export class WebSocketProxy {
     }
     const route = t.match.route;
     try {
-      if (route.sandbox !== null && !route.sandbox.budget.allow()) {
+      if (route.sandbox !== null && !route.sandbox.allow()) {
         route.metrics.throttled.inc();
         const headers = errorHeaders();
         const errorId = newErrorId();
-        headers['retry-after'] = String(route.sandbox.budget.retryAfterSeconds());
+        headers['retry-after'] = String(route.sandbox.retryAfterSeconds());
         headers['x-isogate-error-id'] = errorId;
         answered(route, started, 503);
         refuse(socket, 503, headers, Buffer.from(errorBody('ISG_ERR_TENANT_THROTTLED', errorId)));

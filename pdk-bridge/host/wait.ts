@@ -1,7 +1,7 @@
 import { DEFAULT_LIMITS } from '../../sandbox/limits.ts';
 import { failed, type RunResult } from '../../sandbox/run-result.ts';
 import { ANSWER_TIMEOUT, Suspended, type Answer, type AsyncRequest } from '../../sandbox/suspended.ts';
-import type { TenantSandbox } from '../../sandbox/tenant-sandbox.ts';
+import type { PhaseCaller } from '../../sandbox/phase-caller.ts';
 import type { ConsumerIndex } from '../../core/consumers/index.ts';
 import type { HostServices } from './services/index.ts';
 
@@ -13,10 +13,10 @@ type InFlight = { readonly instance: number; answer: Answer | null; readonly don
  * its wallMs from its first async call in the phase; when that passes, its unanswered
  * calls are answered `timeout` (its handler ends as that fault). Requests of other
  * instances still running are carried over to the next resume. `meter(t0)` is called
- * after each crossing that started at t0 (the caller charges it). `consumers`: the index of
+ * after each crossing that started at t0 (the sandbox charges the tenant itself). `consumers`: the index of
  * the request's route, what client lookups read.
  */
-export async function settleChain(sb: TenantSandbox, first: Suspended, services: HostServices, meter: (t0: number) => void, consumers?: ConsumerIndex): Promise<RunResult> {
+export async function settleChain(sb: PhaseCaller, first: Suspended, services: HostServices, meter: (t0: number) => void, consumers?: ConsumerIndex): Promise<RunResult> {
   const tenant = services.forProgram(sb.program);
   const instances = sb.program.instances;
   const deadlines = new Map<number, number>();
@@ -61,7 +61,7 @@ export async function settleChain(sb: TenantSandbox, first: Suspended, services:
 }
 
 /** Performs the calls a finished chain left unawaited; their answers go to nobody. */
-export function performDetached(sb: TenantSandbox, requests: readonly AsyncRequest[], phase: number, services: HostServices, consumers?: ConsumerIndex): void {
+export function performDetached(sb: PhaseCaller, requests: readonly AsyncRequest[], phase: number, services: HostServices, consumers?: ConsumerIndex): void {
   const tenant = services.forProgram(sb.program);
   const http = { n: 0 };
   const passwords = { n: 0 };

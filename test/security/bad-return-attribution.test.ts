@@ -23,7 +23,7 @@ describe('bad return: attribution of host-refused operations', () => {
     await expectStillServes(lab);
   });
 
-  // Regression (was a vulnerability): pipeline.ts records host-side bad_return with instance -1 (plugin label "unknown") and gate.fault() is skipped for instance < 0, so the breaker never opens for a plugin that keeps returning refused operations.
+  // Regression (was a vulnerability): the phase call (then core/pipeline.ts) recorded host-side bad_return with instance -1 (plugin label "unknown") and gate.fault() is skipped for instance < 0, so the breaker never opens for a plugin that keeps returning refused operations.
   it('the fault names the plugin and trips its breaker', async () => {
     for (let i = 0; i < 4; i++) await send(`${lab.url}/evil`);
     expect(await failures(lab, 'bad_return', { plugin: 'evil' })).toBeGreaterThanOrEqual(3);

@@ -1,6 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { RuntimeRoute } from './route.ts';
-import { isTrusted } from './trusted-proxies.ts';
+import type { RuntimeRoute } from '../../core/route.ts';
+import { isTrusted } from '../../core/trusted-proxies.ts';
 
 /**
  * The request snapshot handed to plugins (see pdk-bridge/README.md and the field list in

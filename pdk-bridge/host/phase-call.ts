@@ -1,21 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
-import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from '../pdk-bridge/host/ops.ts';
-import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
-import { OUTCOME, type Fault } from '../sandbox/outcome.ts';
-import type { IsolatePool } from '../sandbox/pool.ts';
-import { Suspended, type RunResult } from '../sandbox/tenant-sandbox.ts';
-import type { HostServices } from '../pdk-bridge/host/services/index.ts';
-import { performDetached, settleChain } from '../pdk-bridge/host/wait.ts';
-import type { RuntimeRoute } from './route.ts';
-import type { Authenticated } from '../pdk-bridge/host/auth.ts';
+import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from './ops.ts';
+import { PHASE, PHASE_NAME } from './phases.ts';
+import { OUTCOME, type Fault } from '../../sandbox/outcome.ts';
+import { Suspended, type RunResult } from '../../sandbox/phase-caller.ts';
+import type { HostServices } from './services/index.ts';
+import { performDetached, settleChain } from './wait.ts';
+import type { RuntimeRoute } from '../../core/route.ts';
+import type { Authenticated } from './auth.ts';
+import type { ErrorCode } from '../../core/errors.ts';
 import { blockedInSwitches, reachedDeferred, switchTarget } from './consumer-switch.ts';
 
-/** What the pipeline needs of the gateway. */
+/** What the phase calls need of the gateway. */
 export type PipelineContext = {
   readonly log: Logger;
-  readonly pool: IsolatePool;
   readonly failures: Counter<'tenant' | 'plugin' | 'reason'>;
   /** What async PDK calls reach (cache, counters, crypto, http). */
   readonly services: HostServices;
@@ -133,15 +132,14 @@ export function runPhase(
   // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
   if ((state.phases & phase) === 0) return null;
   const sandbox = route.sandbox!;
-  const gate = sandbox.gate;
   const chainId = state.chainId;
   const req = withAuth(reqJson, state);
   let skip: number[] | undefined;
   let deferred: number[] = [];
-  if (gate.blocking) {
+  if (sandbox.blocking) {
     const list = sandbox.program.chains[chainId][phase] ?? [];
     for (const idx of list) {
-      const verdict = gate.verdict(idx);
+      const verdict = sandbox.verdict(idx);
       if (verdict === 'run') continue;
       if (route.instances[idx]?.failOpen === true) {
         (skip ??= []).push(idx);
@@ -151,13 +149,13 @@ export function runPhase(
       return failed(state, fault, recordFault(ctx, route, phase, fault, false));
     }
     if (route.consumerChains !== null && phase <= PHASE.ACCESS) {
-      const b = blockedInSwitches(route, gate, chainId, phase);
+      const b = blockedInSwitches(route, sandbox, chainId, phase);
       if (b.skip.length > 0) skip = [...(skip ?? []), ...b.skip];
       deferred = b.deferred;
     }
   }
   for (;;) {
-    const r = call(ctx, route, chainId, phase, req, phaseJson, state, skip, body, last);
+    const r = call(route, chainId, phase, req, phaseJson, state, skip, body, last);
     if (r instanceof Suspended) return settlePhase(ctx, route, chainId, phase, req, phaseJson, state, target, body, r, skip, deferred);
     const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
     if (v === null || !Array.isArray(v)) return v;
@@ -165,23 +163,17 @@ export function runPhase(
   }
 }
 
-/** One call into the sandbox for the phase, charged to the tenant. */
-function call(ctx: PipelineContext, route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
-  const sandbox = route.sandbox!;
+/** One call into the sandbox for the phase (the sandbox charges the tenant). */
+function call(route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
   const t0 = performance.now();
-  if (t0 - sandbox.touchedAt > 1000) {
-    sandbox.touchedAt = t0;
-    ctx.pool.touch(sandbox);
-  }
-  const r = sandbox.run(chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
+  const r = route.sandbox!.call(chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
   meter(route, phase, state, t0);
   return r;
 }
 
+/** The request's time in sandbox calls and the phase's metric. */
 function meter(route: RuntimeRoute, phase: number, state: RequestState, t0: number): void {
-  const sandbox = route.sandbox!;
   const t1 = performance.now();
-  sandbox.budget.charge(sandbox.lastCallMs, t1);
   state.pluginMs += t1 - t0;
   route.metrics.phases.get(phase)?.observe((t1 - t0) / 1000);
 }
@@ -209,7 +201,7 @@ async function settlePhase(
     const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
     if (v === null || !Array.isArray(v)) return v;
     skip = v;
-    s = call(ctx, route, chainId, phase, reqJson, phaseJson, state, skip, body);
+    s = call(route, chainId, phase, reqJson, phaseJson, state, skip, body);
   }
 }
 
@@ -229,15 +221,14 @@ function conclude(
   deferred: readonly number[],
 ): RequestFailure | null | Retry {
   const sandbox = route.sandbox!;
-  const gate = sandbox.gate;
   let skip = skipIn;
   if (r.detached !== undefined) performDetached(sandbox, r.detached, phase, ctx.services, route.consumers);
   let retry = false;
   for (const f of r.faults) {
     const failOpen = route.instances[f.instance]?.failOpen === true;
     const errorId = recordFault(ctx, route, phase, f, failOpen);
-    if (f.instance >= 0 && gate.fault(f.instance, f.outcome)) {
-      ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: gate.config.cooldownMs }, 'circuit breaker opened');
+    if (f.instance >= 0 && sandbox.fault(f.instance, f.outcome)) {
+      ctx.log.warn({ tenant: route.tenant, instance: route.instances[f.instance]?.id, cooldownMs: sandbox.cooldownMs }, 'circuit breaker opened');
     }
     if (!failOpen) {
       // The plugin's last pdk.log lines are what its author needs to debug the fault.
@@ -250,15 +241,15 @@ function conclude(
     }
   }
   if (retry) return skip!;
-  if (gate.blocking) {
+  if (sandbox.blocking) {
     for (const idx of sandbox.program.chains[chainId][phase] ?? []) {
-      if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) gate.success(idx);
+      if (!r.faults.some((f) => f.instance === idx) && (skip === undefined || !skip.includes(idx))) sandbox.success(idx);
     }
   }
   if (deferred.length > 0) {
     // the call authenticated a consumer whose chain reaches a blocked fail-closed instance (skipped, so it never ran)
     const idx = reachedDeferred(route, r.ops, phase, deferred);
-    const verdict = idx < 0 ? 'run' : gate.verdict(idx);
+    const verdict = idx < 0 ? 'run' : sandbox.verdict(idx);
     if (verdict !== 'run') {
       const fault = unavailable(verdict, idx);
       return failed(state, fault, recordFault(ctx, route, phase, fault, false));
@@ -273,7 +264,7 @@ function conclude(
     const fault: Fault = { outcome: 'bad_return', instance: bad.instance, detail: bad.detail };
     const failOpen = route.instances[bad.instance]?.failOpen === true;
     const errorId = recordFault(ctx, route, phase, fault, failOpen);
-    if (bad.instance >= 0) gate.fault(bad.instance, 'bad_return');
+    if (bad.instance >= 0) sandbox.fault(bad.instance, 'bad_return');
     if (failOpen && (skip === undefined || !skip.includes(bad.instance))) {
       (skip ??= []).push(bad.instance);
       return skip;
@@ -285,7 +276,65 @@ function conclude(
   return null;
 }
 
+/** One item of a log batch: the chain, the request and log snapshots, the plugins' ctx. */
+export type LogItem = readonly [chainId: number, reqJson: string, phaseJson: string, ctx: string];
+
+/**
+ * The log phase of many finished requests of one tenant in one call (core/log-queue.ts
+ * batches them). The fault policy of a phase whose response is sent: every fault is
+ * logged and counted, a call that waits on async PDK calls ends later on its own, and
+ * only the log lines of a call apply.
+ */
+export function runLogBatch(ctx: PipelineContext, routes: readonly RuntimeRoute[], items: readonly LogItem[]): void {
+  const sandbox = routes[0].sandbox!;
+  const results = sandbox.callBatch(items);
+  results.forEach((r, k) => {
+    const route = routes[k];
+    if (!(r instanceof Suspended)) {
+      concludeLog(ctx, route, r);
+      return;
+    }
+    settleChain(sandbox, r, ctx.services, noMeter, route.consumers).then(
+      (done) => concludeLog(ctx, route, done),
+      (err) => ctx.log.error({ tenant: route.tenant, err: String((err as Error)?.message) }, 'async log phase failed'),
+    );
+  });
+}
+
+/** The log phase is off the request path: nothing to add to a request's time. */
+const noMeter = (): void => {};
+
+function concludeLog(ctx: PipelineContext, route: RuntimeRoute, r: RunResult): void {
+  if (r.detached !== undefined) performDetached(route.sandbox!, r.detached, PHASE.LOG, ctx.services, route.consumers);
+  for (const f of r.faults) recordFault(ctx, route, PHASE.LOG, f, route.instances[f.instance]?.failOpen === true);
+  const bad = applyOps(r.ops, PHASE.LOG, LOG_ONLY_TARGET, route.logSinks.get(PHASE.LOG)!);
+  if (bad !== null) recordFault(ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
+}
+
 /** response, headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
 export function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string | null, last?: boolean): RequestFailure | null {
   return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body, last) as RequestFailure | null;
+}
+
+/** The gateway error a failure answers with (sandbox/outcome.ts's table). */
+export function failureCode(f: RequestFailure): ErrorCode {
+  return OUTCOME[f.fault.outcome].error as ErrorCode;
+}
+
+const BEFORE_UPSTREAM = [PHASE.REWRITE, PHASE.ACCESS] as const;
+
+/**
+ * Runs the rewrite and access chains: a failure, or null (then `target.exit` may be set);
+ * a Promise of the same from the first phase whose chain waits on async PDK calls.
+ * `body`: the client's body for plugins (core/request-body.ts), '' when not buffered.
+ */
+export function runBeforeUpstream(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget, body: string | null = '', from = 0): RequestFailure | null | Promise<RequestFailure | null> {
+  for (let i = from; i < BEFORE_UPSTREAM.length; i++) {
+    const phase = BEFORE_UPSTREAM[i];
+    if ((state.phases & phase) === 0) continue;
+    const failure = runPhase(ctx, route, phase, reqJson, '', state, target, body);
+    if (failure instanceof Promise) return failure.then((f) => (f !== null || target.exit !== null ? f : runBeforeUpstream(ctx, route, reqJson, state, target, body, i + 1)));
+    if (failure !== null || target.exit !== null) return failure;
+  }
+  return null;
 }

@@ -1,6 +1,6 @@
-import type { InstanceGate } from '../sandbox/breaker.ts';
-import { switchIndex } from './config/chains.ts';
-import type { RuntimeRoute } from './route.ts';
+import type { PhaseCaller } from '../../sandbox/phase-caller.ts';
+import { switchIndex } from '../../core/config/chains.ts';
+import type { RuntimeRoute } from '../../core/route.ts';
 
 /**
  * Where a request goes when a plugin authenticates a consumer, on the host side (the
@@ -20,7 +20,7 @@ export function switchTarget(route: RuntimeRoute, consumerId: string, instance: 
  * call did switch into a chain that reaches it, the request fails as if it had been
  * refused up front (see reachedDeferred).
  */
-export function blockedInSwitches(route: RuntimeRoute, gate: InstanceGate, chainId: number, phase: number): { skip: number[]; deferred: number[] } {
+export function blockedInSwitches(route: RuntimeRoute, gate: Pick<PhaseCaller, 'verdict'>, chainId: number, phase: number): { skip: number[]; deferred: number[] } {
   const skip: number[] = [];
   const deferred: number[] = [];
   const chains = route.sandbox!.program.chains;
