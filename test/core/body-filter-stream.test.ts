@@ -163,10 +163,12 @@ tenants:
     expect(samples.length).toBeGreaterThanOrEqual(9);
     const mb = (x: number) => x / 2 ** 20;
     const held = samples.map((x) => x.held);
-    // buffering would hold the body so far: 2 MB more at each sample, 18 MB by the last
-    // (what is in flight in sockets and streams at a sample moves by a few MB)
-    expect(mb(Math.max(...held) - Math.min(...held))).toBeLessThan(12);
-    expect(mb(held.at(-1)! - held[0])).toBeLessThan(8);
+    // Buffering would hold the body so far: 2 MB more at each sample, 18 MB by the last.
+    // What is in flight in sockets and streams at one sample adds a transient of up to
+    // ~15 MB (seen: 28 MB flat with single samples at 36-43 MB), so compare the lowest of
+    // the first and of the last samples: buffering would raise the floor by 12 MB or more.
+    const floor = (xs: number[]) => mb(Math.min(...xs));
+    expect(floor(held.slice(-3)) - floor(held.slice(0, 3))).toBeLessThan(4);
     // RSS also holds the isolate's heap, whose garbage (each chunk's strings) grows up to its
     // 16 MB limit before V8 collects it: bounded by the tenant's memory, not by the body
     expect(mb(Math.max(...samples.map((x) => x.rss)) - samples[0].rss)).toBeLessThan(24);
