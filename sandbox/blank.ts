@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
-import { buildRuntime } from './runtime-build.ts';
+import { loadRuntime } from './runtime-cache.ts';
 
 // Plugin code runs in a context of its own, called from the runtime's context: V8 then
 // refuses `Function(...)` in the plugin ("no access"), a check meant for browser frames of
@@ -11,8 +11,8 @@ import { buildRuntime } from './runtime-build.ts';
 // the flag at each call.
 setFlagsFromString('--allow-unsafe-function-constructor');
 
-/** The in-isolate runtime (sandbox/runtime-build.ts), built once per process, when this module loads. */
-const RUNTIME_SOURCE = buildRuntime();
+/** The in-isolate runtime (sandbox/runtime-build.ts), loaded once per process, when this module loads (built when its cache is stale). */
+const RUNTIME_SOURCE = loadRuntime();
 
 /**
  * V8 code caches of the scripts every isolate compiles: the runtime (1.5 ms to compile,

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { buildSync } from 'esbuild';
 import { OUTPUT_CAPS } from './limits.ts';
 import { NODE_INFO } from '../pdk-bridge/host/node.ts';
@@ -23,8 +23,9 @@ const EXPORT_API = /\nexport \{\n {2}api\n\};\n$/;
  * `dir`: pdk-bridge/runtime (another only in tests). Throws the build's errors: the
  * gateway fails at start, not at its first request.
  */
-export function buildRuntime(dir: string = RUNTIME_DIR): string {
+export function buildRuntime(dir: string = RUNTIME_DIR): { text: string; inputs: string[] } {
   const out = buildSync({
+    metafile: true,
     entryPoints: [join(dir, 'index.ts')],
     bundle: true,
     format: 'esm',
@@ -38,5 +39,7 @@ export function buildRuntime(dir: string = RUNTIME_DIR): string {
   });
   const text = out.outputFiles[0].text;
   if (!EXPORT_API.test(text)) throw new Error('pdk-bridge/runtime: the bundle must end with the one export `api`');
-  return `(function () {\n'use strict';\n${text.replace(EXPORT_API, '\nreturn api;\n')}})()`;
+  // the files bundled (relative to the working directory, as esbuild names them): what a cache of the bundle depends on
+  const inputs = Object.keys(out.metafile!.inputs).filter((f) => !f.startsWith('<')).map((f) => resolve(f)).sort(); // not the `<define:...>` entries
+  return { text: `(function () {\n'use strict';\n${text.replace(EXPORT_API, '\nreturn api;\n')}})()`, inputs };
 }

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { buildRuntime } from '../../sandbox/runtime-build.ts';
 
 describe('the runtime bundle', () => {
-  const source = buildRuntime();
+  const source = buildRuntime().text;
 
   it('is one strict function body whose result is the api', () => {
     expect(source.startsWith("(function () {\n'use strict';\n")).toBe(true);

@@ -19,8 +19,13 @@ describe('memory: Map growth', () => {
   it(`fails the call, grows the worker by less than ${BOUND_MB} MB, and the neighbour is served`, async () => {
     const r = await attack(lab, 3);
     console.info(`[memory-map-growth] ${JSON.stringify(r)}`);
-    expect(r.evil).toEqual([500, 500, 500]);
-    expect((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory'))).toBe(3);
+    // Each attempt fails as its fault (500), except that the attacker's tenant may already be
+    // throttled (503) by the CPU fair share: its calls burn CPU up to their limit on a
+    // saturated worker. Either way the call never succeeds, and every 500 is a counted fault.
+    expect(r.evil[0]).toBe(500);
+    for (const status of r.evil) expect([500, 503]).toContain(status);
+    const faults = r.evil.filter((s) => s === 500).length;
+    expect((await evilFailures(lab, 'cpu')) + (await evilFailures(lab, 'memory'))).toBe(faults);
     expect(r.growthMb).toBeLessThan(BOUND_MB);
     expect(r.victimFailed).toBe(0);
   }, 60_000);
