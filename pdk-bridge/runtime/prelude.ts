@@ -255,6 +255,13 @@ export function header(name: unknown, value: unknown, what: string): string {
   return v;
 }
 
+/** A header operation (`sq.set`, `rs.add`, ...) of PDK function `fn`: phase checked, name and value capped, emitted. */
+export function emitHeader(op: string, fn: string, allowed: number, name: unknown, value: unknown): void {
+  checkPhase(fn, allowed);
+  const v = header(name, value, fn);
+  emit([op, name, v], (name as string).length + v.length);
+}
+
 export const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
 export let callSeq = 0;         // the running chain's number (a suspended chain keeps its own)
 export let lastSeq = 0;         // the last number handed out: numbers are never reused

@@ -2,7 +2,7 @@
 // Arguments come from plugin code: typed `any`, each checked here before use.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import type { PdkResponse } from '../types.ts';
-import { $apply, $create, $freeze, $keys, $slice, $toLower, ACCESS, BODY_FILTER, REWRITE, RESPONSE, bodyIn, bodyLast, bounded, checkPhase, emit, header, list, phaseSnapshot, realm, request, setBody, setExited, str, tooLarge, type Satisfies } from './prelude.ts';
+import { $apply, $create, $freeze, $keys, $slice, $toLower, ACCESS, BODY_FILTER, REWRITE, RESPONSE, bodyIn, bodyLast, bounded, checkPhase, emit, emitHeader, header, list, phaseSnapshot, realm, request, setBody, setExited, str, tooLarge, type Satisfies } from './prelude.ts';
 import { encodeBody } from './bodies.ts';
 import { setHeaders } from './service-request.ts';
 
@@ -57,14 +57,10 @@ export const pdkResponse = $freeze({
     throw EXIT;
   },
   setHeader(name: any, value: any) {
-    checkPhase('response.setHeader', HEADERS_WRITABLE);
-    const v = header(name, value, 'response.setHeader');
-    emit(['rs.set', name, v], name.length + v.length);
+    emitHeader('rs.set', 'response.setHeader', HEADERS_WRITABLE, name, value);
   },
   addHeader(name: any, value: any) {
-    checkPhase('response.addHeader', HEADERS_WRITABLE);
-    const v = header(name, value, 'response.addHeader');
-    emit(['rs.add', name, v], name.length + v.length);
+    emitHeader('rs.add', 'response.addHeader', HEADERS_WRITABLE, name, value);
   },
   clearHeader(name: any) {
     checkPhase('response.clearHeader', HEADERS_WRITABLE);

@@ -2,21 +2,17 @@
 // Arguments come from plugin code: typed `any`, each checked here before use.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import type { PdkServiceRequest } from '../types.ts';
-import { $apply, $encode, $freeze, $isArray, $keys, $slice, checkPhase, emit, header, realm, request, setBodyOut, str, tooLarge, type Satisfies } from './prelude.ts';
+import { $apply, $encode, $freeze, $isArray, $keys, $slice, checkPhase, emit, emitHeader, header, realm, request, setBodyOut, str, tooLarge, type Satisfies } from './prelude.ts';
 import { encodeBody } from './bodies.ts';
 
 export const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
 
 export const pdkServiceRequest = $freeze({
   setHeader(name: any, value: any) {
-    checkPhase('serviceRequest.setHeader', BEFORE_UPSTREAM);
-    const v = header(name, value, 'serviceRequest.setHeader');
-    emit(['sq.set', name, v], name.length + v.length);
+    emitHeader('sq.set', 'serviceRequest.setHeader', BEFORE_UPSTREAM, name, value);
   },
   addHeader(name: any, value: any) {
-    checkPhase('serviceRequest.addHeader', BEFORE_UPSTREAM);
-    const v = header(name, value, 'serviceRequest.addHeader');
-    emit(['sq.add', name, v], name.length + v.length);
+    emitHeader('sq.add', 'serviceRequest.addHeader', BEFORE_UPSTREAM, name, value);
   },
   clearHeader(name: any) {
     checkPhase('serviceRequest.clearHeader', BEFORE_UPSTREAM);
