@@ -39,6 +39,21 @@ function copyPlugin(dir: string, name: string): string {
 
 export type GatewayConfig = { file: string; description: string };
 
+/** One tenant whose one plugin (micro-ops.ts) makes `reads` getHeader, `writes` setHeader and `waits` awaited cache.get calls in access (bench:micro). */
+export function microOpsConfig(dir: string, reads: number, writes: number, waits: number): GatewayConfig {
+  mkdirSync(dir, { recursive: true });
+  const p = copyPlugin(dir, 'micro-ops.ts');
+  const file = join(dir, `micro-ops-${reads}-${writes}-${waits}.yaml`);
+  writeFileSync(file, head(0) + `tenants:
+  - name: bench
+    services: [{ name: up, url: "http://127.0.0.1:9" }]
+    routes: [{ name: all, service: up, paths: [/] }]
+    plugins:
+      - { name: micro-ops, path: ./${p}, config: { reads: ${reads}, writes: ${writes}, waits: ${waits} } }
+`);
+  return { file, description: `one plugin: ${reads} reads, ${writes} writes, ${waits} async calls in access` };
+}
+
 /** One tenant, `plugins` header plugins (0: none) on route "/"; `access: false` turns the access log off. */
 export function chainConfig(dir: string, name: string, port: number, upstream: string, plugins: number, access = true): GatewayConfig {
   mkdirSync(dir, { recursive: true });

@@ -6,19 +6,24 @@
  *   npm run bench:micro [-- --rounds 5 --quick --out DIR]
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import pino from 'pino';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import ivm from 'isolated-vm';
 import { compileConfig } from '../../core/config/compile.ts';
 import { loadConfigFile } from '../../core/config/load.ts';
 import { applyOps, type OpTarget } from '../../pdk-bridge/host/ops.ts';
+import { HostServices } from '../../pdk-bridge/host/services/index.ts';
+import { settleChain } from '../../pdk-bridge/host/wait.ts';
+import { createCounterStores } from '../../core/state/index.ts';
 import { PHASE } from '../../pdk-bridge/host/phases.ts';
 import { loadPlugin } from '../../sandbox/plugin-loader.ts';
 import type { TenantProgram } from '../../sandbox/program.ts';
 import type { RunResult } from '../../sandbox/run-result.ts';
+import { SandboxCaller, Suspended } from '../../sandbox/phase-caller.ts';
 import { TenantSandbox } from '../../sandbox/tenant-sandbox.ts';
 import { Watchdog } from '../../sandbox/watchdog.ts';
-import { chainConfig } from '../lib/configs.ts';
+import { chainConfig, microOpsConfig } from '../lib/configs.ts';
 import { ROOT, hostId, machineInfo } from '../lib/machine.ts';
 import { allowedCpus, pinSelf } from '../lib/procs.ts';
 import { fmt, fmtS, percentile, summarize, type Summary } from '../lib/stats.ts';
@@ -52,6 +57,13 @@ async function program(plugins: number): Promise<TenantProgram> {
   return compiled.programs.get('bench')!;
 }
 
+/** A tenant whose one plugin makes `reads` getHeader, `writes` setHeader and `waits` awaited cache.get calls in access. */
+async function opsProgram(reads: number, writes: number, waits: number): Promise<TenantProgram> {
+  const { file } = microOpsConfig(cfgDir, reads, writes, waits);
+  const compiled = await compileConfig(await loadConfigFile(file), file);
+  return compiled.programs.get('bench')!;
+}
+
 // A realistic request snapshot: what core/proxy.ts hands to plugins.
 const REQ_HEADERS = {
   host: '127.0.0.1:8000',
@@ -67,7 +79,7 @@ const RESP_HEADERS = { 'content-type': 'application/json', 'content-length': '10
 const reqJson = reqSnapshot();
 const respJson = JSON.stringify({ s: 200, h: RESP_HEADERS });
 
-type Case = { name: string; unit: 'ns' | 'us' | 'ms'; iterations: number; setup?: () => Promise<void> | void; op: () => void; note: string };
+type Case = { name: string; unit: 'ns' | 'us' | 'ms'; iterations: number; op: () => void | Promise<void>; note: string };
 
 const watchdog = new Watchdog();
 const sandboxes: TenantSandbox[] = [];
@@ -82,6 +94,28 @@ const sb5 = new TenantSandbox(p5, watchdog);
 sandboxes.push(sb1, sb5);
 sb1.warm();
 sb5.warm();
+// Operation classes: the same one-plugin crossing with none, 100 reads, 100 writes, 1 async call.
+const OPS_N = 100;
+const sbOps = {
+  none: new TenantSandbox(await opsProgram(0, 0, 0), watchdog),
+  reads: new TenantSandbox(await opsProgram(OPS_N, 0, 0), watchdog),
+  writes: new TenantSandbox(await opsProgram(0, OPS_N, 0), watchdog),
+  wait: new TenantSandbox(await opsProgram(0, 0, 1), watchdog),
+};
+for (const sb of Object.values(sbOps)) {
+  sandboxes.push(sb);
+  sb.warm();
+}
+const services = new HostServices(await createCounterStores({ mode: 'local' }), pino({ level: 'silent' }));
+const noMeter = () => {};
+// The async call goes through the gateway's own path (PhaseCaller: charged to the tenant's budget), so its base does too.
+const callers = { none: new SandboxCaller(sbOps.none, noMeter), wait: new SandboxCaller(sbOps.wait, noMeter) };
+async function awaitedCall(caller: SandboxCaller): Promise<void> {
+  const r = caller.call(0, PHASE.ACCESS, reqJson, '', '', undefined, '', false);
+  const done = r instanceof Suspended ? await settleChain(caller, r, services, noMeter) : r;
+  if (done.faults.length > 0) throw new Error(`micro: the async chain faulted: ${JSON.stringify(done.faults)}`);
+  sink = done;
+}
 const bundle = await loadPlugin(join(ROOT, 'bench', 'plugins', 'header.ts'));
 
 // Operations as a real 5-plugin access call returns them.
@@ -96,6 +130,11 @@ const cases: Case[] = [
   { name: 'crossing: access, 1 header plugin', unit: 'us', iterations: 20000, op: () => void (sink = sb1.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'TenantSandbox.run: snapshot in, ops out, one applySync, no per-call timer' },
   { name: 'crossing: headerFilter, 1 header plugin', unit: 'us', iterations: 20000, op: () => void (sink = sb1.run(0, PHASE.HEADER_FILTER, reqJson, respJson, '')), note: 'with the response snapshot' },
   { name: 'crossing: access, 5 header plugins (one call)', unit: 'us', iterations: 10000, op: () => void (sink = sb5.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'the whole chain in one crossing' },
+  { name: 'crossing: access, 1 plugin, no PDK call', unit: 'us', iterations: 20000, op: () => void (sink = sbOps.none.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'the base of the operation classes below' },
+  { name: `crossing: access, 1 plugin, ${OPS_N} request.getHeader`, unit: 'us', iterations: 10000, op: () => void (sink = sbOps.reads.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'snapshot reads' },
+  { name: `crossing: access, 1 plugin, ${OPS_N} response.setHeader`, unit: 'us', iterations: 10000, op: () => void (sink = sbOps.writes.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'operation writes (encoded, copied out; not applied)' },
+  { name: 'crossing: access, 1 plugin, no PDK call, charged', unit: 'us', iterations: 10000, op: () => awaitedCall(callers.none), note: "through the gateway's PhaseCaller (budget charged): the async call's base" },
+  { name: 'crossing: access, 1 plugin, 1 awaited cache.get', unit: 'us', iterations: 10000, op: () => awaitedCall(callers.wait), note: 'suspend, host cache lookup, resume: one async call (charged)' },
   { name: 'snapshot build (request JSON)', unit: 'ns', iterations: 200000, op: () => void (sink = reqSnapshot()), note: `JSON.stringify of the request (${reqJson.length} bytes)` },
   { name: 'snapshot build (response JSON)', unit: 'ns', iterations: 200000, op: () => void (sink = JSON.stringify({ s: 200, h: RESP_HEADERS })), note: 'headerFilter phase input' },
   {
@@ -136,12 +175,13 @@ for (let r = 0; r < ROUNDS; r++) {
   for (let i = 0; i < cases.length; i++) {
     const c = cases[i];
     const n = Math.max(10, Math.round(c.iterations * SCALE));
-    for (let w = 0; w < Math.min(n, 200); w++) c.op(); // warm-up
+    for (let w = 0; w < Math.min(n, 200); w++) await c.op(); // warm-up
     const times = new Float64Array(n);
     const start = performance.now();
     for (let k = 0; k < n; k++) {
       const a = performance.now();
-      c.op();
+      const p = c.op();
+      if (p !== undefined) await p;
       times[k] = performance.now() - a;
     }
     const total = performance.now() - start;
@@ -160,6 +200,20 @@ for (const r of results) {
 for (const sb of sandboxes) sb.dispose();
 await watchdog.stop();
 
+/** Cost of one operation of a class: its crossing's round means minus the base's, per round, median. */
+function perOp(name: string, base: string, count: number, unit: 'ns' | 'us'): { name: string; cost: Summary | null } {
+  const a = results.find((r) => r.name === name)!.rounds;
+  const b = results.find((r) => r.name === base)!.rounds;
+  const scale = unit === 'ns' ? 1000 : 1;
+  return { name, cost: summarize(a.map((x, i) => ((x.mean - b[i].mean) * scale) / count)) };
+}
+const baseName = 'crossing: access, 1 plugin, no PDK call';
+const classes = [
+  { what: 'snapshot read (`request.getHeader`)', unit: 'ns' as const, ...perOp(`crossing: access, 1 plugin, ${OPS_N} request.getHeader`, baseName, OPS_N, 'ns') },
+  { what: 'operation write (`response.setHeader`)', unit: 'ns' as const, ...perOp(`crossing: access, 1 plugin, ${OPS_N} response.setHeader`, baseName, OPS_N, 'ns') },
+  { what: 'async call (`await cache.get`)', unit: 'us' as const, ...perOp('crossing: access, 1 plugin, 1 awaited cache.get', 'crossing: access, 1 plugin, no PDK call, charged', 1, 'us') },
+];
+
 const m = machineInfo(allowed);
 const L = [
   '# Isogate micro-benchmarks (sandbox boundary)',
@@ -173,10 +227,18 @@ const L = [
     return `| ${r.name} | ${fmtS(r.mean, d)} | ${fmt(r.p50?.median, d)} | ${fmt(r.p99?.median, d)} | ${r.unit} | ${r.note} |`;
   }),
   '',
+  '## Cost per operation class',
+  '',
+  `One operation's cost inside a crossing: the crossing with ${OPS_N} of them (1 for the async call) minus the crossing with no PDK call, per round, median (min–max).`,
+  '',
+  '| operation class | cost | unit |',
+  '|---|---:|---|',
+  ...classes.map((c) => `| ${c.what} | ${fmtS(c.cost, c.unit === 'ns' ? 0 : 2)} | ${c.unit} |`),
+  '',
 ];
 const md = L.join('\n');
 writeFileSync(join(outDir, 'micro.md'), md);
-writeFileSync(join(outDir, 'micro.json'), JSON.stringify({ startedAt: new Date(t0).toISOString(), rounds: ROUNDS, cpu, machine: m, results }, null, 2) + '\n');
+writeFileSync(join(outDir, 'micro.json'), JSON.stringify({ startedAt: new Date(t0).toISOString(), rounds: ROUNDS, cpu, machine: m, results, classes }, null, 2) + '\n');
 if (values.out === undefined) {
   const latest = join(ROOT, 'bench', 'results', 'latest');
   mkdirSync(latest, { recursive: true });
