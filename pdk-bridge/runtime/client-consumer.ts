@@ -68,8 +68,8 @@ function frozenRecord(r: any): any {
 }
 
 // Lookups (async: loadConsumer, findCredential, getConsumerGroups in rewrite, access and
-// response; verifyPassword, verifyCredentialSignature in rewrite and access): the tenant's consumers and credentials
-// are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
+// response; verifyPassword, verifyCredentialSignature in rewrite and access): the tenant's
+// consumers and credentials are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
 // public record, a credential's id and kind, or a boolean: a password is checked and a
 // signature verified on the host, so no hash, secret or public key enters the isolate.
 // The host's answer is checked by the service (pdk-bridge/host/services/consumers.ts); typed by the PdkClientConsumer interface.

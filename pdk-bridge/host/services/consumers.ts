@@ -7,7 +7,7 @@ import { argString, ServiceError, type CallContext, type Service } from './types
 
 /**
  * The tenant's consumers and credentials for authentication plugins
- * (pdk-bridge/runtime/44-client-consumer.js): Kong's kong.client.load_consumer, and the
+ * (pdk-bridge/runtime/client-consumer.ts): Kong's kong.client.load_consumer, and the
  * lookups Kong's key-auth, basic-auth, jwt and acl plugins make in their DAO.
  *
  * What leaves for the isolate is a consumer's public record, a credential's id, kind and
@@ -17,8 +17,10 @@ import { argString, ServiceError, type CallContext, type Service } from './types
  *
  * Every lookup reads the index of the request's route (CallContext.consumers): one
  * tenant's index holds only its consumers, so no id of another tenant is ever found.
+ *
+ * Phases: the lookups LOOKUP_PHASES (rewrite, access, response), the credential checks
+ * (verifyPassword, verifySignature) only before the upstream (see PHASE_MASKS.LOOKUP_PHASES).
  */
-/** The credential checks: before the upstream only (see PHASE_MASKS.LOOKUP_PHASES). */
 const CHECK_PHASES = PHASE_MASKS.BEFORE_UPSTREAM;
 const FINDABLE = new Set(['key-auth', 'basic-auth', 'jwt']);
 const ID_CHARS = OUTPUT_CAPS.maxAuthFieldChars;
