@@ -123,10 +123,14 @@ function upstream(req: IncomingMessage, res: ServerResponse): void {
   res.end(body);
 }
 
+/** Ids of the calls the outbound host got, in order. */
+const sideHits: string[] = [];
+
 /** The allowlisted outbound host. */
 function side(req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url!, 'http://x');
   const id = url.searchParams.get('id');
+  sideHits.push(String(id));
   if (url.pathname === '/wait') {
     setTimeout(() => res.end('slow:' + id), Number(url.searchParams.get('ms') ?? 0));
     return;
@@ -288,7 +292,8 @@ tenants:
     const from = lines.length;
     const ac = new AbortController();
     const gone = fetch(`${gw.url}/r`, { headers: { 'x-mode': 'slow', 'x-id': 'gone', 'x-delay': '300' }, signal: ac.signal }).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 100));
+    // the response phase is waiting once its outbound call arrived
+    await waitFor(() => sideHits.includes('gone'), 5000, 'the chain to wait');
     ac.abort();
     // no response head reached the client while the chain waited (fetch would have resolved)
     expect(await gone).toBeInstanceOf(Error);
