@@ -13,7 +13,7 @@ import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
 import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 import { readClientBody, type ClientBody } from './request-body.ts';
-import { BodyFilterStream, ResponseBuffer } from './response-body.ts';
+import { BodyFilterStream, ResponseBuffer, type Buffered } from './response-body.ts';
 import { resolveTarget } from './request-target.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -197,7 +197,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   pluginsLost(err: unknown): void {
     const errorId = (this.state.errorId = newErrorId());
     this.ctx.log.error({ tenant: this.route.tenant, route: this.route.name, errorId, err: String((err as Error)?.message) }, 'async plugin phase failed');
-    if (!this.closed && !this.res.headersSent) this.sentHeaders = sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+    if (this.closed) return;
+    // sendError cuts a response whose headers are out rather than leave the client waiting
+    const sent = sendError(this.res, 'ISG_ERR_INTERNAL', errorId);
+    if (sent !== null) this.sentHeaders = sent;
   }
 
   /** Sends the request upstream, as the plugins left it. */
@@ -387,6 +390,18 @@ class Exchange implements Dispatcher.DispatchHandler {
   finishBuffered(buffer: ResponseBuffer): void {
     this.buffer = null;
     const r = buffer.run(this);
+    if (r instanceof Promise) {
+      // the chain waits on async PDK calls: nothing is sent until it ended
+      // (a throw of ours in what follows is caught too: it would otherwise be an unhandled rejection)
+      r.then((v) => this.afterResponse(buffer, v)).catch((err: unknown) => this.pluginsLost(err));
+      return;
+    }
+    this.afterResponse(buffer, r);
+  }
+
+  /** After the response phase; a client gone while its chain waited gets nothing. */
+  afterResponse(buffer: ResponseBuffer, r: Buffered | RequestFailure): void {
+    if (this.closed) return;
     if ('fault' in r) {
       this.fail(r);
       return;

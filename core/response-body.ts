@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/phases.ts';
 import { OUTPUT_CAPS } from '../sandbox/limits.ts';
-import { recordFault, runFilterPhase, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
+import { recordFault, runFilterPhase, runPhase, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute } from './route.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -48,6 +48,9 @@ function tooLarge(ex: BodyExchange, phase: number, detail: string): RequestFailu
   return { fault, errorId };
 }
 
+/** A buffered response after its response phase: what headerFilter and bodyFilter go on with. */
+export type Buffered = { status: number; headers: Headers; body: Buffer; upstreamText: string };
+
 /**
  * The response phase's buffer (Kong's buffered proxying): the whole upstream body, up to
  * OUTPUT_CAPS.maxBodyBytes, for chains with a `response` handler, or a request whose
@@ -77,18 +80,27 @@ export class ResponseBuffer {
 
   /**
    * Runs the response phase on the whole response; returns the status, headers and body to
-   * go on with (headerFilter and bodyFilter still run), or the failure.
+   * go on with (headerFilter and bodyFilter still run), or the failure. A chain that waits
+   * on async PDK calls returns a Promise of the same, settled when it ended (each plugin
+   * within its wallMs, wait.ts); the body stays here meanwhile and nothing is sent. A chain
+   * that does not wait answers synchronously: no Promise is made.
    */
-  run(ex: BodyExchange): { status: number; headers: Headers; body: Buffer; upstreamText: string } | RequestFailure {
+  run(ex: BodyExchange): Buffered | RequestFailure | Promise<Buffered | RequestFailure> {
     const body = Buffer.concat(this.#chunks, this.#bytes);
     this.#chunks = [];
-    const target = ex.target!;
     const upstreamText = body.toString('utf8');
     // buffered for serviceRequest.enableBuffering() alone: no response phase to run
     if ((ex.state.phases & PHASE.RESPONSE) !== 0) {
-      const failure = runFilterPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, target, upstreamText);
+      const failure = runPhase(ex.ctx, ex.route, PHASE.RESPONSE, ex.requestJson(), JSON.stringify({ s: this.status, h: this.headers }), ex.state, ex.target!, upstreamText);
+      if (failure instanceof Promise) return failure.then((f) => f ?? this.#result(ex, body, upstreamText));
       if (failure !== null) return failure;
     }
+    return this.#result(ex, body, upstreamText);
+  }
+
+  /** The response as the phase's operations left it. */
+  #result(ex: BodyExchange, body: Buffer, upstreamText: string): Buffered {
+    const target = ex.target!;
     const headers = { ...this.headers };
     if (target.responseEdits !== null) {
       applyHeaderEdits(headers, target.responseEdits);

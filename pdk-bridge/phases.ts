@@ -57,11 +57,19 @@ export const PHASE_MASKS = {
   /** The upstream's body may be there to read (serviceResponse.getRawBody): buffered for a response phase or by enableBuffering. */
   HAS_SERVICE_BODY: P.RESPONSE | P.HEADER_FILTER,
   /**
-   * Phases whose chains may wait on async PDK calls (cache, counters, http): Kong's
-   * cosockets in rewrite, access and log, not in the header or body filter. `response`
-   * could be added here (Kong allows cosockets there); the host runs it synchronously today.
+   * Phases whose chains may wait on async PDK calls (cache, counters, crypto, http): Kong's
+   * cosockets in rewrite, access, response and log, not in the header or body filter
+   * (those run per response or per chunk with the client's bytes in flight).
    */
-  ASYNC_PHASES: P.REWRITE | P.ACCESS | P.LOG,
+  ASYNC_PHASES: P.REWRITE | P.ACCESS | P.RESPONSE | P.LOG,
+  /**
+   * The consumer lookups (client.loadConsumer, findCredential, getConsumerGroups): async,
+   * in rewrite and access, and in `response` (Kong's load_consumer is allowed there too).
+   * The credential checks (verifyPassword, verifyCredentialSignature) are BEFORE_UPSTREAM:
+   * authentication happens before the upstream, and each phase that allows them is another
+   * ASYNC_CAPS.maxPasswordChecks scrypt runs a request could buy.
+   */
+  LOOKUP_PHASES: P.REWRITE | P.ACCESS | P.RESPONSE,
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
 } as const;

@@ -251,7 +251,9 @@ export interface PdkClientConsumer {
     credential: { id: string; kind?: string } | null,
   ): void;
   /**
-   * Async lookups in the tenant's consumers (rewrite and access), answered by the host.
+   * Async lookups in the tenant's consumers, answered by the host: loadConsumer,
+   * findCredential and getConsumerGroups in rewrite, access and response; verifyPassword
+   * and verifyCredentialSignature in rewrite and access.
    * Kong's kong.client.load_consumer: by id, else (byUsername) by username; null when none.
    */
   loadConsumer(idOrUsername: string, byUsername?: boolean): Promise<PdkConsumer | null>;
@@ -280,7 +282,7 @@ export type PdkLookedUpCredential = {
 /** JSON data: what the cache keeps and what async calls carry. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
-/** Async calls (rewrite, access, log): each crosses to the host; see pdk-bridge/README.md "Async calls". */
+/** Async calls (rewrite, access, response, log): each crosses to the host; see pdk-bridge/README.md "Async calls". */
 export interface PdkCache {
   /** The value; null for a cached miss (negTtl); undefined when nothing is cached. */
   get(key: string): Promise<Json | undefined>;

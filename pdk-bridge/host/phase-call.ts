@@ -116,7 +116,7 @@ type Retry = number[];
  *
  * Returns null to go on, or the failure to answer with; synchronously when the chain
  * finished in its call (always, for a chain that makes no async PDK call), a Promise of
- * the same when it waits on async calls (rewrite, access and log only).
+ * the same when it waits on async calls (rewrite, access, response and log only).
  */
 export function runPhase(
   ctx: PipelineContext,
@@ -311,7 +311,7 @@ function concludeLog(ctx: PipelineContext, route: RuntimeRoute, r: RunResult): v
   if (bad !== null) recordFault(ctx, route, PHASE.LOG, { outcome: 'bad_return', instance: bad.instance, detail: bad.detail }, false);
 }
 
-/** response, headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
+/** headerFilter and bodyFilter: their chains never wait (async PDK calls are refused there), so runPhase answers at once. */
 export function runFilterPhase(ctx: PipelineContext, route: RuntimeRoute, phase: number, reqJson: string, phaseJson: string, state: RequestState, target: OpTarget, body?: string | null, last?: boolean): RequestFailure | null {
   return runPhase(ctx, route, phase, reqJson, phaseJson, state, target, body, last) as RequestFailure | null;
 }

@@ -5,8 +5,8 @@
 // them on its event loop and makes a new call, api.resume, with the answers, which
 // settles the promises here. Arguments are checked and capped here, at the call.
 //
-// Kong allows its cosockets in rewrite, access and log, not in the header or body filter:
-// so do we (the mask is the phase table's, pdk-bridge/phases.ts).
+// Kong allows its cosockets in rewrite, access, response and log, not in the header or
+// body filter: so do we (the mask is the phase table's, pdk-bridge/phases.ts).
 //
 // A chain that waits on async calls is suspended: the call's state and this module's are
 // saved in a frame (frames.ts) and put back when the host resumes it, so other

@@ -20,7 +20,8 @@ import { $create, $freeze, $isArray, $keys, ANY_PHASE, bare, checkPhase, emit, l
 import { consumerChain } from './consumer-chains.ts';
 import { asyncCall, shortStr } from './async.ts';
 
-const AUTH_PHASES = PHASES.masks.BEFORE_UPSTREAM; // rewrite, access
+const AUTH_PHASES = PHASES.masks.BEFORE_UPSTREAM; // rewrite, access: authenticate and the credential checks
+const LOOKUP_PHASES = PHASES.masks.LOOKUP_PHASES; // rewrite, access, response: the consumer lookups
 
 export let authConsumer: Readonly<Record<string, unknown>> | null = null; // consumer set by authenticate in this call (a frozen view), or null
 export let authCredential: Readonly<Record<string, unknown>> | null = null;
@@ -66,15 +67,16 @@ function frozenRecord(r: any): any {
   return r;
 }
 
-// Lookups (async, rewrite and access: 07-async.js): the tenant's consumers and credentials
-// are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
+// Lookups (async: loadConsumer, findCredential, getConsumerGroups in rewrite, access and
+// response; verifyPassword, verifyCredentialSignature in rewrite and access): the tenant's
+// consumers and credentials are on the host (pdk-bridge/host/services/consumers.ts). What comes back is a consumer's
 // public record, a credential's id and kind, or a boolean: a password is checked and a
 // signature verified on the host, so no hash, secret or public key enters the isolate.
 // The host's answer is checked by the service (pdk-bridge/host/services/consumers.ts); typed by the PdkClientConsumer interface.
-function lookup(fn: string, method: string, values: readonly unknown[]): Promise<any> {
+function lookup(fn: string, method: string, values: readonly unknown[], phases = LOOKUP_PHASES): Promise<any> {
   const a = list();
   for (let i = 0; i < values.length; i++) a[i] = values[i];
-  return asyncCall('client.' + fn, AUTH_PHASES, 'consumers', method, a, false);
+  return asyncCall('client.' + fn, phases, 'consumers', method, a, false);
 }
 
 export const pdkClientConsumer = {
@@ -98,7 +100,7 @@ export const pdkClientConsumer = {
   },
   /** basic-auth: true when `password` is the credential's; checked on the host (scrypt). */
   verifyPassword(credentialId: unknown, password: unknown) {
-    return lookup('verifyPassword', 'verifyPassword', [shortStr(credentialId, 'client.verifyPassword: credential id', CAPS.maxAuthFieldChars), shortStr(password, 'client.verifyPassword: password', CAPS.maxPasswordChars)]);
+    return lookup('verifyPassword', 'verifyPassword', [shortStr(credentialId, 'client.verifyPassword: credential id', CAPS.maxAuthFieldChars), shortStr(password, 'client.verifyPassword: password', CAPS.maxPasswordChars)], AUTH_PHASES);
   },
   /**
    * jwt: true when `signature` (base64url) signs `signingInput` under the credential's
@@ -112,7 +114,7 @@ export const pdkClientConsumer = {
       shortStr(signingInput, 'client.verifyCredentialSignature: signing input', CAPS.maxSigningInputChars),
       shortStr(signature, 'client.verifyCredentialSignature: signature', CAPS.maxSignatureChars),
       b64,
-    ]);
+    ], AUTH_PHASES);
   },
   /** The authenticated consumer ({ id, username, customId, tags }), or null. Never a credential. */
   getConsumer() {

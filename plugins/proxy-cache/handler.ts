@@ -6,9 +6,9 @@ import type { Json, Pdk } from '../../pdk-bridge/types.ts';
  * the response phase (the whole upstream response, buffered) decides whether the answer is
  * cacheable and keeps the entry in ctx.plugin; log stores it.
  *
- * Why log stores, not response: async PDK calls are allowed in rewrite, access and log
- * only (ASYNC_PHASES, pdk-bridge/phases.ts); the host runs the response phase
- * synchronously. So the entry rides in pdk.ctx from response to log, and its size is
+ * Why log stores, not response: the response phase may await pdk.cache too, but the
+ * client would wait for the store; Kong stores off the request path as well (a timer from
+ * body_filter). So the entry rides in pdk.ctx from response to log, and its size is
  * bounded by the ctx cap (OUTPUT_CAPS.maxCtxBytes, 64 KB for the whole ctx): an entry
  * whose JSON is over MAX_ENTRY characters is not cached (Bypass). The entry is stored
  * after the client has its answer, so the next request may still be a Miss.

@@ -181,7 +181,7 @@ tenants:
 
   it('refuses async calls in headerFilter with the phase error', async () => {
     const r = await send(`${gw.url}/w`, { headers: { 'x-id': 'h', 'x-delay': '0' } });
-    expect(r.headers['x-hf-refused']).toBe('cache.get is not allowed in phase headerFilter (allowed in: rewrite, access, log)');
+    expect(r.headers['x-hf-refused']).toBe('cache.get is not allowed in phase headerFilter (allowed in: rewrite, access, response, log)');
   });
 
   it('a phase waiting past wallMs faults as timeout: 504 with an error id', async () => {

@@ -81,7 +81,7 @@ describe('pdk.client lookups', () => {
 
   it('lookups are refused outside rewrite and access, naming the phases', async () => {
     const r = await send(`${gw.url}/`, { headers: { 'x-late': '1' } });
-    expect(r.headers['x-late']).toBe('client.findCredential is not allowed in phase headerFilter (allowed in: rewrite, access)');
+    expect(r.headers['x-late']).toBe('client.findCredential is not allowed in phase headerFilter (allowed in: rewrite, access, response)');
   });
 
   it('a reload is seen by the next request, even when the tenant keeps its isolate', async () => {

@@ -6,6 +6,7 @@ import type ivm from 'isolated-vm';
 import { describe, expect, it } from 'vitest';
 import { HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
 import { OP_PHASES } from '../../pdk-bridge/host/ops.ts';
+import { SERVICES } from '../../pdk-bridge/host/services/index.ts';
 import { createBlank } from '../../sandbox/blank.ts';
 
 const RUNTIME_DIR = join(import.meta.dirname, '..', '..', 'pdk-bridge', 'runtime');
@@ -36,6 +37,16 @@ describe('the phase table', () => {
   it('every operation the host accepts is allowed only in known phases', () => {
     const all = PHASE_MASKS.ANY_PHASE;
     for (const [op, mask] of Object.entries(OP_PHASES)) expect(mask & ~all, op).toBe(0);
+  });
+
+  it('chains wait only where Kong allows cosockets: never in headerFilter or bodyFilter', () => {
+    expect(PHASE_MASKS.ASYNC_PHASES).toBe(PHASE.REWRITE | PHASE.ACCESS | PHASE.RESPONSE | PHASE.LOG);
+    expect(PHASE_MASKS.ASYNC_PHASES & (PHASE.HEADER_FILTER | PHASE.BODY_FILTER)).toBe(0);
+    // the consumer lookups are async calls: never in a phase that cannot wait
+    expect(PHASE_MASKS.LOOKUP_PHASES & ~PHASE_MASKS.ASYNC_PHASES).toBe(0);
+    expect(PHASE_MASKS.BEFORE_UPSTREAM & ~PHASE_MASKS.ASYNC_PHASES).toBe(0);
+    // and the host's services (which check the phase again) allow none elsewhere
+    for (const svc of SERVICES) for (const [m, def] of Object.entries(svc.methods)) expect(def.phases & ~PHASE_MASKS.ASYNC_PHASES, `${svc.name}.${m}`).toBe(0);
   });
 
   it('no runtime file defines a phase bit, name list or mask of its own', () => {

@@ -1,13 +1,13 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { verifyPassword as scryptVerify, type ConsumerIndex, type Credential } from '../../../core/consumers/index.ts';
 import { ASYNC_CAPS, OUTPUT_CAPS } from '../../../sandbox/limits.ts';
-import { PHASE } from '../phases.ts';
+import { LOOKUP_PHASES, PHASE_MASKS } from '../phases.ts';
 import { verifyJws } from './crypto.ts';
 import { argString, ServiceError, type CallContext, type Service } from './types.ts';
 
 /**
  * The tenant's consumers and credentials for authentication plugins
- * (pdk-bridge/runtime/44-client-consumer.js): Kong's kong.client.load_consumer, and the
+ * (pdk-bridge/runtime/client-consumer.ts): Kong's kong.client.load_consumer, and the
  * lookups Kong's key-auth, basic-auth, jwt and acl plugins make in their DAO.
  *
  * What leaves for the isolate is a consumer's public record, a credential's id, kind and
@@ -17,8 +17,11 @@ import { argString, ServiceError, type CallContext, type Service } from './types
  *
  * Every lookup reads the index of the request's route (CallContext.consumers): one
  * tenant's index holds only its consumers, so no id of another tenant is ever found.
+ *
+ * Phases: the lookups LOOKUP_PHASES (rewrite, access, response), the credential checks
+ * (verifyPassword, verifySignature) only before the upstream (see PHASE_MASKS.LOOKUP_PHASES).
  */
-const LOOKUP_PHASES = PHASE.REWRITE | PHASE.ACCESS;
+const CHECK_PHASES = PHASE_MASKS.BEFORE_UPSTREAM;
 const FINDABLE = new Set(['key-auth', 'basic-auth', 'jwt']);
 const ID_CHARS = OUTPUT_CAPS.maxAuthFieldChars;
 /**
@@ -103,7 +106,7 @@ export const consumersService: Service = {
     },
     /** basic-auth: the password against the credential's scrypt hash, here; the answer is a boolean. */
     verifyPassword: {
-      phases: LOOKUP_PHASES,
+      phases: CHECK_PHASES,
       async run(args, cc) {
         const id = argString(args[0], 'credential id', ID_CHARS);
         const password = argString(args[1], 'password', OUTPUT_CAPS.maxPasswordChars);
@@ -124,7 +127,7 @@ export const consumersService: Service = {
      * `alg: none`, or HS256 keyed by an RS credential's public key, is false).
      */
     verifySignature: {
-      phases: LOOKUP_PHASES,
+      phases: CHECK_PHASES,
       run(args, cc) {
         const c = jwtCredential(cc, argString(args[0], 'credential id', ID_CHARS));
         const alg = argString(args[1], 'algorithm', 16);
