@@ -94,3 +94,43 @@ tenants:
     expect(r.headers['x-later']).toBeUndefined();
   });
 });
+
+const AUTH = pluginSource('auth', `
+export function access(pdk: any) {
+  const id = pdk.request.getHeader('x-consumer');
+  if (id !== undefined) pdk.client.authenticate({ id }, null);
+}`, 1000);
+
+describe("a failing configure, reached through a consumer's chain", () => {
+  let up: Upstream;
+  let gw: TestGateway;
+  const { logger, lines } = captureLogger('info');
+  beforeAll(async () => {
+    up = await startUpstream(echoHandler);
+    gw = await startGateway(`
+sandbox: { breaker: { faults: 100000 } }
+tenants:
+  - name: t1
+    services: [{ name: s, url: "http://127.0.0.1:${up.port}" }]
+    routes: [{ name: r, service: s, paths: [/r] }]
+    consumers: [{ id: c-alice, username: alice }]
+    plugins:
+      - { name: auth, path: ./auth.ts }
+      - { name: throws, path: ./throws.ts, consumer: c-alice }
+`, { 'auth.ts': AUTH, 'throws.ts': THROWS }, { logger });
+  });
+  afterAll(async () => {
+    await gw.stop();
+    await up.close();
+  });
+
+  it('runs nothing of the disabled plugin: the switched chain fails with the reason', async () => {
+    expect((await send(`${gw.url}/r`)).status).toBe(200); // the base chain has no instance of it
+    const r = await send(`${gw.url}/r`, { headers: { 'x-consumer': 'c-alice' } });
+    expect(r.status).toBe(500);
+    expect(r.headers['x-throws']).toBeUndefined();
+    const fault = lines.find((l) => String(l.msg).startsWith('plugin fault:'));
+    expect(fault).toMatchObject({ plugin: 'throws', reason: 'threw' });
+    expect(fault?.msg).toBe('plugin fault: Error: plugin disabled: its configure failed: Error: no key configured');
+  });
+});
