@@ -2,7 +2,7 @@ import ivm from 'isolated-vm';
 import { prepareModule, type Blank } from './blank.ts';
 import type { Fault } from './outcome.ts';
 import type { TenantProgram } from './program.ts';
-import type { WatchCells } from './watchdog.ts';
+import { KILL_NONE, type WatchCells } from './watchdog.ts';
 import { OUTPUT_CAPS } from './limits.ts';
 
 /** The runtime's entry points of a loaded tenant isolate. */
@@ -120,13 +120,17 @@ function configurePlugins(isolate: ivm.Isolate, api: Blank['api'], program: Tena
         cells.step[0]++;
         const out = configure.applySync(undefined, [index, owner]);
         cells.pluginDeadline[0] = 0;
+        // The watchdog may have judged this plugin's limit passed just as the call returned
+        // (its microtasks count): the stop is this plugin's, not the next one's.
+        if (cells.killed[0] !== KILL_NONE || isolate.isDisposed) throw new Error('stopped as its configure returned');
         const r = decodeConfigure(out);
         if (r.ops.length > 0) hooks.onConfigureOps?.(r.ops);
         if (r.failure !== '') hooks.disable(index, { outcome: r.outcome, instance: owner, detail: `plugin configure failed: ${r.failure}` });
       } catch (err) {
         cells.pluginDeadline[0] = 0;
         hooks.disable(index, hooks.classify(err, 'configure'));
-        if (isolate.isDisposed) throw new RetryLoad();
+        // stopped or going down (the watchdog sets its flag before it disposes): start over without it
+        if (isolate.isDisposed || cells.killed[0] !== KILL_NONE) throw new RetryLoad();
       }
     });
   } finally {

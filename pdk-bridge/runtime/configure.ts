@@ -44,7 +44,9 @@ export function configure(meta: Record<string, any>, index: number, owner: numbe
     const configs = meta.realm.parse(holes + ']');
     for (let k = 0; k < mine.length; k++) configs[k] = mine[k].config;
     $freeze(configs);
-    const r = meta.configure(meta.configurePdk, configs);
+    // Called as a plain function, not as meta's method: `this` must not be a runtime record.
+    const fn = meta.configure;
+    const r = fn(meta.configurePdk, configs);
     if (r !== null && (typeof r === 'object' || typeof r === 'function') && typeof r.then === 'function') {
       failure = 'configure returned a promise: it must be synchronous (no async PDK call is available there)';
     }

@@ -12,8 +12,10 @@ let calls = 0;
 let seen: unknown[] = [];
 let arrayFrozen = false;
 let pdkKeys = '';
-export function configure(pdk: ConfigurePdk, configs: readonly { greeting: string; n: number }[]) {
+let self = '';
+export function configure(this: unknown, pdk: ConfigurePdk, configs: readonly { greeting: string; n: number }[]) {
   calls++;
+  self = this === undefined ? 'undefined' : this === globalThis ? 'global' : 'leaked: ' + Object.keys(this as object).join(',');
   arrayFrozen = Object.isFrozen(configs) && Array.isArray(configs);
   seen = configs.map((c) => ({ ...c }));
   for (const c of configs) made.set(c, c.greeting.toUpperCase() + ':' + c.n);
@@ -22,7 +24,7 @@ export function configure(pdk: ConfigurePdk, configs: readonly { greeting: strin
 }
 export function access(pdk: any, config: object) {
   if (pdk.request.getHeader('x-spin') === '1') for (;;) {}
-  pdk.response.exit(200, { calls, seen, mine: made.get(config) ?? null, arrayFrozen, pdkKeys });
+  pdk.response.exit(200, { calls, seen, mine: made.get(config) ?? null, arrayFrozen, pdkKeys, self });
 }
 export const _typed = { name: 'conf', version: '1.0.0', priority: 100, configure, access } satisfies PluginModule<{ greeting: string; n: number }>;
 `);
@@ -76,6 +78,7 @@ describe('configure(configs)', () => {
     expect(a.mine).toBe('HI:1');
     expect(b.mine).toBe('HELLO:7');
     expect(a.pdkKeys).toBe('log,node log:debug,error,info,warn');
+    expect(['undefined', 'global']).toContain(a.self); // no runtime record as \`this\`
   });
 
   it('its log lines reach the gateway log with phase configure and the plugin named', () => {
