@@ -36,13 +36,13 @@ export type PoolMark = { touchedAt: number };
 export const CALL_SLACK_MS = 20;
 
 /**
- * The lifecycle of one tenant's isolate: created on first use (and once more if a plugin's
- * module took the first one down), dropped after a fault that left it unusable, released by
- * the pool, disposed with the sandbox. Remembers, for the sandbox's life, which plugins'
- * modules could not load.
+ * The lifecycle of one tenant's isolate: created on first use (and again for each plugin
+ * whose module or configure took it down), dropped after a fault that left it unusable,
+ * released by the pool, disposed with the sandbox. Remembers, for the sandbox's life, which
+ * plugins are disabled (their module could not load, or their configure failed).
  */
 export class IsolateLifecycle {
-  /** Plugin index -> why its module could not load (kept for the sandbox's life). */
+  /** Plugin index -> why it is disabled: its module could not load or its configure failed (kept for the sandbox's life). */
   readonly broken = new Map<number, Fault>();
   #program: TenantProgram;
   #tenant: string;
@@ -76,20 +76,25 @@ export class IsolateLifecycle {
     return this.#live !== null && !this.#live.isolate.isDisposed;
   }
 
-  /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
+  /**
+   * Runs #ensure, again while a plugin's module or configure took the isolate down with it.
+   * Each retry leaves one more plugin out, so there are at most as many as plugins, each
+   * bounded by that plugin's CPU limit: no more than one load of plugins all near their limits.
+   */
   ensureRetrying(): Live {
-    try {
-      return this.#ensure();
-    } catch (err) {
-      if (err instanceof RetryLoad) return this.#ensure();
-      throw err;
+    for (let tries = 0; ; tries++) {
+      try {
+        return this.#ensure();
+      } catch (err) {
+        if (!(err instanceof RetryLoad) || tries >= this.#program.plugins.length) throw err;
+      }
     }
   }
 
   /**
    * Creates the isolate and loads the tenant's plugins. Plugin code runs here (module
-   * top-level code, export getters), so this runs under the watchdog like any call: each
-   * plugin's module gets its instance's CPU limit, the whole load a call deadline, and the
+   * top-level code, export getters, configure), so this runs under the watchdog like any
+   * call: each plugin's module and configure get its instance's CPU limit, the whole load a call deadline, and the
    * crash beacon names the plugin if the process dies or wedges meanwhile.
    */
   #ensure(): Live {
