@@ -59,7 +59,9 @@ export function describeConfigureAttack(title: string, body: string, expectOutco
         h.disable();
         expect(calm.status).toBe(200);
         expect(calm.headers['x-benign']).toBe('ok');
-        expect(h.max / 1e6).toBeLessThan(600);
+        // Unbounded, it would never end. 30 ms of CPU, a rebuild and the watchdog's notice take
+        // ~60-130 ms of wall time here; CPU time is judged, so a loaded machine stretches it.
+        expect(h.max / 1e6).toBeLessThan(1500);
       });
 
       it(`its instances fail with an error id (outcome ${expectOutcome}), every time; the neighbour is served`, async () => {

@@ -52,7 +52,7 @@ tenants:
     h.disable();
     expect(calm.status).toBe(200);
     expect(calm.headers['x-benign']).toBe('ok');
-    expect(h.max / 1e6).toBeLessThan(1000); // two stops at 30 ms of CPU, each noticed within tens of ms
+    expect(h.max / 1e6).toBeLessThan(2000); // two stops at 30 ms of CPU each (judged on CPU time: a loaded machine stretches the wall time)
     expect(lab.logs.filter((l) => String(l.msg).startsWith('plugin disabled for this config')).map((l) => l.plugin).sort()).toEqual(['evil', 'evil2']);
     expectPluginFailed(await send(`${lab.url}/evil`));
     expectPluginFailed(await send(`${lab.url}/evil2`));
