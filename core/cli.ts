@@ -30,7 +30,7 @@ usage: isogate [--config FILE] [--workers N|auto] [--watch] [--echo PORT] [--che
                      \`workers\`; auto: one per core; 0: one process, no supervisor)
   --watch            reload when the config file or a plugin's files change (SIGHUP always reloads)
   --echo PORT        also start the built-in echo upstream on 127.0.0.1:PORT
-  --check            validate the config, build its plugins and type-check the TypeScript
+  --check            validate the config, build its plugins, run their configure and type-check the TypeScript
                      ones against the PDK types, then exit: 0 valid, 1 not. Type errors
                      are printed as warnings (file:line:col) and do not change the exit code
   --help             this text
@@ -71,6 +71,10 @@ const config = await loadConfigFile(configFile).catch(fail);
 if (values.check === true) {
   const { compileConfig } = await import('./config/compile.ts');
   const compiled = await compileConfig(config, configFile).catch(fail);
+  // What a worker would disable when it builds a tenant's isolate (a configure that throws or spins).
+  const { checkTenantLoads } = await import('./config/load-check.ts');
+  const problems = await checkTenantLoads(compiled);
+  if (problems.length > 0) fail(new ConfigError(configFile, problems));
   const { typeCheckPluginsApart } = await import('./config/typecheck.ts');
   const entries = [...compiled.programs.values()].flatMap((p) => p.plugins.map((b) => b.source));
   const types = await typeCheckPluginsApart(entries);

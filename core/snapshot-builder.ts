@@ -8,6 +8,7 @@ import type { CompiledConfig } from './config/compile.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { logSinkFor } from '../pdk-bridge/host/phase-call.ts';
+import { applyConfigureOps, logPluginDisabled } from '../pdk-bridge/host/configure-log.ts';
 import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { Snapshot } from './snapshot.ts';
@@ -99,6 +100,7 @@ export class SnapshotBuilder {
       const key = `${tenant}\0${program.key}`;
       let sb = this.#sandboxes.get(key);
       if (sb === undefined) {
+        const named = { tenant, instances: compiled.instances.get(tenant) ?? [] };
         sb = new TenantSandbox(program, watchdog, {
           onIsolateCreated: (t, ms) => {
             metrics.isolateCreated.labels(t).inc();
@@ -107,6 +109,8 @@ export class SnapshotBuilder {
           },
           onIsolateDisposed: (t, reason) => log.debug({ tenant: t, reason }, 'isolate disposed'),
           onCatastrophicError,
+          onPluginDisabled: (_t, fault) => logPluginDisabled(log, named, fault),
+          onConfigureOps: (_t, ops) => applyConfigureOps(log, named, ops),
           warm,
         });
         this.#sandboxes.set(key, sb);

@@ -19,6 +19,15 @@ export const PHASE = {
 
 export type PhaseBit = (typeof PHASE)[keyof typeof PHASE];
 
+/**
+ * Kong 3's `configure(configs)`: not a request phase (it is in neither PHASE nor
+ * PHASE_ORDER, so nothing that walks the request phases meets it), run when a tenant's
+ * isolate is built, once per plugin with all its instance configs. Its own bit so that the
+ * runtime can tell it from every request phase: only pdk.log's lines and pdk.node work
+ * there (PHASE_MASKS.WITHOUT_REQUEST).
+ */
+export const CONFIGURE = 64;
+
 /** Phases in the order a request meets them. */
 export const PHASE_ORDER: readonly PhaseBit[] = [PHASE.REWRITE, PHASE.ACCESS, PHASE.RESPONSE, PHASE.HEADER_FILTER, PHASE.BODY_FILTER, PHASE.LOG];
 
@@ -30,6 +39,7 @@ export const PHASE_NAME: Readonly<Record<number, string>> = {
   [PHASE.BODY_FILTER]: 'bodyFilter',
   [PHASE.RESPONSE]: 'response',
   [PHASE.LOG]: 'log',
+  [CONFIGURE]: 'configure',
 };
 
 /** Handler export name -> phase bit. */
@@ -72,11 +82,14 @@ export const PHASE_MASKS = {
   LOOKUP_PHASES: P.REWRITE | P.ACCESS | P.RESPONSE,
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
+  /** What needs no request: every phase and configure (pdk.node, pdk.log's lines). */
+  WITHOUT_REQUEST: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG | CONFIGURE,
 } as const;
 
 /** What the runtime imports (as `PHASES`). */
 export const RUNTIME_PHASES = {
   bits: PHASE,
+  configure: CONFIGURE,
   order: PHASE_ORDER,
   names: PHASE_NAME,
   masks: PHASE_MASKS,

@@ -345,3 +345,42 @@ export interface Pdk {
 
 /** A phase handler: gets the PDK and the instance's validated, frozen config. */
 export type Handler<C = Record<string, unknown>> = (pdk: Pdk, config: Readonly<C>) => void | Promise<void>;
+
+/**
+ * The PDK of `configure`: only what needs no request (its log lines go to the gateway log
+ * with phase "configure"). No request, response, ctx, cache, counters or http: configure
+ * runs while the tenant's isolate is built, synchronously, before any request.
+ */
+export interface ConfigurePdk {
+  readonly log: Pick<PdkLog, 'debug' | 'info' | 'warn' | 'error'>;
+  readonly node: PdkNode;
+}
+
+/**
+ * Kong 3's `configure(configs)`: called when the tenant's isolate is built (the first
+ * request after a start or a reload that changed the tenant, and again whenever that
+ * isolate is rebuilt), before any handler of the plugin runs there; once per plugin with
+ * the validated configs (defaults applied) of all its enabled instances of the tenant, in
+ * config order. Each element is the same frozen object a handler gets as `config`, so a
+ * WeakMap keyed by it keeps what configure made of it. Synchronous, under the plugin's
+ * CPU limit; a throw, a returned promise or a stop disables the plugin's instances for
+ * that config (their requests fail as a plugin fault; the tenant's other plugins serve).
+ */
+export type ConfigureHandler<C = Record<string, unknown>> = (pdk: ConfigurePdk, configs: readonly Readonly<C>[]) => void;
+
+/** A plugin module's exports (the short form, or a folder's handler): metadata, phase handlers, configure. */
+export interface PluginModule<C = Record<string, unknown>> {
+  readonly name: string;
+  readonly version: string;
+  readonly priority: number;
+  /** ['body']: the plugin reads the client's body (request.getRawBody/getBody). */
+  readonly reads?: readonly 'body'[];
+  readonly capabilities?: { readonly http?: readonly string[] };
+  readonly rewrite?: Handler<C>;
+  readonly access?: Handler<C>;
+  readonly response?: Handler<C>;
+  readonly headerFilter?: Handler<C>;
+  readonly bodyFilter?: Handler<C>;
+  readonly log?: Handler<C>;
+  readonly configure?: ConfigureHandler<C>;
+}

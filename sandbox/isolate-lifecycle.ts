@@ -5,7 +5,7 @@ import type { TenantProgram } from './program.ts';
 import { KILL_NONE, type WatchCells, type Watchdog } from './watchdog.ts';
 import { beacon } from './beacon.ts';
 import { createBlank, type WarmIsolates } from './blank.ts';
-import { RetryLoad, loadPlugins, type Entry } from './isolate-load.ts';
+import { RetryLoad, loadPlugins, moduleDeadlineMs, type Entry, type LoadStage } from './isolate-load.ts';
 
 export type SandboxEvents = {
   /** An isolate was created (cold start), with the time it took. */
@@ -15,6 +15,10 @@ export type SandboxEvents = {
   onCatastrophicError?(tenant: string, message: string): void;
   /** Where ready-made blank isolates come from (cold starts then only load plugins). */
   warm?: WarmIsolates;
+  /** A plugin was disabled for this program: its module failed to load or its configure failed (once per plugin). */
+  onPluginDisabled?(tenant: string, fault: Fault): void;
+  /** The operations of a plugin's configure (its log lines), unchecked: validate before use. */
+  onConfigureOps?(tenant: string, ops: readonly unknown[]): void;
 };
 
 /** A tenant's loaded isolate, with its runtime's entry points. */
@@ -32,13 +36,13 @@ export type PoolMark = { touchedAt: number };
 export const CALL_SLACK_MS = 20;
 
 /**
- * The lifecycle of one tenant's isolate: created on first use (and once more if a plugin's
- * module took the first one down), dropped after a fault that left it unusable, released by
- * the pool, disposed with the sandbox. Remembers, for the sandbox's life, which plugins'
- * modules could not load.
+ * The lifecycle of one tenant's isolate: created on first use (and again for each plugin
+ * whose module or configure took it down), dropped after a fault that left it unusable,
+ * released by the pool, disposed with the sandbox. Remembers, for the sandbox's life, which
+ * plugins are disabled (their module could not load, or their configure failed).
  */
 export class IsolateLifecycle {
-  /** Plugin index -> why its module could not load (kept for the sandbox's life). */
+  /** Plugin index -> why it is disabled: its module could not load or its configure failed (kept for the sandbox's life). */
   readonly broken = new Map<number, Fault>();
   #program: TenantProgram;
   #tenant: string;
@@ -49,7 +53,7 @@ export class IsolateLifecycle {
   #mark: PoolMark;
   #live: Live | null = null;
   #disposed = false;
-  /** Call deadline for creating the isolate: every plugin's CPU limit, plus slack. */
+  /** Call deadline for creating the isolate: every instance's CPU limit, each plugin's once more for its configure, plus slack. */
   #loadBudgetMs: number;
 
   constructor(program: TenantProgram, watchdog: Watchdog, events: SandboxEvents, cells: WatchCells, slot: number, mark: PoolMark) {
@@ -60,7 +64,7 @@ export class IsolateLifecycle {
     this.#cells = cells;
     this.#slot = slot;
     this.#mark = mark;
-    this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + 10 * CALL_SLACK_MS;
+    this.#loadBudgetMs = program.instances.reduce((sum, i) => sum + i.cpuMs, 0) + program.plugins.reduce((sum, _p, k) => sum + moduleDeadlineMs(program, k), 0) + 10 * CALL_SLACK_MS;
   }
 
   /** The live isolate, if any, without making one. */
@@ -72,20 +76,25 @@ export class IsolateLifecycle {
     return this.#live !== null && !this.#live.isolate.isDisposed;
   }
 
-  /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
+  /**
+   * Runs #ensure, again while a plugin's module or configure took the isolate down with it.
+   * Each retry leaves one more plugin out, so there are at most as many as plugins, each
+   * bounded by that plugin's CPU limit: no more than one load of plugins all near their limits.
+   */
   ensureRetrying(): Live {
-    try {
-      return this.#ensure();
-    } catch (err) {
-      if (err instanceof RetryLoad) return this.#ensure();
-      throw err;
+    for (let tries = 0; ; tries++) {
+      try {
+        return this.#ensure();
+      } catch (err) {
+        if (!(err instanceof RetryLoad) || tries >= this.#program.plugins.length) throw err;
+      }
     }
   }
 
   /**
    * Creates the isolate and loads the tenant's plugins. Plugin code runs here (module
-   * top-level code, export getters), so this runs under the watchdog like any call: each
-   * plugin's module gets its instance's CPU limit, the whole load a call deadline, and the
+   * top-level code, export getters, configure), so this runs under the watchdog like any
+   * call: each plugin's module and configure get its instance's CPU limit, the whole load a call deadline, and the
    * crash beacon names the plugin if the process dies or wedges meanwhile.
    */
   #ensure(): Live {
@@ -114,7 +123,15 @@ export class IsolateLifecycle {
     cells.callDeadline[0] = this.#loadBudgetMs;
     beacon.enter(this.#slot);
     try {
-      const entry = loadPlugins(blank, program, cells, this.broken, (err) => this.loadFailed(err).faults[0]);
+      const entry = loadPlugins(blank, program, cells, this.broken, {
+        disable: (index, fault) => {
+          if (this.broken.has(index)) return;
+          this.broken.set(index, fault);
+          events.onPluginDisabled?.(tenant, fault);
+        },
+        classify: (err, stage) => this.loadFailed(err, stage).faults[0],
+        onConfigureOps: events.onConfigureOps === undefined ? undefined : (ops) => events.onConfigureOps!(tenant, ops),
+      });
       const next: Live = { isolate, context, ...entry, cpuMark: 0n };
       this.#live = next;
       events.onIsolateCreated?.(tenant, performance.now() - t0);
@@ -129,16 +146,18 @@ export class IsolateLifecycle {
   }
 
   /**
-   * A load that failed: the plugin whose code was running is named, as for a call. `err`
-   * is isolated-vm's or ours, never a value plugin code made (the runtime catches those).
+   * A load that failed: the plugin whose code was running (its module, or its configure:
+   * `stage`) is named, as for a call. `err` is isolated-vm's or ours, never a value plugin
+   * code made (the runtime catches those).
    */
-  loadFailed(err: unknown): RunResult {
+  loadFailed(err: unknown, stage: LoadStage = 'module'): RunResult {
     const cells = this.#cells;
     const culprit = cells.current[0];
-    if (cells.killed[0] !== KILL_NONE) return failed('cpu', culprit, 'stopped by the watchdog while its module loaded');
+    const during = stage === 'module' ? 'while its module loaded' : 'while its configure ran';
+    if (cells.killed[0] !== KILL_NONE) return failed('cpu', culprit, `stopped by the watchdog ${during}`);
     const message = err instanceof Error ? String(err.message) : 'unknown error';
-    if (/memory limit/i.test(message)) return failed('memory', culprit, 'isolate heap limit reached while its module loaded');
-    return failed('threw', culprit, `plugin module failed to load: ${message.slice(0, 300)}`);
+    if (/memory limit/i.test(message)) return failed('memory', culprit, `isolate heap limit reached ${during}`);
+    return failed('threw', culprit, `${stage === 'module' ? 'plugin module failed to load' : 'plugin configure failed'}: ${message.slice(0, 300)}`);
   }
 
   /** Disposes `live` (if still the live one, forgets it) and tells the events why. */

@@ -9,7 +9,7 @@ import { CALL_SLACK_MS, IsolateLifecycle, type Live, type SandboxEvents } from '
 import { COPY_ARGS, Crashed, GuardedCall } from './guarded-call.ts';
 import { Suspended } from './suspended.ts';
 import { decodeAsync, decodeBatch } from './async-result.ts';
-import { OUTCOME } from './outcome.ts';
+import { OUTCOME, type Fault } from './outcome.ts';
 
 export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
@@ -76,9 +76,14 @@ export class TenantSandbox {
     return this.#isolates.isLive;
   }
 
-  /** Creates the isolate now instead of on the first request (benchmarks, pre-warming). */
+  /** Creates the isolate now instead of on the first request (benchmarks, pre-warming, `--check`). */
   warm(): void {
     this.#isolates.ensureRetrying();
+  }
+
+  /** Plugin index -> why it is disabled for this program (its module failed to load, or its configure failed). */
+  get disabledPlugins(): ReadonlyMap<number, Fault> {
+    return this.#isolates.broken;
   }
 
   /**

@@ -84,7 +84,7 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'sv.timeouts': BEFORE_UPSTREAM,
   exit: BEFORE_UPSTREAM,
   auth: BEFORE_UPSTREAM,
-  log: ALL,
+  log: PHASE_MASKS.WITHOUT_REQUEST, // configure's lines too
   '@': ALL, // marker: the operations that follow are this instance's
 };
 

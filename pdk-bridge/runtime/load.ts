@@ -1,8 +1,9 @@
 // In-isolate runtime: loading plugin modules and installing a tenant's instances (the
-// host's api.load, info, setup; api.phases for the phase-table test; api.exercise, the
+// host's api.load, info, setup, configure; api.phases for the phase-table test; api.exercise, the
 // warm-up of a blank isolate). Everything here that can run plugin code runs inside a
 // catch, and what leaves is a capped string the runtime made.
 import { $create, $current, $deadline, $freeze, $isArray, $keys, $parse, $stringify, ACCESS, ANY_PHASE, BODY_FILTER, HEADER_FILTER, LOG, OWN_REALM, PHASE_BITS, PHASE_NAMES, REWRITE, RESPONSE, bare, gateFor, instances, list, realmOf, setInstances } from './prelude.ts';
+import { RUNTIME_PHASES } from '../phases.ts';
 import { dropRequests } from './async.ts';
 import { setupConsumerChains } from './consumer-chains.ts';
 import { clip, describe } from './describe.ts';
@@ -12,9 +13,11 @@ import { pdk } from './pdk.ts';
 import { BEFORE_UPSTREAM } from './service-request.ts';
 import { HAS_RESPONSE, HEADERS_WRITABLE } from './response.ts';
 import { api, setChains } from './dispatcher.ts';
+import { configure, configurePdk } from './configure.ts';
 
 /** Phase bit -> the handler export it calls: the phase's name (pdk-bridge/phases.ts). */
 const HANDLER_BY_PHASE = PHASE_NAMES;
+const CONFIGURE = RUNTIME_PHASES.configure;
 
 const modules: Record<string, any>[] = list(); // plugin index -> { handlers (phase bit -> function), info (metadata JSON) }
 const NO_HANDLERS = $freeze($create(null));
@@ -64,6 +67,9 @@ api.load = function (index: any, factory: any, kit: any) {
       }
     }
     meta.handlers = $freeze(handlers);
+    const conf = mod !== null && typeof mod === 'object' ? mod.configure : undefined;
+    meta.configure = typeof conf === 'function' ? conf : null;
+    meta.configurePdk = meta.configure === null ? null : kit.pdk(configurePdk, gate);
     meta.readsBody = mod !== null && typeof mod === 'object' && readsOf(mod) === 'body';
     meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
     modules[index] = meta;
@@ -119,6 +125,7 @@ api.info = function (index: any) {
 api.phases = function () {
   return $stringify({
     bits: { REWRITE, ACCESS, HEADER_FILTER, BODY_FILTER, RESPONSE, LOG },
+    configure: CONFIGURE,
     names: PHASE_NAMES,
     handlers: HANDLER_BY_PHASE,
     order: PHASE_BITS,
@@ -137,6 +144,7 @@ api.setup = function (programJson: any) {
     const inst: Record<string, any> = $create(null);
     // A plugin whose module failed to load has no handlers: the host never calls its instances.
     inst.handlers = mod === undefined ? NO_HANDLERS : mod.handlers;
+    inst.plugin = spec.plugin;
     inst.pdk = mod === undefined ? pdk : mod.pdk;
     inst.callback = mod === undefined ? same : mod.callback;
     inst.readsBody = mod !== undefined && mod.readsBody;
@@ -150,6 +158,17 @@ api.setup = function (programJson: any) {
   setInstances(next);
   setChains(program.chains);
   setupConsumerChains(program);
+};
+
+/**
+ * Runs the configure export of plugin `index` (configure.ts) with its instances' configs;
+ * `owner` is the instance named for it (its first). An empty result (["",[]]) when it has
+ * none, or its module did not load.
+ */
+api.configure = function (index: any, owner: any) {
+  const meta = modules[index];
+  if (meta === undefined || meta.configure === null) return '["",[]]';
+  return configure(meta, index, owner);
 };
 
 /**

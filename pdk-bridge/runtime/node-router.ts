@@ -3,7 +3,11 @@
 // hostname and version, the same for every call. The route and its service come after
 // the request snapshot (core/proxy.ts requestJson) and are parsed only when asked for.
 import type { PdkNode, PdkRouter } from '../types.ts';
+import { RUNTIME_PHASES } from '../phases.ts';
 import { $apply, $freeze, $indexOf, $keys, $slice, ANY_PHASE, callSeq, checkPhase, realm, reqRaw, type Snapshot } from './prelude.ts';
+
+/** pdk.node needs no request: it works in configure too. */
+const WITHOUT_REQUEST = RUNTIME_PHASES.masks.WITHOUT_REQUEST;
 
 
 /** The route part of the request snapshot, parsed in the calling plugin's realm (once per call and realm). */
@@ -29,10 +33,10 @@ function deepFreezeInfo(v: any): void {
 
 export const pdkNode = $freeze({
   /** The gateway's id: a UUID, the same for every worker of a node and across restarts (see README). */
-  getId() { checkPhase('node.getId', ANY_PHASE); return NODE.id; },
-  getHostname() { checkPhase('node.getHostname', ANY_PHASE); return NODE.hostname; },
+  getId() { checkPhase('node.getId', WITHOUT_REQUEST); return NODE.id; },
+  getHostname() { checkPhase('node.getHostname', WITHOUT_REQUEST); return NODE.hostname; },
   /** Isogate's version (Kong's kong.version). */
-  getVersion() { checkPhase('node.getVersion', ANY_PHASE); return NODE.version; },
+  getVersion() { checkPhase('node.getVersion', WITHOUT_REQUEST); return NODE.version; },
 } satisfies PdkNode);
 
 export const pdkRouter = $freeze({

@@ -12,13 +12,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 const REPO = join(import.meta.dirname, '..', '..');
 const TSC = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 
-const HANDLER = `import type { Pdk } from 'isogate/pdk';
+const HANDLER = `import type { ConfigureHandler, Pdk, PluginModule } from 'isogate/pdk';
 export const name = 'ext';
 export const version = '1.0.0';
 export const priority = 10;
 export function access(pdk: Pdk): void {
   pdk.serviceRequest.setHeader('x-ext', pdk.request.getMethod());
 }
+export const configure: ConfigureHandler<{ n: number }> = (pdk, configs) => {
+  pdk.log.info(pdk.node.getId(), configs.map((c) => c.n));
+};
+export const asModule = { name, version, priority, access, configure } satisfies PluginModule<{ n: number }>;
 `;
 
 function tsc(project: string): Promise<{ code: number; out: string }> {
@@ -49,6 +53,11 @@ describe('isogate/pdk from a project outside the repository', () => {
       const bad = await tsc(dir);
       expect(bad.code).toBe(1);
       expect(bad.out).toMatch(/handler\.ts\(6,22\): error TS2551: Property 'setHedaer' does not exist/);
+      // configure's pdk has no request: reading it there is a type error too.
+      writeFileSync(join(dir, 'handler.ts'), HANDLER.replace('pdk.node.getId()', 'pdk.request.getMethod()'));
+      const noRequest = await tsc(dir);
+      expect(noRequest.code).toBe(1);
+      expect(noRequest.out).toMatch(/handler\.ts\(9,20\): error TS2339: Property 'request' does not exist on type 'ConfigurePdk'/);
     });
   }
 });

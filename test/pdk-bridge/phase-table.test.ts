@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type ivm from 'isolated-vm';
 import { describe, expect, it } from 'vitest';
-import { HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
+import { CONFIGURE, HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
 import { OP_PHASES } from '../../pdk-bridge/host/ops.ts';
 import { SERVICES } from '../../pdk-bridge/host/services/index.ts';
 import { createBlank } from '../../sandbox/blank.ts';
@@ -18,6 +18,7 @@ describe('the phase table', () => {
       const fn = api.getSync('phases', { reference: true }) as ivm.Reference<() => string>;
       const got = JSON.parse(fn.applySync(undefined, [])) as Record<string, Record<string, unknown>>;
       expect(got.bits).toEqual(PHASE);
+      expect(got.configure).toBe(CONFIGURE);
       expect(got.order).toEqual(PHASE_ORDER);
       const names = Object.fromEntries(Object.entries(PHASE_NAME));
       expect(got.names).toEqual(names);
@@ -34,9 +35,18 @@ describe('the phase table', () => {
     for (const b of PHASE_ORDER) expect(HANDLER_PHASE[PHASE_NAME[b]]).toBe(b);
   });
 
-  it('every operation the host accepts is allowed only in known phases', () => {
-    const all = PHASE_MASKS.ANY_PHASE;
+  it('every operation the host accepts is allowed only in known phases (configure: only log lines)', () => {
+    const all = PHASE_MASKS.WITHOUT_REQUEST;
     for (const [op, mask] of Object.entries(OP_PHASES)) expect(mask & ~all, op).toBe(0);
+    for (const [op, mask] of Object.entries(OP_PHASES)) expect((mask & CONFIGURE) !== 0, op).toBe(op === 'log');
+  });
+
+  it('configure is not a request phase: its own bit, named, outside the order and the handler names', () => {
+    expect(CONFIGURE & PHASE_MASKS.ANY_PHASE).toBe(0);
+    expect(PHASE_NAME[CONFIGURE]).toBe('configure');
+    expect(PHASE_ORDER).not.toContain(CONFIGURE);
+    expect(HANDLER_NAMES).not.toContain('configure');
+    expect(PHASE_MASKS.WITHOUT_REQUEST).toBe(PHASE_MASKS.ANY_PHASE | CONFIGURE);
   });
 
   it('chains wait only where Kong allows cosockets: never in headerFilter or bodyFilter', () => {
@@ -53,7 +63,7 @@ describe('the phase table', () => {
     for (const f of readdirSync(RUNTIME_DIR).filter((n) => n.endsWith('.js') || n.endsWith('.ts'))) {
       const src = readFileSync(join(RUNTIME_DIR, f), 'utf8');
       // a bit written as a number, or a mask spelled out from the bits
-      expect(src, f).not.toMatch(/\b(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG)\s*=\s*\d/);
+      expect(src, f).not.toMatch(/\b(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG|CONFIGURE)\s*=\s*\d/);
       expect(src, f).not.toMatch(/=\s*(REWRITE|ACCESS|HEADER_FILTER|BODY_FILTER|RESPONSE|LOG)\s*\|/);
       expect(src, f).not.toMatch(/['"]headerFilter['"]\s*[,}]/);
     }
