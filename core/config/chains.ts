@@ -4,7 +4,12 @@ import type { PluginInput, RouteInput } from './types.ts';
 
 /** A ConsumerSwitch as the host uses it: each chain with the phases it has handlers for. */
 export type HostSwitch = { readonly at: readonly number[]; readonly chains: readonly { readonly chainId: number; readonly phases: number }[] };
-/** Where authenticating a consumer leads, by the phase bit it happens in (rewrite, access). */
+/**
+ * Where authenticating a consumer leads, by the phase bit it happens in: access only. A
+ * route's chains have no rewrite phase (only tenant-wide instances run in rewrite, before
+ * the route is known: ChainBuilder.tenantRewrite); a consumer authenticated in rewrite
+ * starts access on the chain authenticating it before access leads to (`chains[0]`).
+ */
 export type ConsumerChain = Readonly<Record<number, HostSwitch>>;
 
 /** A loaded plugin instance, before chains are built. */
@@ -123,11 +128,11 @@ export class ChainBuilder {
   }
 
   /**
-   * The chains authenticating a consumer in phase `ph` leads to. A plugin name the consumer
-   * configures differently (`differ`) keeps its route config if it already ran in this
-   * request: in rewrite, those with a rewrite handler ranked at or before the
-   * authenticating instance; in access, those with a rewrite handler, and those ranked at
-   * or before it (Kong resolves a plugin's config where the access phase passes it).
+   * The chains authenticating a consumer in phase `ph` (access) leads to. A plugin name the
+   * consumer configures differently (`differ`) keeps its route config if it already ran in
+   * this request: a tenant-wide instance with a rewrite handler (it ran in rewrite), and
+   * those ranked at or before the authenticating instance (Kong resolves a plugin's config
+   * where the access phase passes it). A route- or service-scoped rewrite handler never ran.
    */
   #switchPlan(ph: number, differ: readonly string[], base: ReadonlyMap<string, Candidate>, mine: ReadonlyMap<string, Candidate>): { at: number[]; chains: Built[] } {
     const always: string[] = [];
@@ -135,9 +140,8 @@ export class ChainBuilder {
     for (const n of differ) {
       const b = base.get(n);
       if (b === undefined) continue; // only the consumer's instance exists: nothing ran
-      const rewrites = b.handlers.includes('rewrite');
-      if (ph === PHASE.ACCESS && rewrites) always.push(n);
-      else if (ph === PHASE.ACCESS || rewrites) points.push({ name: n, rank: this.#rank.get(b.index)! });
+      if (ranInRewrite(b)) always.push(n);
+      else points.push({ name: n, rank: this.#rank.get(b.index)! });
     }
     points.sort((a, b) => a.rank - b.rank);
     const chains: Built[] = [];
@@ -147,6 +151,18 @@ export class ChainBuilder {
       chains.push(chainOf(this.#ordered([...names].map((n) => (kept.has(n) ? base.get(n) : mine.get(n))!))));
     }
     return { at: points.map((p) => p.rank), chains };
+  }
+
+  /**
+   * The tenant's rewrite chain (-1: none): Kong runs rewrite before routing, so only
+   * tenant-wide instances (no route, service or consumer) with a rewrite handler run in it,
+   * one per plugin name (the first declared), in priority order. A scoped instance's
+   * rewrite handler never runs (Kong's rule); its other handlers do.
+   */
+  tenantRewrite(): number {
+    const byName = pick(this.#candidates.filter(ranInRewrite));
+    if (byName.size === 0) return -1;
+    return this.#add({ [PHASE.REWRITE]: this.#ordered(byName.values()).map((c) => c.index) });
   }
 
   #ordered(list: Iterable<Candidate>): Candidate[] {
@@ -169,7 +185,13 @@ export function switchIndex(at: readonly number[], rank: number): number {
 }
 
 type Built = { chain: ChainSpec; phases: number; key: string };
-const AUTH_PHASES = [PHASE.REWRITE, PHASE.ACCESS] as const;
+const AUTH_PHASES = [PHASE.ACCESS] as const;
+
+/** A tenant-wide instance with a rewrite handler: the only kind whose rewrite runs (in the tenant's rewrite chain). */
+function ranInRewrite(c: Candidate): boolean {
+  const p = c.input;
+  return p.route === undefined && p.service === undefined && p.consumer === undefined && c.handlers.includes('rewrite');
+}
 
 /** Per plugin name, the instance of highest precedence (the first declared among equals). */
 function pick(list: readonly Candidate[]): Map<string, Candidate> {
@@ -181,13 +203,14 @@ function pick(list: readonly Candidate[]): Map<string, Candidate> {
   return byName;
 }
 
+/** A route's chain: every handler but rewrite (that runs in the tenant's rewrite chain, before routing). */
 function chainOf(ordered: readonly Candidate[]): Built {
-
   const chain: Record<number, number[]> = {};
   let phases = 0;
   for (const c of ordered) {
     for (const h of c.handlers) {
       const bit = HANDLER_PHASE[h];
+      if (bit === PHASE.REWRITE) continue;
       (chain[bit] ??= []).push(c.index);
       phases |= bit;
     }

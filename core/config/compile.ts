@@ -98,9 +98,22 @@ export type RouteSpec = {
   readonly consumers: ConsumerIndex;
 };
 
+/** A tenant's rewrite chain: run once the tenant of a request is known, before its route is chosen (core/rewrite-first.ts). */
+export type TenantRewriteSpec = {
+  readonly tenant: string;
+  /** Chain in the tenant's program: its rewrite phase only. */
+  readonly chainId: number;
+  /** A plugin of the chain reads the client's body: it is buffered before rewrite. */
+  readonly readsBody: boolean;
+  readonly proxy: ProxySpec;
+  readonly consumers: ConsumerIndex;
+};
+
 export type CompiledConfig = {
   readonly input: ConfigInput;
   readonly routes: readonly RouteSpec[];
+  /** Per tenant that has tenant-wide rewrite handlers, its rewrite chain; a tenant without is absent. */
+  readonly rewrites: ReadonlyMap<string, TenantRewriteSpec>;
   readonly programs: ReadonlyMap<string, TenantProgram>;
   readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
   /** Per tenant, its consumers and credentials (what the host's consumer and credential lookups read). */
@@ -145,6 +158,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const consumerIndexes = new Map<string, ConsumerIndex>();
+  const rewrites = new Map<string, TenantRewriteSpec>();
   const tenantNames = new Set<string>();
   const proxy = compileProxy(input.proxy, errors);
 
@@ -160,10 +174,11 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     programs.set(tenant.name, compiled.program);
     instanceInfo.set(tenant.name, compiled.instances);
     consumerIndexes.set(tenant.name, compiled.consumers);
+    if (compiled.rewrite !== null) rewrites.set(tenant.name, compiled.rewrite);
   }
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
-  return { input, routes, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
+  return { input, routes, rewrites, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
 }
 
 /** The route's chain and every consumer variant it may switch to. */
@@ -180,7 +195,7 @@ function readsBodyOf(info: PluginInfo, config: unknown): boolean {
   return when === undefined || (config !== null && typeof config === 'object' && (config as Record<string, unknown>)[when] === true);
 }
 
-/** Some rewrite or access instance of these chains belongs to a plugin that reads the client's body. */
+/** Some rewrite or access instance of these chains (a route's have access only, a tenant's rewrite chain rewrite only) belongs to a plugin that reads the client's body. */
 function readsClientBody(chains: readonly ChainSpec[], ids: readonly number[], instances: readonly InstanceSpec[], bundles: readonly PluginInfo[]): boolean {
   for (const id of ids) {
     for (const ph of [PHASE.REWRITE, PHASE.ACCESS]) {
@@ -216,7 +231,7 @@ async function compileTenant(
   breaker: BreakerConfig,
   proxy: ProxySpec,
   errors: string[],
-): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
+): Promise<{ routes: RouteSpec[]; rewrite: TenantRewriteSpec | null; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
   const before = errors.length;
   const services = new Map<string, ServiceSpec>();
   tenant.services.forEach((s, i) => {
@@ -309,6 +324,14 @@ async function compileTenant(
 
   // Chains: per route, one instance per plugin name by Kong's precedence, in priority order.
   const builder = new ChainBuilder(candidates);
+  const rewriteChain = builder.tenantRewrite();
+  const rewrite: TenantRewriteSpec | null = rewriteChain < 0 ? null : {
+    tenant: tenant.name,
+    chainId: rewriteChain,
+    readsBody: readsClientBody(builder.chains, [rewriteChain], instances, bundles),
+    proxy,
+    consumers,
+  };
   const routes: RouteSpec[] = [];
   tenant.routes.forEach((r) => {
     const service = services.get(r.service);
@@ -355,7 +378,7 @@ async function compileTenant(
     httpAllow,
     key,
   };
-  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
+  return { routes, rewrite, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
 }
 
 /** capabilities.http of a plugin: its plugin.json's (folder form), else its module's export; null when it declares none. */

@@ -1,0 +1,205 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
+import { NO_BREAKER, captureLogger, pluginSource, send, startGateway, waitFor, type LogLine, type TestGateway } from '../helpers/gateway.ts';
+
+/**
+ * Kong's rewrite phase runs before routing: only tenant-wide instances run in it, once per
+ * request, and the route is then chosen within the tenant on the request as rewritten
+ * (core/rewrite-first.ts). Real gateway, real upstream (plain HTTP and WebSocket).
+ */
+
+/** Tenant-wide. Rewrites /old/* to /new/*, and a few paths to each way a rewrite can end; counts its runs. */
+const REWRITER = pluginSource('rewriter', `
+let total = 0;
+export function rewrite(pdk: any) {
+  total++;
+  const s = pdk.ctx.shared;
+  s.rw = (s.rw ?? 0) + 1;
+  pdk.serviceRequest.setHeader('x-rw-total', String(total));
+  const route = pdk.router.getRoute();
+  pdk.serviceRequest.setHeader('x-rw-route', route === null ? 'none' : route.name);
+  const p = pdk.request.getPath();
+  if (p.startsWith('/old/')) pdk.serviceRequest.setPath('/new/' + p.slice(5));
+  else if (p === '/exit') pdk.response.exit(418, { from: 'rewrite' });
+  else if (p === '/boom') throw new Error('rewrite fault');
+  else if (p === '/nowhere') pdk.serviceRequest.setPath('/none/here');
+  else if (p === '/as-post') { pdk.serviceRequest.setMethod('POST'); pdk.serviceRequest.setPath('/posted'); }
+  else if (p === '/set-target') pdk.service.setTarget('127.0.0.1', 1);
+}
+export function access(pdk: any) { pdk.serviceRequest.setHeader('x-rw-count', String(pdk.ctx.shared.rw)); }
+export function log(pdk: any) {
+  const route = pdk.router.getRoute();
+  pdk.log.info('logged ' + (route === null ? 'none' : route.name) + ' after ' + pdk.ctx.shared.rw + ' rewrite');
+}`, 2000);
+
+/** Scoped to route `new`: its rewrite handler never runs (Kong's rule), its access does, after the route was chosen on the rewritten path. */
+const MARK = pluginSource('mark', `
+export function rewrite(pdk: any) { pdk.serviceRequest.setHeader('x-mark-rewrite', 'ran'); }
+export function access(pdk: any, conf: any) {
+  pdk.serviceRequest.setHeader('x-mark', conf.tag);
+  pdk.serviceRequest.setHeader('x-route', pdk.router.getRoute().name);
+  pdk.serviceRequest.setHeader('x-saw-path', pdk.request.getPath());
+  pdk.serviceRequest.setHeader('x-capture', pdk.request.getUriCaptures().unnamed[0]);
+}`, 1000);
+
+type Seen = { method: string; url: string; headers: IncomingHttpHeaders };
+
+describe('rewrite runs once the tenant is known, before routing', () => {
+  const seen: Seen[] = [];
+  let upUrl = '';
+  let up: ReturnType<typeof createServer>;
+  let wss: WebSocketServer;
+  let gw: TestGateway;
+  const logs = captureLogger('info');
+  let accessFile = '';
+
+  beforeAll(async () => {
+    up = createServer((req: IncomingMessage, res: ServerResponse) => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers });
+      req.resume();
+      req.on('end', () => {
+        const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    wss = new WebSocketServer({ server: up });
+    wss.on('connection', (ws, req) => {
+      seen.push({ method: 'WS', url: req.url!, headers: req.headers });
+      ws.on('message', (d: Buffer) => ws.send(d));
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    upUrl = `http://127.0.0.1:${(up.address() as AddressInfo).port}`;
+    gw = await startGateway(`
+${NO_BREAKER}
+tenants:
+  - name: t1
+    services: [{ name: s1, url: "${upUrl}" }]
+    routes:
+      - { name: new, service: s1, paths: [/new], stripPath: true }
+      - { name: posts, service: s1, paths: [/posted], methods: [POST] }
+    plugins:
+      - { name: rewriter, path: ./rewriter.ts }
+      - { name: mark, path: ./mark.ts, route: new, config: { tag: "route-new" } }
+  - name: t2
+    services: [{ name: s2, url: "${upUrl}" }]
+    routes:
+      - { name: plain, service: s2, hosts: [t2.example], paths: [/plain] }
+    plugins:
+      - { name: mark, path: ./mark.ts, route: plain, config: { tag: "route-plain" } }
+`, { 'rewriter.ts': REWRITER, 'mark.ts': MARK }, { logger: logs.logger, accessLog: './access.log' });
+    accessFile = join(dirname(gw.configFile), 'access.log');
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop();
+    for (const ws of wss?.clients ?? []) ws.terminate();
+    wss?.close();
+    up?.closeAllConnections();
+    await new Promise<void>((r) => (up ? up.close(() => r()) : r()));
+  });
+
+  it('a rewritten path picks the route: /old/x is served by route new, whose route-scoped plugin runs in access', async () => {
+    const r = await send(`${gw.url}/old/x?q=1`);
+    expect(r.status).toBe(200);
+    const body = r.json();
+    expect(body.url).toBe('/x?q=1'); // route new strips its prefix from the rewritten path; the query is kept
+    const h = body.headers;
+    expect(h['x-mark']).toBe('route-new');
+    expect(h['x-route']).toBe('new');
+    expect(h['x-rw-route']).toBe('none'); // router.getRoute() in rewrite: no route yet (Kong: nil)
+    expect(h['x-saw-path']).toBe('/old/x'); // request.getPath() is the client's path, as Kong's
+    expect(h['x-capture']).toBe('/new'); // the captures are of the path that was routed
+    expect(h['x-mark-rewrite']).toBeUndefined(); // a route-scoped rewrite handler never runs (Kong)
+  });
+
+  it('rewrite runs exactly once per request, matched as received or not', async () => {
+    const a = (await send(`${gw.url}/old/a`)).json().headers;
+    const b = (await send(`${gw.url}/new/b`)).json().headers;
+    expect(a['x-rw-count']).toBe('1');
+    expect(b['x-rw-count']).toBe('1');
+    expect(Number(b['x-rw-total'])).toBe(Number(a['x-rw-total']) + 1);
+  });
+
+  it('rewrite may change the method, and the route is matched on it', async () => {
+    const r = await send(`${gw.url}/as-post`);
+    expect(r.status).toBe(200);
+    expect(r.json().method).toBe('POST');
+    expect(r.json().url).toBe('/posted');
+  });
+
+  it("rewrite's exit() answers without routing or reaching the upstream", async () => {
+    const before = seen.length;
+    const r = await send(`${gw.url}/exit`);
+    expect(r.status).toBe(418);
+    expect(r.json()).toEqual({ from: 'rewrite' });
+    expect(seen.length).toBe(before);
+  });
+
+  it('a rewrite fault is a 500 with an error id, logged with the tenant', async () => {
+    const r = await send(`${gw.url}/boom`);
+    expect(r.status).toBe(500);
+    const id = r.headers['x-isogate-error-id'];
+    expect(id).toMatch(/^[0-9a-f]{16}$/);
+    expect(r.json().error.errorId ?? r.json().error.error_id ?? r.body).toContain(id as string);
+    const line = logs.lines.find((l: LogLine) => l.errorId === id);
+    expect(line).toMatchObject({ tenant: 't1', phase: 'rewrite' });
+  });
+
+  it('no route after rewrite: the usual 404 JSON', async () => {
+    const r = await send(`${gw.url}/nowhere`);
+    expect(r.status).toBe(404);
+    expect(r.json().error.code).toBe('ISG_ERR_NO_ROUTE');
+  });
+
+  it('service.* is for access only: the route, so the service, is not known in rewrite', async () => {
+    const r = await send(`${gw.url}/set-target`);
+    expect(r.status).toBe(500);
+    const line = logs.lines.find((l: LogLine) => l.errorId === r.headers['x-isogate-error-id']);
+    expect(String(line?.msg)).toContain('service.setTarget is not allowed in phase rewrite (allowed in: access)');
+  });
+
+  it('a tenant without tenant-wide rewrite handlers: its scoped rewrite handler never runs, and no other tenant\'s rewrite reaches its host', async () => {
+    const r = await send(`${gw.url}/plain`, { headers: { host: 't2.example' } });
+    expect(r.status).toBe(200);
+    const h = r.json().headers;
+    expect(h['x-mark']).toBe('route-plain');
+    expect(h['x-mark-rewrite']).toBeUndefined();
+    expect(h['x-rw-count']).toBeUndefined();
+    // t2.example is t2's host: t1's rewrite (which would move /old/x to /new/x) does not run there
+    const other = await send(`${gw.url}/old/x`, { headers: { host: 't2.example' } });
+    expect(other.status).toBe(404);
+    expect(other.json().error.code).toBe('ISG_ERR_NO_ROUTE');
+  });
+
+  it('the log phase and the access log see the route chosen after rewrite', async () => {
+    await send(`${gw.url}/old/logged`);
+    await send(`${gw.url}/exit`);
+    await waitFor(() => logs.lines.some((l) => l.msg === 'logged new after 1 rewrite'), 3000, 'log phase line');
+    const lines = await waitFor(() => {
+      if (!existsSync(accessFile)) return null;
+      const all = readFileSync(accessFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+      return all.some((l) => l.path === '/old/logged') && all.some((l) => l.path === '/exit') ? all : null;
+    }, 3000, 'access log lines');
+    expect(lines.find((l) => l.path === '/old/logged')).toMatchObject({ tenant: 't1', route: 'new', status: 200 });
+    // answered in rewrite, before a route was chosen: the tenant, no route
+    expect(lines.find((l) => l.path === '/exit')).toMatchObject({ tenant: 't1', route: '', status: 418 });
+  });
+
+  it('a WebSocket handshake runs the tenant rewrite, is routed on the rewritten path, then runs the route\'s access', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/old/chat`);
+    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    ws.send('ping');
+    const echo = await new Promise<string>((r) => ws.once('message', (d: Buffer) => r(d.toString())));
+    ws.close();
+    expect(echo).toBe('ping');
+    const hs = seen.filter((s) => s.method === 'WS').at(-1)!;
+    expect(hs.url).toBe('/chat');
+    expect(hs.headers['x-mark']).toBe('route-new');
+    expect(hs.headers['x-rw-count']).toBe('1');
+  });
+});
