@@ -114,6 +114,8 @@ export type CompiledConfig = {
   readonly routes: readonly RouteSpec[];
   /** Per tenant that has tenant-wide rewrite handlers, its rewrite chain; a tenant without is absent. */
   readonly rewrites: ReadonlyMap<string, TenantRewriteSpec>;
+  /** What is valid but likely not meant (a scoped instance's rewrite handler, which never runs), each with the path of its field. */
+  readonly warnings: readonly string[];
   readonly programs: ReadonlyMap<string, TenantProgram>;
   readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
   /** Per tenant, its consumers and credentials (what the host's consumer and credential lookups read). */
@@ -159,6 +161,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const consumerIndexes = new Map<string, ConsumerIndex>();
   const rewrites = new Map<string, TenantRewriteSpec>();
+  const warnings: string[] = [];
   const tenantNames = new Set<string>();
   const proxy = compileProxy(input.proxy, errors);
 
@@ -168,7 +171,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
     tenantNames.add(tenant.name);
     const breaker: BreakerConfig = { ...DEFAULT_BREAKER, ...input.sandbox.breaker, ...tenant.breaker };
-    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors);
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors, warnings);
     if (compiled === null) continue;
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
@@ -178,7 +181,7 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   }
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
-  return { input, routes, rewrites, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
+  return { input, routes, rewrites, warnings, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
 }
 
 /** The route's chain and every consumer variant it may switch to. */
@@ -231,6 +234,7 @@ async function compileTenant(
   breaker: BreakerConfig,
   proxy: ProxySpec,
   errors: string[],
+  warnings: string[],
 ): Promise<{ routes: RouteSpec[]; rewrite: TenantRewriteSpec | null; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
   const before = errors.length;
   const services = new Map<string, ServiceSpec>();
@@ -314,6 +318,9 @@ async function compileTenant(
       bundleIndex.set(info.code, b);
     }
     const scope = scopeName(p);
+    if (scope !== 'tenant' && info.handlers.includes('rewrite')) {
+      warnings.push(`${where}: plugin "${info.name}" is scoped (${scope}): its rewrite handler never runs (rewrite runs before routing, for tenant-wide instances only, as in Kong); its other handlers do`);
+    }
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
     const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: declaredHosts(info), failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };

@@ -29,6 +29,10 @@ export function rewrite(pdk: any) {
   else if (p === '/nowhere') pdk.serviceRequest.setPath('/none/here');
   else if (p === '/as-post') { pdk.serviceRequest.setMethod('POST'); pdk.serviceRequest.setPath('/posted'); }
   else if (p === '/set-target') pdk.service.setTarget('127.0.0.1', 1);
+  else if (p === '/to-reads') pdk.serviceRequest.setPath('/reads/it');
+  // hostile: another tenant's route (path and Host), and dot segments that would climb out of the route
+  else if (p === '/to-other') { pdk.serviceRequest.setPath('/plain'); pdk.serviceRequest.setHeader('host', 't2.example'); }
+  else if (p === '/climb') pdk.serviceRequest.setPath('/new/a/../x/%2e%2e/b');
 }
 export function access(pdk: any) { pdk.serviceRequest.setHeader('x-rw-count', String(pdk.ctx.shared.rw)); }
 export function log(pdk: any) {
@@ -45,6 +49,11 @@ export function access(pdk: any, conf: any) {
   pdk.serviceRequest.setHeader('x-saw-path', pdk.request.getPath());
   pdk.serviceRequest.setHeader('x-capture', pdk.request.getUriCaptures().unnamed[0]);
 }`, 1000);
+
+/** Scoped to route `reads`: reads the client's body in access (rewrite's plugin does not, so the body is read after routing). */
+const READER = pluginSource('reader', `
+export const reads = ['body'];
+export function access(pdk: any) { pdk.serviceRequest.setHeader('x-body', pdk.request.getRawBody()); }`, 900);
 
 type Seen = { method: string; url: string; headers: IncomingHttpHeaders };
 
@@ -82,7 +91,9 @@ tenants:
     routes:
       - { name: new, service: s1, paths: [/new], stripPath: true }
       - { name: posts, service: s1, paths: [/posted], methods: [POST] }
+      - { name: reads, service: s1, paths: [/reads] }
     plugins:
+      - { name: reader, path: ./reader.ts, route: reads }
       - { name: rewriter, path: ./rewriter.ts }
       - { name: mark, path: ./mark.ts, route: new, config: { tag: "route-new" } }
   - name: t2
@@ -91,7 +102,7 @@ tenants:
       - { name: plain, service: s2, hosts: [t2.example], paths: [/plain] }
     plugins:
       - { name: mark, path: ./mark.ts, route: plain, config: { tag: "route-plain" } }
-`, { 'rewriter.ts': REWRITER, 'mark.ts': MARK }, { logger: logs.logger, accessLog: './access.log' });
+`, { 'rewriter.ts': REWRITER, 'mark.ts': MARK, 'reader.ts': READER }, { logger: logs.logger, accessLog: './access.log' });
     accessFile = join(dirname(gw.configFile), 'access.log');
   }, 60_000);
 
@@ -174,6 +185,37 @@ tenants:
     const other = await send(`${gw.url}/old/x`, { headers: { host: 't2.example' } });
     expect(other.status).toBe(404);
     expect(other.json().error.code).toBe('ISG_ERR_NO_ROUTE');
+  });
+
+  it('a route whose plugin reads the body gets it read after rewrite chose that route; the upstream still gets it whole', async () => {
+    const r = await send(`${gw.url}/to-reads`, { method: 'POST', body: 'hello body', headers: { 'content-type': 'text/plain' } });
+    expect(r.status).toBe(200);
+    expect(r.json().url).toBe('/reads/it');
+    expect(r.json().headers['x-body']).toBe('hello body');
+    expect(seen.at(-1)!.headers['content-length']).toBe('10');
+  });
+
+  it("hostile: a rewrite cannot reach another tenant's route, by path or by Host", async () => {
+    const before = seen.length;
+    const r = await send(`${gw.url}/to-other`);
+    expect(r.status).toBe(404);
+    expect(r.json().error.code).toBe('ISG_ERR_NO_ROUTE');
+    expect(seen.length).toBe(before);
+  });
+
+  it('hostile: dot segments in a rewritten path are resolved before routing; none reaches the upstream', async () => {
+    const r = await send(`${gw.url}/climb`);
+    expect(r.status).toBe(200);
+    const url = r.json().url as string;
+    expect(url).toBe('/b');
+    expect(r.json().headers['x-route']).toBe('new');
+  });
+
+  it('the config load warns of each scoped instance whose rewrite handler will never run', () => {
+    const warned = logs.lines.filter((l) => l.level === 40 && l.msg.includes('its rewrite handler never runs')).map((l) => l.msg);
+    expect(warned).toHaveLength(2);
+    expect(warned[0]).toMatch(/^tenants\[0\]\.plugins\[2\]: plugin "mark" is scoped \(route:new\)/);
+    expect(warned[1]).toMatch(/^tenants\[1\]\.plugins\[0\]: plugin "mark" is scoped \(route:plain\)/);
   });
 
   it('the log phase and the access log see the route chosen after rewrite', async () => {
