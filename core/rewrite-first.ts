@@ -81,7 +81,7 @@ export function enterRoute(route: RuntimeRoute, depth: number, rawPath: string, 
 
 /** What the rewrite stage needs of a request in flight (an Exchange of core/proxy.ts). */
 export type RewriteExchange = {
-  readonly ctx: PipelineContext & { countUnmatched(): void };
+  readonly ctx: PipelineContext;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly closed: boolean;
@@ -127,7 +127,7 @@ function afterRewrite(ex: RewriteExchange, stage: TenantStage, client: ClientBod
   }
   const to = routeRewritten(stage, ex.matched, ex.req, target, ex.path, ex.rawPath);
   if (to === null) {
-    ex.ctx.countUnmatched();
+    // counted as the tenant's (its stage's metrics, when the response closes), not as an unmatched request
     ex.sentHeaders = sendError(ex.res, 'ISG_ERR_NO_ROUTE');
     return;
   }

@@ -106,8 +106,7 @@ export class WebSocketProxy {
     }
     const to = routeRewritten(stage, hs.t.match, hs.req, hs.target, hs.t.path, hs.t.rawPath);
     if (to === null) {
-      this.#ctx.countUnmatched();
-      fail(hs.socket, stage, hs.started, 'ISG_ERR_NO_ROUTE');
+      fail(hs.socket, stage, hs.started, 'ISG_ERR_NO_ROUTE'); // counted as the tenant's, route ''
       return;
     }
     enterRoute(to.match.route, to.match.depth, to.rawPath, hs.target, hs.state, hs.req.headers.host);

@@ -165,6 +165,16 @@ tenants:
     const r = await send(`${gw.url}/nowhere`);
     expect(r.status).toBe(404);
     expect(r.json().error.code).toBe('ISG_ERR_NO_ROUTE');
+    // counted once, as the tenant's request without a route, not also as an unmatched one
+    const count = (text: string, labels: string) => Number(new RegExp(`^isogate_requests_total\\{${labels}\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    const before = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    await send(`${gw.url}/nowhere`);
+    const after = await waitFor(async () => {
+      const t = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+      return count(t, 'tenant="t1",route="",status="404"') > count(before, 'tenant="t1",route="",status="404"') ? t : null;
+    }, 3000, 'the 404 counted');
+    expect(count(after, 'tenant="t1",route="",status="404"')).toBe(count(before, 'tenant="t1",route="",status="404"') + 1);
+    expect(count(after, 'tenant="",route="",status="404"')).toBe(count(before, 'tenant="",route="",status="404"'));
   });
 
   it('service.* is for access only: the route, so the service, is not known in rewrite', async () => {
