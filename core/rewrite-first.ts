@@ -32,7 +32,7 @@ export function stageSpec(rw: TenantRewriteSpec): RouteSpec {
   };
   return {
     id: `${rw.tenant}/`, tenant: rw.tenant, name: '', service, hosts: null, paths: [], methods: null, stripPath: false,
-    proxy: rw.proxy, chainId: rw.chainId, phases: PHASE.REWRITE, chainPhases: PHASE.REWRITE, readsBody: rw.readsBody,
+    proxy: rw.proxy, chainId: rw.chainId, phases: rw.phases, chainPhases: rw.phases, readsBody: rw.readsBody,
     consumerChains: null, consumers: rw.consumers,
   };
 }

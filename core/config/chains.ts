@@ -154,15 +154,19 @@ export class ChainBuilder {
   }
 
   /**
-   * The tenant's rewrite chain (-1: none): Kong runs rewrite before routing, so only
-   * tenant-wide instances (no route, service or consumer) with a rewrite handler run in it,
-   * one per plugin name (the first declared), in priority order. A scoped instance's
-   * rewrite handler never runs (Kong's rule); its other handlers do.
+   * The tenant's rewrite chain (-1: none) and its phases: Kong runs rewrite before routing,
+   * so only tenant-wide instances (no route, service or consumer) with a rewrite handler run
+   * in it, one per plugin name (the first declared), in priority order. A scoped instance's
+   * rewrite handler never runs (Kong's rule); its other handlers do. The chain's log phase
+   * (the tenant-wide log handlers) is for requests answered before a route was chosen.
    */
-  tenantRewrite(): number {
-    const byName = pick(this.#candidates.filter(ranInRewrite));
-    if (byName.size === 0) return -1;
-    return this.#add({ [PHASE.REWRITE]: this.#ordered(byName.values()).map((c) => c.index) });
+  tenantRewrite(): { chainId: number; phases: number } {
+    const rewriters = pick(this.#candidates.filter(ranInRewrite));
+    if (rewriters.size === 0) return { chainId: -1, phases: 0 };
+    const loggers = pick(this.#candidates.filter((c) => tenantWide(c) && c.handlers.includes('log')));
+    const chain: Record<number, number[]> = { [PHASE.REWRITE]: this.#ordered(rewriters.values()).map((c) => c.index) };
+    if (loggers.size > 0) chain[PHASE.LOG] = this.#ordered(loggers.values()).map((c) => c.index);
+    return { chainId: this.#add(chain), phases: loggers.size > 0 ? PHASE.REWRITE | PHASE.LOG : PHASE.REWRITE };
   }
 
   #ordered(list: Iterable<Candidate>): Candidate[] {
@@ -187,10 +191,14 @@ export function switchIndex(at: readonly number[], rank: number): number {
 type Built = { chain: ChainSpec; phases: number; key: string };
 const AUTH_PHASES = [PHASE.ACCESS] as const;
 
+function tenantWide(c: Candidate): boolean {
+  const p = c.input;
+  return p.route === undefined && p.service === undefined && p.consumer === undefined;
+}
+
 /** A tenant-wide instance with a rewrite handler: the only kind whose rewrite runs (in the tenant's rewrite chain). */
 function ranInRewrite(c: Candidate): boolean {
-  const p = c.input;
-  return p.route === undefined && p.service === undefined && p.consumer === undefined && c.handlers.includes('rewrite');
+  return tenantWide(c) && c.handlers.includes('rewrite');
 }
 
 /** Per plugin name, the instance of highest precedence (the first declared among equals). */

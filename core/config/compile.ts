@@ -101,8 +101,10 @@ export type RouteSpec = {
 /** A tenant's rewrite chain: run once the tenant of a request is known, before its route is chosen (core/rewrite-first.ts). */
 export type TenantRewriteSpec = {
   readonly tenant: string;
-  /** Chain in the tenant's program: its rewrite phase only. */
+  /** Chain in the tenant's program: the tenant-wide rewrite handlers, and log handlers for requests answered before routing. */
   readonly chainId: number;
+  /** Its phases: rewrite, and log when some tenant-wide instance has a log handler. */
+  readonly phases: number;
   /** A plugin of the chain reads the client's body: it is buffered before rewrite. */
   readonly readsBody: boolean;
   readonly proxy: ProxySpec;
@@ -332,10 +334,11 @@ async function compileTenant(
   // Chains: per route, one instance per plugin name by Kong's precedence, in priority order.
   const builder = new ChainBuilder(candidates);
   const rewriteChain = builder.tenantRewrite();
-  const rewrite: TenantRewriteSpec | null = rewriteChain < 0 ? null : {
+  const rewrite: TenantRewriteSpec | null = rewriteChain.chainId < 0 ? null : {
     tenant: tenant.name,
-    chainId: rewriteChain,
-    readsBody: readsClientBody(builder.chains, [rewriteChain], instances, bundles),
+    chainId: rewriteChain.chainId,
+    phases: rewriteChain.phases,
+    readsBody: readsClientBody(builder.chains, [rewriteChain.chainId], instances, bundles),
     proxy,
     consumers,
   };

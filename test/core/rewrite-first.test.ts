@@ -232,6 +232,8 @@ tenants:
     await send(`${gw.url}/old/logged`);
     await send(`${gw.url}/exit`);
     await waitFor(() => logs.lines.some((l) => l.msg === 'logged new after 1 rewrite'), 3000, 'log phase line');
+    // answered in rewrite: the tenant-wide log handlers still run (as for an exit in access), without a route
+    await waitFor(() => logs.lines.some((l) => l.msg === 'logged none after 1 rewrite'), 3000, 'log phase line of the exit');
     const lines = await waitFor(() => {
       if (!existsSync(accessFile)) return null;
       const all = readFileSync(accessFile, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
