@@ -257,3 +257,69 @@ tenants:
     expect(hs.headers['x-rw-count']).toBe('1');
   });
 });
+
+/** Tenant-wide and reads the body: routes by the body's `to` field. */
+const BODY_ROUTER = pluginSource('body-router', `
+export const reads = ['body'];
+export function rewrite(pdk: any) {
+  if (pdk.request.getHeader('content-type') !== 'application/json') return;
+  const body = pdk.request.getBody('application/json');
+  if (body !== null && typeof body.to === 'string') pdk.serviceRequest.setPath(body.to);
+}`, 2000);
+
+describe('a rewrite that reads the body', () => {
+  let gw: TestGateway;
+  let upUrl = '';
+  let up: ReturnType<typeof createServer>;
+
+  beforeAll(async () => {
+    up = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.stringify({ url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString() });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+    });
+    await new Promise<void>((r) => up.listen(0, '127.0.0.1', r));
+    upUrl = `http://127.0.0.1:${(up.address() as AddressInfo).port}`;
+    gw = await startGateway(`
+tenants:
+  - name: t3
+    services: [{ name: s, url: "${upUrl}" }]
+    routes:
+      - { name: a, service: s, paths: [/a] }
+      - { name: b, service: s, paths: [/b] }
+    plugins:
+      - { name: body-router, path: ./body-router.ts }
+      - { name: reader, path: ./reader.ts, route: b }
+`, { 'body-router.ts': BODY_ROUTER, 'reader.ts': READER });
+  }, 60_000);
+
+  afterAll(async () => {
+    await gw?.stop();
+    up?.closeAllConnections();
+    await new Promise<void>((r) => (up ? up.close(() => r()) : r()));
+  });
+
+  it('routes on what the body says; the route\'s own reader gets the same body, read once, and the upstream gets it whole', async () => {
+    const payload = JSON.stringify({ to: '/b/x', pad: 'y'.repeat(1000) });
+    const r = await send(`${gw.url}/a`, { method: 'POST', body: payload, headers: { 'content-type': 'application/json' } });
+    expect(r.status).toBe(200);
+    const seen = r.json();
+    expect(seen.url).toBe('/b/x');
+    expect(seen.headers['x-body']).toBe(payload);
+    expect(seen.body).toBe(payload);
+  });
+
+  it('a handshake sent to no route after rewrite gets the plain HTTP 404', async () => {
+    const ws = new WebSocket(`${gw.url.replace('http', 'ws')}/nowhere`);
+    const status = await new Promise<number>((resolve, reject) => {
+      ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.once('open', () => reject(new Error('opened')));
+      ws.once('error', () => {});
+    });
+    expect(status).toBe(404);
+  });
+});
