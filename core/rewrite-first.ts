@@ -108,7 +108,8 @@ export type RewriteExchange = {
 export function runRewrite(ex: RewriteExchange, stage: TenantStage, client: ClientBody): void {
   const failure = runPhase(ex.ctx, stage, PHASE.REWRITE, ex.requestJson(), '', ex.state, ex.target!, stage.readsClientBody ? client.text : '');
   if (failure instanceof Promise) {
-    failure.then((f) => afterRewrite(ex, stage, client, f), (err) => ex.pluginsLost(err));
+    // .catch: a bug of ours routing or entering the route after the wait fails this request, not the process
+    failure.then((f) => afterRewrite(ex, stage, client, f)).catch((err: unknown) => ex.pluginsLost(err));
     return;
   }
   afterRewrite(ex, stage, client, failure);

@@ -89,7 +89,7 @@ export class WebSocketProxy {
       }
       const failure = runPhase(ctx, stage, PHASE.REWRITE, requestJson(req, t.path, t.query, stage, 0, Math.floor(performance.timeOrigin + started)), '', state, target, '');
       if (failure instanceof Promise) {
-        failure.then((f) => { if (!socket.destroyed) this.#afterRewrite(hs, stage, f); }, (err) => this.#lost(socket, started, stage, err));
+        failure.then((f) => { if (!socket.destroyed) this.#afterRewrite(hs, stage, f); }).catch((err: unknown) => this.#lost(socket, started, stage, err));
         return;
       }
       this.#afterRewrite(hs, stage, failure);
