@@ -86,7 +86,7 @@ export class ChainBuilder {
       const mine = pick(applies.filter((c) => c.consumerId === undefined || c.consumerId === id));
       const differ = [...mine.keys()].filter((n) => mine.get(n) !== baseByName.get(n));
       if (differ.length === 0) continue;
-      plans.set(id, new Map(AUTH_PHASES.map((ph) => [ph, this.#switchPlan(ph, differ, baseByName, mine)] as const)));
+      plans.set(id, new Map(AUTH_PHASES.map((ph) => [ph, this.#switchPlan(differ, baseByName, mine)] as const)));
     }
     if (plans.size === 0) {
       if (baseChain.phases === 0) return { chainId: -1, phases: 0, chainPhases: 0, consumerChains: null };
@@ -128,13 +128,13 @@ export class ChainBuilder {
   }
 
   /**
-   * The chains authenticating a consumer in phase `ph` (access) leads to. A plugin name the
+   * The chains authenticating a consumer in access leads to. A plugin name the
    * consumer configures differently (`differ`) keeps its route config if it already ran in
    * this request: a tenant-wide instance with a rewrite handler (it ran in rewrite), and
    * those ranked at or before the authenticating instance (Kong resolves a plugin's config
    * where the access phase passes it). A route- or service-scoped rewrite handler never ran.
    */
-  #switchPlan(ph: number, differ: readonly string[], base: ReadonlyMap<string, Candidate>, mine: ReadonlyMap<string, Candidate>): { at: number[]; chains: Built[] } {
+  #switchPlan(differ: readonly string[], base: ReadonlyMap<string, Candidate>, mine: ReadonlyMap<string, Candidate>): { at: number[]; chains: Built[] } {
     const always: string[] = [];
     const points: { name: string; rank: number }[] = [];
     for (const n of differ) {
