@@ -30,6 +30,7 @@ export function rewrite(pdk: any) {
   else if (p === '/as-post') { pdk.serviceRequest.setMethod('POST'); pdk.serviceRequest.setPath('/posted'); }
   else if (p === '/set-target') pdk.service.setTarget('127.0.0.1', 1);
   else if (p === '/to-reads') pdk.serviceRequest.setPath('/reads/it');
+  else if (p === '/host-move') pdk.serviceRequest.setHeader('host', 'alt.example');
   // hostile: another tenant's route (path and Host), and dot segments that would climb out of the route
   else if (p === '/to-other') { pdk.serviceRequest.setPath('/plain'); pdk.serviceRequest.setHeader('host', 't2.example'); }
   else if (p === '/climb') pdk.serviceRequest.setPath('/new/a/../x/%2e%2e/b');
@@ -87,11 +88,12 @@ describe('rewrite runs once the tenant is known, before routing', () => {
 ${NO_BREAKER}
 tenants:
   - name: t1
-    services: [{ name: s1, url: "${upUrl}" }]
+    services: [{ name: s1, url: "${upUrl}", preserveHost: false }]
     routes:
       - { name: new, service: s1, paths: [/new], stripPath: true }
       - { name: posts, service: s1, paths: [/posted], methods: [POST] }
       - { name: reads, service: s1, paths: [/reads] }
+      - { name: alt, service: s1, hosts: [alt.example], paths: [/] }
     plugins:
       - { name: reader, path: ./reader.ts, route: reads }
       - { name: rewriter, path: ./rewriter.ts }
@@ -141,6 +143,15 @@ tenants:
     expect(r.status).toBe(200);
     expect(r.json().method).toBe('POST');
     expect(r.json().url).toBe('/posted');
+  });
+
+  it('rewrite may change the Host, and the route is matched on it; that Host goes upstream', async () => {
+    const r = await send(`${gw.url}/host-move`);
+    expect(r.status).toBe(200);
+    expect(r.json().url).toBe('/host-move');
+    expect(r.json().headers.host).toBe('alt.example'); // the service does not preserve the client's Host, but rewrite set this one
+    const plain = await send(`${gw.url}/new/h`);
+    expect(plain.json().headers.host).toBe(upUrl.slice('http://'.length)); // the service's own Host otherwise
   });
 
   it("rewrite's exit() answers without routing or reaching the upstream", async () => {
