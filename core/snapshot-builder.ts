@@ -8,10 +8,11 @@ import type { CompiledConfig } from './config/compile.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { logSinkFor } from '../pdk-bridge/host/phase-call.ts';
-import { REQUEST_PHASES, type RuntimeRoute, type TenantStage } from './route.ts';
+import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
 import { TenantHosts } from './router/tenant-hosts.ts';
 import { NO_ROUTE_JSON, stageSpec } from './rewrite-first.ts';
+import type { TenantStage } from './route.ts';
 import { Snapshot } from './snapshot.ts';
 import type { UpstreamPools } from './upstream.ts';
 
