@@ -78,7 +78,7 @@ if (values.check === true) {
   const { typeCheckPluginsApart } = await import('./config/typecheck.ts');
   const entries = [...compiled.programs.values()].flatMap((p) => p.plugins.map((b) => b.source));
   const types = await typeCheckPluginsApart(entries);
-  const warnings = 'skipped' in types ? [`type checking skipped: ${types.skipped}`] : types.warnings;
+  const warnings = [...compiled.warnings, ...('skipped' in types ? [`type checking skipped: ${types.skipped}`] : types.warnings)];
   if (warnings.length > 0) process.stderr.write(`warnings:\n  ${warnings.map((w) => w.replaceAll('\n', '\n    ')).join('\n  ')}\n`);
   process.stdout.write(`${configFile}: ok\n`);
   process.exit(0);

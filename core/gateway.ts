@@ -141,6 +141,7 @@ export class Gateway {
     const input = await loadConfigFile(file);
     const logger = options.logger ?? createLogger(input.log.level);
     const compiled = await compileConfig(input, file);
+    for (const w of compiled.warnings) logger.warn(w);
     // The cluster block is the node's own (a restart changes it): its Redis counters are made once.
     const counters = await createCounterStores(
       { mode: options.counters ?? 'local', redis: input.cluster?.redis },
@@ -223,6 +224,7 @@ export class Gateway {
       try {
         const input = await load();
         const compiled = await compileConfig(input, this.configFile);
+        for (const w of compiled.warnings) this.log[level ?? 'warn'](w);
         const next = this.#builder.build(compiled);
         this.#services.configure({ cache: compiled.input.sandbox.cache ?? DEFAULT_CACHE });
         const prev = this.#snapshot;

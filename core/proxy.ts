@@ -7,7 +7,9 @@ import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { errorBody, sendError } from './errors.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
 import { failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
-import type { RuntimeRoute } from './route.ts';
+import type { RuntimeRoute, TenantStage } from './route.ts';
+import type { Match } from './router/router.ts';
+import { runRewrite } from './rewrite-first.ts';
 import { logSnapshot, requestJson } from '../pdk-bridge/host/snapshots.ts';
 import { dispatchUpstream, retryable } from './upstream-choice.ts';
 import { refuseBadRequest } from './request-checks.ts';
@@ -53,14 +55,21 @@ class Exchange implements Dispatcher.DispatchHandler {
   readonly res: ServerResponse;
   /** Kept: req.socket is gone by the end when undici consumed the request body. */
   readonly socket: Socket;
-  readonly route: RuntimeRoute;
+  /** The route; until the tenant's rewrite chain has run and the route is chosen, the tenant's stage (core/rewrite-first.ts). */
+  route: RuntimeRoute;
+  /** The tenant's rewrite stage when its tenant has one, else null. */
+  readonly stage: TenantStage | null;
+  /** The route the request matched as received (null: none did, its host told the tenant). */
+  readonly matched: Match<RuntimeRoute> | null;
   readonly ctx: ProxyContext;
   readonly snapshot: Snapshot;
   readonly started = performance.now();
-  /** The normalized path: what routing and plugins see. */
+  /** The client's normalized path: what routing (unless a rewrite moved the request) and plugins see. */
   readonly path: string;
-  /** The client's own path bytes, dot segments removed (exactPath): what the upstream gets. */
-  readonly rawPath: string;
+  /** The client's own path bytes, dot segments removed (exactPath): what the upstream gets; a rewrite's path once it moved the request. */
+  rawPath: string;
+  /** The path routed when the tenant's rewrite moved the request (request.getUriCaptures), else undefined. */
+  routedPath: string | undefined = undefined;
   readonly query: string;
   /** The target ended in a bare "?" (kept upstream unless a plugin sets a query). */
   readonly bareQuery: boolean;
@@ -102,10 +111,13 @@ class Exchange implements Dispatcher.DispatchHandler {
    */
   sentHeaders: Headers | null = null;
 
-  constructor(ctx: ProxyContext, snapshot: Snapshot, route: RuntimeRoute, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
+  constructor(ctx: ProxyContext, snapshot: Snapshot, stage: TenantStage | null, matched: Match<RuntimeRoute> | null, req: IncomingMessage, res: ServerResponse, path: string, rawPath: string, query: string, bareQuery: boolean) {
+    const route = stage ?? matched!.route;
     this.ctx = ctx;
     this.snapshot = snapshot;
     this.route = route;
+    this.stage = stage;
+    this.matched = matched;
     this.req = req;
     this.res = res;
     this.socket = req.socket;
@@ -113,13 +125,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.rawPath = rawPath;
     this.query = query;
     this.bareQuery = bareQuery;
-    if (route.runsLog) this.bytesAtStart = this.socket.bytesWritten;
+    if (route.runsLog || stage !== null) this.bytesAtStart = this.socket.bytesWritten;
     this.state = newRequestState(route);
     res.once('close', this.onClose);
   }
 
   requestJson(): string {
-    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query, this.route, this.depth, Math.floor(performance.timeOrigin + this.started));
+    if (this.reqJson === '') this.reqJson = requestJson(this.req, this.path, this.query, this.route, this.depth, Math.floor(performance.timeOrigin + this.started), this.routedPath);
     return this.reqJson;
   }
 
@@ -137,25 +149,32 @@ class Exchange implements Dispatcher.DispatchHandler {
     const target = newTarget(route, upstreamHeaders(req, route, this.trailers), this.rawPath, depth, this.query);
     this.target = target;
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    if (route.readsClientBody) {
-      readClientBody(req, hasBody, route.proxy.bodies.maxRequestBodyBytes).then(
-        (body) => this.proceed(body),
-        (err: unknown) => {
-          // the client went away (or its framing broke) while its body was read
-          this.ctx.log.debug({ tenant: route.tenant, route: route.name, err: String(err) }, 'client body not read');
-          if (!this.closed) sendError(this.res, 'ISG_ERR_BAD_FRAMING');
-        },
-      );
-      return;
-    }
-    this.proceed(hasBody ? STREAMED : NO_BODY);
+    this.readBody(hasBody ? STREAMED : NO_BODY);
   }
 
-  /** After the client's body was read (or not): rewrite, access, then the upstream. */
+  /** Reads the client's body first when the chain about to run has a plugin that reads it (and it was not read yet), then proceeds. */
+  readBody(client: ClientBody): void {
+    const route = this.route;
+    if (!route.readsClientBody || client !== STREAMED) {
+      this.proceed(client);
+      return;
+    }
+    readClientBody(this.req, true, route.proxy.bodies.maxRequestBodyBytes).then(
+      (body) => this.proceed(body),
+      (err: unknown) => {
+        // the client went away (or its framing broke) while its body was read
+        this.ctx.log.debug({ tenant: route.tenant, route: route.name, err: String(err) }, 'client body not read');
+        if (!this.closed) sendError(this.res, 'ISG_ERR_BAD_FRAMING');
+      },
+    );
+  }
+
+  /** After the client's body was read (or not): the tenant's rewrite (then routing), access, then the upstream. */
   proceed(body: ClientBody): void {
     if (this.closed) return;
     try {
-      this.#proceed(body);
+      if (this.route === this.stage) runRewrite(this, this.stage, body);
+      else this.#proceed(body);
     } catch (err) {
       const errorId = newErrorId();
       this.ctx.log.error({ err, route: this.route.id, errorId }, 'internal error while proxying');
@@ -444,12 +463,12 @@ export function createRequestHandler(ctx: ProxyContext): (req: IncomingMessage, 
     }
     const match = t.match;
     snapshot.retain();
-    const ex = new Exchange(ctx, snapshot, match.route, req, res, t.path, t.rawPath, t.query, t.bareQuery);
+    const ex = new Exchange(ctx, snapshot, t.stage, match, req, res, t.path, t.rawPath, t.query, t.bareQuery);
     try {
-      ex.start(match.depth);
+      ex.start(t.stage === null ? match!.depth : 0);
     } catch (err) {
       const errorId = newErrorId();
-      ctx.log.error({ err, route: match.route.id, errorId }, 'internal error while proxying');
+      ctx.log.error({ err, route: ex.route.id, errorId }, 'internal error while proxying');
       sendError(res, 'ISG_ERR_INTERNAL', errorId);
     }
   };

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ProxyContext } from './proxy.ts';
-import type { RuntimeRoute } from './route.ts';
+import type { RuntimeRoute, TenantStage } from './route.ts';
 import { exactPath, normalizePath, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';
 
@@ -16,8 +16,13 @@ function pathStart(url: string): number {
   return i;
 }
 
-/** The route and the three views of the path a request needs: normalized, exact, query. */
-export type Target = { match: Match<RuntimeRoute>; path: string; rawPath: string; query: string; bareQuery: boolean };
+/**
+ * The route and the three views of the path a request needs: normalized, exact, query.
+ * `stage`: its tenant's rewrite stage when the tenant has one (the route is then chosen
+ * after rewrite, core/rewrite-first.ts); `match` may be null only then (no route matched
+ * the request as received, its host named the tenant).
+ */
+export type Target = { match: Match<RuntimeRoute> | null; stage: TenantStage | null; path: string; rawPath: string; query: string; bareQuery: boolean };
 
 /**
  * Parses and routes a request target; a string error code when it cannot be served.
@@ -32,11 +37,13 @@ export function resolveTarget(ctx: ProxyContext, snapshot: Snapshot, req: Incomi
   // The client's bytes: the upstream gets them (minus dot segments), routing the normalized form.
   const raw = start === end ? '/' : start === 0 && q < 0 ? url : url.slice(start, end);
   const path = normalizePath(raw);
+  // The tenant is known from the route the request matches as received, else from its host.
   const match = snapshot.router.match(req.headers.host, req.method!, path);
-  if (match === null) {
+  const stage = match !== null ? match.route.rewrite : snapshot.hosts === null ? null : snapshot.hosts.owner(req.headers.host);
+  if (match === null && stage === null) {
     ctx.countUnmatched();
     return 'ISG_ERR_NO_ROUTE';
   }
   const query = q < 0 ? '' : url.slice(q + 1);
-  return { match, path, rawPath: path === raw ? raw : exactPath(raw), query, bareQuery: q >= 0 && query === '' };
+  return { match, stage, path, rawPath: path === raw ? raw : exactPath(raw), query, bareQuery: q >= 0 && query === '' };
 }

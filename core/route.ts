@@ -4,6 +4,7 @@ import type { InstanceInfo, RouteSpec, ServiceSpec } from './config/compile.ts';
 import type { PhaseCaller } from '../sandbox/phase-caller.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import type { LogSink } from '../pdk-bridge/host/ops.ts';
+import type { Router } from './router/router.ts';
 
 type HistogramChild = FastHistogramChild;
 type CounterChild = FastCounterChild;
@@ -33,6 +34,8 @@ export type RuntimeRoute = RouteSpec & {
   /** The client's body is buffered before rewrite/access (a plugin reads it: RouteSpec.readsBody). */
   readonly readsClientBody: boolean;
   readonly runsLog: boolean;
+  /** The rewrite stage of the route's tenant when it has tenant-wide rewrite handlers, else null (core/rewrite-first.ts). */
+  readonly rewrite: TenantStage | null;
   /** Phase bit -> sink for the pdk.log lines of that phase. */
   readonly logSinks: ReadonlyMap<number, LogSink>;
   readonly metrics: {
@@ -44,5 +47,14 @@ export type RuntimeRoute = RouteSpec & {
     status(code: number): CounterChild;
   };
 };
+
+/**
+ * A tenant's rewrite stage: what runs once the tenant of a request is known and before its
+ * route is (core/rewrite-first.ts). Shaped as a route so the phase calls take it as one:
+ * its chain is the tenant's rewrite chain, its name '' (metrics and the access log of a
+ * request answered before routing), it has no service (nothing is sent upstream through
+ * it), and `router` matches the tenant's own routes on the request as rewritten.
+ */
+export type TenantStage = RuntimeRoute & { readonly router: Router<RuntimeRoute> };
 
 export const REQUEST_PHASES = PHASE.REWRITE | PHASE.ACCESS;

@@ -11,6 +11,9 @@ import { logSinkFor } from '../pdk-bridge/host/phase-call.ts';
 import { applyConfigureOps, logPluginDisabled } from '../pdk-bridge/host/configure-log.ts';
 import { REQUEST_PHASES, type RuntimeRoute } from './route.ts';
 import { PrefixRouter } from './router/router.ts';
+import { TenantHosts } from './router/tenant-hosts.ts';
+import { NO_ROUTE_JSON, stageSpec } from './rewrite-first.ts';
+import type { TenantStage } from './route.ts';
 import { Snapshot } from './snapshot.ts';
 import type { UpstreamPools } from './upstream.ts';
 
@@ -87,8 +90,17 @@ export class SnapshotBuilder {
   build(compiled: CompiledConfig): Snapshot {
     const version = ++this.#version;
     const sandboxes = this.#sandboxesFor(compiled);
-    const routes = compiled.routes.map((spec) => this.#runtimeRoute(compiled, spec, sandboxes));
-    return new Snapshot(version, this.#deps.configFile, compiled, new PrefixRouter(routes), routes, sandboxes);
+    const stages = new Map<string, TenantStage>();
+    for (const [tenant, rw] of compiled.rewrites) {
+      stages.set(tenant, { ...this.#runtimeRoute(compiled, stageSpec(rw), sandboxes, null), pdkJson: NO_ROUTE_JSON, router: null! });
+    }
+    const routes = compiled.routes.map((spec) => this.#runtimeRoute(compiled, spec, sandboxes, stages.get(spec.tenant) ?? null));
+    for (const [tenant, stage] of stages) {
+      // The tenant's own routes: a rewritten request is routed among them only (it never leaves its tenant).
+      (stage as { router: TenantStage['router'] }).router = new PrefixRouter(routes.filter((r) => r.tenant === tenant), 1000);
+    }
+    const hosts = stages.size === 0 ? null : new TenantHosts<TenantStage>(routes, (t) => stages.get(t) ?? null);
+    return new Snapshot(version, this.#deps.configFile, compiled, new PrefixRouter(routes), routes, sandboxes, hosts);
   }
 
   /** The sandbox of each tenant with plugins: the one it had when its program is unchanged. */
@@ -124,7 +136,7 @@ export class SnapshotBuilder {
   }
 
   /** A route as requests use it: its pool, sandbox, phase flags, log sinks and metric children, all made here once. */
-  #runtimeRoute(compiled: CompiledConfig, spec: CompiledConfig['routes'][number], sandboxes: ReadonlyMap<string, TenantSandbox>): RuntimeRoute {
+  #runtimeRoute(compiled: CompiledConfig, spec: CompiledConfig['routes'][number], sandboxes: ReadonlyMap<string, TenantSandbox>, rewrite: TenantStage | null): RuntimeRoute {
     const { log, metrics, pools } = this.#deps;
     const sb = spec.chainId >= 0 ? sandboxes.get(spec.tenant) : undefined;
     const sandbox = sb === undefined ? null : this.#callers.get(sb)!;
@@ -145,7 +157,8 @@ export class SnapshotBuilder {
     const requests = metrics.requests;
     return {
       ...spec,
-      pool: pools.get(spec.service.origin, spec.service.connectTimeoutMs),
+      // A tenant's rewrite stage has no service (origin ''): nothing is ever sent upstream through it.
+      pool: spec.service.origin === '' ? (null as never) : pools.get(spec.service.origin, spec.service.connectTimeoutMs),
       poolFor: (origin, connectTimeoutMs) => pools.get(origin, connectTimeoutMs),
       targets: new Set(spec.service.targets),
       pdkJson: routeJson(spec),
@@ -157,6 +170,7 @@ export class SnapshotBuilder {
       runsResponse: sandbox !== null && (spec.phases & PHASE.RESPONSE) !== 0,
       readsClientBody: sandbox !== null && spec.readsBody && (spec.phases & REQUEST_PHASES) !== 0,
       runsLog: sandbox !== null && (spec.phases & PHASE.LOG) !== 0,
+      rewrite,
       logSinks,
       metrics: {
         duration: metrics.requestDuration.labels(spec.tenant, spec.name),

@@ -1,6 +1,8 @@
 import type { CompiledConfig } from './config/compile.ts';
 import type { RuntimeRoute } from './route.ts';
 import type { PrefixRouter } from './router/router.ts';
+import type { TenantHosts } from './router/tenant-hosts.ts';
+import type { TenantStage } from './route.ts';
 import type { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 
 export type UnhealthyInstance = { tenant: string; instance: string; state: string };
@@ -19,16 +21,19 @@ export class Snapshot {
   readonly router: PrefixRouter<RuntimeRoute>;
   readonly routes: readonly RuntimeRoute[];
   readonly sandboxes: ReadonlyMap<string, TenantSandbox>;
+  /** For a request no route matches as received: the rewrite stage of its host's tenant (null: no tenant has one). */
+  readonly hosts: TenantHosts<TenantStage> | null;
   #inflight = 0;
   #retired: (() => void) | null = null;
 
-  constructor(version: number, file: string, compiled: CompiledConfig, router: PrefixRouter<RuntimeRoute>, routes: readonly RuntimeRoute[], sandboxes: ReadonlyMap<string, TenantSandbox>) {
+  constructor(version: number, file: string, compiled: CompiledConfig, router: PrefixRouter<RuntimeRoute>, routes: readonly RuntimeRoute[], sandboxes: ReadonlyMap<string, TenantSandbox>, hosts: TenantHosts<TenantStage> | null = null) {
     this.version = version;
     this.file = file;
     this.compiled = compiled;
     this.router = router;
     this.routes = routes;
     this.sandboxes = sandboxes;
+    this.hosts = hosts;
   }
 
   get inflight(): number {

@@ -56,6 +56,11 @@ export const PHASE_MASKS = {
   ANY_PHASE: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG,
   /** Before the upstream is called: serviceRequest.*, response.exit, the request body. */
   BEFORE_UPSTREAM: P.REWRITE | P.ACCESS,
+  /**
+   * The route's service is known (service.*): access only, Kong's phase for set_target,
+   * set_retries and set_timeouts. Rewrite runs before routing (core/rewrite-first.ts).
+   */
+  SERVICE_KNOWN: P.ACCESS,
   /** Response headers may still change. */
   HEADERS_WRITABLE: P.REWRITE | P.ACCESS | P.RESPONSE | P.HEADER_FILTER,
   /** The status sent to the client may still change (response.setStatus). */

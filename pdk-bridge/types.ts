@@ -67,11 +67,11 @@ export interface PdkClient extends PdkClientConsumer {
 }
 
 export interface PdkService {
-  /** rewrite/access: send the request to host:port, which must be the service's url's or one of its `targets`. */
+  /** access (the service is not known in rewrite): send the request to host:port, which must be the service's url's or one of its `targets`. */
   setTarget(host: string, port: number): void;
-  /** rewrite/access: retries (0-10) of a request without a body whose connection failed. */
+  /** access: retries (0-10) of a request without a body whose connection failed. */
   setRetries(retries: number): void;
-  /** rewrite/access: timeouts in ms (connect <= 60000, write and read <= 600000). */
+  /** access: timeouts in ms (connect <= 60000, write and read <= 600000). */
   setTimeouts(connectTimeout: number, writeTimeout: number, readTimeout: number): void;
 }
 
@@ -110,7 +110,12 @@ export type PdkServiceInfo = {
 };
 
 export interface PdkRouter {
+  /**
+   * The matched route. In rewrite it is null (rewrite runs before the route is chosen; Kong's
+   * get_route is nil there too); typed for the phases after it, where there always is one.
+   */
   getRoute(): PdkRoute;
+  /** The route's service; null in rewrite, as getRoute. */
   getService(): PdkServiceInfo;
 }
 

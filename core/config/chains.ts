@@ -4,7 +4,12 @@ import type { PluginInput, RouteInput } from './types.ts';
 
 /** A ConsumerSwitch as the host uses it: each chain with the phases it has handlers for. */
 export type HostSwitch = { readonly at: readonly number[]; readonly chains: readonly { readonly chainId: number; readonly phases: number }[] };
-/** Where authenticating a consumer leads, by the phase bit it happens in (rewrite, access). */
+/**
+ * Where authenticating a consumer leads, by the phase bit it happens in: access only. A
+ * route's chains have no rewrite phase (only tenant-wide instances run in rewrite, before
+ * the route is known: ChainBuilder.tenantRewrite); a consumer authenticated in rewrite
+ * starts access on the chain authenticating it before access leads to (`chains[0]`).
+ */
 export type ConsumerChain = Readonly<Record<number, HostSwitch>>;
 
 /** A loaded plugin instance, before chains are built. */
@@ -81,7 +86,7 @@ export class ChainBuilder {
       const mine = pick(applies.filter((c) => c.consumerId === undefined || c.consumerId === id));
       const differ = [...mine.keys()].filter((n) => mine.get(n) !== baseByName.get(n));
       if (differ.length === 0) continue;
-      plans.set(id, new Map(AUTH_PHASES.map((ph) => [ph, this.#switchPlan(ph, differ, baseByName, mine)] as const)));
+      plans.set(id, new Map(AUTH_PHASES.map((ph) => [ph, this.#switchPlan(differ, baseByName, mine)] as const)));
     }
     if (plans.size === 0) {
       if (baseChain.phases === 0) return { chainId: -1, phases: 0, chainPhases: 0, consumerChains: null };
@@ -123,21 +128,20 @@ export class ChainBuilder {
   }
 
   /**
-   * The chains authenticating a consumer in phase `ph` leads to. A plugin name the consumer
-   * configures differently (`differ`) keeps its route config if it already ran in this
-   * request: in rewrite, those with a rewrite handler ranked at or before the
-   * authenticating instance; in access, those with a rewrite handler, and those ranked at
-   * or before it (Kong resolves a plugin's config where the access phase passes it).
+   * The chains authenticating a consumer in access leads to. A plugin name the
+   * consumer configures differently (`differ`) keeps its route config if it already ran in
+   * this request: a tenant-wide instance with a rewrite handler (it ran in rewrite), and
+   * those ranked at or before the authenticating instance (Kong resolves a plugin's config
+   * where the access phase passes it). A route- or service-scoped rewrite handler never ran.
    */
-  #switchPlan(ph: number, differ: readonly string[], base: ReadonlyMap<string, Candidate>, mine: ReadonlyMap<string, Candidate>): { at: number[]; chains: Built[] } {
+  #switchPlan(differ: readonly string[], base: ReadonlyMap<string, Candidate>, mine: ReadonlyMap<string, Candidate>): { at: number[]; chains: Built[] } {
     const always: string[] = [];
     const points: { name: string; rank: number }[] = [];
     for (const n of differ) {
       const b = base.get(n);
       if (b === undefined) continue; // only the consumer's instance exists: nothing ran
-      const rewrites = b.handlers.includes('rewrite');
-      if (ph === PHASE.ACCESS && rewrites) always.push(n);
-      else if (ph === PHASE.ACCESS || rewrites) points.push({ name: n, rank: this.#rank.get(b.index)! });
+      if (ranInRewrite(b)) always.push(n);
+      else points.push({ name: n, rank: this.#rank.get(b.index)! });
     }
     points.sort((a, b) => a.rank - b.rank);
     const chains: Built[] = [];
@@ -147,6 +151,22 @@ export class ChainBuilder {
       chains.push(chainOf(this.#ordered([...names].map((n) => (kept.has(n) ? base.get(n) : mine.get(n))!))));
     }
     return { at: points.map((p) => p.rank), chains };
+  }
+
+  /**
+   * The tenant's rewrite chain (-1: none) and its phases: Kong runs rewrite before routing,
+   * so only tenant-wide instances (no route, service or consumer) with a rewrite handler run
+   * in it, one per plugin name (the first declared), in priority order. A scoped instance's
+   * rewrite handler never runs (Kong's rule); its other handlers do. The chain's log phase
+   * (the tenant-wide log handlers) is for requests answered before a route was chosen.
+   */
+  tenantRewrite(): { chainId: number; phases: number } {
+    const rewriters = pick(this.#candidates.filter(ranInRewrite));
+    if (rewriters.size === 0) return { chainId: -1, phases: 0 };
+    const loggers = pick(this.#candidates.filter((c) => tenantWide(c) && c.handlers.includes('log')));
+    const chain: Record<number, number[]> = { [PHASE.REWRITE]: this.#ordered(rewriters.values()).map((c) => c.index) };
+    if (loggers.size > 0) chain[PHASE.LOG] = this.#ordered(loggers.values()).map((c) => c.index);
+    return { chainId: this.#add(chain), phases: loggers.size > 0 ? PHASE.REWRITE | PHASE.LOG : PHASE.REWRITE };
   }
 
   #ordered(list: Iterable<Candidate>): Candidate[] {
@@ -169,7 +189,17 @@ export function switchIndex(at: readonly number[], rank: number): number {
 }
 
 type Built = { chain: ChainSpec; phases: number; key: string };
-const AUTH_PHASES = [PHASE.REWRITE, PHASE.ACCESS] as const;
+const AUTH_PHASES = [PHASE.ACCESS] as const;
+
+function tenantWide(c: Candidate): boolean {
+  const p = c.input;
+  return p.route === undefined && p.service === undefined && p.consumer === undefined;
+}
+
+/** A tenant-wide instance with a rewrite handler: the only kind whose rewrite runs (in the tenant's rewrite chain). */
+function ranInRewrite(c: Candidate): boolean {
+  return tenantWide(c) && c.handlers.includes('rewrite');
+}
 
 /** Per plugin name, the instance of highest precedence (the first declared among equals). */
 function pick(list: readonly Candidate[]): Map<string, Candidate> {
@@ -181,13 +211,14 @@ function pick(list: readonly Candidate[]): Map<string, Candidate> {
   return byName;
 }
 
+/** A route's chain: every handler but rewrite (that runs in the tenant's rewrite chain, before routing). */
 function chainOf(ordered: readonly Candidate[]): Built {
-
   const chain: Record<number, number[]> = {};
   let phases = 0;
   for (const c of ordered) {
     for (const h of c.handlers) {
       const bit = HANDLER_PHASE[h];
+      if (bit === PHASE.REWRITE) continue;
       (chain[bit] ??= []).push(c.index);
       phases |= bit;
     }

@@ -98,9 +98,26 @@ export type RouteSpec = {
   readonly consumers: ConsumerIndex;
 };
 
+/** A tenant's rewrite chain: run once the tenant of a request is known, before its route is chosen (core/rewrite-first.ts). */
+export type TenantRewriteSpec = {
+  readonly tenant: string;
+  /** Chain in the tenant's program: the tenant-wide rewrite handlers, and log handlers for requests answered before routing. */
+  readonly chainId: number;
+  /** Its phases: rewrite, and log when some tenant-wide instance has a log handler. */
+  readonly phases: number;
+  /** A plugin of the chain reads the client's body: it is buffered before rewrite. */
+  readonly readsBody: boolean;
+  readonly proxy: ProxySpec;
+  readonly consumers: ConsumerIndex;
+};
+
 export type CompiledConfig = {
   readonly input: ConfigInput;
   readonly routes: readonly RouteSpec[];
+  /** Per tenant that has tenant-wide rewrite handlers, its rewrite chain; a tenant without is absent. */
+  readonly rewrites: ReadonlyMap<string, TenantRewriteSpec>;
+  /** What is valid but likely not meant (a scoped instance's rewrite handler, which never runs), each with the path of its field. */
+  readonly warnings: readonly string[];
   readonly programs: ReadonlyMap<string, TenantProgram>;
   readonly instances: ReadonlyMap<string, readonly InstanceInfo[]>;
   /** Per tenant, its consumers and credentials (what the host's consumer and credential lookups read). */
@@ -145,6 +162,8 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
   const programs = new Map<string, TenantProgram>();
   const instanceInfo = new Map<string, InstanceInfo[]>();
   const consumerIndexes = new Map<string, ConsumerIndex>();
+  const rewrites = new Map<string, TenantRewriteSpec>();
+  const warnings: string[] = [];
   const tenantNames = new Set<string>();
   const proxy = compileProxy(input.proxy, errors);
 
@@ -154,16 +173,17 @@ export async function compileConfig(input: ConfigInput, file: string): Promise<C
     if (tenantNames.has(tenant.name)) errors.push(`${at}.name: tenant "${tenant.name}" is declared twice`);
     tenantNames.add(tenant.name);
     const breaker: BreakerConfig = { ...DEFAULT_BREAKER, ...input.sandbox.breaker, ...tenant.breaker };
-    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors);
+    const compiled = await compileTenant(tenant, at, baseDir, defaults, ceilings, breaker, proxy, errors, warnings);
     if (compiled === null) continue;
     routes.push(...compiled.routes);
     programs.set(tenant.name, compiled.program);
     instanceInfo.set(tenant.name, compiled.instances);
     consumerIndexes.set(tenant.name, compiled.consumers);
+    if (compiled.rewrite !== null) rewrites.set(tenant.name, compiled.rewrite);
   }
   checkConflicts(input, errors);
   if (errors.length > 0) throw new ConfigError(file, errors);
-  return { input, routes, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
+  return { input, routes, rewrites, warnings, programs, instances: instanceInfo, consumers: consumerIndexes, limits: { defaults, ceilings } };
 }
 
 /** The route's chain and every consumer variant it may switch to. */
@@ -180,7 +200,7 @@ function readsBodyOf(info: PluginInfo, config: unknown): boolean {
   return when === undefined || (config !== null && typeof config === 'object' && (config as Record<string, unknown>)[when] === true);
 }
 
-/** Some rewrite or access instance of these chains belongs to a plugin that reads the client's body. */
+/** Some rewrite or access instance of these chains (a route's have access only, a tenant's rewrite chain rewrite only) belongs to a plugin that reads the client's body. */
 function readsClientBody(chains: readonly ChainSpec[], ids: readonly number[], instances: readonly InstanceSpec[], bundles: readonly PluginInfo[]): boolean {
   for (const id of ids) {
     for (const ph of [PHASE.REWRITE, PHASE.ACCESS]) {
@@ -216,7 +236,8 @@ async function compileTenant(
   breaker: BreakerConfig,
   proxy: ProxySpec,
   errors: string[],
-): Promise<{ routes: RouteSpec[]; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
+  warnings: string[],
+): Promise<{ routes: RouteSpec[]; rewrite: TenantRewriteSpec | null; program: TenantProgram; instances: InstanceInfo[]; consumers: ConsumerIndex } | null> {
   const before = errors.length;
   const services = new Map<string, ServiceSpec>();
   tenant.services.forEach((s, i) => {
@@ -299,6 +320,9 @@ async function compileTenant(
       bundleIndex.set(info.code, b);
     }
     const scope = scopeName(p);
+    if (scope !== 'tenant' && info.handlers.includes('rewrite')) {
+      warnings.push(`${where}: plugin "${info.name}" is scoped (${scope}): its rewrite handler never runs (rewrite runs before routing, for tenant-wide instances only, as in Kong); its other handlers do`);
+    }
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
     const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: declaredHosts(info), failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
@@ -309,6 +333,15 @@ async function compileTenant(
 
   // Chains: per route, one instance per plugin name by Kong's precedence, in priority order.
   const builder = new ChainBuilder(candidates);
+  const rewriteChain = builder.tenantRewrite();
+  const rewrite: TenantRewriteSpec | null = rewriteChain.chainId < 0 ? null : {
+    tenant: tenant.name,
+    chainId: rewriteChain.chainId,
+    phases: rewriteChain.phases,
+    readsBody: readsClientBody(builder.chains, [rewriteChain.chainId], instances, bundles),
+    proxy,
+    consumers,
+  };
   const routes: RouteSpec[] = [];
   tenant.routes.forEach((r) => {
     const service = services.get(r.service);
@@ -355,7 +388,7 @@ async function compileTenant(
     httpAllow,
     key,
   };
-  return { routes, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
+  return { routes, rewrite, program, instances: instances.map((i) => ({ id: i.id, name: i.name, failOpen: i.failOpen })), consumers };
 }
 
 /** capabilities.http of a plugin: its plugin.json's (folder form), else its module's export; null when it declares none. */

@@ -79,9 +79,9 @@ export const OP_PHASES: Readonly<Record<string, number>> = {
   'sq.method': BEFORE_UPSTREAM,
   'sq.scheme': BEFORE_UPSTREAM,
   'sq.clearArg': BEFORE_UPSTREAM,
-  'sv.target': BEFORE_UPSTREAM,
-  'sv.retries': BEFORE_UPSTREAM,
-  'sv.timeouts': BEFORE_UPSTREAM,
+  'sv.target': PHASE_MASKS.SERVICE_KNOWN,
+  'sv.retries': PHASE_MASKS.SERVICE_KNOWN,
+  'sv.timeouts': PHASE_MASKS.SERVICE_KNOWN,
   exit: BEFORE_UPSTREAM,
   auth: BEFORE_UPSTREAM,
   log: PHASE_MASKS.WITHOUT_REQUEST, // configure's lines too

@@ -8,7 +8,7 @@ import { isTrusted } from '../../core/trusted-proxies.ts';
  * per config). Only what the socket and parser already hold: everything else is derived
  * in the isolate when a plugin asks.
  */
-export function requestJson(req: IncomingMessage, path: string, query: string, route: RuntimeRoute, depth: number, startedAt: number): string {
+export function requestJson(req: IncomingMessage, path: string, query: string, route: RuntimeRoute, depth: number, startedAt: number, routedPath?: string): string {
   const socket = req.socket;
   const ip = socket.remoteAddress ?? '';
   const url = req.url ?? '';
@@ -25,6 +25,8 @@ export function requestJson(req: IncomingMessage, path: string, query: string, r
     v: req.httpVersionMinor,
     t: startedAt,
     d: depth,
+    // the path the route matched, when the tenant's rewrite moved the request (the `d` segments are of it)
+    rp: routedPath,
     // the target as sent, only when path and query do not spell it (no concatenation to find out)
     u: (query === '' ? url === path : url.length === path.length + 1 + query.length && url.startsWith(path)) ? undefined : url,
     tr: trusted !== null && isTrusted(trusted, ip) ? 1 : undefined,

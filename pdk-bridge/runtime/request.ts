@@ -1,7 +1,8 @@
 // In-isolate runtime: pdk.request, reads of the client's request (a snapshot copied in).
 // Snapshot fields (core/proxy.ts requestJson): m method, p normalized path, q raw query,
 // h headers, ip peer address, cp peer port, s scheme, o the gateway's port, v HTTP minor
-// version, t start time (epoch ms), d segments of the route prefix that matched, u the
+// version, t start time (epoch ms), d segments of the route prefix that matched (of rp,
+// the path routed, when the tenant's rewrite changed it; else of p), u the
 // request target as sent (only when it differs from p and q), tr 1 when the peer is a
 // trusted proxy. Everything else is derived here, on demand.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
@@ -157,7 +158,7 @@ export const pdkRequest: PdkRequest = $freeze({
     const r = request();
     if (r.uc === undefined) {
       let at = 0;
-      const p = r.p;
+      const p = r.rp ?? r.p; // rp: the path the route matched, when a rewrite moved the request
       for (let n = 0; n < r.d && at >= 0; n++) at = $apply($indexOf, p, ['/', at + 1]);
       const unnamed = list();
       unnamed[0] = r.d === 0 ? '' : at < 0 ? p : $apply($slice, p, [0, at]);

@@ -36,11 +36,14 @@ const marker = (name: string, priority: number) => pluginSource(name, `
 export function access(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-${name}', conf.tag); }
 export function headerFilter(pdk: any, conf: any) { pdk.response.setHeader('x-${name}', conf.tag); }`, priority);
 
-/** After auth in priority, with a rewrite handler too: it has run in rewrite by the time access authenticates. */
-const LATE = pluginSource('late', `
-export function rewrite(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-late-rewrite', conf.tag); }
-export function access(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-late', conf.tag); }
-export function headerFilter(pdk: any, conf: any) { pdk.response.setHeader('x-late', conf.tag); }`, 500);
+/**
+ * After auth in priority, with a rewrite handler too: its tenant-wide instance has run in
+ * rewrite by the time access authenticates (a scoped instance's rewrite never runs: Kong).
+ */
+const lateSource = (name: string) => pluginSource(name, `
+export function rewrite(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-${name}-rewrite', conf.tag); }
+export function access(pdk: any, conf: any) { pdk.serviceRequest.setHeader('x-${name}', conf.tag); }
+export function headerFilter(pdk: any, conf: any) { pdk.response.setHeader('x-${name}', conf.tag); }`, 500);
 
 const NAMES = LEVELS.map((_, k) => `m${k}`);
 
@@ -76,7 +79,7 @@ describe('plugin scoping: Kong precedence through real requests', () => {
 
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
-    const files: Record<string, string> = { 'auth.ts': AUTH, 'early.ts': marker('early', 2000), 'late.ts': LATE };
+    const files: Record<string, string> = { 'auth.ts': AUTH, 'early.ts': marker('early', 2000), 'late.ts': lateSource('late'), 'keep.ts': lateSource('keep') };
     for (const n of NAMES) files[`${n}.ts`] = marker(n, 500);
     gw = await startGateway(`
 ${NO_BREAKER}
@@ -94,8 +97,11 @@ tenants:
       - { name: auth, path: ./auth.ts }
       - { name: early, path: ./early.ts, config: { tag: "tenant" } }
       - { name: early, path: ./early.ts, consumer: c-alice, config: { tag: "consumer" } }
+      - { name: late, path: ./late.ts, config: { tag: "tenant" } }
       - { name: late, path: ./late.ts, route: r1, config: { tag: "route" } }
       - { name: late, path: ./late.ts, route: r1, consumer: alice, config: { tag: "route+consumer" } }
+      - { name: keep, path: ./keep.ts, config: { tag: "tenant" } }
+      - { name: keep, path: ./keep.ts, consumer: alice, config: { tag: "consumer" } }
 ${instances()}
 `, files);
   }, 60_000);
@@ -133,13 +139,18 @@ ${instances()}
     expect([rw.json().headers['x-early'], rw.headers['x-early']]).toEqual(['consumer', 'consumer']);
   });
 
-  it('a plugin that already ran in rewrite keeps its config when access authenticates; after a rewrite authentication it runs the consumer\'s from there on', async () => {
-    const r = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'access' } });
-    const up1 = r.json().headers;
-    expect([up1['x-late-rewrite'], up1['x-late'], r.headers['x-late']]).toEqual(['route', 'route', 'route']);
-    const rw = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': 'rewrite' } });
-    const up2 = rw.json().headers;
-    expect([up2['x-late-rewrite'], up2['x-late'], rw.headers['x-late']]).toEqual(['route+consumer', 'route+consumer', 'route+consumer']);
+  it('rewrite runs the tenant-wide instance only; access keeps the config that ran in rewrite, a scoped instance (whose rewrite never ran) takes the consumer\'s', async () => {
+    for (const phase of ['access', 'rewrite']) {
+      const r = await send(`${gw.url}/r1`, { headers: { 'x-consumer': 'c-alice', 'x-auth-phase': phase } });
+      const up = r.json().headers;
+      // late: the route's instance outranks the tenant's on r1, but rewrite runs before routing (Kong: global plugins only)
+      expect({ phase, late: [up['x-late-rewrite'], up['x-late'], r.headers['x-late']] }).toEqual({ phase, late: ['tenant', 'route+consumer', 'route+consumer'] });
+      // keep: its tenant-wide instance ran in rewrite; one config per plugin per request, so not the consumer's
+      expect({ phase, keep: [up['x-keep-rewrite'], up['x-keep'], r.headers['x-keep']] }).toEqual({ phase, keep: ['tenant', 'tenant', 'tenant'] });
+    }
+    // without a consumer, r2 has no route instance of late: the tenant's everywhere
+    const r2 = await send(`${gw.url}/r2`);
+    expect([r2.json().headers['x-late-rewrite'], r2.json().headers['x-late']]).toEqual(['tenant', 'tenant']);
   });
 
   it('an unknown consumer id fails the request as the plugin\'s bad return', async () => {

@@ -62,16 +62,18 @@ export async function log(pdk: any) {
   100,
 );
 
-/** rewrite awaits; access (sync) reads what it left in ctx; both are tenant-wide on route rw. */
+/** Tenant-wide (rewrite runs tenant-wide instances only, before routing); on /rw, rewrite awaits and access (sync) reads what it left in ctx. */
 const REWRITER = pluginSource(
   'rewriter',
   `
 export async function rewrite(pdk: any) {
+  if (pdk.request.getPath() !== '/rw') return;
   const n = await pdk.counters.increment('rw', 1, 60);
   pdk.ctx.set('rewrite-count', n);
   pdk.serviceRequest.setHeader('x-rewrite-count', String(n));
 }
 export function access(pdk: any) {
+  if (pdk.request.getPath() !== '/rw') return;
   pdk.serviceRequest.setHeader('x-access-saw', String(pdk.ctx.get('rewrite-count')));
 }`,
   300,
@@ -123,7 +125,7 @@ tenants:
       - { name: rw, service: s, paths: [/rw] }
       - { name: fo, service: s, paths: [/fo] }
     plugins:
-      - { name: rewriter, path: ./rewriter.ts, route: rw }
+      - { name: rewriter, path: ./rewriter.ts }
       - { name: slowpoke, path: ./slowpoke.ts, route: fo, failOpen: true, limits: { wallMs: 200 }, config: { slow: "${slow.url}" } }
       - { name: after, path: ./after.ts, route: fo }
       - { name: waiter, path: ./waiter.ts, route: w, config: { slow: "${slow.url}" } }

@@ -99,7 +99,7 @@ tenants:
   });
 
   it('phase check: setTarget in headerFilter throws an error naming both phases', async () => {
-    expect((await send(`${gw.url}/`)).headers['x-err']).toBe('service.setTarget is not allowed in phase headerFilter (allowed in: rewrite, access)');
+    expect((await send(`${gw.url}/`)).headers['x-err']).toBe('service.setTarget is not allowed in phase headerFilter (allowed in: access)');
   });
 
   it('hostile: the host re-checks forged operations (timeouts above the ceiling, a target outside, a method undici cannot send)', () => {
