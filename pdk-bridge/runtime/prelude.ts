@@ -136,8 +136,8 @@ export const ANY_PHASE = PHASES.masks.ANY_PHASE;
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
 /**
- * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and this
- * call's snapshots parsed there. Each plugin module runs in a context of its own
+ * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and the
+ * copies of this call's snapshot objects made for it. Each plugin module runs in a context of its own
  * (pdk-bridge/realm.js); whatever the PDK hands a plugin is made in the plugin's realm or
  * has no prototype, so no plugin reaches the runtime's realm or another plugin's.
  */
