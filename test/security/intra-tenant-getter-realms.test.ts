@@ -7,7 +7,7 @@
 //
 // Two plugin modules (two realms) per route run the same probe one after the other:
 // `first` scans each value, then mutates it everywhere it can; `second` scans and must see
-// exactly what `first` saw before it mutated. /hf runs rewrite-free access, headerFilter
+// exactly what `first` saw before it mutated. /hf runs access, headerFilter, bodyFilter
 // and log; /resp runs a response handler (excluded from headerFilter by Kong's rule) and log.
 // Each probe logs one line per getter: realm-check|plugin|phase|getter|problems|value.
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -101,7 +101,8 @@ export function log(pdk) { probe(pdk, 'log', [...REQUEST, ...RESPONSE, ['log.ser
 function probePlugin(name: string, role: 'first' | 'second', more: string): string {
   return pluginSource(name, `const NAME = ${JSON.stringify(name)};\nconst ROLE = ${JSON.stringify(role)};\n${PROBE}\n${more}`, role === 'first' ? 100 : 50);
 }
-const HF = `export function headerFilter(pdk) { probe(pdk, 'headerFilter', [...REQUEST, ...RESPONSE, ...SERVICE]); }`;
+const HF = `export function headerFilter(pdk) { probe(pdk, 'headerFilter', [...REQUEST, ...RESPONSE, ...SERVICE]); }
+export function bodyFilter(pdk) { if (pdk.response.isLastChunk()) probe(pdk, 'bodyFilter', [...REQUEST, ...RESPONSE]); }`;
 const RESP = `export function response(pdk) { probe(pdk, 'response', [...REQUEST, ...RESPONSE, ...SERVICE, ...SERVICE_BODY]); }`;
 
 const UP_BODY = JSON.stringify({ x: [1, { y: 'two' }], z: { w: ['a', 'b'] } });
@@ -172,7 +173,7 @@ tenants:
         });
         expect(r.statusCode).toBe(200);
         expect(await r.body.text()).toBe(UP_BODY);
-        const phases = route === 'hf' ? ['access', 'headerFilter', 'log'] : ['access', 'response', 'log'];
+        const phases = route === 'hf' ? ['access', 'headerFilter', 'bodyFilter', 'log'] : ['access', 'response', 'log'];
         let got: Line[] = [];
         const deadline = Date.now() + 3000;
         while (Date.now() < deadline) {
