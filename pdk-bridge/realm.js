@@ -8,8 +8,9 @@
 //
 // The kit makes the plugin's `pdk` here, in the plugin's realm: frozen objects whose
 // functions forward to the runtime's implementation (closed over, unreachable). So nothing
-// a plugin gets leads to the runtime's realm or to another plugin's: PDK functions, parsed
-// snapshots and config, and the errors PDK calls throw, are all of this realm.
+// a plugin gets leads to the runtime's realm or to another plugin's: PDK functions, config,
+// and the errors PDK calls throw are all of this realm, and the objects PDK getters return
+// are of this realm (parsed with its JSON.parse) or have no prototype.
 (function () {
   'use strict';
   for (const name of ['WebAssembly', 'SharedArrayBuffer', 'Atomics', 'FinalizationRegistry']) delete globalThis[name];

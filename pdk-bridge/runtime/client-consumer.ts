@@ -16,7 +16,7 @@
 // phases, run the chain of the consumer's scoped plugins (dispatcher.ts switches).
 // Arguments come from plugin code: typed `any`, each field checked here before use.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
-import { $create, $freeze, $isArray, $keys, ANY_PHASE, bare, checkPhase, emit, list, realm, request } from './prelude.ts';
+import { $create, $freeze, $isArray, $keys, $stringify, ANY_PHASE, bare, checkPhase, emit, list, mine, realm, request } from './prelude.ts';
 import { consumerChain } from './consumer-chains.ts';
 import { asyncCall, shortStr } from './async.ts';
 
@@ -27,7 +27,6 @@ export let authConsumer: Readonly<Record<string, unknown>> | null = null; // con
 export let authCredential: Readonly<Record<string, unknown>> | null = null;
 export let authSet = false;        // authenticate was called in this call (then the views above win over the snapshot)
 export let authChain = -1;         // chain to switch to before the next plugin runs, or -1
-const $isFrozen = Object.isFrozen;
 
 function authField(v: any, what: string, optional: boolean): string | null {
   if (v === undefined || (optional && v === null)) return null;
@@ -52,19 +51,20 @@ function authObject(v: any, what: string): any {
   return v;
 }
 
-/** A record of the request snapshot as getConsumer/getCredential hand it out: frozen, like the views authenticate makes. */
-function frozenRecord(r: any): any {
-  if (r === undefined || r === null) return null;
-  if (!$isFrozen(r)) {
-    bare(r);
-    const keys = $keys(r);
-    for (let i = 0; i < keys.length; i++) {
-      const v = r[keys[i]];
-      if (v !== null && typeof v === 'object') $freeze(bare(v));
-    }
-    $freeze(r);
+/**
+ * A record of the request snapshot (runtime realm) as getConsumer/getCredential hand it
+ * out: copied into the calling realm (its JSON.parse; tags an array of that realm), without
+ * prototypes on its objects, frozen like the views authenticate makes.
+ */
+function frozenRecord(src: any): any {
+  if (src === undefined || src === null) return null;
+  const r = bare(realm.parse($stringify(src)));
+  const keys = $keys(r);
+  for (let i = 0; i < keys.length; i++) {
+    const v = r[keys[i]];
+    if (v !== null && typeof v === 'object') $freeze(bare(v));
   }
-  return r;
+  return $freeze(r);
 }
 
 // Lookups (async: loadConsumer, findCredential, getConsumerGroups in rewrite, access and
@@ -119,12 +119,18 @@ export const pdkClientConsumer = {
   /** The authenticated consumer ({ id, username, customId, tags }), or null. Never a credential. */
   getConsumer() {
     checkPhase('client.getConsumer', ANY_PHASE);
-    return authSet ? authConsumer : frozenRecord(request().c);
+    if (authSet) return authConsumer;
+    const rm = mine();
+    if (rm.consumer === undefined) rm.consumer = frozenRecord(request().c);
+    return rm.consumer;
   },
   /** The credential the consumer authenticated with ({ id, kind, consumer: { id } }), or null. Never its key, password or secret. */
   getCredential() {
     checkPhase('client.getCredential', ANY_PHASE);
-    return authSet ? authCredential : frozenRecord(request().cr);
+    if (authSet) return authCredential;
+    const rm = mine();
+    if (rm.credential === undefined) rm.credential = frozenRecord(request().cr);
+    return rm.credential;
   },
   authenticate(consumer: any, credential: any) {
     checkPhase('client.authenticate', AUTH_PHASES);

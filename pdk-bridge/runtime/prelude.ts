@@ -12,7 +12,7 @@
 // below (an import cannot be assigned), which the build checks.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 
-/** Data parsed from a snapshot (JSON of the host's making, in the caller's realm). */
+/** Data parsed from a snapshot (JSON of the host's making). */
 export type Snapshot = Record<string, any>;
 
 /** What pdk-bridge/realm.js hands the runtime from a plugin's context. */
@@ -24,12 +24,20 @@ export type Kit = {
   deferred(rec: Settler): Promise<unknown>;
 };
 
-/** A plugin's realm as the runtime keeps it, with this call's snapshots parsed there. */
+/**
+ * A plugin's realm as the runtime keeps it, with the copies of this call's snapshot
+ * objects made for it (see mine()): `seq` is the call they belong to; null (or undefined
+ * for consumer and credential, whose value may be null) until a getter asks.
+ */
 export type Realm = Kit & {
-  reqSeq: number;
-  req: Snapshot | null;
-  phaseSeq: number;
-  phaseData: Snapshot | null;
+  seq: number;
+  headers: Snapshot | null;     // request.getHeaders
+  query: Snapshot | null;       // request.getQuery
+  captures: any;                // request.getUriCaptures (null until asked)
+  resHeaders: Snapshot | null;  // response.getHeaders (and serviceResponse's when the same)
+  svcHeaders: Snapshot | null;  // serviceResponse.getHeaders when the upstream's differ
+  consumer: any;                // client.getConsumer from the snapshot (undefined until asked)
+  credential: any;              // client.getCredential from the snapshot (likewise)
   routeSeq: number;
   routeInfo: Snapshot | null;
 };
@@ -77,6 +85,7 @@ export const $lastIndexOf = String.prototype.lastIndexOf;
 export const $test = RegExp.prototype.test;
 export const $encode = encodeURIComponent;
 export const $setProto = Object.setPrototypeOf;
+export const $hasOwn = Object.hasOwn;
 /** Prototypes of the errors the runtime's own builtins throw: such an error must not reach a plugin (its realm is ours). */
 export const OWN_ERRORS: unknown[] = [Error.prototype, TypeError.prototype, RangeError.prototype, SyntaxError.prototype, ReferenceError.prototype, EvalError.prototype, URIError.prototype];
 
@@ -127,8 +136,8 @@ export const ANY_PHASE = PHASES.masks.ANY_PHASE;
 // State of the call in progress. Calls into one isolate never overlap, so one set of
 // variables serves every request; the dispatcher resets them at the start of each call.
 /**
- * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and this
- * call's snapshots parsed there. Each plugin module runs in a context of its own
+ * The realm of the plugin calling the PDK: its JSON.parse and error constructors, and the
+ * copies of this call's snapshot objects made for it. Each plugin module runs in a context of its own
  * (pdk-bridge/realm.js); whatever the PDK hands a plugin is made in the plugin's realm or
  * has no prototype, so no plugin reaches the runtime's realm or another plugin's.
  */
@@ -139,10 +148,14 @@ export function realmOf(kit: Kit): Realm {
   r.TypeError = kit.TypeError;
   r.RangeError = kit.RangeError;
   r.deferred = kit.deferred;
-  r.reqSeq = -1;
-  r.req = null;
-  r.phaseSeq = -1;
-  r.phaseData = null;
+  r.seq = -1;
+  r.headers = null;
+  r.query = null;
+  r.captures = null;
+  r.resHeaders = null;
+  r.svcHeaders = null;
+  r.consumer = undefined;
+  r.credential = undefined;
   r.routeSeq = -1;
   r.routeInfo = null;
   return r;
@@ -186,8 +199,10 @@ export function foreign(e: any, rec: Realm): unknown {
 export let phase = 0;
 export let ops: any[] = null!;         // operations collected in this call (a list()), applied by the host afterwards
 export let owner = -1;          // instance whose operations follow the last '@' marker in ops
-export let reqRaw = '';         // request snapshot as JSON, parsed on first read in each realm
+export let reqRaw = '';         // request snapshot as JSON, parsed on first read (request())
 export let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
+let reqSnap: Snapshot | null = null;   // reqRaw parsed in the runtime's realm: never handed to plugin code
+let phaseSnap: Snapshot | null = null; // phaseRaw likewise
 // The body of the phase, passed as a plain string argument (no JSON escaping): rewrite and
 // access the client's request body (null: over the cap), response the response body,
 // bodyFilter the chunk. A plugin's set* replaces it for the plugins after it in the chain.
@@ -306,32 +321,82 @@ export function headerValue(value: unknown, what: string): string {
   return str(value, what);
 }
 
+// The snapshots are parsed once per call, here in the runtime's realm, and plugin code
+// never gets hold of those objects: their prototypes are the runtime's, and one plugin
+// could change what the next one reads. Getters of strings and numbers (a primitive
+// carries no realm) read them directly; those of objects and arrays hand out copies made
+// for the calling realm (mine()): objects without a prototype, arrays of the caller's
+// realm (its JSON.parse). A key that comes from plugin code (a header name) is looked up
+// with own() only: in a runtime object, 'constructor' or '__proto__' would answer with
+// the runtime's own Object.prototype and Function.
+
 /**
- * The request snapshot, parsed in the calling plugin's realm (once per call and realm).
- * The host may append a newline and the route's own JSON (router.getRoute): left unparsed
- * here, so plugins that never ask for it do not pay for it.
+ * The request snapshot (runtime realm, read-only). The host may append a newline and the
+ * route's own JSON (router.getRoute): left unparsed here, so plugins that never ask for
+ * it do not pay for it.
  */
 export function request(): Snapshot {
-  const rm = realm;
-  if (rm.reqSeq !== callSeq) {
+  let r = reqSnap;
+  if (r === null) {
     const nl = $apply($indexOf, reqRaw, ['\n']);
-    const r: Snapshot = bare(rm.parse(nl < 0 ? reqRaw : $apply($slice, reqRaw, [0, nl])));
-    bare(r.h);
-    rm.req = r;
-    rm.reqSeq = callSeq;
+    r = reqSnap = $parse(nl < 0 ? reqRaw : $apply($slice, reqRaw, [0, nl])) as Snapshot;
   }
-  return rm.req!;
+  return r;
 }
 
+/** The phase snapshot (runtime realm, read-only): status, response headers, log figures. */
 export function phaseSnapshot(): Snapshot {
+  let d = phaseSnap;
+  if (d === null) d = phaseSnap = phaseRaw === '' ? $create(null) as Snapshot : $parse(phaseRaw) as Snapshot;
+  return d;
+}
+
+/** The value of own key `k` of a snapshot object, or undefined (never one of its prototype's). */
+export function own(o: Snapshot | undefined, k: string): any {
+  return o !== undefined && $hasOwn(o, k) ? o[k] : undefined;
+}
+
+/** The calling realm, its copies reset when they belong to another call. */
+export function mine(): Realm {
   const rm = realm;
-  if (rm.phaseSeq !== callSeq) {
-    const d: Snapshot = phaseRaw === '' ? $create(null) : bare(rm.parse(phaseRaw));
-    bare(d.h);
-    rm.phaseData = d;
-    rm.phaseSeq = callSeq;
+  if (rm.seq !== callSeq) {
+    rm.seq = callSeq;
+    rm.headers = null;
+    rm.query = null;
+    rm.captures = null;
+    rm.resHeaders = null;
+    rm.svcHeaders = null;
+    rm.consumer = undefined;
+    rm.credential = undefined;
   }
-  return rm.phaseData!;
+  return rm;
+}
+
+/** A header's value for the calling plugin: a string as it is, a list (Set-Cookie) as an array of its realm. */
+export function headerOut(v: string | string[] | undefined): string | string[] | undefined {
+  return v === undefined || typeof v === 'string' ? v : realm.parse($stringify(v));
+}
+
+/** A copy of headers `h` (runtime realm) for the calling plugin: no prototype, lists as arrays of its realm. */
+export function headersOut(h: Snapshot): Snapshot {
+  const out: Snapshot = $create(null);
+  const names = $keys(h);
+  for (let i = 0; i < names.length; i++) {
+    const v = h[names[i]];
+    out[names[i]] = typeof v === 'string' ? v : headerOut(v);
+  }
+  return out;
+}
+
+/** response.getHeaders (serviceResponse.getHeaders when the same): the calling realm's copy of the phase's headers. */
+export function responseHeaders(): Snapshot {
+  const rm = mine();
+  if (rm.resHeaders === null) {
+    const h = phaseSnapshot().h;
+    if (h === undefined) return h;
+    rm.resHeaders = headersOut(h);
+  }
+  return rm.resHeaders;
 }
 
 /** A plugin instance as the dispatcher installs it (dispatcher.ts setup). */
@@ -353,6 +418,8 @@ export function beginCall(ph: number, reqJson: string, phaseJson: string, ctx: s
   owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
+  reqSnap = null;
+  phaseSnap = null;
   ctxRaw = ctx;
   ctxShared = null;
   exited = false;
@@ -377,7 +444,7 @@ export function countLogLine(): void { logLines++; }
 
 /** The call's state into frame `f` (frames.ts save). */
 export function saveCall(f: Record<string, any>): void {
-  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw;
+  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw; f.reqSnap = reqSnap; f.phaseSnap = phaseSnap;
   f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
   f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
   f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
@@ -386,7 +453,7 @@ export function saveCall(f: Record<string, any>): void {
 
 /** Frame `f`'s call state back (frames.ts restore). */
 export function restoreCall(f: Record<string, any>): void {
-  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw;
+  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw; reqSnap = f.reqSnap; phaseSnap = f.phaseSnap;
   bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
   instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
   capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;

@@ -4,10 +4,12 @@
 // version, t start time (epoch ms), d segments of the route prefix that matched (of rp,
 // the path routed, when the tenant's rewrite changed it; else of p), u the
 // request target as sent (only when it differs from p and q), tr 1 when the peer is a
-// trusted proxy. Everything else is derived here, on demand.
+// trusted proxy. Everything else is derived here, on demand. The snapshot is the runtime's
+// (prelude.ts request()): strings and numbers are read from it, objects are copies made
+// for the calling realm (mine()).
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import type { PdkRequest } from '../types.ts';
-import { $apply, $create, $decode, $freeze, $indexOf, $isArray, $replace, $slice, $split, $toLower, $trim, ANY_PHASE, bodyIn, checkPhase, instance, instances, list, realm, request, str } from './prelude.ts';
+import { $apply, $create, $decode, $freeze, $indexOf, $isArray, $replace, $slice, $split, $toLower, $trim, ANY_PHASE, bodyIn, checkPhase, headerOut, headersOut, instance, instances, list, mine, own, realm, request, str } from './prelude.ts';
 import { PLUS, parseBody } from './bodies.ts';
 
 const BEFORE_UPSTREAM = PHASES.masks.BEFORE_UPSTREAM;
@@ -94,9 +96,9 @@ export const pdkRequest: PdkRequest = $freeze({
   getRawQuery() { checkPhase('request.getRawQuery', ANY_PHASE); return request().q; },
   getQuery() {
     checkPhase('request.getQuery', ANY_PHASE);
-    const r = request();
-    if (r.qp === undefined) r.qp = parseQuery(r.q);
-    return r.qp;
+    const rm = mine();
+    if (rm.query === null) rm.query = parseQuery(request().q);
+    return rm.query;
   },
   getQueryArg(name: unknown) {
     checkPhase('request.getQueryArg', ANY_PHASE);
@@ -155,8 +157,9 @@ export const pdkRequest: PdkRequest = $freeze({
    */
   getUriCaptures() {
     checkPhase('request.getUriCaptures', ANY_PHASE);
-    const r = request();
-    if (r.uc === undefined) {
+    const rm = mine();
+    if (rm.captures === null) {
+      const r = request();
       let at = 0;
       const p = r.rp ?? r.p; // rp: the path the route matched, when a rewrite moved the request
       for (let n = 0; n < r.d && at >= 0; n++) at = $apply($indexOf, p, ['/', at + 1]);
@@ -165,16 +168,21 @@ export const pdkRequest: PdkRequest = $freeze({
       const uc: Record<string, unknown> = $create(null);
       uc.unnamed = unnamed;
       uc.named = $create(null);
-      r.uc = $freeze(uc);
+      rm.captures = $freeze(uc);
     }
-    return r.uc;
+    return rm.captures;
   },
   /** Header names are case-insensitive; a repeated header comes joined with ", ". */
   getHeader(name: unknown) {
     checkPhase('request.getHeader', ANY_PHASE);
-    return request().h[$apply($toLower, str(name, 'header name'), [])];
+    return headerOut(own(request().h, $apply($toLower, str(name, 'header name'), [])));
   },
-  getHeaders() { checkPhase('request.getHeaders', ANY_PHASE); return request().h; },
+  getHeaders() {
+    checkPhase('request.getHeaders', ANY_PHASE);
+    const rm = mine();
+    if (rm.headers === null) rm.headers = headersOut(request().h);
+    return rm.headers;
+  },
   /** The peer's address (client.getIp). */
   getClientIp() { checkPhase('request.getClientIp', ANY_PHASE); return request().ip; },
   /**

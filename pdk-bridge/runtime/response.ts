@@ -2,7 +2,7 @@
 // Arguments come from plugin code: typed `any`, each checked here before use.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import type { PdkResponse } from '../types.ts';
-import { $apply, $create, $freeze, $keys, $slice, $toLower, ACCESS, BODY_FILTER, REWRITE, RESPONSE, bodyIn, bodyLast, bounded, checkPhase, emit, emitHeader, header, list, phaseSnapshot, realm, request, setBody, setExited, str, tooLarge, type Satisfies } from './prelude.ts';
+import { $apply, $create, $freeze, $keys, $slice, $toLower, ACCESS, BODY_FILTER, REWRITE, RESPONSE, bodyIn, bodyLast, bounded, checkPhase, emit, emitHeader, header, headerOut, list, own, phaseSnapshot, realm, request, responseHeaders, setBody, setExited, str, tooLarge, type Satisfies } from './prelude.ts';
 import { encodeBody } from './bodies.ts';
 import { setHeaders } from './service-request.ts';
 
@@ -69,10 +69,9 @@ export const pdkResponse = $freeze({
   getStatus() { checkPhase('response.getStatus', HAS_RESPONSE); return phaseSnapshot().s; },
   getHeader(name: any) {
     checkPhase('response.getHeader', HAS_RESPONSE);
-    const h = phaseSnapshot().h;
-    return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
+    return headerOut(own(phaseSnapshot().h, $apply($toLower, str(name, 'header name'), [])));
   },
-  getHeaders() { checkPhase('response.getHeaders', HAS_RESPONSE); return phaseSnapshot().h; },
+  getHeaders() { checkPhase('response.getHeaders', HAS_RESPONSE); return responseHeaders(); },
   /** Kong's set_status, once the upstream answered (response, headerFilter): the status sent to the client instead of the upstream's, 200 to 599. */
   setStatus(status: any) {
     checkPhase('response.setStatus', STATUS_WRITABLE);

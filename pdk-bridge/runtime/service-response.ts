@@ -4,16 +4,16 @@
 // response phase ran, else `s`/`h`). The body where it was buffered.
 import { RUNTIME_PHASES as PHASES } from '../phases.ts';
 import type { PdkServiceResponse } from '../types.ts';
-import { $apply, $freeze, $toLower, bare, bodyFrom, checkPhase, phaseSnapshot, str } from './prelude.ts';
+import { $apply, $freeze, $toLower, bodyFrom, checkPhase, headerOut, headersOut, mine, own, phaseSnapshot, responseHeaders, str } from './prelude.ts';
 import { parseBody } from './bodies.ts';
 
 const HAS_SERVICE_RESPONSE = PHASES.masks.HAS_SERVICE_RESPONSE;
 const HAS_SERVICE_BODY = PHASES.masks.HAS_SERVICE_BODY;
 
+/** The upstream's headers in the phase snapshot (runtime realm: read with own(), copied out). */
 function serviceHeaders(): Record<string, string | string[]> | undefined {
   const d = phaseSnapshot();
-  const h = d.sh !== undefined ? d.sh : d.h;
-  return h === undefined ? undefined : bare(h);
+  return d.sh !== undefined ? d.sh : d.h;
 }
 
 export const pdkServiceResponse = $freeze({
@@ -24,11 +24,17 @@ export const pdkServiceResponse = $freeze({
   },
   getHeader(name: unknown) {
     checkPhase('serviceResponse.getHeader', HAS_SERVICE_RESPONSE);
-    const h = serviceHeaders();
-    return h === undefined ? undefined : h[$apply($toLower, str(name, 'header name'), [])];
+    return headerOut(own(serviceHeaders(), $apply($toLower, str(name, 'header name'), [])));
   },
   // the phase snapshot of every phase that has a service response carries headers
-  getHeaders() { checkPhase('serviceResponse.getHeaders', HAS_SERVICE_RESPONSE); return serviceHeaders()!; },
+  getHeaders() {
+    checkPhase('serviceResponse.getHeaders', HAS_SERVICE_RESPONSE);
+    const sh = phaseSnapshot().sh;
+    if (sh === undefined) return responseHeaders();
+    const rm = mine();
+    if (rm.svcHeaders === null) rm.svcHeaders = headersOut(sh);
+    return rm.svcHeaders;
+  },
   /**
    * The upstream's body as text (UTF-8), as it came, whatever plugins set since: in
    * response, and in headerFilter when the response was buffered (a response phase in the
