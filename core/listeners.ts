@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import { createRequestHandler, type ProxyContext } from './proxy.ts';
 import { answerClientError } from './request-checks.ts';
 import { WebSocketProxy, isWebSocketUpgrade } from './websocket.ts';
@@ -46,13 +47,31 @@ export function listen(server: Server, at: ListenOn): Promise<void> {
   });
 }
 
-/** Stops accepting, closes idle connections now and the others after `graceMs`. */
+// How long a draining server leaves idle keep-alive connections open: a request their
+// client sent as we stopped lands and is answered (with Connection: close) instead of
+// meeting a closed socket.
+const IDLE_GRACE_MS = 500;
+const netClose = NetServer.prototype.close;
+
+/** Answered with Connection: close: the client opens its next request elsewhere. */
+function lastOnConnection(_req: IncomingMessage, res: ServerResponse): void {
+  res.shouldKeepAlive = false;
+}
+
+/**
+ * Stops accepting and drains: every request from now on is answered with Connection:
+ * close, idle keep-alive connections are closed after IDLE_GRACE_MS, the others after `graceMs`.
+ */
 export function closeServer(server: Server, graceMs: number): Promise<void> {
   return new Promise((resolvePromise) => {
     if (!server.listening) return resolvePromise();
-    server.close(() => resolvePromise());
-    server.closeIdleConnections();
-    const t = setTimeout(() => server.closeAllConnections(), graceMs);
-    t.unref();
+    // net.Server's close: http.Server's closes idle keep-alive connections at once, which
+    // resets the request a client is sending on one at that moment.
+    netClose.call(server, () => resolvePromise());
+    server.prependListener('request', lastOnConnection);
+    // Then http.Server's close: it closes the idle connections and stops its timeout checks
+    // (the listening socket is closed already; a drained server only emits 'close' again).
+    setTimeout(() => server.close(), Math.min(graceMs, IDLE_GRACE_MS)).unref();
+    setTimeout(() => server.closeAllConnections(), graceMs).unref();
   });
 }
