@@ -239,7 +239,9 @@ export class Supervisor {
   /**
    * Worker `w` no longer serves its slot (it died, or is draining to exit). The slot's
    * socket stays open here, so what the kernel queued on it waits for the next worker: the
-   * hot spare at once (a new spare loads in the background), or a new worker.
+   * hot spare at once (a new spare loads in the background), or a new worker; while that
+   * one starts, if other workers serve, the slot gets a fresh socket (ProxySockets.renew)
+   * so that its share of new connections goes to them instead of waiting.
    */
   #vacate(w: WorkerState): void {
     w.vacated = true;
@@ -254,6 +256,13 @@ export class Supervisor {
       this.#activate(spare);
       this.#fork(this.#spareSeq++, true);
       return;
+    }
+    if (this.#ready() > 0) {
+      try {
+        this.#sockets?.renew(w.index);
+      } catch (err) {
+        this.log.error({ worker: w.index, err: (err as Error).message }, 'could not bind a new proxy socket for the slot; its connections wait for its next worker');
+      }
     }
     setTimeout(() => {
       if (!this.#stopping) this.#fork(w.index, false);

@@ -26,11 +26,13 @@ export class ProxySockets {
   readonly mode: 'reuseport' | 'shared';
   readonly port: number;
   #handles: (TcpHandle | null)[];
+  #bind: (port: number, flags: number) => TcpHandle;
 
-  private constructor(mode: 'reuseport' | 'shared', port: number, handles: TcpHandle[]) {
+  private constructor(mode: 'reuseport' | 'shared', port: number, handles: TcpHandle[], bind: (port: number, flags: number) => TcpHandle) {
     this.mode = mode;
     this.port = port;
     this.#handles = handles;
+    this.#bind = bind;
   }
 
   /** Binds the sockets of `slots` worker slots on host:port (port 0: one free port for all). */
@@ -67,11 +69,11 @@ export class ProxySockets {
           for (const h of handles) h.close();
           throw err;
         }
-        return new ProxySockets('reuseport', port, handles);
+        return new ProxySockets('reuseport', port, handles, bind);
       }
     }
     const shared = bind(at.port, 0);
-    return new ProxySockets('shared', portOf(shared), Array.from({ length: slots }, () => shared));
+    return new ProxySockets('shared', portOf(shared), Array.from({ length: slots }, () => shared), bind);
   }
 
   /** The socket the worker of `slot` listens on. */
@@ -90,6 +92,20 @@ export class ProxySockets {
     if (h == null) return;
     this.#handles[slot] = null;
     if (!this.#handles.includes(h)) h.close();
+  }
+
+  /**
+   * The slot's worker is gone and no spare can take its socket at once, while other
+   * workers serve: rather than have its share of new connections wait for a worker that
+   * takes seconds to start, close the socket (what is queued on it is reset, as when any
+   * SO_REUSEPORT socket closes) and bind a new one for the slot, which joins the group only
+   * when its next worker listens on it. With one shared socket there is nothing to do.
+   */
+  renew(slot: number): void {
+    const old = this.#handles[slot];
+    if (old == null || this.mode === 'shared') return;
+    this.#handles[slot] = this.#bind(this.port, UV_TCP_REUSEPORT);
+    old.close();
   }
 
   /** Closes the supervisor's hold on every socket; each closes once its worker has closed its own. */

@@ -200,6 +200,33 @@ describe('workers: 1 and the proxy socket', () => {
     }
   }, 60_000);
 
+  it('with no spare to take a dead worker\'s slot, its share of new connections goes to the other worker at once', async () => {
+    const gw = await spawnGateway(yaml(up, 2));
+    try {
+      const before = await spread(gw);
+      // No loaded spare: the next one is forked a second after this one died.
+      process.kill(before.spare!.pid, 'SIGKILL');
+      await waitFor(async () => (await spread(gw)).spare === null, 5_000, 'the spare to be gone');
+      const [dead, other] = before.serving;
+      process.kill(dead.pid, 'SIGKILL');
+      await waitFor(async () => (await spread(gw)).serving.length === 1, 5_000, 'the dead worker to leave');
+      const codes = await fresh(`${gw.url}/renewed`, 40, 8);
+      const doneAt = Date.now();
+      expect(codes.filter((c) => c !== 200)).toEqual([]);
+      // All were answered before the slot's new worker listened: none waited on the dead worker's socket.
+      await waitFor(async () => (await spread(gw)).serving.length === 2, 30_000, 'the slot\'s new worker');
+      const ready = gw.output().split('\n').filter((l) => l.includes('"worker ready"') && l.includes(`"worker":${dead.worker}`)).at(-1)!;
+      expect(doneAt).toBeLessThan(Date.parse(JSON.parse(ready).time));
+      const after = await spread(gw);
+      expect(after.serving.find((w) => w.pid === other.pid)!.counts.requests - other.counts.requests).toBeGreaterThanOrEqual(40);
+      // The new socket joined the group: the new worker gets its share again.
+      await fresh(`${gw.url}/rejoined`, 100, 6);
+      expect((await spread(gw)).serving.find((w) => w.worker === dead.worker)!.counts.requests).toBeGreaterThan(20);
+    } finally {
+      await gw.stop();
+    }
+  }, 60_000);
+
   it('with listen.reusePort false: one socket all workers accept on, still spread and held', async () => {
     const gw = await spawnGateway(yaml(up, 2).replace('port: ${PORT} }', 'port: ${PORT}, reusePort: false }'));
     try {
