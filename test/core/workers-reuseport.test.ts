@@ -206,17 +206,18 @@ describe('workers: 1 and the proxy socket', () => {
       const before = await spread(gw);
       // No loaded spare: the next one is forked a second after this one died.
       process.kill(before.spare!.pid, 'SIGKILL');
-      await waitFor(async () => (await spread(gw)).spare === null, 5_000, 'the spare to be gone');
+      await waitFor(async () => (await spread(gw)).spare === null, 15_000, 'the spare to be gone');
       const [dead, other] = before.serving;
       process.kill(dead.pid, 'SIGKILL');
-      await waitFor(async () => (await spread(gw)).serving.length === 1, 5_000, 'the dead worker to leave');
+      await waitFor(async () => (await spread(gw)).serving.length === 1, 15_000, 'the dead worker to leave');
       const codes = await fresh(`${gw.url}/renewed`, 40, 8);
       const doneAt = Date.now();
       expect(codes.filter((c) => c !== 200)).toEqual([]);
       // All were answered before the slot's new worker listened: none waited on the dead worker's socket.
       await waitFor(async () => (await spread(gw)).serving.length === 2, 30_000, 'the slot\'s new worker');
       const ready = gw.output().split('\n').filter((l) => l.includes('"worker ready"') && l.includes(`"worker":${dead.worker}`)).at(-1)!;
-      expect(doneAt).toBeLessThan(Date.parse(JSON.parse(ready).time));
+      const readyAt = Date.parse(JSON.parse(ready).time);
+      expect(doneAt, `answered by ${new Date(doneAt).toISOString()}, the new worker ready at ${new Date(readyAt).toISOString()}`).toBeLessThan(readyAt);
       const after = await spread(gw);
       expect(after.serving.find((w) => w.pid === other.pid)!.counts.requests - other.counts.requests).toBeGreaterThanOrEqual(40);
       // The new socket joined the group: the new worker gets its share again.
