@@ -106,7 +106,8 @@ function gen(key: 'main' | 'noise' | 'unpinned'): LoadGen {
 }
 
 // --- servers -------------------------------------------------------------------------
-type Server = { name: string; port: number; proc: Proc | null; pid: number; children: boolean; rssAtStart: number; pinned: boolean };
+/** adminPort: a gateway under a supervisor, whose /status gives the requests each worker received. */
+type Server = { name: string; port: number; proc: Proc | null; pid: number; children: boolean; rssAtStart: number; pinned: boolean; adminPort?: number };
 type ServerDef = { name: string; start(): Promise<Server>; warm?(s: Server): Promise<void> };
 
 async function startNode(name: string, script: string, args: string[], cpus: readonly number[] | null, opts: { children?: boolean; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<Server> {
@@ -144,9 +145,37 @@ function gatewayDef(name: string, make: (dir: string, port: number, adminPort: n
       const proc = start({ name, cmd: NODE, args: [...nodeArgs, join(ROOT, 'core', 'cli.ts'), ...args], cpus: multi ? allCpus : gwCpus, cwd: ROOT, env: { ISOGATE_LOG_LEVEL: 'silent' } });
       await waitPort(port, proc);
       if (multi) await waitWorkers(adminPort, proc);
-      return { name, port, proc, pid: proc.pid, children: multi, rssAtStart: rssBytes(proc.pid, multi), pinned: !multi && gwCpus !== null };
+      return { name, port, proc, pid: proc.pid, children: multi, rssAtStart: rssBytes(proc.pid, multi), pinned: !multi && gwCpus !== null, adminPort: multi ? adminPort : undefined };
     },
   };
+}
+
+/** nginx with a master and `workers` workers on reuseport sockets, not pinned: the multi-core reference. */
+function nginxMultiDef(name: string, workers: number): ServerDef {
+  return {
+    name,
+    async start() {
+      const { nginxConfig } = await import('./peers/nginx.ts');
+      const port = await freePort();
+      const { cmd, args } = nginxConfig(join(cfgDir, name), port, upstreamPort, workers);
+      const proc = start({ name, cmd, args, cpus: allCpus });
+      await waitPort(port, proc);
+      return { name, port, proc, pid: proc.pid, children: true, rssAtStart: rssBytes(proc.pid, true), pinned: false };
+    },
+  };
+}
+
+/** Requests received by each serving worker (by slot), from the supervisor's /status. */
+async function workerRequests(adminPort: number): Promise<number[] | null> {
+  try {
+    const j = (await (await fetch(`http://127.0.0.1:${adminPort}/status`)).json()) as { workers?: { status?: { worker: number; counts?: { requests?: number } }[] } };
+    const ws = j.workers?.status ?? [];
+    const out: number[] = [];
+    for (const w of ws) out[w.worker] = w.counts?.requests ?? 0;
+    return ws.length > 0 && ws.every((w) => w.counts?.requests !== undefined) ? out : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Polls the supervisor's /status until every worker is ready. */
@@ -215,6 +244,8 @@ const serverDefs: Record<string, ServerDef> = {
   },
   'gw-w1': gatewayDef('multi-w1', (d, p, a) => multiConfig(d, 'multi-w1', p, a, UPSTREAM), { workers: '1' }),
   'gw-wN': gatewayDef('multi-wauto', (d, p, a) => multiConfig(d, 'multi-wauto', p, a, UPSTREAM), { workers: 'auto' }),
+  'nginx-w1': nginxMultiDef('nginx-w1', 1),
+  'nginx-wN': nginxMultiDef('nginx-wN', allowed.length),
 };
 
 // Ten noisy tenants at once, one noise connection each (at least --noisy-connections in all).
@@ -307,6 +338,17 @@ if (workersSupported) {
       });
     }
   }
+  // The same conditions for nginx (a master and 1 or N workers, reuseport), in the same rounds:
+  // what the machine allows two workers to gain, the figure Isogate's ratio is held against.
+  if (nginxPath !== null) {
+    for (const w of ['w1', 'wN'] as const) {
+      target({
+        id: `nginx-${w}`, label: `nginx ${w === 'w1' ? '1 worker' : `${allowed.length} workers`}`, group: 'multi', scenario: 'multi-core',
+        serverKey: `nginx-${w}`, paths: SMALL, gen: 'unpinned', cpu: true,
+        description: `nginx proxy_pass, master + ${w === 'w1' ? 1 : allowed.length} worker${w === 'w1' ? '' : 's'} with reuseport, not pinned`,
+      });
+    }
+  }
 }
 const coldRounds: ColdRound[] = [];
 let coldError: string | null = null;
@@ -354,7 +396,9 @@ async function measure(t: Target, round: number): Promise<void> {
       noise = gen('noise').run({ ...sp, paths: t.noisePaths ?? ['/a'], connections: t.noiseConnections ?? F.noisyConnections, port: s.port });
       noise.catch(() => undefined);
     }
+    const before = s.adminPort === undefined ? null : await workerRequests(s.adminPort);
     const r = await gen(t.gen).run({ ...sp, port: s.port }, hooks);
+    const after = s.adminPort === undefined || before === null ? null : await workerRequests(s.adminPort);
     const a = noise === null ? null : await noise;
     warmedTargets.add(t.id);
     const cpuS = cpu1 - cpu0;
@@ -374,6 +418,7 @@ async function measure(t: Target, round: number): Promise<void> {
       rss: s.proc !== null ? rssBytes(s.pid, s.children) : null,
       rssAtStart: s.rssAtStart,
       noise: a === null ? null : { rps: a.rps, requests: a.requests, non2xx: a.non2xx, errors: a.errors, p99Ms: a.p99Ms },
+      workerRequests: before !== null && after !== null && after.length === before.length ? after.map((n, i) => n - before[i]) : null,
     };
     t.samples.push(sample);
     progress.done(`${t.id} r${round + 1}: ${Math.round(r.rps).toLocaleString('en-US')} req/s, p99 ${r.p99Ms.toFixed(2)} ms${sample.cpuUsPerReq !== null ? `, ${sample.cpuUsPerReq.toFixed(1)} us CPU/req` : ''}${r.errors + r.non2xx > 0 ? `, ${r.errors + r.non2xx} errors` : ''}`);
@@ -485,7 +530,7 @@ else scenarioRows.push({ name: 'cold-start', status: coldError === null ? 'ok' :
 row('noisy-neighbour', "tenant B alone, then while tenant A's plugin hits its CPU limit on every request", notSelected('noisy-neighbour'));
 row('noisy-10', 'tenant B alone, then while 10 tenants hit their CPU limit on every request', notSelected('noisy-10'));
 row('solo-2ms', 'one tenant with a 2 ms plugin on an otherwise idle gateway: never throttled', notSelected('solo-2ms'));
-row('multi-core', 'proxy-0 and plugins-5 with 1 worker and one per core (not pinned)', workersSupported ? notSelected('multi-core') : 'skipped: gateway has no --workers yet');
+row('multi-core', 'proxy-0 and plugins-5 with 1 worker and one per core, and nginx with 1 and one per core (not pinned)', workersSupported ? notSelected('multi-core') : 'skipped: gateway has no --workers yet');
 
 const data: RunData = {
   flags: F,

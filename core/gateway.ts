@@ -11,7 +11,7 @@ import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
 import type { ConfigInput } from './config/types.ts';
 import { ConfigError } from './errors.ts';
-import { closeServer, createAdminServer, createProxyServer, listen, type Listen } from './listeners.ts';
+import { closeServer, createAdminServer, createProxyServer, listen, type Listen, type ProxyCounts } from './listeners.ts';
 import { createLogger, type Logger } from './log.ts';
 import { LogQueue } from './log-queue.ts';
 import { HostServices } from '../pdk-bridge/host/services/index.ts';
@@ -46,6 +46,8 @@ export type GatewayOptions = {
   logger?: Logger;
   /** Overrides the config's `log.access` (tests turn it off or point it at a file). */
   accessLog?: boolean | string;
+  /** Told when stop() begins, before the proxy stops accepting (a worker tells its supervisor, which hands its slot on). */
+  onStopping?: () => void;
   /** Told of every new sandbox, so a supervisor can name the plugin behind a crash beacon. */
   onSandbox?: (slot: number, tenant: string, instances: readonly { id: string; key: string }[]) => void;
   /** A cluster node (one process): its link to the config in Redis, which the admin API writes and /status reports. */
@@ -80,6 +82,7 @@ export class Gateway {
   #snapshot!: Snapshot;
   #proxy: Server;
   #websockets: WebSocketProxy;
+  #counts!: ProxyCounts;
   #admin: Server | null = null;
   #watcher: FileWatch | null = null;
   #accessLog: AccessLog | null;
@@ -100,6 +103,7 @@ export class Gateway {
     const input = compiled.input;
     this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
+      requests: () => this.#counts.requests,
       isolates: () => this.liveIsolates(),
       heapBytes: () => {
         let sum = 0;
@@ -132,7 +136,7 @@ export class Gateway {
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),
     });
     this.#snapshot = this.#builder.build(compiled);
-    ({ server: this.#proxy, websockets: this.#websockets } = createProxyServer(this.#ctx));
+    ({ server: this.#proxy, websockets: this.#websockets, counts: this.#counts } = createProxyServer(this.#ctx));
   }
 
   /** Loads the config, compiles it, and starts listening. Throws ConfigError on a bad file. */
@@ -171,13 +175,16 @@ export class Gateway {
 
   #options: GatewayOptions | null = null;
 
-  /** Starts the listeners (done by start() unless deferListen was set). */
-  async listen(): Promise<void> {
+  /**
+   * Starts the listeners (done by start() unless deferListen was set). `handle`: the
+   * socket a supervisor bound for this worker, instead of the config's host and port.
+   */
+  async listen(handle?: object): Promise<void> {
     const options = this.#options!;
     const input = this.#snapshot.compiled.input;
     if (this.#proxy.listening) return;
-    const proxy = { ...input.listen, ...options.listen };
-    await listen(this.#proxy, proxy);
+    const { host, port } = { ...input.listen, ...options.listen };
+    await listen(this.#proxy, handle !== undefined ? { handle } : { host, port });
     if (options.admin !== false) {
       const admin = { ...input.admin, ...options.admin };
       this.#admin = createAdminServer(createAdminHandler(this));
@@ -319,6 +326,7 @@ export class Gateway {
         pluginInstances: instances,
         isolates: this.liveIsolates(),
         inflight: snap.inflight,
+        requests: this.#counts.requests,
       },
       unhealthyInstances: this.unhealthyInstances(),
       ...(this.cluster === undefined ? {} : { cluster: this.cluster.status() }),
@@ -329,6 +337,7 @@ export class Gateway {
   async stop(graceMs = 5_000): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#options?.onStopping?.();
     this.#logs.stop();
     this.#watcher?.close();
     // Tunnels are no longer the HTTP server's connections: closed here, or close() would wait for them.

@@ -39,7 +39,7 @@ export class Metrics {
   readonly instanceState: Gauge<'tenant' | 'instance' | 'state'>;
   #instanceStates: () => { tenant: string; instance: string; state: string }[] = () => [];
 
-  constructor(live: { isolates(): number; heapBytes(): number }) {
+  constructor(live: { requests(): number; isolates(): number; heapBytes(): number }) {
     const registers = [this.registry];
     this.requests = new FastCounter({ name: 'isogate_requests_total', help: 'Requests by tenant, route and status sent to the client.', labelNames: ['tenant', 'route', 'status'], registers });
     this.requestDuration = new FastHistogram({ name: 'isogate_request_duration_seconds', help: 'Time from request to the last byte of the response.', labelNames: ['tenant', 'route'], buckets: LATENCY_BUCKETS, registers });
@@ -54,6 +54,16 @@ export class Metrics {
     this.pluginFailures = new Counter({ name: 'isogate_plugin_failures_total', help: 'Plugin faults by tenant, plugin and outcome.', labelNames: ['tenant', 'plugin', 'reason'], registers });
     const own = [this.perProcess];
     this.isolates = new Gauge({ name: 'isogate_isolates', help: 'Live plugin isolates of this process.', registers: own, collect() { this.set(live.isolates()); } });
+    // Read at scrape time: the request path pays one increment (core/listeners.ts), no label lookup.
+    new Counter({
+      name: 'isogate_worker_requests_total',
+      help: 'Requests this process received on the proxy listener: with the worker label, how the kernel spread them over the workers.',
+      registers: own,
+      collect() {
+        this.reset();
+        this.inc(live.requests());
+      },
+    });
     this.isolateHeap = new Gauge({ name: 'isogate_isolate_heap_bytes', help: 'Heap bytes used by the live plugin isolates of this process.', registers: own, collect() { this.set(live.heapBytes()); } });
     this.isolateCreated = new Counter({ name: 'isogate_isolates_created_total', help: 'Isolates created (first use, or after a fault or eviction).', labelNames: ['tenant'], registers });
     this.coldStart = new Histogram({ name: 'isogate_isolate_cold_start_seconds', help: 'Time to create an isolate and load its plugins.', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers });

@@ -16,6 +16,7 @@ import { CrashLoop, HealthCheck } from './supervisor/health.ts';
 import { SupervisorMetrics } from './supervisor/metrics.ts';
 import { Quarantine } from './supervisor/quarantine.ts';
 import { Reloads } from './supervisor/reload.ts';
+import { ProxySockets } from './supervisor/sockets.ts';
 import { StatusRequests, summed } from './supervisor/status.ts';
 import { who, type ToSupervisor, type ToWorker, type WorkerState } from './supervisor/types.ts';
 import { FileWatch } from './watch.ts';
@@ -31,15 +32,16 @@ export type SupervisorOptions = {
   workers?: number | 'auto';
   log: Logger;
   watch?: boolean;
-  /** Overrides config.listen.port (tests use 0... but cluster workers then share one port). */
+  /** Overrides config.listen.port (0: one free port, for every worker). */
   port?: number;
   /** A cluster node: the supervisor is its one Redis client for config; configFile is then the cluster file the workers load. */
   cluster?: ClusterSync;
 };
 
 /**
- * The supervisor: never runs plugin code. It forks N worker processes sharing the proxy
- * port (node:cluster, each worker accepting for itself), pings them, replaces one that dies
+ * The supervisor: never runs plugin code, never accepts a connection. It binds the proxy
+ * port (one SO_REUSEPORT socket per worker slot, core/supervisor/sockets.ts), forks N
+ * worker processes, each listening and accepting on its slot's socket, pings them, replaces one that dies
  * or stops answering, bounds their memory, reads the crash beacon of a dead worker to name
  * the plugin instance that was running and quarantines it in every worker, and serves the
  * admin API (/metrics aggregated over workers, /status) for all.
@@ -51,9 +53,12 @@ export class Supervisor {
   readonly startedAt = Date.now();
   #workers = new Map<number, WorkerState>(); // by slot index 0..size-1
   #spare: WorkerState | null = null;
+  /** Workers draining to exit, their slot already handed on. */
+  #retiring = new Set<WorkerState>();
   #spareSeq = 1000;
   #quarantine: Quarantine;
   #admin: Server | null = null;
+  #sockets: ProxySockets | null = null;
   /** When the admin API last wrote the config: a worker that was loading then may hold the version before. */
   #apiWroteAt = 0;
   #timer: NodeJS.Timeout | null = null;
@@ -93,9 +98,10 @@ export class Supervisor {
     });
   }
 
-  /** Forks the workers and starts the admin listener; resolves once a worker serves. */
+  /** Binds the proxy port, forks the workers and starts the admin listener; resolves once a worker serves. */
   async start(): Promise<void> {
-    cluster.schedulingPolicy = cluster.SCHED_NONE; // workers accept on the shared socket themselves
+    const { listen } = this.options.config;
+    this.#sockets = await ProxySockets.open({ ...listen, port: this.options.port ?? listen.port }, this.size);
     cluster.setupPrimary({ exec: join(import.meta.dirname, 'worker.ts'), execArgv: ['--no-node-snapshot'], silent: false });
     for (let i = 0; i < this.size; i++) this.#fork(i, false);
     this.#fork(this.#spareSeq++, true);
@@ -115,24 +121,29 @@ export class Supervisor {
     const metrics = sync === undefined ? own : { contentType: own.contentType, text: async () => promText(await own.text(), await sync.metrics.metrics()) };
     this.#admin = await listenAdmin({ api, metrics, status: () => this.status(), notReady: () => this.#notReady(), degraded }, admin.host, admin.port);
     if (this.options.watch === true) this.#watch();
-    this.log.info({ workers: this.size, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
+    this.log.info({ workers: this.size, proxyPort: this.#sockets.port, listener: this.#sockets.mode, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
   }
 
   #fork(index: number, spare: boolean): void {
     const beaconFile = join(this.#runDir, `beacon-${index}`);
     resetBeacon(beaconFile);
     const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: this.#quarantine.refusedModulesEnv() };
-    if (this.options.port !== undefined) env.ISOGATE_PORT = String(this.options.port);
     const worker = cluster.fork(env);
     const state: WorkerState = {
       worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), unansweredSince: 0,
-      slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false,
+      slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false, vacated: false,
     };
     state.cgroup = this.#cgroups.attach(state);
     if (spare) this.#spare = state;
     else this.#workers.set(index, state);
     worker.on('message', (m: ToSupervisor) => this.#message(state, m));
     worker.on('exit', (code, signal) => this.#exited(state, code, signal));
+    // A serving worker gets its slot's socket now and listens once loaded; a spare only when it takes a slot.
+    if (!spare) this.#activate(state);
+  }
+
+  #activate(w: WorkerState): void {
+    w.worker.send({ t: 'activate' } satisfies ToWorker, this.#sockets!.of(w.index) as never);
   }
 
   #message(w: WorkerState, m: ToSupervisor): void {
@@ -155,6 +166,15 @@ export class Supervisor {
       case 'failed':
         this.log.error(who(w), `${w.spare ? 'hot spare' : 'worker'} could not start: ${m.error}`);
         this.#rejectFirstReady(new Error(m.error));
+        break;
+      case 'retiring':
+        // It stops accepting next: the slot's socket goes to the spare now, not once it has drained.
+        if (!this.#stopping && !w.spare && this.#workers.get(w.index) === w) {
+          this.#retiring.add(w);
+          this.#workers.delete(w.index);
+          this.log.info(who(w), 'worker retiring; handing its slot on');
+          this.#vacate(w);
+        }
         break;
       case 'pong':
         w.unansweredSince = 0;
@@ -181,13 +201,14 @@ export class Supervisor {
   }
 
   #all(): WorkerState[] {
-    const all = [...this.#workers.values()];
+    const all = [...this.#workers.values(), ...this.#retiring];
     if (this.#spare !== null) all.push(this.#spare);
     return all;
   }
 
   #exited(w: WorkerState, code: number | null, signal: string | null): void {
     if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
+    this.#retiring.delete(w);
     this.#cgroups.drop(w);
     if (this.#stopping) return;
     // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
@@ -206,23 +227,42 @@ export class Supervisor {
       // The config cannot start: retrying would only loop.
       if (![...this.#workers.values()].some((o) => o.ready)) this.#rejectFirstReady(new Error('worker could not load the config'));
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
+      if (!w.vacated) this.#sockets?.release(w.index); // its share of connections goes to the others
       return;
     }
     this.#metrics.restarts.labels(reason).inc();
     this.log.error({ worker: w.index, workerPid: w.pid, code, signal, reason }, 'worker died; replacing it');
     this.#quarantine.blame(w, record, reason);
+    if (!w.vacated) this.#vacate(w);
+  }
+
+  /**
+   * Worker `w` no longer serves its slot (it died, or is draining to exit). The slot's
+   * socket stays open here, so what the kernel queued on it waits for the next worker: the
+   * hot spare at once (a new spare loads in the background), or a new worker; while that
+   * one starts, if other workers serve, the slot gets a fresh socket (ProxySockets.renew)
+   * so that its share of new connections goes to them instead of waiting.
+   */
+  #vacate(w: WorkerState): void {
+    w.vacated = true;
     const delay = this.#crashLoop.died(w.index);
     const spare = this.#spare;
     if (spare !== null && spare.loaded && spare.worker.isConnected()) {
-      // The hot spare takes over at once; a new spare loads in the background.
       this.#spare = null;
       spare.spare = false;
       spare.index = w.index;
       spare.startedAt = Date.now();
       this.#workers.set(w.index, spare);
-      spare.worker.send({ t: 'activate' } satisfies ToWorker);
+      this.#activate(spare);
       this.#fork(this.#spareSeq++, true);
       return;
+    }
+    if (this.#ready() > 0) {
+      try {
+        this.#sockets?.renew(w.index);
+      } catch (err) {
+        this.log.error({ worker: w.index, err: (err as Error).message }, 'could not bind a new proxy socket for the slot; its connections wait for its next worker');
+      }
     }
     setTimeout(() => {
       if (!this.#stopping) this.#fork(w.index, false);
@@ -245,12 +285,16 @@ export class Supervisor {
   }
 
   /**
-   * /status: the config and counts of the workers, summed where they add up (live
-   * isolates and requests in flight, as isogate_isolates summed over its `worker` label),
-   * and each worker's own under workers.status.
+   * /status: the config and counts of the serving workers, summed where they add up (live
+   * isolates, requests in flight and received, as isogate_isolates summed over its `worker`
+   * label), each serving worker's own under workers.status (its pid, state and
+   * counts.requests: how the kernel spread the connections), and the hot spare's.
    */
   async status(): Promise<Record<string, unknown>> {
-    const workers = await this.#statuses.ask([...this.#workers.values()].filter((w) => w.ready && w.worker.isConnected()));
+    const spare = this.#spare !== null && this.#spare.loaded && this.#spare.worker.isConnected() ? this.#spare : null;
+    const asked = [...this.#workers.values()].filter((w) => w.ready && w.worker.isConnected());
+    const workers = await this.#statuses.ask(spare === null ? asked : [...asked, spare]);
+    const spareStatus = spare === null ? null : workers.pop()!;
     const { version, config, counts } = summed(workers);
     return {
       name: 'isogate',
@@ -264,7 +308,9 @@ export class Supervisor {
         ready: this.#ready(),
         // The hot spare that takes over when a worker dies: loaded and waiting, or not yet.
         spareReady: this.#spare !== null && this.#spare.loaded,
+        listener: this.#sockets?.mode,
         status: workers,
+        spare: spareStatus,
       },
       quarantined: this.#quarantine.values(),
       ...(this.options.cluster === undefined ? {} : { cluster: this.options.cluster.status() }),
@@ -284,11 +330,13 @@ export class Supervisor {
     return null;
   }
 
-  /** Stops every worker (they drain), then the admin listener. */
+  /** Stops every worker (they stop accepting, then drain), then the admin listener. */
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
     if (this.#timer !== null) clearInterval(this.#timer);
+    // Our hold first: each socket then closes as its worker stops accepting, and none is left listening with nobody to accept.
+    this.#sockets?.close();
     const exits = this.#all().map(
       (w) =>
         new Promise<void>((resolve) => {

@@ -5,12 +5,12 @@ import { Gateway } from './gateway.ts';
 import type { ToSupervisor, ToWorker } from './supervisor.ts';
 
 /**
- * A worker process under the supervisor: a full gateway (listener shared with the other
- * workers through node:cluster, router, isolates) without the admin listener, which the
- * supervisor serves for all. Started by core/supervisor.ts, never by hand.
+ * A worker process under the supervisor: a full gateway (router, isolates, the proxy
+ * listener on the socket the supervisor bound for its slot) without the admin listener,
+ * which the supervisor serves for all. Started by core/supervisor.ts, never by hand.
  */
 const configFile = process.env.ISOGATE_CONFIG!;
-/** A hot spare loads everything but listens only when the supervisor activates it. */
+/** A hot spare loads everything but listens only when the supervisor gives it a slot's socket. */
 const spare = process.env.ISOGATE_SPARE === '1';
 const beaconFile = process.env.ISOGATE_BEACON!;
 
@@ -35,6 +35,23 @@ new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 let gateway: Gateway | null = null;
 let stopping = false;
 let stopRequested = false;
+/** The socket of the slot this worker serves (core/supervisor/sockets.ts), once the supervisor sent it. */
+let socket: object | null = null;
+let listening = false;
+
+/** Listens on the slot's socket once both it and the gateway are there; then the supervisor counts this worker as serving. */
+function serve(): void {
+  const gw = gateway;
+  if (gw === null || socket === null || listening || stopping) return;
+  listening = true;
+  void gw.listen(socket).then(
+    () => send({ t: 'ready', pid: process.pid, port: gw.proxyAddress.port }),
+    (err: Error) => {
+      send({ t: 'failed', error: `cannot listen: ${err.message}` });
+      void stop(1);
+    },
+  );
+}
 
 async function stop(code: number): Promise<never> {
   if (!stopping) {
@@ -47,8 +64,12 @@ async function stop(code: number): Promise<never> {
 
 // Listening for the supervisor before the gateway loads: a stop sent while we start must
 // not wait for a SIGKILL.
-process.on('message', (m: ToWorker) => {
+process.on('message', (m: ToWorker, handle?: object) => {
   if (m.t === 'quarantine' && m.modules !== undefined) refuseModules(m.modules);
+  if (m.t === 'activate' && handle !== undefined) {
+    socket = handle;
+    return serve();
+  }
   if (gateway === null) {
     if (m.t === 'stop') stopRequested = true;
     return;
@@ -74,9 +95,6 @@ process.on('message', (m: ToWorker) => {
     case 'status':
       send({ t: 'status', id: m.id, status: gw.status() });
       break;
-    case 'activate':
-      void gw.listen().then(() => send({ t: 'ready', pid: process.pid, port: gw.proxyAddress.port }));
-      break;
     case 'stop':
       void stop(0);
       break;
@@ -92,8 +110,10 @@ gateway = await Gateway.start({
   configFile,
   admin: false,
   counters: 'worker',
-  deferListen: spare,
-  listen: process.env.ISOGATE_PORT !== undefined ? { port: Number(process.env.ISOGATE_PORT) } : undefined,
+  deferListen: true, // on the slot's socket, when the supervisor sends it
+  // Before the proxy stops accepting: the supervisor hands the slot's socket on at once, so
+  // the connections the kernel queues on it while this worker drains are not left waiting.
+  onStopping: () => send({ t: 'retiring' }),
   onSandbox: (slot, tenant, instances) => send({ t: 'sandbox', slot, tenant, instances: [...instances] }),
 }).catch((err: Error) => {
   send({ t: 'failed', error: err.message });
@@ -106,4 +126,4 @@ send({ t: 'watch', files: gateway.watchedFiles() });
 if (stopRequested) await stop(0);
 
 if (spare) send({ t: 'spare', pid: process.pid });
-else send({ t: 'ready', pid: process.pid, port: gateway.proxyAddress.port });
+serve();

@@ -1,16 +1,20 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** nginx proxy_pass with a keep-alive upstream, one worker: the C floor. Returns the args to run it. */
-export function nginxConfig(dir: string, port: number, upstreamPort: number): { cmd: string; args: string[] } {
+/**
+ * nginx proxy_pass with a keep-alive upstream, one worker: the C floor. Returns the args to
+ * run it. `workers` > 0: a master and that many workers, each on its own `reuseport`
+ * socket (the multi-core reference: Isogate's workers listen the same way).
+ */
+export function nginxConfig(dir: string, port: number, upstreamPort: number, workers = 0): { cmd: string; args: string[] } {
   mkdirSync(join(dir, 'tmp'), { recursive: true });
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
     `# written by bench/peers/nginx.ts
 daemon off;
-master_process off;
-worker_processes 1;
+master_process ${workers > 0 ? 'on' : 'off'};
+worker_processes ${Math.max(1, workers)};
 error_log stderr error;
 pid ${dir}/nginx.pid;
 events { worker_connections 4096; }
@@ -28,7 +32,7 @@ http {
     keepalive_requests 1000000;
   }
   server {
-    listen 127.0.0.1:${port};
+    listen 127.0.0.1:${port}${workers > 0 ? ' reuseport' : ''};
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;

@@ -98,7 +98,17 @@ export const CONFIG_SCHEMA = {
   additionalProperties: false,
   required: ['tenants'],
   properties: {
-    listen: listener('0.0.0.0', 8000, 'proxy'),
+    listen: {
+      ...listener('0.0.0.0', 8000, 'proxy'),
+      properties: {
+        ...listener('0.0.0.0', 8000, '').properties,
+        reusePort: {
+          type: 'boolean',
+          default: true,
+          description: "Under a supervisor: one SO_REUSEPORT socket per worker, the kernel spreading new connections over them (nginx's `reuseport`); false, or where the OS has no SO_REUSEPORT: one socket all workers accept on.",
+        },
+      },
+    },
     workers: {
       anyOf: [{ type: 'integer', minimum: 0, maximum: 256 }, { const: 'auto' }],
       default: 'auto',

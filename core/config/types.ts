@@ -94,7 +94,7 @@ export type ClusterInput = {
 };
 
 export type ConfigInput = {
-  listen: { host: string; port: number };
+  listen: { host: string; port: number; reusePort: boolean };
   workers: number | 'auto';
   supervisor: { healthIntervalMs: number; healthTimeoutMs: number; startTimeoutMs: number; workerMemoryMb: number };
   admin: { host: string; port: number; tokens: AdminTokenInput[] };

@@ -5,7 +5,7 @@ export class StatusRequests {
   #statusSeq = 0;
   #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
 
-  /** Each worker's own status; a worker that does not answer within a second says so. */
+  /** Each worker's own status, with its state (`serving`, or `spare`); a worker that does not answer within a second says so. */
   ask(live: WorkerState[]): Promise<Record<string, unknown>[]> {
     return Promise.all(
       live.map(
@@ -14,7 +14,7 @@ export class StatusRequests {
             const id = ++this.#statusSeq;
             const t = setTimeout(() => {
               this.#statusWaiters.delete(id);
-              resolve({ worker: w.index, pid: w.pid, error: 'no answer' });
+              resolve({ ...who(w), error: 'no answer' });
             }, 1000);
             this.#statusWaiters.set(id, (s) => {
               clearTimeout(t);
@@ -30,13 +30,18 @@ export class StatusRequests {
   /** A worker's answer to the request `id`. */
   answer(w: WorkerState, id: number, status: Record<string, unknown>): void {
     const waiter = this.#statusWaiters.get(id);
-    if (waiter !== undefined) waiter({ worker: w.index, ...status });
+    if (waiter !== undefined) waiter({ ...who(w), ...status });
   }
 }
 
+/** How /status names a worker process: its slot and state, or the hot spare. */
+function who(w: WorkerState): Record<string, unknown> {
+  return w.spare ? { state: 'spare', pid: w.pid } : { worker: w.index, state: 'serving', pid: w.pid };
+}
+
 /**
- * The config and counts of the workers, summed where they add up (live isolates and
- * requests in flight, as isogate_isolates summed over its `worker` label).
+ * The config and counts of the workers, summed where they add up (live isolates,
+ * requests in flight and requests received, as isogate_isolates summed over its `worker` label).
  */
 export function summed(workers: Record<string, unknown>[]): { version: unknown; config: unknown; counts: Record<string, unknown> | undefined } {
   const first = workers.find((w) => w.version !== undefined) ?? {};
@@ -44,9 +49,10 @@ export function summed(workers: Record<string, unknown>[]): { version: unknown; 
   for (const w of workers) {
     const c = w.counts as Record<string, number> | undefined;
     if (c === undefined) continue;
-    if (counts === undefined) counts = { ...c, isolates: 0, inflight: 0 };
+    if (counts === undefined) counts = { ...c, isolates: 0, inflight: 0, requests: 0 };
     (counts.isolates as number) += c.isolates;
     (counts.inflight as number) += c.inflight;
+    (counts.requests as number) += c.requests;
   }
   return { version: first.version, config: first.config, counts };
 }

@@ -8,6 +8,8 @@ export type ToSupervisor =
   | { t: 'ready'; pid: number; port: number }
   | { t: 'spare'; pid: number }
   | { t: 'failed'; error: string }
+  /** The worker is stopping (it stops accepting next, then drains): its slot is handed on now. */
+  | { t: 'retiring' }
   | { t: 'pong'; seq: number }
   | { t: 'sandbox'; slot: number; tenant: string; instances: { id: string; key: string }[] }
   | { t: 'reloaded'; seq: number; ok: boolean; error?: string; version?: number }
@@ -25,6 +27,7 @@ export type ToWorker =
   | { t: 'status'; id: number }
   /** The slot the worker serves (its metrics' `worker` label), once it serves. */
   | { t: 'slot'; index: number }
+  /** Sent with the slot's listening socket (core/supervisor/sockets.ts): serve on it. */
   | { t: 'activate' }
   | { t: 'stop' }
   | CountersReply;
@@ -47,6 +50,8 @@ export type WorkerState = {
   spare: boolean;
   /** The spare finished loading. */
   loaded: boolean;
+  /** Its slot was handed on (it died, or is draining to exit): not to be handed on again. */
+  vacated: boolean;
 };
 
 /** How log lines name a worker process: its slot, or as the hot spare. */

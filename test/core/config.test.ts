@@ -248,7 +248,7 @@ tenants:
     const names = (chainId: number) => program.chains[chainId][2].map((i) => program.instances[i].name);
     expect(names(r.chainId)).toEqual(['correlation-id', 'header-transformer']);
     expect(names(bare.chainId)).toEqual(['correlation-id']);
-    expect(c.input.listen).toEqual({ host: '0.0.0.0', port: 8000 });
+    expect(c.input.listen).toEqual({ host: '0.0.0.0', port: 8000, reusePort: true });
     expect(c.input.admin).toEqual({ host: '127.0.0.1', port: 8001, tokens: [] });
   });
 
