@@ -190,7 +190,8 @@ class Exchange implements Dispatcher.DispatchHandler {
       const failure = runBeforeUpstream(this.ctx, route, this.requestJson(), this.state, target, route.readsClientBody ? client.text : '');
       if (failure !== null) {
         if (failure instanceof Promise) {
-          failure.then((f) => this.afterPlugins(f), (err) => this.pluginsLost(err));
+          // .catch, not then's second argument: a throw of ours in afterPlugins must not become an unhandled rejection (it ends the process)
+          failure.then((f) => this.afterPlugins(f)).catch((err: unknown) => this.pluginsLost(err));
           return;
         }
         this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);

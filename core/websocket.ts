@@ -122,7 +122,7 @@ export class WebSocketProxy {
     const { req, t } = hs;
     const failure = runBeforeUpstream(this.#ctx, route, requestJson(req, t.path, t.query, route, depth, Math.floor(performance.timeOrigin + hs.started), routedPath), hs.state, hs.target);
     if (failure instanceof Promise) {
-      failure.then((f) => { if (!hs.socket.destroyed) this.#afterPlugins(hs, route, f); }, (err) => this.#lost(hs.socket, hs.started, route, err));
+      failure.then((f) => { if (!hs.socket.destroyed) this.#afterPlugins(hs, route, f); }).catch((err: unknown) => this.#lost(hs.socket, hs.started, route, err));
       return;
     }
     this.#afterPlugins(hs, route, failure);
