@@ -10,6 +10,7 @@ import { requestJson } from '../pdk-bridge/host/snapshots.ts';
 import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute } from './route.ts';
+import { EARLY_HEADER_FILTER } from '../pdk-bridge/phases.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -78,7 +79,7 @@ export class WebSocketProxy {
       }
       const target = newTarget(route, upstreamHeaders(req, route, false), t.rawPath, t.match.depth, t.query);
       if (route.runsAccess) {
-        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), newRequestState(route), target);
+        const failure = runBeforeUpstream(ctx, route, requestJson(req, t.path, t.query, route, t.match.depth, Math.floor(performance.timeOrigin + started)), handshakeState(route), target);
         if (failure instanceof Promise) {
           failure.then(
             (f) => { if (!socket.destroyed) this.#afterPlugins(req, socket, head, t, target, started, f); },
@@ -125,6 +126,13 @@ export function isWebSocketUpgrade(req: IncomingMessage): boolean {
 }
 
 function ignore(): void {}
+
+/** A handshake runs rewrite and access only: no headerFilter, so none rides early in its access crossing. */
+function handshakeState(route: RuntimeRoute): ReturnType<typeof newRequestState> {
+  const state = newRequestState(route);
+  state.phases &= ~EARLY_HEADER_FILTER;
+  return state;
+}
 
 function errorHeaders(): Headers {
   return { 'content-type': 'application/json' };
