@@ -177,9 +177,10 @@ export class TenantSandbox {
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
-    if (phase === EARLY_CALL && out instanceof Crashed && this.#cells.earlyPart[0] === 1) {
-      // Lost while the early headerFilter ran: its fault is headerFilter's; access finished and runs again on its own.
-      return { ops: [], faults: [], ctx: '', body: null, aborted: true, early: out.result };
+    if (phase === EARLY_CALL && (out instanceof Crashed || out === undefined) && this.#cells.earlyPart[0] === 1) {
+      // Lost (killed, or a promise that never settles) while the early headerFilter ran:
+      // the fault is headerFilter's; access finished, and runs again on its own.
+      return { ops: [], faults: [], ctx: '', body: null, aborted: true, early: this.#finish(out, live, chainId, PHASE.HEADER_FILTER) as RunResult };
     }
     return this.#finish(out, live, chainId, phase & ~EARLY_HEADER_FILTER);
   }

@@ -153,7 +153,7 @@ function accessDone(faults: any[]) {
   const accessResult = out.s;
   const early = $create(null) as Out;
   early.s = undefined;
-  beginEarly(encodedCtx);
+  beginEarly(ctxBegin(encodedCtx));
   setOut(early, function (hfFaults: any[]) {
     encode(hfFaults, early);
     out.s = '^' + early.s + '\n' + accessResult;

@@ -14,12 +14,15 @@ export function access(pdk: any) {
   pdk.response.setHeader('x-a', 'first-access');
   pdk.response.setHeader('x-override', 'from-access');
   pdk.ctx.set('seen', pdk.request.getHeader('x-in') ?? 'none');
+  pdk.ctx.plugin.mine = 'p-' + (pdk.request.getHeader('x-in') ?? 'none');
+  pdk.log.setSerializeValue('request.tag', 't');
 }
 export function headerFilter(pdk: any) {
   pdk.response.setHeader('x-order', 'first');
   pdk.response.setHeader('x-override', 'first-hf');
   pdk.response.addHeader('x-multi', 'first');
   pdk.response.setHeader('x-ctx', pdk.ctx.get('seen'));
+  pdk.response.setHeader('x-ctx-plugin', String(pdk.ctx.plugin.mine));
   pdk.response.clearHeader('x-up-remove');
   if (pdk.request.getHeader('x-status') === '1') pdk.response.setStatus(202);
   if (pdk.request.getHeader('x-throw') === 'first') throw new Error('first threw in headerFilter');
@@ -91,7 +94,7 @@ tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', tr
   }
   const pick = (r: Awaited<ReturnType<typeof send>>) => {
     const h = r.headers;
-    return { status: r.status, body: r.body, a: h['x-a'], order: h['x-order'], override: h['x-override'], multi: h['x-multi'], ctx: h['x-ctx'], url: h['x-second-url'], remove: h['x-up-remove'], keep: h['x-up-keep'], exitH: h['x-exit-h'] };
+    return { status: r.status, body: r.body, a: h['x-a'], order: h['x-order'], override: h['x-override'], multi: h['x-multi'], ctx: h['x-ctx'], ctxPlugin: h['x-ctx-plugin'], url: h['x-second-url'], remove: h['x-up-remove'], keep: h['x-up-keep'], exitH: h['x-exit-h'] };
   };
 
   it('the compiled chain is early only when every headerFilter plugin declares readsResponse: false', () => {
@@ -110,6 +113,7 @@ tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', tr
     expect(e.headers['x-override']).toBe('first-hf'); // headerFilter over access over the upstream
     expect(e.headers['x-multi']).toEqual(['up', 'first', 'second']);
     expect(e.headers['x-ctx']).toBe('v1'); // ctx written in access
+    expect(e.headers['x-ctx-plugin']).toBe('p-v1'); // and ctx.plugin
     expect(e.headers['x-up-remove']).toBeUndefined();
     expect(e.headers['x-up-keep']).toBe('kept');
     expect(e.headers['x-a']).toBe('first-access');

@@ -25,6 +25,7 @@ export function headerFilter(pdk) {
   }
   if (mode === 'exit') pdk.response.exit(200, 'x');
   if (mode === 'spin') for (;;) {}
+  if (mode === 'never') return new Promise(() => {});
   pdk.response.setHeader('x-hf', 'ran');
 }
 `);
@@ -96,6 +97,28 @@ describe('early headerFilter (readsResponse: false), hostile', () => {
     await expectStillServes(lab);
     const again = await send(`${lab.url}/evil`);
     expect(again.headers['x-hf']).toBe('ran');
+  });
+});
+
+describe('early headerFilter (readsResponse: false), hostile: a promise that never settles', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ evil: EVIL, cpuMs: 30, upstream: countingEcho });
+  });
+  afterAll(async () => {
+    await lab.stop();
+  });
+
+  it('is the headerFilter’s wall fault, answered at header time (after the upstream), as without readsResponse: false', async () => {
+    const hits = upstreamHits;
+    const before = await failures(lab, 'wall', { plugin: 'evil' });
+    const r = await send(`${lab.url}/evil`, { headers: { 'x-mode': 'never' } });
+    expect(r.status).toBeGreaterThanOrEqual(500);
+    expect(r.headers['x-isogate-error-id']).toMatch(/^[0-9a-f]{16}$/);
+    expect(r.body).not.toContain('x-from-access');
+    expect(upstreamHits - hits).toBe(1);
+    expect(await failures(lab, 'wall', { plugin: 'evil' })).toBe(before + 1);
+    await expectStillServes(lab);
   });
 });
 
