@@ -169,7 +169,7 @@ export class TenantSandbox {
       return this.#isolates.loadFailed(err);
     }
     // A broken plugin's instances are failed or skipped here, per phase: an early headerFilter would skip that, so it waits for header time.
-    if (phase === EARLY_CALL && (this.#isolates.broken.size > 0 || skip !== undefined)) phase = PHASE.ACCESS;
+    if (phase === EARLY_CALL && (this.#isolates.broken.size > 0 || skip !== undefined || !this.#budgets[chainId].has(EARLY_CALL))) phase = PHASE.ACCESS;
     if (this.#isolates.broken.size > 0) {
       const b = this.#brokenInChain(chainId, phase, skip);
       if (b.fault !== null) return b.fault;

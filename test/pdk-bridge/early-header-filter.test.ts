@@ -37,11 +37,14 @@ const SECOND = (early: boolean) => pluginSource(
 export async function access(pdk: any) {
   if (pdk.request.getHeader('x-async') === '1') await pdk.cache.get('k');
   if (pdk.request.getHeader('x-exit') === '1') pdk.response.exit(403, 'no', { 'x-exit-h': 'e' });
+  if (pdk.request.getHeader('x-auth') === '1') pdk.client.authenticate(null, { id: 'ext-1', kind: 'oidc' });
 }
 export function headerFilter(pdk: any) {
   pdk.response.setHeader('x-order', 'second');
   pdk.response.addHeader('x-multi', 'second');
   pdk.response.setHeader('x-second-url', pdk.request.getPath());
+  const cred = pdk.client.getCredential();
+  if (cred !== null) pdk.response.setHeader('x-cred', cred.id + '/' + cred.kind);
 }`,
   100,
 );
@@ -170,6 +173,15 @@ tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', tr
     expect(e.headers['x-ctx']).toBe('a');
     expect(await calls('early', 'headerFilter') - hf).toBe(1);
     expect(crossings('early') - before).toBe(3); // access, its resume, headerFilter
+  });
+
+  it('an access that authenticates falls back to the header-time crossing: headerFilter sees the host\u2019s record', async () => {
+    const before = crossings('early');
+    const e = await send(`${gw.url}/early`, { headers: { 'x-auth': '1' } });
+    const l = await send(`${gw.url}/late`, { headers: { 'x-auth': '1' } });
+    expect(e.headers['x-cred']).toBe('ext-1/oidc');
+    expect(pick(e)).toEqual({ ...pick(l), url: '/early' });
+    expect(crossings('early') - before).toBe(2);
   });
 
   it('a fail-closed headerFilter fault answers as at header time: 500 with an error id, after the upstream was called', async () => {
