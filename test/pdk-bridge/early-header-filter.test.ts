@@ -52,6 +52,9 @@ export function headerFilter(pdk: any) {
 /** access only: nothing to cross for at header time, in the body or in log. */
 const ONLY_ACCESS = pluginSource('only-access', `export function access(pdk: any) { pdk.response.setHeader('x-only', '1'); }`);
 
+/** Throws in access: opens its breaker (tenant brk's breaker opens at one fault). */
+const BAD = pluginSource('bad', `export function access() { throw new Error('bad'); }`);
+
 const tenant = (name: string, early: boolean, failOpen = false) => `
   - name: ${name}
     services: [{ name: s, url: "UP" }]
@@ -74,12 +77,20 @@ describe('headerFilter in the access crossing (readsResponse: false)', () => {
     const yaml = `
 ${NO_BREAKER}
 tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', true, true)}${tenant('lateopen', false, true)}
+  - name: brk
+    breaker: { faults: 1, windowMs: 60000, cooldownMs: 60000 }
+    services: [{ name: s, url: "UP" }]
+    routes: [{ name: r, service: s, paths: [/brk] }, { name: bad, service: s, paths: [/brkbad] }]
+    plugins:
+      - { name: first, path: ./first-true.ts, route: r }
+      - { name: second, path: ./second-true.ts, route: r }
+      - { name: bad, path: ./bad.ts, route: bad }
   - name: only
     services: [{ name: s, url: "UP" }]
     routes: [{ name: r, service: s, paths: [/only] }]
     plugins: [{ name: only-access, path: ./only.ts }]
 `.replaceAll('UP', up.url);
-    gw = await startGateway(yaml, { 'first-true.ts': FIRST(true), 'first-false.ts': FIRST(false), 'second-true.ts': SECOND(true), 'second-false.ts': SECOND(false), 'only.ts': ONLY_ACCESS });
+    gw = await startGateway(yaml, { 'first-true.ts': FIRST(true), 'first-false.ts': FIRST(false), 'second-true.ts': SECOND(true), 'second-false.ts': SECOND(false), 'only.ts': ONLY_ACCESS, 'bad.ts': BAD });
   });
   afterAll(async () => {
     await gw.stop();
@@ -182,6 +193,18 @@ tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', tr
     expect(e.headers['x-cred']).toBe('ext-1/oidc');
     expect(pick(e)).toEqual({ ...pick(l), url: '/early' });
     expect(crossings('early') - before).toBe(2);
+  });
+
+  it('while a breaker of the tenant is open, an early chain crosses at header time, with the same headers', async () => {
+    const route = gw.gw.snapshot.routes.find((r) => r.tenant === 'brk' && r.name === 'r')! as RuntimeRoute;
+    expect((await send(`${gw.url}/brk`)).headers['x-order']).toBe('second');
+    expect((await send(`${gw.url}/brkbad`)).status).toBe(500);
+    expect((await send(`${gw.url}/brkbad`)).status).toBe(503); // the breaker is open
+    const before = route.sandbox!.crossings;
+    const e = await send(`${gw.url}/brk`, { headers: { 'x-in': 'b' } });
+    const l = await send(`${gw.url}/late`, { headers: { 'x-in': 'b' } });
+    expect(pick(e)).toEqual({ ...pick(l), url: '/brk' });
+    expect(route.sandbox!.crossings - before).toBe(2);
   });
 
   it('a fail-closed headerFilter fault answers as at header time: 500 with an error id, after the upstream was called', async () => {
