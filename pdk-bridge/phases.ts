@@ -27,7 +27,7 @@ export type PhaseBit = (typeof PHASE)[keyof typeof PHASE];
  * except reading the response (status, headers, source, serviceResponse.*), which is not
  * there yet. The host applies its operations at header time, as headerFilter's.
  */
-export const EARLY_HEADER_FILTER = 64;
+export const EARLY_HEADER_FILTER = 128;
 
 /** Phases in the order a request meets them. */
 export const PHASE_ORDER: readonly PhaseBit[] = [PHASE.REWRITE, PHASE.ACCESS, PHASE.RESPONSE, PHASE.HEADER_FILTER, PHASE.BODY_FILTER, PHASE.LOG];

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, send, startGateway, startUpstream, waitFor, type Upstream } from '../helpers/gateway.ts';
 import { loadPluginFolder } from '../../core/plugin/folder.ts';
 import { buildPluginFolder } from '../../core/plugin/build.ts';
+import { EARLY_HEADER_FILTER } from '../../pdk-bridge/phases.ts';
 
 /**
  * The full form of a plugin: a folder with plugin.json, schema.json and a handler that may
@@ -123,7 +124,7 @@ describe('plugin folders', () => {
     expect((await loadPluginFolder(early)).info.readsResponse).toBe(false);
     const gw = await startGateway(yaml(up.url, early));
     try {
-      expect(gw.gw.snapshot.routes[0].chainPhases & 64).toBe(64); // an early chain (pdk-bridge/phases.ts EARLY_HEADER_FILTER)
+      expect(gw.gw.snapshot.routes[0].chainPhases & EARLY_HEADER_FILTER).toBe(EARLY_HEADER_FILTER); // an early chain
       expect((await send(`${gw.url}/x`)).headers['x-tagged']).toBe('yes');
     } finally {
       await gw.stop();

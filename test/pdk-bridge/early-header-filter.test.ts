@@ -5,6 +5,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NO_BREAKER, pluginSource, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 import type { RuntimeRoute } from '../../core/route.ts';
+import { EARLY_HEADER_FILTER } from '../../pdk-bridge/phases.ts';
 
 /** Runs first: access sets a header and ctx; headerFilter sets and adds headers, reads ctx and the request. */
 const FIRST = (early: boolean) => pluginSource(
@@ -112,9 +113,9 @@ tenants:${tenant('early', true)}${tenant('late', false)}${tenant('earlyopen', tr
   };
 
   it('the compiled chain is early only when every headerFilter plugin declares readsResponse: false', () => {
-    expect(route('early').chainPhases & 64).toBe(64);
-    expect(route('late').chainPhases & 64).toBe(0);
-    expect(route('only').chainPhases & 64).toBe(0);
+    expect(route('early').chainPhases & EARLY_HEADER_FILTER).toBe(EARLY_HEADER_FILTER);
+    expect(route('late').chainPhases & EARLY_HEADER_FILTER).toBe(0);
+    expect(route('only').chainPhases & EARLY_HEADER_FILTER).toBe(0);
   });
 
   it('sends the same headers as a headerFilter crossing, in the same order and precedence', async () => {
