@@ -6,7 +6,7 @@ import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { errorBody, sendError } from './errors.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
+import { earlyOnExit, failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, runHeaderFilter, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute, TenantStage } from './route.ts';
 import type { Match } from './router/router.ts';
 import { runRewrite } from './rewrite-first.ts';
@@ -267,6 +267,14 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   sendExit(): void {
+    if (this.state.early !== null) {
+      // an early headerFilter ran in the access crossing: it applies to the exit response (Kong runs header_filter on it)
+      const failure = earlyOnExit(this.ctx, this.route, this.requestJson(), this.state, this.target!);
+      if (failure !== null) {
+        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
+        return;
+      }
+    }
     const { status, headers, body } = exitResponse(this.target!);
     this.sentHeaders = headers;
     this.res.writeHead(status, headers);
@@ -311,7 +319,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     const target = this.target!;
     if (route.runsHeaderFilter) {
       const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
-      const failure = runFilterPhase(this.ctx, route, PHASE.HEADER_FILTER, this.requestJson(), JSON.stringify(snapshot), this.state, target, body);
+      // no crossing when the access crossing ran it early (state.early)
+      const failure = runHeaderFilter(this.ctx, route, this.requestJson(), snapshot, this.state, target, body);
       if (failure !== null) {
         this.fail(failure);
         return false;

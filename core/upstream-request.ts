@@ -59,19 +59,23 @@ export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery:
   return path;
 }
 
-/** Status, headers and body of a plugin's exit(). */
+/** Status, headers and body of a plugin's exit() (and of an early headerFilter's changes to it: headers, response.setStatus). */
 export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
   const exit = target.exit!;
+  const status = target.status ?? exit.status;
   const headers: Headers = {};
   for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
   const edits = target.responseEdits;
   if (edits !== null) applyHeaderEdits(headers, edits);
-  const body = exit.body === null ? null : Buffer.from(exit.body);
+  // a 204 or 304 has no body
+  const body = exit.body === null || status === 204 || status === 304 ? null : Buffer.from(exit.body);
   if (body !== null) {
     if (headers['content-type'] === undefined) headers['content-type'] = exit.json ? 'application/json' : 'text/plain; charset=utf-8';
     headers['content-length'] = String(body.length);
+  } else if (status === 204 || status === 304) {
+    delete headers['content-length'];
   } else {
     headers['content-length'] = '0';
   }
-  return { status: exit.status, headers, body };
+  return { status, headers, body };
 }

@@ -12,6 +12,7 @@ import { requestJson } from '../pdk-bridge/host/snapshots.ts';
 import type { OpTarget } from '../pdk-bridge/host/ops.ts';
 import { badRequestCode } from './request-checks.ts';
 import type { RuntimeRoute, TenantStage } from './route.ts';
+import { EARLY_HEADER_FILTER } from '../pdk-bridge/phases.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -120,6 +121,8 @@ export class WebSocketProxy {
       return;
     }
     const { req, t } = hs;
+    // a handshake has no headerFilter, so none rides early in its access crossing
+    hs.state.phases &= ~EARLY_HEADER_FILTER;
     const failure = runBeforeUpstream(this.#ctx, route, requestJson(req, t.path, t.query, route, depth, Math.floor(performance.timeOrigin + hs.started), routedPath), hs.state, hs.target);
     if (failure instanceof Promise) {
       failure.then((f) => { if (!hs.socket.destroyed) this.#afterPlugins(hs, route, f); }).catch((err: unknown) => this.#lost(hs.socket, hs.started, route, err));

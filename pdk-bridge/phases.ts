@@ -28,6 +28,16 @@ export type PhaseBit = (typeof PHASE)[keyof typeof PHASE];
  */
 export const CONFIGURE = 64;
 
+/**
+ * Not a phase a plugin exports: the headerFilter chain run early, inside the access
+ * crossing, for a chain whose every headerFilter plugin declares `readsResponse: false`.
+ * On a compiled chain's phase set it marks such a chain ("early"); in the runtime it is
+ * the phase a headerFilter handler runs in then, allowed what headerFilter is allowed
+ * except reading the response (status, headers, source, serviceResponse.*), which is not
+ * there yet. The host applies its operations at header time, as headerFilter's.
+ */
+export const EARLY_HEADER_FILTER = 128;
+
 /** Phases in the order a request meets them. */
 export const PHASE_ORDER: readonly PhaseBit[] = [PHASE.REWRITE, PHASE.ACCESS, PHASE.RESPONSE, PHASE.HEADER_FILTER, PHASE.BODY_FILTER, PHASE.LOG];
 
@@ -53,7 +63,7 @@ const P = PHASE;
 /** Phase masks of the PDK's function groups (the runtime's checkPhase and the host's operation checks use the same ones). */
 export const PHASE_MASKS = {
   /** Every phase (reads of the request snapshot, ctx, log). */
-  ANY_PHASE: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG,
+  ANY_PHASE: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG | EARLY_HEADER_FILTER,
   /** Before the upstream is called: serviceRequest.*, response.exit, the request body. */
   BEFORE_UPSTREAM: P.REWRITE | P.ACCESS,
   /**
@@ -62,10 +72,10 @@ export const PHASE_MASKS = {
    */
   SERVICE_KNOWN: P.ACCESS,
   /** Response headers may still change. */
-  HEADERS_WRITABLE: P.REWRITE | P.ACCESS | P.RESPONSE | P.HEADER_FILTER,
+  HEADERS_WRITABLE: P.REWRITE | P.ACCESS | P.RESPONSE | P.HEADER_FILTER | EARLY_HEADER_FILTER,
   /** The status sent to the client may still change (response.setStatus). */
-  STATUS_WRITABLE: P.RESPONSE | P.HEADER_FILTER,
-  /** A response (status, headers) exists to read. */
+  STATUS_WRITABLE: P.RESPONSE | P.HEADER_FILTER | EARLY_HEADER_FILTER,
+  /** A response (status, headers) exists to read (not in an early headerFilter: EARLY_HEADER_FILTER). */
   HAS_RESPONSE: P.RESPONSE | P.HEADER_FILTER | P.BODY_FILTER | P.LOG,
   /** The upstream's own response (serviceResponse status and headers). */
   HAS_SERVICE_RESPONSE: P.RESPONSE | P.HEADER_FILTER,
@@ -88,13 +98,14 @@ export const PHASE_MASKS = {
   /** Phases a plugin with a `response` handler may not also have (Kong's rule). */
   EXCLUDED_BY_RESPONSE: P.HEADER_FILTER | P.BODY_FILTER,
   /** What needs no request: every phase and configure (pdk.node, pdk.log's lines). */
-  WITHOUT_REQUEST: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG | CONFIGURE,
+  WITHOUT_REQUEST: P.REWRITE | P.ACCESS | P.HEADER_FILTER | P.BODY_FILTER | P.RESPONSE | P.LOG | EARLY_HEADER_FILTER | CONFIGURE,
 } as const;
 
 /** What the runtime imports (as `PHASES`). */
 export const RUNTIME_PHASES = {
   bits: PHASE,
   configure: CONFIGURE,
+  early: EARLY_HEADER_FILTER,
   order: PHASE_ORDER,
   names: PHASE_NAME,
   masks: PHASE_MASKS,

@@ -53,6 +53,7 @@ export class GuardedCall {
     const cells = this.#cells;
     cells.killed[0] = KILL_NONE;
     cells.current[0] = -1;
+    cells.earlyPart[0] = 0;
     cells.callDeadline[0] = budgetMs;
     const started = performance.now();
     beacon.enter(this.#slot);

@@ -85,7 +85,7 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
   load.release();
   const setup = api.getSync('setup', { reference: true }) as ivm.Reference<(...a: unknown[]) => void>;
   setup.applySync(undefined, [JSON.stringify({
-    instances: program.instances.map((i) => ({ plugin: i.plugin, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
+    instances: program.instances.map((i) => ({ plugin: i.plugin, name: i.name, config: i.config, cpuMs: i.cpuMs, failOpen: i.failOpen })),
     chains: program.chains,
     families: program.families,
     chainFamily: program.chainFamily,

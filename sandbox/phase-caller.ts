@@ -23,6 +23,8 @@ export interface PhaseCaller {
   readonly blocking: boolean;
   /** How long an opened breaker stays open (for the log line). */
   readonly cooldownMs: number;
+  /** Crossings into the isolate so far (call, resume, callBatch): what tests count to see that a phase did not cross. */
+  readonly crossings: number;
   verdict(instance: number): Verdict;
   /** Counts a fault of the instance; true when that opened its breaker. */
   fault(instance: number, outcome: FaultOutcome): boolean;
@@ -43,6 +45,7 @@ export class SandboxCaller implements PhaseCaller {
   readonly program: TenantProgram;
   readonly #sb: TenantSandbox;
   readonly #touch: (sb: TenantSandbox) => void;
+  crossings = 0;
 
   constructor(sb: TenantSandbox, touch: (sb: TenantSandbox) => void) {
     this.#sb = sb;
@@ -86,6 +89,7 @@ export class SandboxCaller implements PhaseCaller {
       sb.touchedAt = t0;
       this.#touch(sb);
     }
+    this.crossings++;
     const r = sb.run(chainId, phase, reqJson, phaseJson, ctxJson, skip, body, last);
     sb.budget.charge(sb.lastCallMs, performance.now());
     return r;
@@ -93,6 +97,7 @@ export class SandboxCaller implements PhaseCaller {
 
   resume(s: Suspended, answersJson: string): RunResult | Suspended {
     const sb = this.#sb;
+    this.crossings++;
     const r = sb.resume(s, answersJson);
     sb.budget.charge(sb.lastCallMs, performance.now());
     return r;
@@ -102,6 +107,7 @@ export class SandboxCaller implements PhaseCaller {
     const sb = this.#sb;
     sb.touchedAt = performance.now();
     this.#touch(sb);
+    this.crossings++;
     const results = sb.runBatch(items);
     sb.budget.charge(sb.lastCallMs);
     return results;

@@ -18,6 +18,12 @@ export type PluginInfo = PluginBundle & {
   readonly reads: readonly 'body'[];
   /** plugin.json readsWhen: the body is buffered only for instances whose config has this boolean field true. */
   readonly readsWhen?: { readonly body?: string };
+  /**
+   * `readsResponse` export (plugin.json field): false when the plugin's headerFilter reads
+   * nothing of the response (status, headers, source, serviceResponse.*), so that it may
+   * run inside the access crossing (core/config/chains.ts). Absent: true.
+   */
+  readonly readsResponse?: boolean;
   /** capabilities.http: the outbound hosts the plugin declares, or null (it takes the tenant's allowlist). */
   readonly httpHosts?: readonly string[] | null;
 };
@@ -183,7 +189,7 @@ function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
       throw new PluginLoadError(`its code could not run: ${message.slice(0, 300)}`);
     }
     if (typeof meta !== 'string' || meta === '') throw new Error('the module exports nothing (expected name, version, priority and phase handlers)');
-    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string; reads: string; http?: unknown };
+    const m = JSON.parse(meta) as { name: unknown; version: unknown; priority: unknown; handlers: string; reads: string; readsResponse?: unknown; http?: unknown };
     if (typeof m.name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(m.name)) throw new Error('export `name` must be a lowercase name like "correlation-id"');
     if (typeof m.version !== 'string' || m.version === '') throw new Error('export `version` must be a non-empty string');
     if (typeof m.priority !== 'number' || !Number.isInteger(m.priority)) throw new Error('export `priority` must be an integer');
@@ -193,8 +199,10 @@ function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
     const excluded = handlers.filter((h) => (HANDLER_PHASE[h] & PHASE_MASKS.EXCLUDED_BY_RESPONSE) !== 0);
     if (handlers.includes('response') && excluded.length > 0) throw new Error(`plugin ${m.name} exports response and ${excluded.join(' and ')}: a plugin with a response handler cannot also have headerFilter or bodyFilter`);
     if (m.reads === 'invalid') throw new Error("export `reads` must be ['body'] or absent");
+    if (typeof m.readsResponse !== 'boolean') throw new Error('export `readsResponse` must be true, false or absent');
+    if (m.readsResponse === false && !handlers.includes('headerFilter')) throw new Error('export `readsResponse` = false says what the headerFilter reads, and the module exports none');
     const httpHosts = Array.isArray(m.http) ? m.http.filter((h): h is string => typeof h === 'string') : null;
-    return { name: m.name, version: m.version, priority: m.priority, handlers, reads: m.reads === 'body' ? ['body'] : [], httpHosts, code, source };
+    return { name: m.name, version: m.version, priority: m.priority, handlers, reads: m.reads === 'body' ? ['body'] : [], readsResponse: m.readsResponse, httpHosts, code, source };
   } finally {
     if (!isolate.isDisposed) isolate.dispose();
   }

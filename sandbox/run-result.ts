@@ -19,7 +19,18 @@ export type RunResult = {
   readonly aborted: boolean;
   /** Async PDK calls the chain left unawaited (a fire-and-forget cache.set): performed, answered to nobody. Absent when none. */
   readonly detached?: readonly AsyncRequest[];
+  /**
+   * An access call of an early chain (EARLY_HEADER_FILTER): the result of the headerFilter
+   * chain that ran in the same call, for the host to apply at header time. Absent when it
+   * did not run (the chain suspended, switched or failed first). With `aborted` and no
+   * faults: the call was lost while headerFilter ran (its fault is here), and access,
+   * which finished, must run again on its own.
+   */
+  readonly early?: RunResult;
 };
+
+/** What opens the result of an early access call: '^', headerFilter's result, a newline, access's (runtime/dispatcher.ts accessDone). */
+export const EARLY_OPEN = 94;
 
 const MAX_BODY = Math.max(OUTPUT_CAPS.maxBodyBytes, OUTPUT_CAPS.maxRequestBodyBytes, OUTPUT_CAPS.maxChunkBytes);
 
@@ -40,6 +51,7 @@ export function decodeResult(out: unknown, current: number, instances: number): 
     if (out === undefined) return failed('wall', current, 'a promise of the handler never settled');
     return failed('bad_return', current, 'result is not a string');
   }
+  if (out.charCodeAt(0) === EARLY_OPEN) return decodeEarly(out, current, instances);
   const nl = out.indexOf('\n');
   const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
   const json = nl < 0 ? out : out.slice(0, nl);
@@ -55,6 +67,21 @@ export function decodeResult(out: unknown, current: number, instances: number): 
   }
   const r = decodeParsed(parsed, current, instances, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
   return body === null || r.aborted ? r : { ...r, body };
+}
+
+/**
+ * An early access call's result: '^', headerFilter's `[ops, faults]`, a newline, its ctx
+ * (neither holds a raw newline; headerFilter sets no body), a newline, then access's
+ * result. Each part is decoded (and capped) as the result of a call of its own.
+ */
+function decodeEarly(out: string, current: number, instances: number): RunResult {
+  const nl = out.indexOf('\n');
+  const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
+  if (nl2 < 0) return failed('bad_return', current, 'early result has the wrong shape');
+  const access = decodeResult(out.slice(nl2 + 1), current, instances);
+  if (access.aborted) return access;
+  const hf = out.slice(1, nl2);
+  return { ...access, early: hf.charCodeAt(0) === 91 ? decodeResult(hf, current, instances) : failed('bad_return', current, 'early result has the wrong shape') };
 }
 
 /** Decodes `[ops, faults]` already parsed, with the ctx JSON that came with it. */

@@ -1,5 +1,5 @@
-import { PHASE } from '../pdk-bridge/phases.ts';
-import { decodeResult, failed, type RunResult } from './run-result.ts';
+import { EARLY_HEADER_FILTER, PHASE } from '../pdk-bridge/phases.ts';
+import { EARLY_OPEN, decodeResult, failed, type RunResult } from './run-result.ts';
 import type { TenantProgram } from './program.ts';
 import { InstanceGate } from './breaker.ts';
 import { CpuBudget } from './budget.ts';
@@ -15,8 +15,10 @@ export type { RunResult } from './run-result.ts';
 export type { SandboxEvents } from './isolate-lifecycle.ts';
 export { Suspended } from './suspended.ts';
 
-/** '[' opens every finished result; anything else is a chain with async calls (see #async). */
+/** '[' opens every finished result ('^' an early access call's, run-result.ts); anything else is a chain with async calls (see #async). */
 const RESULT_OPEN = 91;
+/** The phase of an access call that runs the chain's headerFilter too (pdk-bridge/phases.ts EARLY_HEADER_FILTER). */
+const EARLY_CALL = PHASE.ACCESS | EARLY_HEADER_FILTER;
 
 /**
  * One tenant's isolate and everything loaded into it, as its users see it: run a phase of
@@ -68,6 +70,9 @@ export class TenantSandbox {
         const all = new Set(family.flatMap((c) => c[Number(bit)] ?? []));
         m.set(Number(bit), [...all].reduce((sum, i) => sum + program.instances[i].cpuMs, 0) + CALL_SLACK_MS);
       }
+      // An early access call runs headerFilter too: each handler keeps its own limit, the call gets both budgets.
+      const a = m.get(PHASE.ACCESS), h = m.get(PHASE.HEADER_FILTER);
+      if (a !== undefined && h !== undefined) m.set(EARLY_CALL, a + h);
       return m;
     });
   }
@@ -156,8 +161,9 @@ export class TenantSandbox {
     return failed('threw', -1, `sandbox internal error: ${String((err as Error)?.message).slice(0, 300)}`);
   }
 
-  #run(chainId: number, phase: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult | Suspended {
+  #run(chainId: number, phaseIn: number, reqJson: string, phaseJson: string, ctxJson: string, skipIn: readonly number[] | undefined, body: string | null, last: boolean): RunResult | Suspended {
     let skip = skipIn;
+    let phase = phaseIn;
     const began = performance.now();
     this.lastCallMs = 0;
     let live: Live;
@@ -167,6 +173,8 @@ export class TenantSandbox {
       this.lastCallMs = performance.now() - began;
       return this.#isolates.loadFailed(err);
     }
+    // A broken plugin's instances are failed or skipped here, per phase: an early headerFilter would skip that, so it waits for header time.
+    if (phase === EARLY_CALL && (this.#isolates.broken.size > 0 || skip !== undefined || !this.#budgets[chainId].has(EARLY_CALL))) phase = PHASE.ACCESS;
     if (this.#isolates.broken.size > 0) {
       const b = this.#brokenInChain(chainId, phase, skip);
       if (b.fault !== null) return b.fault;
@@ -174,12 +182,17 @@ export class TenantSandbox {
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
-    return this.#finish(out, live, chainId, phase);
+    if (phase === EARLY_CALL && (out instanceof Crashed || out === undefined) && this.#cells.earlyPart[0] === 1) {
+      // Lost (killed, or a promise that never settles) while the early headerFilter ran:
+      // the fault is headerFilter's; access finished, and runs again on its own.
+      return { ops: [], faults: [], ctx: '', body: null, aborted: true, early: this.#finish(out, live, chainId, PHASE.HEADER_FILTER) as RunResult };
+    }
+    return this.#finish(out, live, chainId, phase & ~EARLY_HEADER_FILTER);
   }
 
   #finish(out: unknown, live: Live, chainId: number, phase: number): RunResult | Suspended {
     if (out instanceof Crashed) return out.result;
-    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN) return decodeAsync(out, live, chainId, phase, this.#cells.current[0], this.program.instances.length) as RunResult | Suspended;
+    if (typeof out === 'string' && out.charCodeAt(0) !== RESULT_OPEN && out.charCodeAt(0) !== EARLY_OPEN) return decodeAsync(out, live, chainId, phase, this.#cells.current[0], this.program.instances.length) as RunResult | Suspended;
     const r = decodeResult(out, this.#cells.current[0], this.program.instances.length);
     // A call left pending holds continuations that would run inside a later request: drop
     // the isolate rather than let one request's code act on another's.

@@ -29,16 +29,21 @@ export type WatchCells = {
   readonly callDeadline: Float64Array;
   /** [0]: why the watchdog killed it (KILL_*). */
   readonly killed: Int32Array;
-  /** Shared with the plugin isolate: Float64 [0] plugin limit (CPU ms), Int32 at byte 8 the running instance, at byte 12 the step. */
+  /**
+   * Shared with the plugin isolate: Float64 [0] plugin limit (CPU ms), Int32 at byte 8 the
+   * running instance, at byte 12 the step, at byte 16 1 once the call's early headerFilter
+   * began (the host resets it to 0 before each call).
+   */
   readonly pluginShared: SharedArrayBuffer;
   readonly pluginDeadline: Float64Array;
   readonly current: Int32Array;
   readonly step: Int32Array;
+  readonly earlyPart: Int32Array;
 };
 
 export function createWatchCells(): WatchCells {
   const host = new SharedArrayBuffer(16);
-  const pluginShared = new SharedArrayBuffer(16);
+  const pluginShared = new SharedArrayBuffer(24);
   return {
     callDeadline: new Float64Array(host, 0, 1),
     killed: new Int32Array(host, 8, 1),
@@ -46,6 +51,7 @@ export function createWatchCells(): WatchCells {
     pluginDeadline: new Float64Array(pluginShared, 0, 1),
     current: new Int32Array(pluginShared, 8, 1),
     step: new Int32Array(pluginShared, 12, 1),
+    earlyPart: new Int32Array(pluginShared, 16, 1),
   };
 }
 

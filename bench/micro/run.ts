@@ -17,6 +17,7 @@ import { HostServices } from '../../pdk-bridge/host/services/index.ts';
 import { settleChain } from '../../pdk-bridge/host/wait.ts';
 import { createCounterStores } from '../../core/state/index.ts';
 import { PHASE } from '../../pdk-bridge/host/phases.ts';
+import { EARLY_HEADER_FILTER } from '../../pdk-bridge/phases.ts';
 import { loadPlugin } from '../../sandbox/plugin-loader.ts';
 import type { TenantProgram } from '../../sandbox/program.ts';
 import type { RunResult } from '../../sandbox/run-result.ts';
@@ -122,6 +123,8 @@ const bundle = await loadPlugin(join(ROOT, 'bench', 'plugins', 'header.ts'));
 const sample = sb5.run(0, PHASE.ACCESS, reqJson, '', '') as RunResult; // the header plugin makes no async call
 if (sample.faults.length > 0) throw new Error(`micro: the header chain faulted: ${JSON.stringify(sample.faults)}`);
 const ops = sample.ops;
+const early = sb5.run(0, PHASE.ACCESS | EARLY_HEADER_FILTER, reqJson, '', '') as RunResult;
+if (early.early === undefined || early.early.faults.length > 0) throw new Error('micro: the header chain did not run its headerFilter early (bench/plugins/header.ts readsResponse = false?)');
 const noLog = () => {};
 const target = (): OpTarget => ({ upstreamHeaders: { ...REQ_HEADERS }, upstreamPath: '/', upstreamQuery: '', responseEdits: null, exit: null, body: null, status: null, buffering: false });
 
@@ -129,6 +132,11 @@ let sink: unknown = null;
 const cases: Case[] = [
   { name: 'crossing: access, 1 header plugin', unit: 'us', iterations: 20000, op: () => void (sink = sb1.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'TenantSandbox.run: snapshot in, ops out, one applySync, no per-call timer' },
   { name: 'crossing: headerFilter, 1 header plugin', unit: 'us', iterations: 20000, op: () => void (sink = sb1.run(0, PHASE.HEADER_FILTER, reqJson, respJson, '')), note: 'with the response snapshot' },
+  // The bench header plugin declares readsResponse = false: its chain's headerFilter may ride in the access call.
+  { name: 'header plugin, access then headerFilter (two calls), 1 plugin', unit: 'us', iterations: 10000, op: () => void (sink = [sb1.run(0, PHASE.ACCESS, reqJson, '', ''), sb1.run(0, PHASE.HEADER_FILTER, reqJson, respJson, '')]), note: 'what a request cost without readsResponse: false' },
+  { name: 'header plugin, access with headerFilter early (one call), 1 plugin', unit: 'us', iterations: 10000, op: () => void (sink = sb1.run(0, PHASE.ACCESS | EARLY_HEADER_FILTER, reqJson, '', '')), note: 'readsResponse: false: one crossing per request' },
+  { name: 'header plugins, access then headerFilter (two calls), 5 plugins', unit: 'us', iterations: 5000, op: () => void (sink = [sb5.run(0, PHASE.ACCESS, reqJson, '', ''), sb5.run(0, PHASE.HEADER_FILTER, reqJson, respJson, '')]), note: '' },
+  { name: 'header plugins, access with headerFilter early (one call), 5 plugins', unit: 'us', iterations: 5000, op: () => void (sink = sb5.run(0, PHASE.ACCESS | EARLY_HEADER_FILTER, reqJson, '', '')), note: '' },
   { name: 'crossing: access, 5 header plugins (one call)', unit: 'us', iterations: 10000, op: () => void (sink = sb5.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'the whole chain in one crossing' },
   { name: 'crossing: access, 1 plugin, no PDK call', unit: 'us', iterations: 20000, op: () => void (sink = sbOps.none.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'the base of the operation classes below' },
   { name: `crossing: access, 1 plugin, ${OPS_N} request.getHeader`, unit: 'us', iterations: 10000, op: () => void (sink = sbOps.reads.run(0, PHASE.ACCESS, reqJson, '', '')), note: 'snapshot reads' },

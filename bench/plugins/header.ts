@@ -10,6 +10,8 @@ type Config = { n: number };
 export const name = 'bench-header';
 export const version = '1.0.0';
 export const priority = 1000;
+/** Its headerFilter reads only the request: it runs inside the access crossing (one crossing per request). */
+export const readsResponse = false;
 
 export function access(pdk: Pdk, config: Config): void {
   const v = pdk.request.getHeader('x-bench');

@@ -1,4 +1,4 @@
-import { HANDLER_PHASE, PHASE } from '../../pdk-bridge/host/phases.ts';
+import { EARLY_HEADER_FILTER, HANDLER_PHASE, PHASE } from '../../pdk-bridge/phases.ts';
 import type { ChainFamily, ChainSpec, ConsumerSwitch } from '../../sandbox/program.ts';
 import type { PluginInput, RouteInput } from './types.ts';
 
@@ -22,6 +22,8 @@ export type Candidate = {
   readonly consumerId: string | undefined;
   readonly priority: number;
   readonly handlers: readonly string[];
+  /** The plugin's headerFilter reads something of the response (its `readsResponse`, default true). */
+  readonly readsResponse: boolean;
 };
 
 /**
@@ -215,13 +217,28 @@ function pick(list: readonly Candidate[]): Map<string, Candidate> {
 function chainOf(ordered: readonly Candidate[]): Built {
   const chain: Record<number, number[]> = {};
   let phases = 0;
+  let readsResponse = false;
   for (const c of ordered) {
     for (const h of c.handlers) {
       const bit = HANDLER_PHASE[h];
       if (bit === PHASE.REWRITE) continue;
       (chain[bit] ??= []).push(c.index);
       phases |= bit;
+      if (bit === PHASE.HEADER_FILTER && c.readsResponse) readsResponse = true;
     }
   }
+  if (isEarly(phases, readsResponse)) phases |= EARLY_HEADER_FILTER;
   return { chain, phases, key: JSON.stringify(chain) };
+}
+
+/**
+ * An "early" chain runs its headerFilter inside the access crossing (one crossing per
+ * request, pdk-bridge/host/phase-call.ts): it has access and headerFilter handlers, none
+ * of its headerFilter plugins reads the response (`readsResponse: false`), and it has no
+ * response handler (ctx written there could be read by headerFilter, and the response is
+ * buffered for it anyway).
+ */
+function isEarly(phases: number, readsResponse: boolean): boolean {
+  const needs = PHASE.ACCESS | PHASE.HEADER_FILTER;
+  return (phases & needs) === needs && (phases & PHASE.RESPONSE) === 0 && !readsResponse;
 }

@@ -326,7 +326,7 @@ async function compileTenant(
     const id = `${tenant.name}/${info.name}@${scope}`;
     const codeHash = createHash('sha256').update(info.code).digest('hex').slice(0, 12);
     const spec: InstanceSpec = { plugin: b, name: info.name, id, config: p.config, cpuMs, wallMs, httpHosts: declaredHosts(info), failOpen: p.failOpen, quarantineKey: `${id}#${codeHash}` };
-    candidates.push({ name: info.name, index: instances.length, input: p, consumerId: consumer?.id, priority: info.priority, handlers: info.handlers });
+    candidates.push({ name: info.name, index: instances.length, input: p, consumerId: consumer?.id, priority: info.priority, handlers: info.handlers, readsResponse: info.readsResponse !== false });
     instances.push(spec);
   }
   if (memoryMb > ceilings.memoryMb) errors.push(`${at}.limits.memoryMb: ${memoryMb} is above the ceiling ${ceilings.memoryMb}`);

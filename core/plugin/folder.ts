@@ -16,7 +16,7 @@ import { undescribedFields } from './schema-descriptions.ts';
  * Builds on load are cached by the content hash of their sources too.
  */
 export type FolderPlugin = {
-  readonly info: PluginInfo & Pick<Manifest, 'reads' | 'capabilities'>;
+  readonly info: PluginInfo & Pick<Manifest, 'reads' | 'readsResponse' | 'capabilities'>;
   readonly manifest: Manifest;
   /** The folder's schema.json (absolute). */
   readonly schemaFile: string;
@@ -61,7 +61,7 @@ export async function loadPluginFolder(folder: string): Promise<FolderPlugin> {
   }
   checkAgreement(manifest, info, dir);
   const inputs = [...new Set([...info.inputs, join(dir, MANIFEST_FILE), schemaFile])];
-  return { info: { ...info, inputs, reads: manifest.reads ?? info.reads, readsWhen: manifest.readsWhen, capabilities: manifest.capabilities }, manifest, schemaFile };
+  return { info: { ...info, inputs, reads: manifest.reads ?? info.reads, readsWhen: manifest.readsWhen, readsResponse: manifest.readsResponse ?? true, capabilities: manifest.capabilities }, manifest, schemaFile };
 }
 
 /** schema.json must parse and describe every field. */
@@ -133,5 +133,8 @@ export function checkAgreement(manifest: Manifest, info: PluginInfo, dir: string
   const exported = [...info.handlers].sort().join(', ');
   if (declared !== exported) diffs.push(`phases: plugin.json says [${declared}], the module exports handlers [${exported}]`);
   if (manifest.readsWhen?.body !== undefined && !(manifest.reads ?? []).includes('body')) diffs.push('readsWhen.body: plugin.json does not say reads: ["body"]');
+  // plugin.json decides (as for reads); a module that says false alone would be ignored without a word
+  if (info.readsResponse === false && manifest.readsResponse !== false) diffs.push('readsResponse: the module exports false, plugin.json does not say readsResponse: false');
+  if (manifest.readsResponse === false && !manifest.phases.includes('headerFilter')) diffs.push('readsResponse: false says what the headerFilter reads, and the plugin has none');
   if (diffs.length > 0) throw new Error(`${join(dir, MANIFEST_FILE)} and ${manifest.handler} disagree: ${diffs.join('; ')}`);
 }

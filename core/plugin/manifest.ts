@@ -18,6 +18,8 @@ export type Manifest = {
   readonly reads?: readonly 'body'[];
   /** With `reads: ["body"]`: the body is buffered only for instances whose config sets this boolean field true. */
   readonly readsWhen?: { readonly body?: string };
+  /** false: the headerFilter reads nothing of the response, so it runs inside the access crossing (one crossing per request). Absent: true. */
+  readonly readsResponse?: boolean;
   /** Outbound hosts the plugin wants (absent: the operator's allowlist). */
   readonly capabilities?: { readonly http?: readonly string[] };
   readonly description?: string;
@@ -57,6 +59,15 @@ export const MANIFEST_SCHEMA = {
       properties: {
         body: { type: 'string', pattern: '^[a-z][a-z0-9_]*$', description: 'Config field, e.g. "key_in_body": only instances with it true buffer the client body.' },
       },
+    },
+    readsResponse: {
+      type: 'boolean',
+      default: true,
+      description:
+        'false: the headerFilter reads nothing of the response (response.getStatus/getHeader/getHeaders/getSource, serviceResponse.*), only the request, ctx and config, and sets headers or the status. ' +
+        'A chain whose every headerFilter plugin says false (and that has no response handler) runs its headerFilter inside the access crossing, ' +
+        'one sandbox crossing per request instead of two; its operations are applied when the response headers are sent, and on an exit() response too. ' +
+        'Reading the response there throws. Default true.',
     },
     capabilities: {
       type: 'object',

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from './ops.ts';
 import { PHASE, PHASE_NAME } from './phases.ts';
+import { EARLY_HEADER_FILTER } from '../phases.ts';
 import { OUTCOME, type Fault } from '../../sandbox/outcome.ts';
 import { Suspended, type RunResult } from '../../sandbox/phase-caller.ts';
 import type { HostServices } from './services/index.ts';
@@ -33,11 +34,16 @@ export type RequestState = {
   chainId: number;
   phases: number;
   auth: Authenticated | null;
+  /** An early chain's headerFilter result, from the access crossing: applied at header time instead of a crossing (runHeaderFilter). */
+  early: RunResult | null;
 };
 
 export function newRequestState(route: Pick<RuntimeRoute, 'chainId' | 'chainPhases'>): RequestState {
-  return { ctx: '', pluginMs: 0, errorId: '', chainId: route.chainId, phases: route.chainPhases, auth: null };
+  return { ctx: '', pluginMs: 0, errorId: '', chainId: route.chainId, phases: route.chainPhases, auth: null, early: null };
 }
+
+/** The access call of an early chain: access, then headerFilter, in one crossing (core/config/chains.ts). */
+const EARLY_CALL = PHASE.ACCESS | EARLY_HEADER_FILTER;
 
 /** The request snapshot with the authenticated consumer and credential in it (`c`, `cr`), once there is one. */
 export function withAuth(reqJson: string, state: RequestState): string {
@@ -128,13 +134,16 @@ export function runPhase(
   target: OpTarget,
   body: string | null = '',
   last = false,
+  retryWithout?: number[],
 ): RequestFailure | null | Promise<RequestFailure | null> {
   // The chain this request runs may lack the phase (a consumer variant has phases the route's chain has not, or the other way round).
   if ((state.phases & phase) === 0) return null;
   const sandbox = route.sandbox!;
   const chainId = state.chainId;
   const req = withAuth(reqJson, state);
-  let skip: number[] | undefined;
+  let skip: number[] | undefined = retryWithout;
+  // An early chain's headerFilter rides in its access call, unless a breaker or quarantine is in play (its verdicts are per phase).
+  let callPhase = phase === PHASE.ACCESS && (state.phases & EARLY_HEADER_FILTER) !== 0 && !sandbox.blocking ? EARLY_CALL : phase;
   let deferred: number[] = [];
   if (sandbox.blocking) {
     const list = sandbox.program.chains[chainId][phase] ?? [];
@@ -155,19 +164,56 @@ export function runPhase(
     }
   }
   for (;;) {
-    const r = call(route, chainId, phase, req, phaseJson, state, skip, body, last);
+    const r = call(route, chainId, callPhase, req, phaseJson, state, skip, body, last);
+    callPhase = phase; // a second call (a retry) runs access alone: headerFilter crosses at header time
     if (r instanceof Suspended) return settlePhase(ctx, route, chainId, phase, req, phaseJson, state, target, body, r, skip, deferred);
+    if (r.early !== undefined && r.aborted) {
+      // lost while the early headerFilter ran: that is headerFilter's fault, answered at header time; access again, alone
+      state.early = r.early;
+      continue;
+    }
     const v = conclude(ctx, route, chainId, phase, state, target, r, skip, deferred);
+    if (v === null && r.early !== undefined) state.early = r.early;
     if (v === null || !Array.isArray(v)) return v;
     skip = v;
   }
+}
+
+/**
+ * headerFilter at header time: the result an early chain's access crossing brought
+ * (state.early), concluded as a headerFilter call's would be (the same faults, status,
+ * error id and breaker counts, applied now), with no crossing; or the crossing itself.
+ * When the early result calls for a second run without a fail-open culprit (its call was
+ * lost, or it issued a refused operation), that run is a headerFilter crossing, as today's.
+ */
+export function runHeaderFilter(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, snapshot: object, state: RequestState, target: OpTarget, body: string | null): RequestFailure | null {
+  const early = state.early;
+  if (early === null) return runFilterPhase(ctx, route, PHASE.HEADER_FILTER, reqJson, JSON.stringify(snapshot), state, target, body);
+  state.early = null;
+  const v = conclude(ctx, route, state.chainId, PHASE.HEADER_FILTER, state, target, early, undefined, NO_DEFERRED);
+  if (v === null || !Array.isArray(v)) return v;
+  return runPhase(ctx, route, PHASE.HEADER_FILTER, reqJson, JSON.stringify(snapshot), state, target, body, false, v) as RequestFailure | null;
+}
+
+const NO_DEFERRED: readonly number[] = [];
+
+/**
+ * An exit() of an early chain's access: Kong runs headerFilter on the exit response, and
+ * the early result is what it did; its header operations and status apply to the exit
+ * (core/upstream-request.ts exitResponse), its fault fails the request as at header time.
+ */
+export function earlyOnExit(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget): RequestFailure | null {
+  const exit = target.exit!;
+  const h: Record<string, string> = {};
+  for (let i = 0; i < exit.headers.length; i += 2) h[exit.headers[i].toLowerCase()] = exit.headers[i + 1];
+  return runHeaderFilter(ctx, route, reqJson, { s: exit.status, h, src: 'exit' }, state, target, null);
 }
 
 /** One call into the sandbox for the phase (the sandbox charges the tenant). */
 function call(route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
   const t0 = performance.now();
   const r = route.sandbox!.call(chainId, phase, reqJson, phaseJson, state.ctx, skip, body, last);
-  meter(route, phase, state, t0);
+  meter(route, phase & ~EARLY_HEADER_FILTER, state, t0); // an early call is access's crossing
   return r;
 }
 

@@ -7,13 +7,13 @@
 // loops by index instead of iterators, calls only intrinsics captured in the prelude, and
 // encodes its result with its own encoder (JSON.stringify would honour a planted toJSON).
 // Loading modules and installing a tenant's instances: load.ts.
-import { $apply, $create, $current, $deadline, $indexOf, $parse, $slice, $split, LOG, attachCells, beginCall, callOut, callSeq, capped, cappedWhy, clearCapped, instance, instances, list, setInstance, setOut, type Out } from './prelude.ts';
+import { $apply, $create, $current, $deadline, $indexOf, $parse, $slice, $split, ACCESS, EARLY_HEADER_FILTER, HEADER_FILTER, LOG, attachCells, beginCall, beginEarly, callOut, callSeq, capped, cappedWhy, clearCapped, instance, instances, list, setInstance, setOut, type Out } from './prelude.ts';
 import { asyncOut, beginAsync, clearTimedOut, dropRequests, settle, timedOut } from './async.ts';
-import { beginAuth, authChain, takeAuthChain } from './client-consumer.ts';
+import { authSet, beginAuth, authChain, takeAuthChain } from './client-consumer.ts';
 import { NO_CHAIN, ranks, resumeAt, runChain, setRunChain } from './consumer-chains.ts';
 import { ctxBegin } from './ctx.ts';
 import { describe } from './describe.ts';
-import { encode } from './encode.ts';
+import { encode, encodedCtx } from './encode.ts';
 import { EXIT } from './response.ts';
 import { batch, chainDone, finished, finishRun, frames, pending, restore, setBatch, setPending, suspend, type Batch } from './frames.ts';
 
@@ -127,6 +127,42 @@ function step(seq: any, ph: any, chain: any, k: any, skip: any, faults: any, don
   done(faults);
 }
 
+/**
+ * The chain whose headerFilter runs early in this access call (the host asked, with
+ * ACCESS | EARLY_HEADER_FILTER), or -1. Cleared when the call's chain suspends: a chain
+ * resumed later ends with access alone, and the host runs headerFilter at header time.
+ */
+let earlyChain = -1;
+
+/**
+ * Access ended (`faults` its faults): in an early call, runs the chain's headerFilter in
+ * the same call and puts both results in the call's out as '^', headerFilter's result (its
+ * `[ops, faults]`, a newline, its ctx), a newline, then access's result as always. Only
+ * when access ran as asked: not when it switched to a consumer's chain or authenticated
+ * (a separate headerFilter call would see the host's record of the consumer), nor when a
+ * fail-closed plugin faulted (the request fails without headers of plugins): then access's
+ * result alone, and the host crosses at header time as for any chain.
+ */
+function accessDone(faults: any[]) {
+  const id = earlyChain;
+  earlyChain = -1;
+  encode(faults, callOut);
+  if (id === -1 || runChain !== id || authSet) return;
+  for (let i = 0; i < faults.length; i++) if (!instances[faults[i][0]]?.failOpen) return;
+  const out = callOut;
+  const accessResult = out.s;
+  const early = $create(null) as Out;
+  early.s = undefined;
+  beginEarly(ctxBegin(encodedCtx));
+  setOut(early, function (hfFaults: any[]) {
+    encode(hfFaults, early);
+    out.s = '^' + early.s + '\n' + accessResult;
+    setOut(out, finishRun);
+  });
+  out.s = undefined;
+  step(callSeq, HEADER_FILTER, chains![id][HEADER_FILTER]!, 0, null, list(), chainDone);
+}
+
 function begin(ph: number, chainId: number, reqJson: string, phaseJson: string, ctxJson: string, body?: unknown, last?: unknown): number {
   setRunChain(chainId);
   beginAuth();
@@ -152,10 +188,15 @@ api.attach = function (shared: any) {
 api.run = function (chainId: any, ph: any, reqJson: any, phaseJson: any, ctxJson: any, skip: any, body: any, last: any) {
   const out = $create(null) as Out;
   out.s = undefined;
+  earlyChain = -1;
+  if (ph === (ACCESS | EARLY_HEADER_FILTER)) {
+    ph = ACCESS;
+    if (chains![chainId][HEADER_FILTER] !== undefined) earlyChain = chainId;
+  }
   const seq = begin(ph, chainId, reqJson, phaseJson, ctxJson, body, last);
   dropRequests();
   setBatch(null);
-  setOut(out, finishRun);
+  setOut(out, earlyChain === -1 ? finishRun : accessDone);
   setPending(out);
   step(seq, ph, chains![chainId][ph]!, 0, skip === '' ? null : parseSkip(skip), list(), chainDone);
   const s = out.s;
@@ -171,6 +212,7 @@ api.collect = function () {
   setPending(null);
   if (out === null) return undefined;
   if (out.s !== undefined) return finished(out.s);
+  earlyChain = -1; // suspended (or never to settle): its headerFilter is the host's, at header time
   return suspend();
 };
 
@@ -182,6 +224,7 @@ api.resume = function (id: any, answersJson: any) {
   const f = frames[id];
   if (f === undefined) return '';
   delete frames[id]; // not left as a key: ids only grow
+  earlyChain = -1;
   restore(f);
   dropRequests();
   setBatch(null);
@@ -214,6 +257,7 @@ api.runBatch = function (items: any) {
   b.k = 0;
   b.results = '';
   b.out = out;
+  earlyChain = -1;
   setBatch(b);
   nextItem(b);
   return asyncOut === null || out.s === undefined ? out.s : finished(out.s);

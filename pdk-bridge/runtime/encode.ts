@@ -21,6 +21,9 @@ export function encodeValue(v: unknown): string {
   }
 }
 
+/** The ctx the last encode put in its result: what an early headerFilter begins with (dispatcher.ts). */
+export let encodedCtx = '';
+
 /**
  * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
  * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
@@ -42,6 +45,7 @@ export function encode(faults: unknown[], out: Out): void {
     if (typeof ctx !== 'string') ctx = '';
   }
   ctx = ctxEncode(ctx, faults);
+  encodedCtx = ctx;
   out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
 }
 

@@ -85,7 +85,13 @@ function moduleInfo(mod: any, handlers: any) {
   return '{"name":' + (typeof name === 'string' ? $stringify(clip(name)) : 'null') +
     ',"version":' + (typeof version === 'string' ? $stringify(clip(version)) : 'null') +
     ',"priority":' + (typeof priority === 'number' && priority === priority && priority !== Infinity && priority !== -Infinity ? '' + priority : 'null') +
-    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '","http":' + declaredHosts(mod) + '}';
+    ',"handlers":"' + handlers + '","reads":"' + readsOf(mod) + '","readsResponse":' + readsResponseOf(mod) + ',"http":' + declaredHosts(mod) + '}';
+}
+
+/** The module's `readsResponse` export as JSON: true (also when absent), false, or "invalid" for anything else (the host refuses the plugin). */
+function readsResponseOf(mod: any) {
+  const r = mod.readsResponse;
+  return r === undefined || r === true ? 'true' : r === false ? 'false' : '"invalid"';
 }
 
 /**
@@ -153,6 +159,7 @@ api.setup = function (programJson: any) {
     inst.config = deepFreeze(mod === undefined ? spec.config : mod.realm.parse($stringify(spec.config)));
     inst.cpuMs = spec.cpuMs;
     inst.failOpen = spec.failOpen;
+    inst.name = spec.name; // named by the errors of an early headerFilter (prelude.ts)
     next[n] = inst;
   }
   setInstances(next);

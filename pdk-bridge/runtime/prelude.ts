@@ -113,12 +113,16 @@ export function bare<T>(o: T): T {
 export const $Float64Array = Float64Array;
 export const $Int32Array = Int32Array;
 export let $deadline: Float64Array = new $Float64Array(1);
-export let $current: Int32Array = new $Int32Array(2);
+export let $current: Int32Array = new $Int32Array(3);
 
-/** Attaches the watchdog cells (api.attach): Float64 CPU limit, Int32 at byte 8 the running instance, at byte 12 the step. */
+/**
+ * Attaches the watchdog cells (api.attach): Float64 CPU limit, Int32 at byte 8 the running
+ * instance, at byte 12 the step, at byte 16 1 once an early headerFilter began in this call
+ * (so the host knows which part a call it lost was in).
+ */
 export function attachCells(shared: SharedArrayBuffer): void {
   $deadline = new $Float64Array(shared, 0, 1);
-  $current = new $Int32Array(shared, 8, 2);
+  $current = new $Int32Array(shared, 8, 3);
 }
 
 // Phases as bit flags, read from the table the host wrote in (pdk-bridge/phases.ts).
@@ -131,6 +135,8 @@ export const LOG = PHASES.bits.LOG;
 /** Phase bit -> name, which is also the name of the handler a module exports for it. */
 export const PHASE_NAMES = PHASES.names;
 export const ANY_PHASE = PHASES.masks.ANY_PHASE;
+/** The phase a headerFilter runs in inside the access crossing (readsResponse: false; pdk-bridge/phases.ts). */
+export const EARLY_HEADER_FILTER = PHASES.early;
 
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
@@ -307,8 +313,16 @@ export function bounded(value: unknown, cap: number): string | null {
 /** Refuses a PDK call outside the phases that allow it, naming both (Kong's checkPhase). */
 export function checkPhase(fn: string, allowed: number): void {
   if ((phase & allowed) === 0) {
+    if (phase === EARLY_HEADER_FILTER) earlyRefused(fn, allowed);
     throw new realm.Error(`${fn} is not allowed in phase ${PHASE_NAMES[phase]} (allowed in: ${phaseName(allowed)})`);
   }
+}
+
+/** checkPhase in an early headerFilter: what headerFilter may do but needs the response is refused with why. */
+function earlyRefused(fn: string, allowed: number): never {
+  if ((allowed & HEADER_FILTER) === 0) throw new realm.Error(`${fn} is not allowed in phase headerFilter (allowed in: ${phaseName(allowed)})`);
+  const name = instance >= 0 && instance < instances.length ? instances[instance].name : 'unknown';
+  throw new realm.Error(`${fn} reads the response, and plugin ${name} declares readsResponse: false: its headerFilter runs in the access crossing, before the upstream answers (drop readsResponse: false to read the response)`);
 }
 
 export function str(value: unknown, what: string): string {
@@ -428,6 +442,30 @@ export function beginCall(ph: number, reqJson: string, phaseJson: string, ctx: s
   capped = -1;
   callSeq = ++lastSeq;
   return callSeq;
+}
+
+/**
+ * The early headerFilter of an access call (dispatcher.ts): a phase of its own within the
+ * same call, as a separate headerFilter call would begin, except that the request snapshot
+ * and the call's number stay (what plugins parsed of the request is reused). `ctx` is what
+ * access left (its encoded ctx). No response snapshot: nothing of it is readable.
+ */
+export function beginEarly(ctx: string): void {
+  phase = EARLY_HEADER_FILTER;
+  bodyIn = null;
+  bodyFrom = null;
+  bodyLast = false;
+  bodyOut = null;
+  ops = list();
+  owner = -1;
+  phaseRaw = '';
+  ctxRaw = ctx;
+  ctxShared = null;
+  exited = false;
+  logLines = 0;
+  outChars = 0;
+  capped = -1;
+  $current[2] = 1;
 }
 
 export function setInstance(idx: number): void { instance = idx; }

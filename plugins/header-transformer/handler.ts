@@ -10,6 +10,8 @@ type Config = { request?: Edits; response?: Edits };
 export const name = 'header-transformer';
 export const version = '1.0.0';
 export const priority = 790; // below response-transformer (Kong's 800): bundled priorities are unique
+/** Its headerFilter edits from config alone: it runs in the access crossing (and so also on a later plugin's exit(), as Kong's header_filter does). */
+export const readsResponse = false;
 
 export function access(pdk: Pdk, config: Config): void {
   const e = config.request;

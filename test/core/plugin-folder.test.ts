@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { echoHandler, send, startGateway, startUpstream, waitFor, type Upstream } from '../helpers/gateway.ts';
 import { loadPluginFolder } from '../../core/plugin/folder.ts';
 import { buildPluginFolder } from '../../core/plugin/build.ts';
+import { EARLY_HEADER_FILTER } from '../../pdk-bridge/phases.ts';
 
 /**
  * The full form of a plugin: a folder with plugin.json, schema.json and a handler that may
@@ -115,6 +116,49 @@ describe('plugin folders', () => {
     expect(msg).toContain('phases: plugin.json says [access], the module exports handlers [access, headerFilter]');
     const prio = await startError(yaml(up.url, pluginFolder({ 'handler.ts': HANDLER.replace('priority = 900', 'priority = 901') })));
     expect(prio).toContain('priority: plugin.json says 900, the module exports 901');
+  });
+
+  it('reads readsResponse from plugin.json (default true); refuses one the module says alone, or one without a headerFilter', async () => {
+    expect((await loadPluginFolder(pluginFolder({}))).info.readsResponse).toBe(true);
+    const early = pluginFolder({ 'plugin.json': JSON.stringify({ ...MANIFEST, readsResponse: false }) });
+    expect((await loadPluginFolder(early)).info.readsResponse).toBe(false);
+    const gw = await startGateway(yaml(up.url, early));
+    try {
+      expect(gw.gw.snapshot.routes[0].chainPhases & EARLY_HEADER_FILTER).toBe(EARLY_HEADER_FILTER); // an early chain
+      expect((await send(`${gw.url}/x`)).headers['x-tagged']).toBe('yes');
+    } finally {
+      await gw.stop();
+    }
+    const alone = await startError(yaml(up.url, pluginFolder({ 'handler.ts': HANDLER + 'export const readsResponse = false;\n' })));
+    expect(alone).toContain('readsResponse: the module exports false, plugin.json does not say readsResponse: false');
+    const noFilter = await startError(yaml(up.url, pluginFolder({
+      'plugin.json': JSON.stringify({ ...MANIFEST, phases: ['access'], readsResponse: false }),
+      'handler.ts': HANDLER.replace(/export function headerFilter[^\n]*\n/, ''),
+    })));
+    expect(noFilter).toContain('readsResponse: false says what the headerFilter reads, and the plugin has none');
+    const bad = await startError(yaml(up.url, pluginFolder({ 'plugin.json': JSON.stringify({ ...MANIFEST, readsResponse: 'no' }) })));
+    expect(bad).toContain('readsResponse');
+  });
+
+  it('refuses a single-module plugin whose readsResponse is not a boolean, or false without a headerFilter', async () => {
+    const mod = (body: string) => `export const name = 'solo';\nexport const version = '1.0.0';\nexport const priority = 1;\n${body}\n`;
+    const conf = `
+tenants:
+  - name: t1
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: r, service: s }]
+    plugins: [{ name: solo, path: ./solo.ts }]
+`;
+    const err = async (body: string) => {
+      const gw = await startGateway(conf, { 'solo.ts': mod(body) }).catch((e: Error) => e);
+      if (!(gw instanceof Error)) {
+        await gw.stop();
+        throw new Error('the gateway started');
+      }
+      return gw.message;
+    };
+    expect(await err("export const readsResponse = 'no';\nexport function headerFilter() {}")).toContain('export `readsResponse` must be true, false or absent');
+    expect(await err('export const readsResponse = false;\nexport function access() {}')).toContain('export `readsResponse` = false says what the headerFilter reads');
   });
 
   it('refuses a schema.json with a field that has no description, naming the fields', async () => {

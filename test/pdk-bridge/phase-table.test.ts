@@ -4,7 +4,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type ivm from 'isolated-vm';
 import { describe, expect, it } from 'vitest';
-import { CONFIGURE, HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
+import { CONFIGURE, EARLY_HEADER_FILTER, HANDLER_NAMES, HANDLER_PHASE, PHASE, PHASE_MASKS, PHASE_NAME, PHASE_ORDER } from '../../pdk-bridge/phases.ts';
 import { OP_PHASES } from '../../pdk-bridge/host/ops.ts';
 import { SERVICES } from '../../pdk-bridge/host/services/index.ts';
 import { createBlank } from '../../sandbox/blank.ts';
@@ -57,6 +57,17 @@ describe('the phase table', () => {
     expect(PHASE_MASKS.BEFORE_UPSTREAM & ~PHASE_MASKS.ASYNC_PHASES).toBe(0);
     // and the host's services (which check the phase again) allow none elsewhere
     for (const svc of SERVICES) for (const [m, def] of Object.entries(svc.methods)) expect(def.phases & ~PHASE_MASKS.ASYNC_PHASES, `${svc.name}.${m}`).toBe(0);
+  });
+
+  it('an early headerFilter may do what headerFilter may, except read the response', () => {
+    // A mask naming headerFilter for something other than reading the response must name
+    // the early headerFilter too (a new mask that forgets it refuses that call in early chains).
+    const readsResponse = new Set(['HAS_RESPONSE', 'HAS_SERVICE_RESPONSE', 'HAS_SERVICE_BODY', 'EXCLUDED_BY_RESPONSE']);
+    for (const [name, mask] of Object.entries(PHASE_MASKS)) {
+      if ((mask & PHASE.HEADER_FILTER) === 0) expect(mask & EARLY_HEADER_FILTER, name).toBe(0);
+      else expect(mask & EARLY_HEADER_FILTER, name).toBe(readsResponse.has(name) ? 0 : EARLY_HEADER_FILTER);
+    }
+    expect(Object.values(PHASE)).not.toContain(EARLY_HEADER_FILTER);
   });
 
   it('no runtime file defines a phase bit, name list or mask of its own', () => {
