@@ -1,0 +1,142 @@
+import type { ServerResponse } from 'node:http';
+import { errorBody, sendError } from './errors.ts';
+import type { RuntimeRoute } from './route.ts';
+import { newErrorId, recordFault, type PipelineContext, type RequestState } from '../pdk-bridge/host/phase-call.ts';
+import { PHASE_ORDER } from '../pdk-bridge/host/phases.ts';
+import { ARBITER } from '../sandbox/budget.ts';
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** What shedding needs of a request that has just been matched to its route (core/proxy.ts's Exchange). */
+export type Sheddable = {
+  readonly route: RuntimeRoute;
+  readonly res: ServerResponse;
+  readonly ctx: PipelineContext;
+  readonly state: RequestState;
+  closed: boolean;
+  sentHeaders: Headers | null;
+};
+
+/**
+ * Answers at the request's start, before any per-request work (upstream headers, request
+ * snapshot, body buffering, a crossing), the requests whose answer is already known:
+ *
+ * - the tenant is throttled (its fair share on a saturated worker, or its hard cap):
+ *   503 ISG_ERR_TENANT_THROTTLED with Retry-After;
+ * - a fail-closed plugin instance of the route's chain has its breaker open or is
+ *   quarantined: the 503 ISG_ERR_PLUGIN_UNAVAILABLE the chain would have answered anyway,
+ *   without building what the chain needed (routes whose consumers may switch to another
+ *   chain are left to the chain, which knows whom the request authenticates as).
+ *
+ * On a saturated worker (the arbiter's verdict for the last interval) a shed answer is held
+ * until the end of the interval (Pacer): a client that retries at once, ignoring Retry-After,
+ * then costs the worker one request per connection per interval instead of as many as its
+ * connection can turn around, and the loop time it took from the other tenants (no share
+ * accounts for it: it runs no plugin) goes back to them.
+ *
+ * A shed request runs no plugin, not even its log phase: its tenant is out of CPU share or
+ * its chain cannot run. Returns true when the request was answered.
+ */
+export function shed(ex: Sheddable): boolean {
+  const sb = ex.route.sandbox;
+  if (sb === null) return false;
+  if (!sb.allow()) {
+    throttled(ex);
+    return true;
+  }
+  if (sb.blocking && ex.route.consumerChains === null) return unavailable(ex);
+  return false;
+}
+
+function throttled(ex: Sheddable): void {
+  const route = ex.route;
+  route.metrics.throttled.inc();
+  // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
+  const errorId = (ex.state.errorId = newErrorId());
+  const body = errorBody('ISG_ERR_TENANT_THROTTLED', errorId);
+  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'retry-after': String(route.sandbox!.retryAfterSeconds()), 'x-isogate-error-id': errorId };
+  ex.state.phases = 0;
+  ex.sentHeaders = headers;
+  if (ARBITER.saturated) PACER.hold(ex, 503, headers, body);
+  else {
+    ex.res.writeHead(503, headers);
+    ex.res.end(body);
+  }
+}
+
+/** The fail-closed instance of the route's chain that fails every request now, if any: answered as the chain would. */
+function unavailable(ex: Sheddable): boolean {
+  const route = ex.route;
+  const sb = route.sandbox!;
+  for (const [idx, phase] of failClosed(route)) {
+    const verdict = sb.verdict(idx);
+    if (verdict === 'run') continue;
+    const fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' } as const;
+    const errorId = (ex.state.errorId = recordFault(ex.ctx, route, phase, fault, false));
+    ex.state.phases = 0;
+    if (ARBITER.saturated) {
+      const body = errorBody('ISG_ERR_PLUGIN_UNAVAILABLE', errorId);
+      const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-isogate-error-id': errorId };
+      ex.sentHeaders = headers;
+      PACER.hold(ex, 503, headers, body);
+    } else ex.sentHeaders = sendError(ex.res, 'ISG_ERR_PLUGIN_UNAVAILABLE', errorId);
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Per route: its chain's fail-closed instances with the first phase each runs in, in the
+ * order the request meets them. Worked out on the first request that finds an instance of
+ * the tenant unhealthy (healthy tenants never get here), then kept with the route.
+ */
+const FAIL_CLOSED = new WeakMap<RuntimeRoute, readonly (readonly [number, number])[]>();
+
+function failClosed(route: RuntimeRoute): readonly (readonly [number, number])[] {
+  let list = FAIL_CLOSED.get(route);
+  if (list === undefined) {
+    const chain = route.sandbox!.program.chains[route.chainId] ?? {};
+    const seen = new Set<number>();
+    const out: [number, number][] = [];
+    for (const phase of PHASE_ORDER) {
+      for (const idx of chain[phase] ?? []) {
+        if (seen.has(idx) || route.instances[idx]?.failOpen === true) continue;
+        seen.add(idx);
+        out.push([idx, phase]);
+      }
+    }
+    FAIL_CLOSED.set(route, (list = out));
+  }
+  return list;
+}
+
+/**
+ * Shed answers held until the end of the arbiter's interval, then sent together: one timer
+ * for all of them, set only while some wait. An answer whose client went away meanwhile is
+ * dropped (the request was logged as 499 when its connection closed).
+ */
+class Pacer {
+  #held: { ex: Sheddable; status: number; headers: Headers; body: string }[] = [];
+  #timer: NodeJS.Timeout | null = null;
+
+  hold(ex: Sheddable, status: number, headers: Headers, body: string): void {
+    this.#held.push({ ex, status, headers, body });
+    if (this.#timer === null) {
+      this.#timer = setTimeout(this.#flush, ARBITER.intervalMs);
+      this.#timer.unref();
+    }
+  }
+
+  #flush = (): void => {
+    this.#timer = null;
+    const held = this.#held;
+    this.#held = [];
+    for (const { ex, status, headers, body } of held) {
+      if (ex.closed || ex.res.destroyed) continue;
+      ex.res.writeHead(status, headers);
+      ex.res.end(body);
+    }
+  };
+}
+
+const PACER = new Pacer();
