@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { errorBody, sendError } from './errors.ts';
 import type { RuntimeRoute } from './route.ts';
 import { newErrorId, recordFault, type PipelineContext, type RequestState } from '../pdk-bridge/host/phase-call.ts';
-import { PHASE_ORDER } from '../pdk-bridge/host/phases.ts';
+import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { ARBITER } from '../sandbox/budget.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -23,10 +23,10 @@ export type Sheddable = {
  *
  * - the tenant is throttled (its fair share on a saturated worker, or its hard cap):
  *   503 ISG_ERR_TENANT_THROTTLED with Retry-After;
- * - a fail-closed plugin instance of the route's chain has its breaker open or is
- *   quarantined: the 503 ISG_ERR_PLUGIN_UNAVAILABLE the chain would have answered anyway,
- *   without building what the chain needed (routes whose consumers may switch to another
- *   chain are left to the chain, which knows whom the request authenticates as).
+ * - a fail-closed plugin instance of the first phase of the route's chain has its breaker
+ *   open or is quarantined: the 503 ISG_ERR_PLUGIN_UNAVAILABLE the chain would answer
+ *   first thing, without building what the chain needed (routes whose consumers may switch
+ *   to another chain are left to the chain, which knows whom the request authenticates as).
  *
  * On a saturated worker (the arbiter's verdict for the last interval) a shed answer is held
  * until the end of the interval (Pacer): a client that retries at once, ignoring Retry-After,
@@ -34,8 +34,9 @@ export type Sheddable = {
  * connection can turn around, and the loop time it took from the other tenants (no share
  * accounts for it: it runs no plugin) goes back to them.
  *
- * A shed request runs no plugin, not even its log phase: its tenant is out of CPU share or
- * its chain cannot run. Returns true when the request was answered.
+ * A throttled request runs no plugin, not even its log phase: its tenant is out of CPU
+ * share. An unavailable one runs the log phase as before (the chain failed, as it would
+ * have). Returns true when the request was answered.
  */
 export function shed(ex: Sheddable): boolean {
   const sb = ex.route.sandbox;
@@ -68,12 +69,12 @@ function throttled(ex: Sheddable): void {
 function unavailable(ex: Sheddable): boolean {
   const route = ex.route;
   const sb = route.sandbox!;
-  for (const [idx, phase] of failClosed(route)) {
+  const { phase, instances } = failClosed(route);
+  for (const idx of instances) {
     const verdict = sb.verdict(idx);
     if (verdict === 'run') continue;
     const fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' } as const;
     const errorId = (ex.state.errorId = recordFault(ex.ctx, route, phase, fault, false));
-    ex.state.phases = 0;
     if (ARBITER.saturated) {
       const body = errorBody('ISG_ERR_PLUGIN_UNAVAILABLE', errorId);
       const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-isogate-error-id': errorId };
@@ -86,28 +87,29 @@ function unavailable(ex: Sheddable): boolean {
 }
 
 /**
- * Per route: its chain's fail-closed instances with the first phase each runs in, in the
- * order the request meets them. Worked out on the first request that finds an instance of
- * the tenant unhealthy (healthy tenants never get here), then kept with the route.
+ * Per route: the fail-closed instances of the first phase its chain runs (rewrite, else
+ * access), in chain order, with that phase. Only those: the request meets them before
+ * anything else of the chain runs, so a blocked one fails it exactly as runPhase would
+ * (a blocked instance of a later phase may never be reached: a plugin's exit(), an
+ * upstream error). Worked out on the first request that finds an instance of the tenant
+ * unhealthy (healthy tenants never get here), then kept with the route.
  */
-const FAIL_CLOSED = new WeakMap<RuntimeRoute, readonly (readonly [number, number])[]>();
+const FIRST_PHASE = new WeakMap<RuntimeRoute, { phase: number; instances: readonly number[] }>();
 
-function failClosed(route: RuntimeRoute): readonly (readonly [number, number])[] {
-  let list = FAIL_CLOSED.get(route);
-  if (list === undefined) {
+function failClosed(route: RuntimeRoute): { phase: number; instances: readonly number[] } {
+  let first = FIRST_PHASE.get(route);
+  if (first === undefined) {
     const chain = route.sandbox!.program.chains[route.chainId] ?? {};
-    const seen = new Set<number>();
-    const out: [number, number][] = [];
-    for (const phase of PHASE_ORDER) {
-      for (const idx of chain[phase] ?? []) {
-        if (seen.has(idx) || route.instances[idx]?.failOpen === true) continue;
-        seen.add(idx);
-        out.push([idx, phase]);
-      }
+    first = { phase: 0, instances: [] };
+    for (const phase of [PHASE.REWRITE, PHASE.ACCESS]) {
+      const list = (route.chainPhases & phase) !== 0 ? chain[phase] ?? [] : [];
+      if (list.length === 0) continue;
+      first = { phase, instances: list.filter((idx) => route.instances[idx]?.failOpen !== true) };
+      break;
     }
-    FAIL_CLOSED.set(route, (list = out));
+    FIRST_PHASE.set(route, first);
   }
-  return list;
+  return first;
 }
 
 /**
