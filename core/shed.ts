@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { errorBody, sendError } from './errors.ts';
+import { errorBody } from './errors.ts';
 import type { RuntimeRoute } from './route.ts';
 import { newErrorId, recordFault, type PipelineContext, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
@@ -52,17 +52,9 @@ export function shed(ex: Sheddable): boolean {
 function throttled(ex: Sheddable): void {
   const route = ex.route;
   route.metrics.throttled.inc();
+  ex.state.phases = 0; // none of its plugins runs, the log phase included
   // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
-  const errorId = (ex.state.errorId = newErrorId());
-  const body = errorBody('ISG_ERR_TENANT_THROTTLED', errorId);
-  const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'retry-after': String(route.sandbox!.retryAfterSeconds()), 'x-isogate-error-id': errorId };
-  ex.state.phases = 0;
-  ex.sentHeaders = headers;
-  if (ARBITER.saturated) PACER.hold(ex, 503, headers, body);
-  else {
-    ex.res.writeHead(503, headers);
-    ex.res.end(body);
-  }
+  answer(ex, 'ISG_ERR_TENANT_THROTTLED', newErrorId(), route.sandbox!.retryAfterSeconds());
 }
 
 /** The fail-closed instance of the route's chain that fails every request now, if any: answered as the chain would. */
@@ -74,16 +66,24 @@ function unavailable(ex: Sheddable): boolean {
     const verdict = sb.verdict(idx);
     if (verdict === 'run') continue;
     const fault = { outcome: verdict, instance: idx, detail: verdict === 'quarantined' ? 'instance is quarantined' : 'circuit breaker is open' } as const;
-    const errorId = (ex.state.errorId = recordFault(ex.ctx, route, phase, fault, false));
-    if (ARBITER.saturated) {
-      const body = errorBody('ISG_ERR_PLUGIN_UNAVAILABLE', errorId);
-      const headers = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-isogate-error-id': errorId };
-      ex.sentHeaders = headers;
-      PACER.hold(ex, 503, headers, body);
-    } else ex.sentHeaders = sendError(ex.res, 'ISG_ERR_PLUGIN_UNAVAILABLE', errorId);
+    answer(ex, 'ISG_ERR_PLUGIN_UNAVAILABLE', recordFault(ex.ctx, route, phase, fault, false));
     return true;
   }
   return false;
+}
+
+/** The 503 with its error id (as core/errors.ts sendError writes it), now or held by the Pacer on a saturated worker. */
+function answer(ex: Sheddable, code: 'ISG_ERR_TENANT_THROTTLED' | 'ISG_ERR_PLUGIN_UNAVAILABLE', errorId: string, retryAfter?: number): void {
+  ex.state.errorId = errorId;
+  const body = errorBody(code, errorId);
+  const headers: Record<string, string> = { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'x-isogate-error-id': errorId };
+  if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+  ex.sentHeaders = headers;
+  if (ARBITER.saturated) PACER.hold(ex, headers, body);
+  else {
+    ex.res.writeHead(503, headers);
+    ex.res.end(body);
+  }
 }
 
 /**
@@ -113,16 +113,16 @@ function failClosed(route: RuntimeRoute): { phase: number; instances: readonly n
 }
 
 /**
- * Shed answers held until the end of the arbiter's interval, then sent together: one timer
+ * Shed 503s held until the end of the arbiter's interval, then sent together: one timer
  * for all of them, set only while some wait. An answer whose client went away meanwhile is
  * dropped (the request was logged as 499 when its connection closed).
  */
 class Pacer {
-  #held: { ex: Sheddable; status: number; headers: Headers; body: string }[] = [];
+  #held: { ex: Sheddable; headers: Headers; body: string }[] = [];
   #timer: NodeJS.Timeout | null = null;
 
-  hold(ex: Sheddable, status: number, headers: Headers, body: string): void {
-    this.#held.push({ ex, status, headers, body });
+  hold(ex: Sheddable, headers: Headers, body: string): void {
+    this.#held.push({ ex, headers, body });
     if (this.#timer === null) {
       this.#timer = setTimeout(this.#flush, ARBITER.intervalMs);
       this.#timer.unref();
@@ -133,9 +133,9 @@ class Pacer {
     this.#timer = null;
     const held = this.#held;
     this.#held = [];
-    for (const { ex, status, headers, body } of held) {
+    for (const { ex, headers, body } of held) {
       if (ex.closed || ex.res.destroyed) continue;
-      ex.res.writeHead(status, headers);
+      ex.res.writeHead(503, headers);
       ex.res.end(body);
     }
   };
