@@ -21,7 +21,7 @@ export type SandboxEvents = {
 export type Live = Entry & {
   isolate: ivm.Isolate;
   context: ivm.Context;
-  /** The isolate's cpuTime after its previous call (for a new one, once its plugins loaded: the creation is charged on its own, see IsolateLifecycle.takeCreatedMs). */
+  /** The isolate's cpuTime after its previous call (0 for a new one: its module loading is charged with its first call). */
   cpuMark: bigint;
 };
 
@@ -51,8 +51,6 @@ export class IsolateLifecycle {
   #disposed = false;
   /** Call deadline for creating the isolate: every plugin's CPU limit, plus slack. */
   #loadBudgetMs: number;
-  /** Main-thread CPU ms spent creating isolates since the sandbox last took it (takeCreatedMs). */
-  #createdMs = 0;
 
   constructor(program: TenantProgram, watchdog: Watchdog, events: SandboxEvents, cells: WatchCells, slot: number, mark: PoolMark) {
     this.#program = program;
@@ -72,18 +70,6 @@ export class IsolateLifecycle {
 
   get isLive(): boolean {
     return this.#live !== null && !this.#live.isolate.isDisposed;
-  }
-
-  /**
-   * What creating isolates cost the main thread since the last take, in CPU ms (0 when
-   * none was made): charged to the tenant with the call that needed it. A plugin that
-   * runs into its CPU limit on every request costs a new isolate each time (about half
-   * as much again as its limit, measured), not only the call.
-   */
-  takeCreatedMs(): number {
-    const ms = this.#createdMs;
-    this.#createdMs = 0;
-    return ms;
   }
 
   /** Runs #ensure, once more if a plugin's module took the first isolate down with it. */
@@ -114,7 +100,6 @@ export class IsolateLifecycle {
     }
     if (this.#disposed) throw new Error(`sandbox of tenant ${this.#tenant} was disposed`);
     const t0 = performance.now();
-    const cpu0 = process.threadCpuUsage();
     const tenant = this.#tenant;
     const events = this.#events;
     const cells = this.#cells;
@@ -130,7 +115,7 @@ export class IsolateLifecycle {
     beacon.enter(this.#slot);
     try {
       const entry = loadPlugins(blank, program, cells, this.broken, (err) => this.loadFailed(err).faults[0]);
-      const next: Live = { isolate, context, ...entry, cpuMark: isolate.cpuTime };
+      const next: Live = { isolate, context, ...entry, cpuMark: 0n };
       this.#live = next;
       events.onIsolateCreated?.(tenant, performance.now() - t0);
       return next;
@@ -140,8 +125,6 @@ export class IsolateLifecycle {
     } finally {
       cells.callDeadline[0] = 0;
       beacon.leave();
-      const cpu1 = process.threadCpuUsage();
-      this.#createdMs += (cpu1.user - cpu0.user + cpu1.system - cpu0.system) / 1000;
     }
   }
 

@@ -159,7 +159,6 @@ export class TenantSandbox {
     try {
       live = this.#isolates.ensureRetrying();
     } catch (err) {
-      this.#isolates.takeCreatedMs(); // within the wall time charged
       this.lastCallMs = performance.now() - began;
       return this.#isolates.loadFailed(err);
     }
@@ -170,7 +169,6 @@ export class TenantSandbox {
     }
     const out = this.#guard.call(live, this.#budgets[chainId].get(phase) ?? CALL_SLACK_MS, live.run,
       [chainId, phase, reqJson, phaseJson, ctxJson, skip === undefined ? '' : skip.join(','), body, last]);
-    this.lastCallMs += this.#isolates.takeCreatedMs();
     return this.#finish(out, live, chainId, phase);
   }
 
@@ -192,7 +190,6 @@ export class TenantSandbox {
     try {
       live = this.#isolates.ensureRetrying();
     } catch (err) {
-      this.#isolates.takeCreatedMs(); // within the wall time charged
       this.lastCallMs = performance.now() - began;
       const r = this.#isolates.loadFailed(err);
       return items.map(() => r);
@@ -212,7 +209,6 @@ export class TenantSandbox {
     let budget = 0;
     for (const it of items) budget += this.#budgets[it[0]].get(PHASE.LOG) ?? 0;
     const s = this.#guard.call(live, budget + CALL_SLACK_MS, live.runBatch, [items], COPY_ARGS);
-    this.lastCallMs += this.#isolates.takeCreatedMs();
     if (s instanceof Crashed) return items.map(() => s.result);
     if (typeof s !== 'string') return items.map(() => failed(s === undefined ? 'wall' : 'bad_return', cells.current[0], 'log batch did not settle'));
     if (s.charCodeAt(0) === RESULT_OPEN) return decodeBatch(s, items.length, cells.current[0], this.program.instances.length);
