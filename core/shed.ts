@@ -29,7 +29,7 @@ export type Sheddable = {
  *   to another chain are left to the chain, which knows whom the request authenticates as).
  *
  * On a saturated worker (the arbiter's verdict for the last interval) a shed answer is held
- * until the end of the interval (Pacer): a client that retries at once, ignoring Retry-After,
+ * for up to one arbiter interval, 100 ms (Pacer): a client that retries at once, ignoring Retry-After,
  * then costs the worker one request per connection per interval instead of as many as its
  * connection can turn around, and the loop time it took from the other tenants (no share
  * accounts for it: it runs no plugin) goes back to them.
@@ -113,8 +113,9 @@ function failClosed(route: RuntimeRoute): { phase: number; instances: readonly n
 }
 
 /**
- * Shed 503s held until the end of the arbiter's interval, then sent together: one timer
- * for all of them, set only while some wait. An answer whose client went away meanwhile is
+ * Shed 503s held for up to one arbiter interval (100 ms), then sent together: one timer
+ * for all of them, set by the first held answer and only while some wait (answers held
+ * later wait less). An answer whose client went away meanwhile is
  * dropped (the request was logged as 499 when its connection closed).
  */
 class Pacer {

@@ -264,7 +264,7 @@ tenants:
   it('keep the weights when the clients retry at once: the throttled answers are paced', async () => {
     // Ignoring Retry-After used to turn the lighter tenant's refusals into a flood of fast
     // 503s whose loop time no share accounts for (measured 1.2-1.8x). A shed answer on a
-    // saturated worker is now held to the end of the arbiter's interval (core/shed.ts): one
+    // saturated worker is now held up to the arbiter's interval, 100 ms (core/shed.ts): one
     // per connection per 100 ms. Measured 2.9x with 319 refusals on a machine at load 15.
     const CONNS = 8;
     const [basic, premium] = await Promise.all([hammer(gw.url, '/basic', CONNS, 6000), hammer(gw.url, '/premium', CONNS, 6000)]);
