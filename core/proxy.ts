@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { AccessLog } from './access-log.ts';
 import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
-import { errorBody, sendError } from './errors.ts';
+import { sendError } from './errors.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
 import { earlyOnExit, failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, runHeaderFilter, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute, TenantStage } from './route.ts';
@@ -17,6 +17,7 @@ import { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upst
 import { readClientBody, type ClientBody } from './request-body.ts';
 import { BodyFilterStream, ResponseBuffer, type Buffered } from './response-body.ts';
 import { resolveTarget } from './request-target.ts';
+import { shed } from './shed.ts';
 import type { Snapshot } from './snapshot.ts';
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -138,10 +139,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   start(depth: number): void {
     this.depth = depth;
     const route = this.route;
-    if (route.sandbox !== null && !route.sandbox.allow()) {
-      this.throttled();
-      return;
-    }
+    if (shed(this)) return;
     const req = this.req;
     const te = req.headers.te;
     // Only a chunked response carries trailers: never to HTTP/1.0, never on HEAD.
@@ -253,17 +251,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.tries++;
     this.upstreamStarted = performance.now();
     this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.upstreamBody as Dispatcher.DispatchOptions['body'], this);
-  }
-
-  /** The tenant spent its CPU budget: a fast 503 that says when to come back. */
-  throttled(): void {
-    const retry = this.route.sandbox!.retryAfterSeconds();
-    this.route.metrics.throttled.inc();
-    // Every 5xx carries an error id; a throttled answer's is quoted by its access log line.
-    const errorId = (this.state.errorId = newErrorId());
-    const body = errorBody('ISG_ERR_TENANT_THROTTLED', errorId);
-    this.res.writeHead(503, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'retry-after': String(retry), 'x-isogate-error-id': errorId });
-    this.res.end(body);
   }
 
   sendExit(): void {

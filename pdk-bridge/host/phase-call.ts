@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { newErrorId } from '../../core/error-id.ts';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import { LOG_ONLY_TARGET, applyOps, type LogSink, type OpTarget } from './ops.ts';
@@ -70,9 +70,7 @@ function unavailable(verdict: 'breaker_open' | 'quarantined', instance: number):
 /** A fault that fails the request, with the id quoted to the client and in the log. */
 export type RequestFailure = { readonly fault: Fault; readonly errorId: string };
 
-export function newErrorId(): string {
-  return randomBytes(8).toString('hex');
-}
+export { newErrorId };
 
 function failed(state: RequestState, fault: Fault, errorId: string): RequestFailure {
   state.errorId = errorId;

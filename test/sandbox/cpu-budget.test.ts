@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CpuArbiter, CpuBudget } from '../../sandbox/budget.ts';
-import { echoHandler, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { captureLogger, echoHandler, send, startGateway, startUpstream, type LogLine, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 // The hard cap (cpuMaxMs, and its deprecated alias cpuBudgetMs): a token bucket that
 // throttles even an idle worker. The weighted share under contention is tested in
@@ -32,13 +32,17 @@ export const name = 'burner';
 export const version = '1.0.0';
 export const priority = 1;
 export function access() { const end = Date.now() + 30; while (Date.now() < end) {} }
+export function log(pdk) { pdk.log.info('burner log phase'); }
 `;
 
 describe('per-tenant CPU cap', () => {
   let up: Upstream;
   let gw: TestGateway;
+  let lines: LogLine[];
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
+    const captured = captureLogger('info');
+    lines = captured.lines;
     gw = await startGateway(`
 tenants:
   - name: busy
@@ -50,7 +54,7 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/calm] }]
     plugins: [{ name: correlation-id }]
-`, { 'burner.ts': BURNER });
+`, { 'burner.ts': BURNER }, { logger: captured.logger });
   });
   afterAll(async () => {
     await gw.stop();
@@ -72,6 +76,14 @@ tenants:
     }
     expect(statuses[0]).toBe(200);
     expect(statuses).toContain(503);
+    // A throttled request runs none of the tenant's plugins, its log phase included: the
+    // log lines are those of the requests served (the log phase runs after the response).
+    const served = statuses.filter((s) => s === 200).length;
+    const logged = () => lines.filter((l) => l.phase === 'log' && String(l.msg).includes('burner log phase')).length;
+    const until = Date.now() + 2000;
+    while (logged() < served && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(logged()).toBe(served);
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
     const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
     expect(metrics).toMatch(/isogate_tenant_throttled_total\{tenant="busy"\} [1-9]/);
