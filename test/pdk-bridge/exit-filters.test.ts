@@ -50,6 +50,9 @@ const RW = pluginSource(
   300,
 );
 
+/** Route-scoped: its headerFilter runs on the route's responses, never on a rewrite exit (answered before routing). */
+const ROUTE_HF = pluginSource('route-hf', `export function headerFilter(pdk: any) { pdk.response.setHeader('x-route-hf', '1'); }`);
+
 describe('exit() through headerFilter, bodyFilter and log', () => {
   let up: Upstream;
   let gw: TestGateway;
@@ -82,8 +85,9 @@ tenants:
     plugins:
       - { name: rw, path: ./rw.ts }
       - { name: filters, path: ./filters.ts }
+      - { name: route-hf, path: ./route-hf.ts, route: r }
 `.replaceAll('UP', up.url);
-    gw = await startGateway(yaml, { 'gate.ts': GATE, 'filters.ts': FILTERS, 'rw.ts': RW }, { logger });
+    gw = await startGateway(yaml, { 'gate.ts': GATE, 'filters.ts': FILTERS, 'rw.ts': RW, 'route-hf.ts': ROUTE_HF }, { logger });
   });
   afterAll(async () => {
     await gw.stop();
@@ -189,6 +193,7 @@ tenants:
     expect(r.status).toBe(401);
     expect(r.headers['x-hf-source']).toBe('exit');
     expect(r.headers['x-hf-status']).toBe('401');
+    expect(r.headers['x-route-hf']).toBeUndefined(); // no route was chosen: only tenant-wide instances
     const body = '[exit 401 last=true] REWRITE SAYS NO \u00e9';
     expect(r.body).toBe(body);
     expect(r.headers['content-length']).toBe(String(Buffer.byteLength(body)));
@@ -197,6 +202,7 @@ tenants:
     // the route's own requests still run the filters once
     const ok = await send(`${gw.url}/rwt`, { headers: { 'x-rewrite': '1' } });
     expect(ok.status).toBe(200);
+    expect(ok.headers['x-route-hf']).toBe('1');
     expect(ok.body).toContain('[service 200 last=false] HELLO');
   });
 

@@ -62,7 +62,8 @@ tenants:
     expect(ok.headers['content-length']).toBe(String(CAP));
   });
 
-  it('a headerFilter that makes the exit a 204: no body, no Content-Length on the wire', async () => {
+  it('a headerFilter that makes the exit a 204: no body, no Content-Length on the wire, the upstream not called', async () => {
+    const before = hits;
     const port = Number(new URL(gw.url).port);
     const raw = await rawRequest(port, 'GET /evil HTTP/1.1\r\nHost: x\r\nx-204: 1\r\nx-grow: 10\r\nConnection: close\r\n\r\n');
     const p = parseRawResponse(raw);
@@ -70,6 +71,7 @@ tenants:
     expect(p.headers['content-length']).toBeUndefined();
     expect(p.headers['transfer-encoding']).toBeUndefined();
     expect(p.body).toBe('');
+    expect(hits).toBe(before); // a filter changes the exit's answer, never turns it into a proxied request
   });
 
   it('a HEAD exit under a growing bodyFilter: the exit\u2019s own Content-Length, no body bytes', async () => {
