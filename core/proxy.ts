@@ -6,7 +6,7 @@ import { applyHeaderEdits, type OpTarget } from '../pdk-bridge/host/ops.ts';
 import { PHASE } from '../pdk-bridge/host/phases.ts';
 import { sendError } from './errors.ts';
 import { acceptsTrailers, appendVia, endToEnd } from './headers.ts';
-import { earlyOnExit, failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, runHeaderFilter, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
+import { failureCode, newErrorId, newRequestState, runBeforeUpstream, runFilterPhase, runHeaderFilter, withAuth, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute, TenantStage } from './route.ts';
 import type { Match } from './router/router.ts';
 import { runRewrite } from './rewrite-first.ts';
@@ -253,19 +253,19 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.upstreamAt = dispatchUpstream(this.route, this.target!, this.req.method!, this.upstreamUri, this.upstreamBody as Dispatcher.DispatchOptions['body'], this);
   }
 
+  /**
+   * A plugin's exit(): its response goes through headerFilter and bodyFilter as an upstream
+   * response does (Kong runs header_filter and body_filter on it; response.getSource() is
+   * 'exit'). A chain without them writes it at once; an early chain's headerFilter already
+   * ran in the access crossing (runHeaderFilter applies its result, no crossing).
+   */
   sendExit(): void {
-    if (this.state.early !== null) {
-      // an early headerFilter ran in the access crossing: it applies to the exit response (Kong runs header_filter on it)
-      const failure = earlyOnExit(this.ctx, this.route, this.requestJson(), this.state, this.target!);
-      if (failure !== null) {
-        this.sentHeaders = sendError(this.res, failureCode(failure), failure.errorId);
-        return;
-      }
-    }
-    const { status, headers, body } = exitResponse(this.target!);
-    this.sentHeaders = headers;
-    this.res.writeHead(status, headers);
-    this.res.end(body);
+    const target = this.target!;
+    const { status, headers, body } = exitResponse(target);
+    target.responseEdits = null; // applied: headerFilter's edits start a new list
+    if (!this.afterHeaders(status, headers, null, null)) return;
+    if (this.filter !== null) this.filter.chunk(this, body ?? EMPTY, true);
+    else this.res.end(body);
   }
 
   // --- undici dispatch handler ---
@@ -305,7 +305,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const route = this.route;
     const target = this.target!;
     if (route.runsHeaderFilter) {
-      const snapshot = upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
+      const snapshot = target.exit !== null ? { s: status, h: out, src: 'exit' } : upstream === null ? { s: status, h: out } : { s: status, h: out, ss: upstream.s, sh: upstream.h };
       // no crossing when the access crossing ran it early (state.early)
       const failure = runHeaderFilter(this.ctx, route, this.requestJson(), snapshot, this.state, target, body);
       if (failure !== null) {
@@ -327,7 +327,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.sentHeaders = out; // written now, or by the bodyFilter with its first output
     if (route.runsBodyFilter && (this.state.phases & PHASE.BODY_FILTER) !== 0) {
-      this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD');
+      this.filter = new BodyFilterStream(status, out, this.req.method === 'HEAD', target.exit !== null);
       return true;
     }
     this.res.writeHead(status, out);

@@ -117,11 +117,12 @@ export class ResponseBuffer {
 }
 
 /**
- * A streaming bodyFilter (for chains that have one): each upstream chunk goes through the
- * chain as it arrives, cut at UTF-8 character boundaries, and what the chain leaves is
- * written at once, with backpressure. Gateway memory stays one chunk per request. The
- * headers are written with the first output, so a filter that fails on its first chunk
- * still gets the client a clean 500. A chunk no plugin changed goes out byte for byte.
+ * A streaming bodyFilter (for chains that have one): each upstream chunk (an exit()'s body:
+ * one last chunk) goes through the chain as it arrives, cut at UTF-8 character boundaries,
+ * and what the chain leaves is written at once, with backpressure. Gateway memory stays one
+ * chunk per request. The headers are written with the first output, so a filter that fails
+ * on its first chunk still gets the client a clean 500. A chunk no plugin changed goes out
+ * byte for byte.
  */
 export class BodyFilterStream {
   readonly status: number;
@@ -134,7 +135,8 @@ export class BodyFilterStream {
   #mayFixLength: boolean;
   done = false;
 
-  constructor(status: number, headers: Headers, head: boolean) {
+  /** `exit`: the response is a plugin's exit() (response.getSource() reads 'exit'). */
+  constructor(status: number, headers: Headers, head: boolean, exit: boolean) {
     this.#mayFixLength = !head && status !== 204 && status !== 304;
     // The filters decide the length: Content-Length goes, the body is chunked (or, to an
     // HTTP/1.0 client, ends with the connection); HEAD, 204 and 304 keep theirs (no body).
@@ -143,7 +145,7 @@ export class BodyFilterStream {
     delete headers.trailer;
     this.status = status;
     this.headers = headers;
-    this.phaseJson = JSON.stringify({ s: status, h: headers });
+    this.phaseJson = JSON.stringify(exit ? { s: status, h: headers, src: 'exit' } : { s: status, h: headers });
   }
 
   /** Filters one chunk (`last`: the end of the body); false when the request ended on a failure. */

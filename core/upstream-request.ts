@@ -59,10 +59,15 @@ export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery:
   return path;
 }
 
-/** Status, headers and body of a plugin's exit() (and of an early headerFilter's changes to it: headers, response.setStatus). */
+/**
+ * Status, headers and body of a plugin's exit(), with the response header edits made before
+ * it (response.setHeader in rewrite or access) applied: what headerFilter and bodyFilter
+ * then see, as they would an upstream response (core/proxy.ts sendExit), or what answers a
+ * WebSocket handshake (core/websocket.ts).
+ */
 export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
   const exit = target.exit!;
-  const status = target.status ?? exit.status;
+  const status = exit.status;
   const headers: Headers = {};
   for (let i = 0; i < exit.headers.length; i += 2) headers[exit.headers[i]] = exit.headers[i + 1];
   const edits = target.responseEdits;

@@ -1,4 +1,4 @@
-import { EARLY_HEADER_FILTER, HANDLER_PHASE, PHASE } from '../../pdk-bridge/phases.ts';
+import { EARLY_HEADER_FILTER, HANDLER_PHASE, PHASE, PHASE_NAME } from '../../pdk-bridge/phases.ts';
 import type { ChainFamily, ChainSpec, ConsumerSwitch } from '../../sandbox/program.ts';
 import type { PluginInput, RouteInput } from './types.ts';
 
@@ -159,16 +159,23 @@ export class ChainBuilder {
    * The tenant's rewrite chain (-1: none) and its phases: Kong runs rewrite before routing,
    * so only tenant-wide instances (no route, service or consumer) with a rewrite handler run
    * in it, one per plugin name (the first declared), in priority order. A scoped instance's
-   * rewrite handler never runs (Kong's rule); its other handlers do. The chain's log phase
-   * (the tenant-wide log handlers) is for requests answered before a route was chosen.
+   * rewrite handler never runs (Kong's rule); its other handlers do. The chain's other
+   * phases, of the tenant-wide instances too, are for requests answered before a route was
+   * chosen: headerFilter and bodyFilter on a rewrite exit() (Kong runs them on it), log.
    */
   tenantRewrite(): { chainId: number; phases: number } {
     const rewriters = pick(this.#candidates.filter(ranInRewrite));
     if (rewriters.size === 0) return { chainId: -1, phases: 0 };
-    const loggers = pick(this.#candidates.filter((c) => tenantWide(c) && c.handlers.includes('log')));
     const chain: Record<number, number[]> = { [PHASE.REWRITE]: this.#ordered(rewriters.values()).map((c) => c.index) };
-    if (loggers.size > 0) chain[PHASE.LOG] = this.#ordered(loggers.values()).map((c) => c.index);
-    return { chainId: this.#add(chain), phases: loggers.size > 0 ? PHASE.REWRITE | PHASE.LOG : PHASE.REWRITE };
+    let phases: number = PHASE.REWRITE;
+    for (const phase of AFTER_REWRITE) {
+      const name = PHASE_NAME[phase];
+      const list = pick(this.#candidates.filter((c) => tenantWide(c) && c.handlers.includes(name)));
+      if (list.size === 0) continue;
+      chain[phase] = this.#ordered(list.values()).map((c) => c.index);
+      phases |= phase;
+    }
+    return { chainId: this.#add(chain), phases };
   }
 
   #ordered(list: Iterable<Candidate>): Candidate[] {
@@ -191,6 +198,8 @@ export function switchIndex(at: readonly number[], rank: number): number {
 }
 
 type Built = { chain: ChainSpec; phases: number; key: string };
+/** The phases a tenant's rewrite stage has besides rewrite: those of a response answered before routing. */
+const AFTER_REWRITE = [PHASE.HEADER_FILTER, PHASE.BODY_FILTER, PHASE.LOG] as const;
 const AUTH_PHASES = [PHASE.ACCESS] as const;
 
 function tenantWide(c: Candidate): boolean {

@@ -195,18 +195,6 @@ export function runHeaderFilter(ctx: PipelineContext, route: RuntimeRoute, reqJs
 
 const NO_DEFERRED: readonly number[] = [];
 
-/**
- * An exit() of an early chain's access: Kong runs headerFilter on the exit response, and
- * the early result is what it did; its header operations and status apply to the exit
- * (core/upstream-request.ts exitResponse), its fault fails the request as at header time.
- */
-export function earlyOnExit(ctx: PipelineContext, route: RuntimeRoute, reqJson: string, state: RequestState, target: OpTarget): RequestFailure | null {
-  const exit = target.exit!;
-  const h: Record<string, string> = {};
-  for (let i = 0; i < exit.headers.length; i += 2) h[exit.headers[i].toLowerCase()] = exit.headers[i + 1];
-  return runHeaderFilter(ctx, route, reqJson, { s: exit.status, h, src: 'exit' }, state, target, null);
-}
-
 /** One call into the sandbox for the phase (the sandbox charges the tenant). */
 function call(route: RuntimeRoute, chainId: number, phase: number, reqJson: string, phaseJson: string, state: RequestState, skip: number[] | undefined, body: string | null, last = false): RunResult | Suspended {
   const t0 = performance.now();
