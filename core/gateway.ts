@@ -1,8 +1,5 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { IsolatePool } from '../sandbox/pool.ts';
-import { Watchdog } from '../sandbox/watchdog.ts';
 import { beacon } from '../sandbox/beacon.ts';
-import { WarmIsolates } from '../sandbox/blank.ts';
 import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
@@ -18,13 +15,13 @@ import { Metrics } from './metrics.ts';
 import type { PipelineContext } from '../pdk-bridge/host/phase-call.ts';
 import type { ProxyContext } from './proxy.ts';
 import type { Snapshot, UnhealthyInstance } from './snapshot.ts';
-import { SnapshotBuilder } from './snapshot-builder.ts';
 import { FileWatch } from './watch.ts';
 import { UpstreamPools } from './upstream.ts';
 
 import { VERSION } from './version.ts';
 import type { ClusterSync } from './cluster/sync.ts';
 import { ConfigSwap, type ReloadResult } from './gateway/config-swap.ts';
+import { GatewaySandboxes } from './gateway/sandboxes.ts';
 import { GatewayServers } from './gateway/servers.ts';
 import { gatewayStatus } from './gateway/status.ts';
 
@@ -70,11 +67,8 @@ export class Gateway {
   readonly startedAt = Date.now();
   readonly configFile: string;
   readonly cluster: ClusterSync | undefined;
-  #watchdog = new Watchdog();
-  #warm = new WarmIsolates(2);
   #pools = new UpstreamPools();
-  #pool: IsolatePool;
-  #builder: SnapshotBuilder;
+  #sandboxes: GatewaySandboxes;
   #logs: LogQueue;
   #config: ConfigSwap;
   #servers: GatewayServers;
@@ -95,15 +89,10 @@ export class Gateway {
     const access = options.accessLog ?? compiled.input.log.access;
     this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
     const input = compiled.input;
-    this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
       requests: () => this.#servers.counts.requests,
       isolates: () => this.liveIsolates(),
-      heapBytes: () => {
-        let sum = 0;
-        for (const sb of this.#pool.live()) sum += sb.heap()?.used ?? 0;
-        return sum;
-      },
+      heapBytes: () => this.#sandboxes.heapBytes(),
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
@@ -118,14 +107,11 @@ export class Gateway {
       countUnmatched: () => this.#unmatched.inc(),
       accessLog: this.#accessLog,
     };
-    this.#builder = new SnapshotBuilder({
+    this.#sandboxes = new GatewaySandboxes(input.sandbox, {
       configFile: this.configFile,
       log: this.log,
       metrics: this.metrics,
       pools: this.#pools,
-      watchdog: this.#watchdog,
-      isolates: this.#pool,
-      warm: this.#warm,
       onSandbox: options.onSandbox,
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),
     });
@@ -134,12 +120,12 @@ export class Gateway {
         configFile: this.configFile,
         log: this.log,
         metrics: this.metrics,
-        builder: this.#builder,
+        sandboxes: this.#sandboxes,
         applying: (next) => this.#services.configure({ cache: next.input.sandbox.cache ?? DEFAULT_CACHE }),
         retired: () => this.#freeUnused(),
         swapped: () => this.#watcher?.set(this.watchedFiles()),
       },
-      this.#builder.build(compiled),
+      this.#sandboxes.build(compiled),
     );
     this.#servers = new GatewayServers(this.#ctx);
   }
@@ -225,7 +211,7 @@ export class Gateway {
     // The last requests of the old snapshot may still have their log phase queued: run it
     // now, while their sandboxes exist.
     if (this.#logs.scheduled) this.#logs.flush();
-    this.#builder.freeUnused(this.#config.current, (sb) => this.#pool.forget(sb));
+    this.#sandboxes.freeUnused(this.#config.current);
   }
 
   /** --watch: the config file and every file of its plugins (entries and what esbuild bundled into them). */
@@ -251,7 +237,7 @@ export class Gateway {
    * reloads until the plugin's code changes.
    */
   quarantine(keys: readonly string[]): void {
-    this.#builder.quarantine(keys);
+    this.#sandboxes.quarantine(keys);
   }
 
   /** Plugin instances that are not healthy (breaker open or half-open, or quarantined). */
@@ -261,9 +247,7 @@ export class Gateway {
 
   /** Live plugin isolates of this process: what /status counts and isogate_isolates reports. */
   liveIsolates(): number {
-    let n = 0;
-    for (const _ of this.#pool.live()) n++;
-    return n;
+    return this.#sandboxes.live();
   }
 
   /** Why this gateway should not get traffic (/readyz), or null when it serves. */
@@ -300,10 +284,7 @@ export class Gateway {
     await this.#pools.close();
     await Promise.all([this.#counters.node.close(), this.#counters.cluster?.close()]);
     await this.#services.close();
-    this.#builder.disposeAll();
-    this.#pool.close();
-    this.#warm.close();
-    // isolated-vm crashes if the process exits while the watchdog's thread runs: stop it first.
-    await this.#watchdog.stop();
+    // isolated-vm crashes if the process exits while the watchdog's thread runs: stopped last, awaited.
+    await this.#sandboxes.close();
   }
 }

@@ -4,7 +4,7 @@ import { ConfigError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Snapshot } from '../snapshot.ts';
-import type { SnapshotBuilder } from '../snapshot-builder.ts';
+import type { GatewaySandboxes } from './sandboxes.ts';
 
 export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
 
@@ -12,7 +12,8 @@ export type ConfigSwapDeps = {
   configFile: string;
   log: Logger;
   metrics: Metrics;
-  builder: SnapshotBuilder;
+  /** Builds each new config's snapshot. */
+  sandboxes: Pick<GatewaySandboxes, 'build'>;
   /** A new config compiled and built, before its snapshot serves: what follows the config outside the snapshot (the host services' settings). */
   applying: (compiled: CompiledConfig) => void;
   /** The replaced snapshot's last request ended: free what no snapshot uses. */
@@ -50,7 +51,7 @@ export class ConfigSwap {
 
   /** Loads, compiles and swaps in the config `load` gives; `log: false` puts its log lines at debug. */
   swap(load: () => Promise<ConfigInput>, options: { log?: boolean } = {}): Promise<ReloadResult> {
-    const { configFile, log, metrics, builder } = this.#deps;
+    const { configFile, log, metrics, sandboxes } = this.#deps;
     // A worker's supervisor reports the reload once for all its workers: theirs go to debug.
     const level = options.log === false ? 'debug' : undefined;
     const run = async (): Promise<ReloadResult> => {
@@ -58,7 +59,7 @@ export class ConfigSwap {
         const input = await load();
         const compiled = await compileConfig(input, configFile);
         for (const w of compiled.warnings) log[level ?? 'warn'](w);
-        const next = builder.build(compiled);
+        const next = sandboxes.build(compiled);
         this.#deps.applying(compiled);
         const prev = this.#current;
         this.#current = next;
