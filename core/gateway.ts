@@ -53,7 +53,10 @@ export type GatewayOptions = {
 };
 
 /**
- * The gateway: listeners, the current config snapshot, the sandboxes and the watchdog.
+ * The gateway: its HTTP servers (core/gateway/servers.ts), the running config snapshot
+ * and its swaps (core/gateway/config-swap.ts), the plugin sandboxes with the watchdog
+ * (core/gateway/sandboxes.ts), and what they share: host services, counters, upstream
+ * pools, the log phase queue and the access log.
  *
  * @example
  *   const gw = await Gateway.start({ configFile: 'examples/gateway.yaml' });
