@@ -1,17 +1,11 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { IsolatePool } from '../sandbox/pool.ts';
-import { Watchdog } from '../sandbox/watchdog.ts';
 import { beacon } from '../sandbox/beacon.ts';
-import { WarmIsolates } from '../sandbox/blank.ts';
 import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
 import { loadConfigFile } from './config/load.ts';
 import type { ConfigInput } from './config/types.ts';
-import { ConfigError } from './errors.ts';
-import { closeServer, createAdminServer, createProxyServer, listen, type Listen, type ProxyCounts } from './listeners.ts';
+import type { Listen } from './listeners.ts';
 import { createLogger, type Logger } from './log.ts';
 import { LogQueue } from './log-queue.ts';
 import { HostServices } from '../pdk-bridge/host/services/index.ts';
@@ -21,17 +15,19 @@ import { Metrics } from './metrics.ts';
 import type { PipelineContext } from '../pdk-bridge/host/phase-call.ts';
 import type { ProxyContext } from './proxy.ts';
 import type { Snapshot, UnhealthyInstance } from './snapshot.ts';
-import { SnapshotBuilder } from './snapshot-builder.ts';
 import { FileWatch } from './watch.ts';
 import { UpstreamPools } from './upstream.ts';
-import type { WebSocketProxy } from './websocket.ts';
 
 import { VERSION } from './version.ts';
 import type { ClusterSync } from './cluster/sync.ts';
+import { ConfigSwap, type ReloadResult } from './gateway/config-swap.ts';
+import { GatewaySandboxes } from './gateway/sandboxes.ts';
+import { GatewayServers } from './gateway/servers.ts';
+import { gatewayStatus } from './gateway/status.ts';
 
 export { VERSION };
 
-export type { Listen };
+export type { Listen, ReloadResult };
 
 export type GatewayOptions = {
   /** Path of the YAML config file. */
@@ -56,10 +52,11 @@ export type GatewayOptions = {
   counters?: 'worker' | 'local';
 };
 
-export type ReloadResult = { ok: true; version: number } | { ok: false; error: string; details?: readonly string[] };
-
 /**
- * The gateway: listeners, the current config snapshot, the sandboxes and the watchdog.
+ * The gateway: its HTTP servers (core/gateway/servers.ts), the running config snapshot
+ * and its swaps (core/gateway/config-swap.ts), the plugin sandboxes with the watchdog
+ * (core/gateway/sandboxes.ts), and what they share: host services, counters, upstream
+ * pools, the log phase queue and the access log.
  *
  * @example
  *   const gw = await Gateway.start({ configFile: 'examples/gateway.yaml' });
@@ -73,43 +70,32 @@ export class Gateway {
   readonly startedAt = Date.now();
   readonly configFile: string;
   readonly cluster: ClusterSync | undefined;
-  #watchdog = new Watchdog();
-  #warm = new WarmIsolates(2);
   #pools = new UpstreamPools();
-  #pool: IsolatePool;
-  #builder: SnapshotBuilder;
+  #sandboxes: GatewaySandboxes;
   #logs: LogQueue;
-  #snapshot!: Snapshot;
-  #proxy: Server;
-  #websockets: WebSocketProxy;
-  #counts!: ProxyCounts;
-  #admin: Server | null = null;
+  #config: ConfigSwap;
+  #servers: GatewayServers;
   #watcher: FileWatch | null = null;
   #accessLog: AccessLog | null;
-  #reloading: Promise<ReloadResult> | null = null;
-  #lastReloadError: string | null = null;
   #stopping = false;
+  #options: GatewayOptions;
   #ctx: ProxyContext;
   #unmatched: ReturnType<Metrics['requests']['labels']>;
   #counters: CounterStores;
   #services: HostServices;
 
   private constructor(options: GatewayOptions, compiled: CompiledConfig, logger: Logger, counters: CounterStores) {
+    this.#options = options;
     this.configFile = resolve(options.configFile);
     this.cluster = options.cluster;
     this.log = logger;
     const access = options.accessLog ?? compiled.input.log.access;
     this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
     const input = compiled.input;
-    this.#pool = new IsolatePool(input.sandbox.maxIsolates, input.sandbox.idleTimeoutMs, input.sandbox.maxTotalHeapMb);
     this.metrics = new Metrics({
-      requests: () => this.#counts.requests,
+      requests: () => this.#servers.counts.requests,
       isolates: () => this.liveIsolates(),
-      heapBytes: () => {
-        let sum = 0;
-        for (const sb of this.#pool.live()) sum += sb.heap()?.used ?? 0;
-        return sum;
-      },
+      heapBytes: () => this.#sandboxes.heapBytes(),
     });
     this.#unmatched = this.metrics.requests.labels('', '', '404');
     this.metrics.onInstanceStates(() => this.unhealthyInstances());
@@ -119,24 +105,32 @@ export class Gateway {
     this.#logs = new LogQueue(pipeline);
     this.#ctx = {
       ...pipeline,
-      current: () => this.#snapshot,
+      current: () => this.#config.current,
       queueLog: this.#logs.push,
       countUnmatched: () => this.#unmatched.inc(),
       accessLog: this.#accessLog,
     };
-    this.#builder = new SnapshotBuilder({
+    this.#sandboxes = new GatewaySandboxes(input.sandbox, {
       configFile: this.configFile,
       log: this.log,
       metrics: this.metrics,
       pools: this.#pools,
-      watchdog: this.#watchdog,
-      isolates: this.#pool,
-      warm: this.#warm,
       onSandbox: options.onSandbox,
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),
     });
-    this.#snapshot = this.#builder.build(compiled);
-    ({ server: this.#proxy, websockets: this.#websockets, counts: this.#counts } = createProxyServer(this.#ctx));
+    this.#config = new ConfigSwap(
+      {
+        configFile: this.configFile,
+        log: this.log,
+        metrics: this.metrics,
+        sandboxes: this.#sandboxes,
+        applying: (next) => this.#services.configure({ cache: next.input.sandbox.cache ?? DEFAULT_CACHE }),
+        retired: () => this.#freeUnused(),
+        swapped: () => this.#watcher?.set(this.watchedFiles()),
+      },
+      this.#sandboxes.build(compiled),
+    );
+    this.#servers = new GatewayServers(this.#ctx);
   }
 
   /** Loads the config, compiles it, and starts listening. Throws ConfigError on a bad file. */
@@ -158,7 +152,6 @@ export class Gateway {
       await Promise.all([counters.node.close(), counters.cluster?.close()]); // no Redis connection left behind
       throw err;
     }
-    gw.#options = options;
     await beacon.ready(); // the sentinel judges CPU limits: serve only once it runs
     if (options.deferListen !== true) {
       try {
@@ -173,38 +166,30 @@ export class Gateway {
     return gw;
   }
 
-  #options: GatewayOptions | null = null;
-
   /**
    * Starts the listeners (done by start() unless deferListen was set). `handle`: the
    * socket a supervisor bound for this worker, instead of the config's host and port.
    */
   async listen(handle?: object): Promise<void> {
-    const options = this.#options!;
-    const input = this.#snapshot.compiled.input;
-    if (this.#proxy.listening) return;
+    const options = this.#options;
+    const input = this.#config.current.compiled.input;
+    if (this.#servers.listening) return;
     const { host, port } = { ...input.listen, ...options.listen };
-    await listen(this.#proxy, handle !== undefined ? { handle } : { host, port });
-    if (options.admin !== false) {
-      const admin = { ...input.admin, ...options.admin };
-      this.#admin = createAdminServer(createAdminHandler(this));
-      await listen(this.#admin, admin);
-    }
-    this.log.info({ proxy: this.proxyAddress, admin: this.adminAddress, config: this.configFile, version: this.#snapshot.version }, 'isogate listening');
+    const admin = options.admin === false ? null : { at: { ...input.admin, ...options.admin }, handler: () => createAdminHandler(this) };
+    await this.#servers.listen(handle !== undefined ? { handle } : { host, port }, admin);
+    this.log.info({ proxy: this.proxyAddress, admin: this.adminAddress, config: this.configFile, version: this.#config.current.version }, 'isogate listening');
   }
 
   get proxyAddress(): Listen {
-    const a = this.#proxy.address() as AddressInfo;
-    return { host: a.address, port: a.port };
+    return this.#servers.proxyAddress;
   }
 
   get adminAddress(): Listen | null {
-    const a = this.#admin?.address() as AddressInfo | undefined;
-    return a === undefined ? null : { host: a.address, port: a.port };
+    return this.#servers.adminAddress;
   }
 
   get snapshot(): Snapshot {
-    return this.#snapshot;
+    return this.#config.current;
   }
 
   /**
@@ -213,7 +198,7 @@ export class Gateway {
    * never replaces the running config.
    */
   reload(options: { log?: boolean } = {}): Promise<ReloadResult> {
-    return this.#swap(() => loadConfigFile(this.configFile), options);
+    return this.#config.swap(() => loadConfigFile(this.configFile), options);
   }
 
   /**
@@ -221,39 +206,7 @@ export class Gateway {
    * the file: compiled, swapped atomically, refused if it does not compile.
    */
   applyConfig(input: ConfigInput): Promise<ReloadResult> {
-    return this.#swap(async () => input);
-  }
-
-  #swap(load: () => Promise<ConfigInput>, options: { log?: boolean } = {}): Promise<ReloadResult> {
-    // A worker's supervisor reports the reload once for all its workers: theirs go to debug.
-    const level = options.log === false ? 'debug' : undefined;
-    const run = async (): Promise<ReloadResult> => {
-      try {
-        const input = await load();
-        const compiled = await compileConfig(input, this.configFile);
-        for (const w of compiled.warnings) this.log[level ?? 'warn'](w);
-        const next = this.#builder.build(compiled);
-        this.#services.configure({ cache: compiled.input.sandbox.cache ?? DEFAULT_CACHE });
-        const prev = this.#snapshot;
-        this.#snapshot = next;
-        prev.retire(() => this.#freeUnused());
-        this.#lastReloadError = null;
-        this.metrics.configReloads.labels('ok').inc();
-        this.log[level ?? 'info']({ version: next.version, routes: next.routes.length }, 'config reloaded');
-        this.#watcher?.set(this.watchedFiles());
-        return { ok: true, version: next.version };
-      } catch (err) {
-        const error = err instanceof ConfigError ? err.message : `reload failed: ${(err as Error).message}`;
-        this.#lastReloadError = error;
-        this.metrics.configReloads.labels('error').inc();
-        this.log[level ?? 'error']({ version: this.#snapshot.version }, `config reload rejected, keeping version ${this.#snapshot.version}: ${error}`);
-        return { ok: false, error, details: err instanceof ConfigError ? err.details : undefined };
-      }
-    };
-    // Reloads run one at a time, in order.
-    const p = (this.#reloading ?? Promise.resolve()).then(run, run);
-    this.#reloading = p;
-    return p;
+    return this.#config.swap(async () => input);
   }
 
   /** Disposes sandboxes that no snapshot in use refers to. */
@@ -261,7 +214,7 @@ export class Gateway {
     // The last requests of the old snapshot may still have their log phase queued: run it
     // now, while their sandboxes exist.
     if (this.#logs.scheduled) this.#logs.flush();
-    this.#builder.freeUnused(this.#snapshot, (sb) => this.#pool.forget(sb));
+    this.#sandboxes.freeUnused(this.#config.current);
   }
 
   /** --watch: the config file and every file of its plugins (entries and what esbuild bundled into them). */
@@ -272,7 +225,7 @@ export class Gateway {
 
   /** The config file and the files of its plugins, as of the running config. */
   watchedFiles(): string[] {
-    return this.#snapshot.sourceFiles();
+    return this.#config.current.sourceFiles();
   }
 
   #catastrophic(tenant: string, message: string): void {
@@ -287,74 +240,54 @@ export class Gateway {
    * reloads until the plugin's code changes.
    */
   quarantine(keys: readonly string[]): void {
-    this.#builder.quarantine(keys);
+    this.#sandboxes.quarantine(keys);
   }
 
   /** Plugin instances that are not healthy (breaker open or half-open, or quarantined). */
   unhealthyInstances(): UnhealthyInstance[] {
-    return this.#snapshot.unhealthyInstances();
+    return this.#config.current.unhealthyInstances();
   }
 
   /** Live plugin isolates of this process: what /status counts and isogate_isolates reports. */
   liveIsolates(): number {
-    let n = 0;
-    for (const _ of this.#pool.live()) n++;
-    return n;
+    return this.#sandboxes.live();
   }
 
   /** Why this gateway should not get traffic (/readyz), or null when it serves. */
   notReady(): string | null {
     if (this.#stopping) return 'stopping';
-    if (!this.#proxy.listening) return 'the proxy is not listening yet';
+    if (!this.#servers.listening) return 'the proxy is not listening yet';
     return null;
   }
 
   /** /status body. */
   status(): Record<string, unknown> {
-    const snap = this.#snapshot;
-    let instances = 0;
-    for (const list of snap.compiled.instances.values()) instances += list.length;
-    return {
-      name: 'isogate',
-      version: VERSION,
-      pid: process.pid,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      config: { version: snap.version, file: snap.file, loadedAt: snap.loadedAt.toISOString(), lastReloadError: this.#lastReloadError },
-      counts: {
-        tenants: snap.compiled.input.tenants.length,
-        routes: snap.routes.length,
-        pluginInstances: instances,
-        isolates: this.liveIsolates(),
-        inflight: snap.inflight,
-        requests: this.#counts.requests,
-      },
+    return gatewayStatus({
+      snapshot: this.#config.current,
+      lastReloadError: this.#config.lastError,
+      startedAt: this.startedAt,
+      isolates: this.liveIsolates(),
+      requests: this.#servers.counts.requests,
       unhealthyInstances: this.unhealthyInstances(),
-      ...(this.cluster === undefined ? {} : { cluster: this.cluster.status() }),
-    };
+      cluster: this.cluster,
+    });
   }
 
   /** Stops listening, lets requests in flight finish (up to `graceMs`), frees every isolate. */
   async stop(graceMs = 5_000): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    this.#options?.onStopping?.();
+    this.#options.onStopping?.();
     this.#logs.stop();
     this.#watcher?.close();
-    // Tunnels are no longer the HTTP server's connections: closed here, or close() would wait for them.
-    this.#websockets.closeAll();
-    const closing = [closeServer(this.#proxy, graceMs)];
-    if (this.#admin !== null) closing.push(closeServer(this.#admin, 0));
-    await Promise.all(closing);
+    await this.#servers.close(graceMs);
     this.#logs.flush();
     // Every request has ended (its line is written in its close handler): nothing is lost.
     await this.#accessLog?.close();
     await this.#pools.close();
     await Promise.all([this.#counters.node.close(), this.#counters.cluster?.close()]);
     await this.#services.close();
-    this.#builder.disposeAll();
-    this.#pool.close();
-    this.#warm.close();
-    // isolated-vm crashes if the process exits while the watchdog's thread runs: stop it first.
-    await this.#watchdog.stop();
+    // isolated-vm crashes if the process exits while the watchdog's thread runs: stopped last, awaited.
+    await this.#sandboxes.close();
   }
 }

@@ -1,24 +1,21 @@
-import cluster from 'node:cluster';
 import { mkdirSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readBeacon, resetBeacon } from '../sandbox/beacon.ts';
+import { readBeacon } from '../sandbox/beacon.ts';
 import type { ConfigInput } from './config/types.ts';
 import type { Logger } from './log.ts';
-import { promText } from './metrics.ts';
-import { clusterAdminApi, supervisorAdminApi } from './admin-api/index.ts';
-import { supervisorCommitter } from './admin-api/commit.ts';
 import type { ClusterSync } from './cluster/sync.ts';
-import { listenAdmin } from './supervisor/admin.ts';
+import { startAdmin } from './supervisor/admin.ts';
 import { WorkerCgroups } from './supervisor/cgroups.ts';
-import { CrashLoop, HealthCheck } from './supervisor/health.ts';
+import { HealthCheck } from './supervisor/health.ts';
 import { SupervisorMetrics } from './supervisor/metrics.ts';
 import { Quarantine } from './supervisor/quarantine.ts';
 import { Reloads } from './supervisor/reload.ts';
 import { ProxySockets } from './supervisor/sockets.ts';
-import { StatusRequests, summed } from './supervisor/status.ts';
+import { StatusRequests, supervisorStatus } from './supervisor/status.ts';
 import { who, type ToSupervisor, type ToWorker, type WorkerState } from './supervisor/types.ts';
+import { WorkerSlots } from './supervisor/slots.ts';
 import { FileWatch } from './watch.ts';
 import { answerCounters } from './state/ipc-counters.ts';
 import { LocalCounterStore } from './state/local-counters.ts';
@@ -41,8 +38,9 @@ export type SupervisorOptions = {
 /**
  * The supervisor: never runs plugin code, never accepts a connection. It binds the proxy
  * port (one SO_REUSEPORT socket per worker slot, core/supervisor/sockets.ts), forks N
- * worker processes, each listening and accepting on its slot's socket, pings them, replaces one that dies
- * or stops answering, bounds their memory, reads the crash beacon of a dead worker to name
+ * worker processes, each listening and accepting on its slot's socket (which process
+ * holds which slot, and the hot spare: core/supervisor/slots.ts), pings them, replaces
+ * one that dies or stops answering, bounds their memory, reads the crash beacon of a dead worker to name
  * the plugin instance that was running and quarantines it in every worker, and serves the
  * admin API (/metrics aggregated over workers, /status) for all.
  */
@@ -51,11 +49,7 @@ export class Supervisor {
   readonly options: SupervisorOptions;
   readonly size: number;
   readonly startedAt = Date.now();
-  #workers = new Map<number, WorkerState>(); // by slot index 0..size-1
-  #spare: WorkerState | null = null;
-  /** Workers draining to exit, their slot already handed on. */
-  #retiring = new Set<WorkerState>();
-  #spareSeq = 1000;
+  #slots: WorkerSlots;
   #quarantine: Quarantine;
   #admin: Server | null = null;
   #sockets: ProxySockets | null = null;
@@ -67,7 +61,6 @@ export class Supervisor {
   #runDir: string;
   #cgroups: WorkerCgroups;
   #metrics: SupervisorMetrics;
-  #crashLoop = new CrashLoop();
   #statuses = new StatusRequests();
   /** pdk.counters of the whole node: the workers ask (core/state/ipc-counters.ts). */
   #counters = new LocalCounterStore();
@@ -87,11 +80,21 @@ export class Supervisor {
     this.#runDir = join(tmpdir(), `isogate-${process.pid}`);
     mkdirSync(this.#runDir, { recursive: true });
     this.#cgroups = new WorkerCgroups(process.pid, options.config.supervisor.workerMemoryMb, this.log);
-    const all = () => this.#all();
+    const all = () => this.#slots.all();
     this.#quarantine = new Quarantine(this.log, all);
+    this.#slots = new WorkerSlots(this.size, {
+      configFile: options.configFile,
+      runDir: this.#runDir,
+      log: this.log,
+      cgroups: this.#cgroups,
+      quarantine: this.#quarantine,
+      stopping: () => this.#stopping,
+      message: (w, m) => this.#message(w, m),
+      exited: (w, code, signal) => this.#exited(w, code, signal),
+    });
     this.#health = new HealthCheck(options.config.supervisor, this.log, all);
-    this.#metrics = new SupervisorMetrics(() => [...this.#workers.values()].filter((w) => w.ready).length, () => this.#quarantine.values());
-    this.#reloads = new Reloads(this.log, this.#metrics.reloads, { serving: () => this.#serving(), spare: () => this.#spare });
+    this.#metrics = new SupervisorMetrics(() => this.#slots.markedReady(), () => this.#quarantine.values());
+    this.#reloads = new Reloads(this.log, this.#metrics.reloads, { serving: () => this.#slots.serving(), spare: () => this.#slots.spare });
     this.#firstReady = new Promise((res, rej) => {
       this.#resolveFirstReady = res;
       this.#rejectFirstReady = rej;
@@ -102,48 +105,24 @@ export class Supervisor {
   async start(): Promise<void> {
     const { listen } = this.options.config;
     this.#sockets = await ProxySockets.open({ ...listen, port: this.options.port ?? listen.port }, this.size);
-    cluster.setupPrimary({ exec: join(import.meta.dirname, 'worker.ts'), execArgv: ['--no-node-snapshot'], silent: false });
-    for (let i = 0; i < this.size; i++) this.#fork(i, false);
-    this.#fork(this.#spareSeq++, true);
+    this.#slots.start(this.#sockets);
     const { healthIntervalMs } = this.options.config.supervisor;
     this.#timer = setInterval(() => this.#health.tick(), healthIntervalMs);
     await this.#firstReady;
-    const admin = this.options.config.admin;
-    // Admin API changes are taken by every serving worker and the loaded spare before they answer.
-    const reloadAll = () => this.#reloads.forApi();
-    const wrote = () => (this.#apiWroteAt = Date.now());
-    const sync = this.options.cluster;
-    // A cluster node: new versions from Redis, and the API's changes, go through the same round as the API's on one node.
-    sync?.start(supervisorCommitter(this.options.configFile, reloadAll, wrote));
-    const api = sync !== undefined ? clusterAdminApi(sync, this.options.config, this.log) : supervisorAdminApi(this.options.configFile, this.options.config, this.log, reloadAll, wrote);
-    const degraded = sync === undefined ? undefined : () => sync.degraded();
-    const own = this.#metrics;
-    const metrics = sync === undefined ? own : { contentType: own.contentType, text: async () => promText(await own.text(), await sync.metrics.metrics()) };
-    this.#admin = await listenAdmin({ api, metrics, status: () => this.status(), notReady: () => this.#notReady(), degraded }, admin.host, admin.port);
+    this.#admin = await startAdmin({
+      configFile: this.options.configFile,
+      config: this.options.config,
+      log: this.log,
+      cluster: this.options.cluster,
+      // Admin API changes are taken by every serving worker and the loaded spare before they answer.
+      reloadAll: () => this.#reloads.forApi(),
+      wrote: () => (this.#apiWroteAt = Date.now()),
+      metrics: this.#metrics,
+      status: () => this.status(),
+      notReady: () => this.#notReady(),
+    });
     if (this.options.watch === true) this.#watch();
     this.log.info({ workers: this.size, proxyPort: this.#sockets.port, listener: this.#sockets.mode, admin: this.#admin.address(), cgroups: this.#cgroups.root !== null }, 'isogate supervisor up');
-  }
-
-  #fork(index: number, spare: boolean): void {
-    const beaconFile = join(this.#runDir, `beacon-${index}`);
-    resetBeacon(beaconFile);
-    const env: Record<string, string> = { ISOGATE_CONFIG: this.options.configFile, ISOGATE_BEACON: beaconFile, ISOGATE_WORKER: String(index), ISOGATE_SPARE: spare ? '1' : '0', ISOGATE_SUPERVISOR_PID: String(process.pid), ISOGATE_REFUSED_MODULES: this.#quarantine.refusedModulesEnv() };
-    const worker = cluster.fork(env);
-    const state: WorkerState = {
-      worker, index, beaconFile, pid: worker.process.pid ?? 0, ready: false, startedAt: Date.now(), unansweredSince: 0,
-      slots: new Map(), cgroup: null, endedBy: null, spare, loaded: false, vacated: false,
-    };
-    state.cgroup = this.#cgroups.attach(state);
-    if (spare) this.#spare = state;
-    else this.#workers.set(index, state);
-    worker.on('message', (m: ToSupervisor) => this.#message(state, m));
-    worker.on('exit', (code, signal) => this.#exited(state, code, signal));
-    // A serving worker gets its slot's socket now and listens once loaded; a spare only when it takes a slot.
-    if (!spare) this.#activate(state);
-  }
-
-  #activate(w: WorkerState): void {
-    w.worker.send({ t: 'activate' } satisfies ToWorker, this.#sockets!.of(w.index) as never);
   }
 
   #message(w: WorkerState, m: ToSupervisor): void {
@@ -168,13 +147,7 @@ export class Supervisor {
         this.#rejectFirstReady(new Error(m.error));
         break;
       case 'retiring':
-        // It stops accepting next: the slot's socket goes to the spare now, not once it has drained.
-        if (!this.#stopping && !w.spare && this.#workers.get(w.index) === w) {
-          this.#retiring.add(w);
-          this.#workers.delete(w.index);
-          this.log.info(who(w), 'worker retiring; handing its slot on');
-          this.#vacate(w);
-        }
+        this.#slots.retiring(w);
         break;
       case 'pong':
         w.unansweredSince = 0;
@@ -200,15 +173,8 @@ export class Supervisor {
     }
   }
 
-  #all(): WorkerState[] {
-    const all = [...this.#workers.values(), ...this.#retiring];
-    if (this.#spare !== null) all.push(this.#spare);
-    return all;
-  }
-
   #exited(w: WorkerState, code: number | null, signal: string | null): void {
-    if (this.#workers.get(w.index) === w) this.#workers.delete(w.index);
-    this.#retiring.delete(w);
+    this.#slots.gone(w);
     this.#cgroups.drop(w);
     if (this.#stopping) return;
     // A worker whose sentinel killed it (its main thread stayed in a call the watchdog
@@ -219,63 +185,25 @@ export class Supervisor {
     this.#reloads.died(w, reason);
     if (w.spare) {
       // A spare that dies is only replaced (it served nothing); a config that cannot load stops the spares.
-      if (this.#spare === w) this.#spare = null;
-      if (code !== 78) setTimeout(() => !this.#stopping && this.#spare === null && this.#fork(this.#spareSeq++, true), 1000).unref();
+      this.#slots.spareDied(w, code !== 78);
       return;
     }
     if (code === 78) {
       // The config cannot start: retrying would only loop.
-      if (![...this.#workers.values()].some((o) => o.ready)) this.#rejectFirstReady(new Error('worker could not load the config'));
+      if (this.#slots.markedReady() === 0) this.#rejectFirstReady(new Error('worker could not load the config'));
       this.log.error({ worker: w.index }, 'worker exited: config cannot start; not restarting it');
-      if (!w.vacated) this.#sockets?.release(w.index); // its share of connections goes to the others
+      this.#slots.release(w);
       return;
     }
     this.#metrics.restarts.labels(reason).inc();
     this.log.error({ worker: w.index, workerPid: w.pid, code, signal, reason }, 'worker died; replacing it');
     this.#quarantine.blame(w, record, reason);
-    if (!w.vacated) this.#vacate(w);
-  }
-
-  /**
-   * Worker `w` no longer serves its slot (it died, or is draining to exit). The slot's
-   * socket stays open here, so what the kernel queued on it waits for the next worker: the
-   * hot spare at once (a new spare loads in the background), or a new worker; while that
-   * one starts, if other workers serve, the slot gets a fresh socket (ProxySockets.renew)
-   * so that its share of new connections goes to them instead of waiting.
-   */
-  #vacate(w: WorkerState): void {
-    w.vacated = true;
-    const delay = this.#crashLoop.died(w.index);
-    const spare = this.#spare;
-    if (spare !== null && spare.loaded && spare.worker.isConnected()) {
-      this.#spare = null;
-      spare.spare = false;
-      spare.index = w.index;
-      spare.startedAt = Date.now();
-      this.#workers.set(w.index, spare);
-      this.#activate(spare);
-      this.#fork(this.#spareSeq++, true);
-      return;
-    }
-    if (this.#ready() > 0) {
-      try {
-        this.#sockets?.renew(w.index);
-      } catch (err) {
-        this.log.error({ worker: w.index, err: (err as Error).message }, 'could not bind a new proxy socket for the slot; its connections wait for its next worker');
-      }
-    }
-    setTimeout(() => {
-      if (!this.#stopping) this.#fork(w.index, false);
-    }, delay).unref();
+    if (!w.vacated) this.#slots.vacate(w);
   }
 
   /** Reloads the config in the hot spare first, then the serving workers (see Reloads.reload). */
   reload(): void {
     this.#reloads.reload();
-  }
-
-  #serving(): Map<WorkerState, string> {
-    return new Map([...this.#workers.values()].filter((w) => w.worker.isConnected()).map((w) => [w, String(w.index)]));
   }
 
   /** --watch: the files come from the workers (the supervisor never loads plugins). */
@@ -284,49 +212,22 @@ export class Supervisor {
     this.#watcher.set([this.options.configFile, ...this.#watchFiles]);
   }
 
-  /**
-   * /status: the config and counts of the serving workers, summed where they add up (live
-   * isolates, requests in flight and received, as isogate_isolates summed over its `worker`
-   * label), each serving worker's own under workers.status (its pid, state and
-   * counts.requests: how the kernel spread the connections), and the hot spare's.
-   */
-  async status(): Promise<Record<string, unknown>> {
-    const spare = this.#spare !== null && this.#spare.loaded && this.#spare.worker.isConnected() ? this.#spare : null;
-    const asked = [...this.#workers.values()].filter((w) => w.ready && w.worker.isConnected());
-    const workers = await this.#statuses.ask(spare === null ? asked : [...asked, spare]);
-    const spareStatus = spare === null ? null : workers.pop()!;
-    const { version, config, counts } = summed(workers);
-    return {
-      name: 'isogate',
-      version,
-      pid: process.pid,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
-      config,
-      counts,
-      workers: {
-        size: this.size,
-        ready: this.#ready(),
-        // The hot spare that takes over when a worker dies: loaded and waiting, or not yet.
-        spareReady: this.#spare !== null && this.#spare.loaded,
-        listener: this.#sockets?.mode,
-        status: workers,
-        spare: spareStatus,
-      },
-      quarantined: this.#quarantine.values(),
-      ...(this.options.cluster === undefined ? {} : { cluster: this.options.cluster.status() }),
-    };
-  }
-
-  #ready(): number {
-    let n = 0;
-    for (const w of this.#workers.values()) if (w.ready && w.worker.isConnected()) n++;
-    return n;
+  /** /status: the serving workers' config and counts, summed, each one's own and the hot spare's (see supervisorStatus). */
+  status(): Promise<Record<string, unknown>> {
+    return supervisorStatus({
+      statuses: this.#statuses,
+      slots: this.#slots,
+      startedAt: this.startedAt,
+      listener: this.#sockets?.mode,
+      quarantined: () => this.#quarantine.values(),
+      cluster: this.options.cluster,
+    });
   }
 
   /** Why the supervisor should not get traffic (/readyz), or null: at least one worker serves. */
   #notReady(): string | null {
     if (this.#stopping) return 'stopping';
-    if (this.#ready() === 0) return `no worker is serving (0 of ${this.size} ready)`;
+    if (this.#slots.ready().length === 0) return `no worker is serving (0 of ${this.size} ready)`;
     return null;
   }
 
@@ -337,18 +238,9 @@ export class Supervisor {
     if (this.#timer !== null) clearInterval(this.#timer);
     // Our hold first: each socket then closes as its worker stops accepting, and none is left listening with nobody to accept.
     this.#sockets?.close();
-    const exits = this.#all().map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.worker.isDead()) return resolve();
-          w.worker.once('exit', () => resolve());
-          if (w.worker.isConnected()) w.worker.send({ t: 'stop' } satisfies ToWorker);
-          setTimeout(() => w.worker.process.kill('SIGKILL'), 8_000).unref();
-        }),
-    );
-    await Promise.all(exits);
+    await this.#slots.stop();
     await new Promise<void>((r) => (this.#admin === null ? r() : this.#admin.close(() => r())));
-    for (const w of this.#all()) this.#cgroups.drop(w);
+    for (const w of this.#slots.all()) this.#cgroups.drop(w);
     await this.#cgroups.close();
     rmSync(this.#runDir, { recursive: true, force: true });
   }

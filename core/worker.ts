@@ -7,7 +7,7 @@ import type { ToSupervisor, ToWorker } from './supervisor.ts';
 /**
  * A worker process under the supervisor: a full gateway (router, isolates, the proxy
  * listener on the socket the supervisor bound for its slot) without the admin listener,
- * which the supervisor serves for all. Started by core/supervisor.ts, never by hand.
+ * which the supervisor serves for all. Forked by the supervisor (core/supervisor/slots.ts), never by hand.
  */
 const configFile = process.env.ISOGATE_CONFIG!;
 /** A hot spare loads everything but listens only when the supervisor gives it a slot's socket. */

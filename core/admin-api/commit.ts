@@ -1,5 +1,5 @@
 import type { ConfigInput } from '../config/types.ts';
-import type { ReloadResult } from '../gateway.ts';
+import type { ReloadResult } from '../gateway/config-swap.ts';
 import { ApiError, invalid, writeAtomic, type Committer } from './store.ts';
 
 /**

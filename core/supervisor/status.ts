@@ -1,3 +1,6 @@
+import type { ClusterSync } from '../cluster/sync.ts';
+import type { Quarantined } from './quarantine.ts';
+import type { WorkerSlots } from './slots.ts';
 import type { ToWorker, WorkerState } from './types.ts';
 
 /** The statuses the workers were asked for over IPC, by request id, until they answer. */
@@ -43,7 +46,7 @@ function who(w: WorkerState): Record<string, unknown> {
  * The config and counts of the workers, summed where they add up (live isolates,
  * requests in flight and requests received, as isogate_isolates summed over its `worker` label).
  */
-export function summed(workers: Record<string, unknown>[]): { version: unknown; config: unknown; counts: Record<string, unknown> | undefined } {
+function summed(workers: Record<string, unknown>[]): { version: unknown; config: unknown; counts: Record<string, unknown> | undefined } {
   const first = workers.find((w) => w.version !== undefined) ?? {};
   let counts: Record<string, unknown> | undefined;
   for (const w of workers) {
@@ -55,4 +58,48 @@ export function summed(workers: Record<string, unknown>[]): { version: unknown; 
     (counts.requests as number) += c.requests;
   }
   return { version: first.version, config: first.config, counts };
+}
+
+export type StatusSources = {
+  statuses: StatusRequests;
+  slots: WorkerSlots;
+  startedAt: number;
+  /** How the proxy sockets are shared (ProxySockets.mode), once bound. */
+  listener: string | undefined;
+  quarantined: () => Quarantined[];
+  cluster: ClusterSync | undefined;
+};
+
+/**
+ * The supervisor's /status: the config and counts of the serving workers, summed where
+ * they add up (see summed), each serving worker's own under workers.status (its pid, state
+ * and counts.requests: how the kernel spread the connections), and the hot spare's.
+ */
+export async function supervisorStatus(s: StatusSources): Promise<Record<string, unknown>> {
+  const { slots } = s;
+  const loaded = slots.spare;
+  const spare = loaded !== null && loaded.loaded && loaded.worker.isConnected() ? loaded : null;
+  const asked = slots.ready();
+  const workers = await s.statuses.ask(spare === null ? asked : [...asked, spare]);
+  const spareStatus = spare === null ? null : workers.pop()!;
+  const { version, config, counts } = summed(workers);
+  return {
+    name: 'isogate',
+    version,
+    pid: process.pid,
+    uptimeSeconds: Math.round((Date.now() - s.startedAt) / 1000),
+    config,
+    counts,
+    workers: {
+      size: slots.size,
+      ready: slots.ready().length,
+      // The hot spare that takes over when a worker dies: loaded and waiting, or not yet.
+      spareReady: slots.spare !== null && slots.spare.loaded,
+      listener: s.listener,
+      status: workers,
+      spare: spareStatus,
+    },
+    quarantined: s.quarantined(),
+    ...(s.cluster === undefined ? {} : { cluster: s.cluster.status() }),
+  };
 }
