@@ -399,7 +399,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     targets: Object.fromEntries(d.targets.map((t) => [t.id, { label: t.label, group: t.group, scenario: t.scenario, description: t.description, paths: t.paths.length === 1 ? t.paths : `${t.paths.length} paths`, error: t.error, summary: sum(t.id), rounds: t.samples }])),
     ratios,
     perPluginCpuUs: perPlugin,
-    perPluginByDesignCpuUs: designCost,
+    perPluginByDesign: designCost,
     accessLogCpuUs: accessLogCpu,
     fastifyHookCpuUs: hookOverhead,
     tenants: { count: tenantsN, rssPerTenantMb: rssPerTenant },
