@@ -297,9 +297,10 @@ if (nginxPath !== null) {
 }
 // The per-plugin anchors: the same header plugin in OpenResty (Lua) and in a naive
 // isolated-vm gateway, at the chain lengths of plugins-n (each its own 0-plugin baseline).
-// Without the lua module the OpenResty peer is skipped (checked here with nginx -t), never failed.
+// Without the lua module the OpenResty peer is skipped (checked here with nginx -t on a
+// placeholder port; start() rewrites the config), never failed.
 const openrestySkip = want('openresty') ? (() => {
-  const c = openrestyConfig(join(cfgDir, 'openresty-check'), 1, 1, nginxPath);
+  const c = openrestyConfig(join(cfgDir, 'openresty'), 1, 1, nginxPath);
   return 'skip' in c ? c.skip : null;
 })() : null;
 if (openrestySkip !== null) progress.note(`openresty: skipped: ${openrestySkip}`);
