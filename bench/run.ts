@@ -16,6 +16,8 @@ import {
   HAS_TASKSET, allowedCpus, cpuBusySeconds, freePort, loadAvg, killAllSync, pause, pinSelf, resume, rssBytes, sleep, start, stop, stopAll, treeCpu, waitPort, which, type Proc,
 } from './lib/procs.ts';
 import { Progress } from './lib/progress.ts';
+import { OPENRESTY_CHAINS, openrestyConfig, openrestyPath } from './peers/openresty.ts';
+import { probeHeaderPlugins } from './peers/probe.ts';
 import { writeReport, type ColdRound, type RunData, type Sample, type ScenarioRow, type TargetData } from './lib/report.ts';
 import { percentile } from './lib/stats.ts';
 
@@ -197,6 +199,7 @@ async function waitWorkers(adminPort: number, proc: Proc): Promise<void> {
 
 const tenantPaths = Array.from({ length: F.tenants }, (_, i) => `/t${i}/x`);
 
+const NAIVE_IVM_CHAINS = [0, 1, 5, 10] as const;
 const serverDefs: Record<string, ServerDef> = {
   upstream: {
     name: 'upstream',
@@ -216,6 +219,28 @@ const serverDefs: Record<string, ServerDef> = {
       return { name: 'nginx', port, proc, pid: proc.pid, children: true, rssAtStart: rssBytes(proc.pid, true), pinned: gwCpus !== null };
     },
   },
+  // OpenResty-style: nginx + lua-nginx-module, the header plugin in Lua, one location per chain length.
+  openresty: {
+    name: 'openresty',
+    async start() {
+      const port = await freePort();
+      const c = openrestyConfig(join(cfgDir, 'openresty'), port, upstreamPort, nginxPath);
+      if ('skip' in c) throw new Error(c.skip);
+      const proc = start({ name: 'openresty', cmd: c.cmd, args: c.args, cpus: gwCpus });
+      await waitPort(port, proc);
+      return { name: 'openresty', port, proc, pid: proc.pid, children: true, rssAtStart: rssBytes(proc.pid, true), pinned: gwCpus !== null };
+    },
+    warm: async (s) => {
+      for (const n of OPENRESTY_CHAINS) await probeHeaderPlugins(s.port, openrestyPath(n), n);
+    },
+  },
+  ...Object.fromEntries(
+    NAIVE_IVM_CHAINS.map((n): [string, ServerDef] => [`naive-ivm-${n}`, {
+      name: `naive-ivm-${n}`,
+      start: () => startNode(`naive-ivm-${n}`, join(ROOT, 'bench', 'peers', 'naive-ivm.ts'), ['--port', '{port}', '--upstream', UPSTREAM, '--plugins', String(n)], gwCpus, { nodeArgs: ['--no-node-snapshot'] }),
+      warm: (s) => probeHeaderPlugins(s.port, '/', n),
+    }]),
+  ),
   'gw-proxy-0': gatewayDef('proxy-0', (d, p) => chainConfig(d, 'proxy-0', p, UPSTREAM, 0), { prof: F.cpuProf }),
   'gw-proxy-0-nolog': gatewayDef('proxy-0-nolog', (d, p) => chainConfig(d, 'proxy-0-nolog', p, UPSTREAM, 0, false)),
   'gw-plugins-1': gatewayDef('plugins-1', (d, p) => chainConfig(d, 'plugins-1', p, UPSTREAM, 1)),
@@ -300,6 +325,21 @@ target({ id: 'fastify', label: 'fastify', group: 'peer', scenario: 'fastify', se
 target({ id: 'fastify-onsend', label: 'fastify + onSend', group: 'peer', scenario: 'fastify-onsend', serverKey: 'fastify-onsend', paths: SMALL, gen: 'main', cpu: true, description: 'fastify + @fastify/http-proxy + one onSend hook doing the header plugin\'s work unsandboxed' });
 if (nginxPath !== null) {
   target({ id: 'nginx', label: 'nginx', group: 'peer', scenario: 'nginx', serverKey: 'nginx', paths: SMALL, gen: 'main', cpu: true, description: 'nginx proxy_pass, one worker, keep-alive upstream' });
+}
+// The per-plugin anchors: the same header plugin in OpenResty (Lua) and in a naive
+// isolated-vm gateway, at the chain lengths of plugins-n (each its own 0-plugin baseline).
+// Without the lua module the OpenResty peer is skipped (checked here with nginx -t on a
+// placeholder port; start() rewrites the config), never failed.
+const openrestySkip = want('openresty') ? (() => {
+  const c = openrestyConfig(join(cfgDir, 'openresty'), 1, 1, nginxPath);
+  return 'skip' in c ? c.skip : null;
+})() : null;
+if (openrestySkip !== null) progress.note(`openresty: skipped: ${openrestySkip}`);
+for (const n of openrestySkip === null ? OPENRESTY_CHAINS : []) {
+  target({ id: `openresty-${n}`, label: `openresty ${n} lua plugin${n === 1 ? '' : 's'}`, group: 'peer', scenario: 'openresty', serverKey: 'openresty', paths: [openrestyPath(n)], gen: 'main', cpu: true, description: `nginx + lua-nginx-module, one worker, ${n} Lua header plugin${n === 1 ? '' : 's'} (access_by_lua + header_filter_by_lua)` });
+}
+for (const n of NAIVE_IVM_CHAINS) {
+  target({ id: `naive-ivm-${n}`, label: `naive isolated-vm ${n} plugin${n === 1 ? '' : 's'}`, group: 'peer', scenario: 'naive-ivm', serverKey: `naive-ivm-${n}`, paths: SMALL, gen: 'main', cpu: true, description: `node:http + undici, one isolate per plugin, one timed applySync per plugin per phase (${n} plugin${n === 1 ? '' : 's'})` });
 }
 target({ id: 'proxy-0', label: 'isogate proxy-0', group: 'isogate', scenario: 'proxy-0', serverKey: 'gw-proxy-0', paths: SMALL, gen: 'main', cpu: true, description: 'the gateway, one tenant, no plugins (access log on, to stdout: the default)' });
 target({ id: 'proxy-0-nolog', label: 'isogate proxy-0-nolog', group: 'isogate', scenario: 'proxy-0-nolog', serverKey: 'gw-proxy-0-nolog', paths: SMALL, gen: 'main', cpu: true, description: 'proxy-0 with the access log off' });
@@ -518,6 +558,8 @@ row('node-proxy', 'peer: node:http + undici, the floor of any Node gateway', not
 row('fastify', 'peer: fastify + @fastify/http-proxy', notSelected('fastify'));
 row('fastify-onsend', "peer: fastify + @fastify/http-proxy + an onSend hook doing the header plugin's work", notSelected('fastify-onsend'));
 row('nginx', 'peer: nginx proxy_pass', nginxPath === null ? 'nginx is not on the PATH' : notSelected('nginx'));
+row('openresty', 'peer: nginx + lua-nginx-module, the header plugin in Lua at 0, 1, 5, 10 plugins', openrestySkip ?? notSelected('openresty'));
+row('naive-ivm', 'peer: node:http + undici, one isolate and one timed call per plugin per phase, at 0, 1, 5, 10 plugins', notSelected('naive-ivm'));
 row('proxy-0', 'the gateway with no plugins', notSelected('proxy-0'));
 row('proxy-0-nolog', 'proxy-0 with the access log off (what the access log costs)', notSelected('proxy-0-nolog'));
 for (const n of [1, 5, 10]) row(`plugins-${n}`, `a chain of ${n} header plugin${n > 1 ? 's' : ''} (access + headerFilter)`, notSelected(`plugins-${n}`));

@@ -36,9 +36,10 @@ export const USAGE = `npm run bench -- [flags]        (node --no-node-snapshot b
   --noisy-cpu-ms N      CPU limit of the noisy tenant's spinning plugin (20)
   --noisy-connections N connections of the noisy tenant's load generator (4)
   --only a,b            only these scenarios (direct, node-proxy, fastify, fastify-onsend, nginx,
-                        proxy-0, proxy-0-nolog, plugins-1, plugins-5, plugins-10, realistic-chain, ratelimit-local, ratelimit-redis,
-                        body-filter, tenants-1000,
-                        cold-start, noisy-neighbour, noisy-10, solo-2ms, multi-core)
+                        openresty, naive-ivm, proxy-0, proxy-0-nolog, plugins-1, plugins-5,
+                        plugins-10, realistic-chain, ratelimit-local, ratelimit-redis,
+                        body-filter, tenants-1000, cold-start, noisy-neighbour, noisy-10,
+                        solo-2ms, multi-core)
   --out DIR             report folder (default bench/results/<date>-<host id>/)
   --no-latest           do not copy the report to bench/results/latest/ nor update bench/README.md
   --cpu-prof            write V8 CPU profiles of the proxy-0 and plugins-5 gateways (slows them down)

@@ -136,6 +136,27 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   for (const n of [1, 5, 10]) {
     perPlugin[n] = perRound([`plugins-${n}`, 'proxy-0'], (a, b) => (a.cpuUsPerReq === null || b.cpuUsPerReq === null ? null : (a.cpuUsPerReq - b.cpuUsPerReq) / n));
   }
+  // The same header plugin in three designs, each against its own 0-plugin baseline, per
+  // round: the first plugin (1 − 0), the average at n ((n − 0) / n) and each further one
+  // ((n − 1) / (n − 1)). Isogate's figure to beat is OpenResty's; the naive isolated-vm
+  // design (one isolate and one timed call per plugin per phase) is what the bridge must beat.
+  const cpuDiff = (div: number) => (a: Sample, b: Sample) => (a.cpuUsPerReq === null || b.cpuUsPerReq === null ? null : (a.cpuUsPerReq - b.cpuUsPerReq) / div);
+  const DESIGNS = [
+    { key: 'isogate', label: 'Isogate', id: (n: number) => (n === 0 ? 'proxy-0' : `plugins-${n}`) },
+    { key: 'openresty', label: 'OpenResty (Lua)', id: (n: number) => `openresty-${n}` },
+    { key: 'naiveIvm', label: 'naive isolated-vm', id: (n: number) => `naive-ivm-${n}` },
+  ] as const;
+  const designCost = Object.fromEntries(
+    DESIGNS.map((g) => [g.key, {
+      baseCpuUs: sum(g.id(0))?.cpuUsPerReq ?? null,
+      first: perRound([g.id(1), g.id(0)], cpuDiff(1)),
+      average5: perRound([g.id(5), g.id(0)], cpuDiff(5)),
+      further5: perRound([g.id(5), g.id(1)], cpuDiff(4)),
+      average10: perRound([g.id(10), g.id(0)], cpuDiff(10)),
+      further10: perRound([g.id(10), g.id(1)], cpuDiff(9)),
+      rps10vs0: ratio(g.id(10), g.id(0)),
+    }]),
+  );
   const hookOverhead = perRound(['fastify-onsend', 'fastify'], (a, b) => (a.cpuUsPerReq === null || b.cpuUsPerReq === null ? null : a.cpuUsPerReq - b.cpuUsPerReq));
   const tenantsT = byId.get('tenants-1000');
   const tenantsN = tenantsT?.paths.length ?? 0;
@@ -287,6 +308,18 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   if (sum('proxy-0-nolog') !== null) L.push(`| proxy-0, access log off | ${fmtS(sum('proxy-0-nolog')?.cpuUsPerReq ?? null, 1)} | access log: ${fmtS(accessLogCpu, 2)} | ${fmtS(ratios['proxy-0-nolog/proxy-0'], 2, 'x')} |`);
   for (const n of [1, 5, 10]) L.push(`| plugins-${n} | ${fmtS(sum(`plugins-${n}`)?.cpuUsPerReq ?? null, 1)} | ${fmtS(perPlugin[n], 2)} | ${fmtS(ratios[`plugins-${n}/proxy-0`], 2, 'x')} |`);
   L.push(`| fastify onSend hook (unsandboxed) | ${fmtS(sum('fastify-onsend')?.cpuUsPerReq ?? null, 1)} | ${fmtS(hookOverhead, 2)} | |`);
+  L.push('', '### Per-plugin cost next to OpenResty and a naive isolated-vm gateway', '');
+  L.push('The same header plugin (read a request header; set a response header in access and in the header filter) in OpenResty (nginx + lua-nginx-module, one worker: `openresty-n`) and in a naive isolated-vm gateway (node:http + undici, one isolate per plugin, one timed `applySync` per plugin per phase: `naive-ivm-n`), each against its own 0-plugin baseline, computed per round like the figures above. Gateway CPU µs per request; the fastify hook is the unsandboxed cost of one plugin.', '');
+  const dc = (k: string) => designCost[k];
+  const costRow = (what: string, f: (c: (typeof designCost)[string]) => string, hook = '') => L.push(`| ${what} | ${DESIGNS.map((g) => f(dc(g.key))).join(' | ')} | ${hook} |`);
+  L.push(`| | ${DESIGNS.map((g) => g.label).join(' | ')} | fastify onSend (unsandboxed) |`, `|---|${DESIGNS.map(() => '---:|').join('')}---:|`);
+  costRow('0 plugins: CPU µs/req', (c) => fmt(c.baseCpuUs?.median, 1), fmt(sum('fastify')?.cpuUsPerReq?.median, 1));
+  costRow('first plugin (1 − 0)', (c) => fmtS(c.first, 2), fmtS(hookOverhead, 2));
+  costRow('at 5: per plugin ((5 − 0) / 5)', (c) => fmtS(c.average5, 2));
+  costRow('at 5: each further ((5 − 1) / 4)', (c) => fmtS(c.further5, 2));
+  costRow('at 10: per plugin ((10 − 0) / 10)', (c) => fmtS(c.average10, 2));
+  costRow('at 10: each further ((10 − 1) / 9)', (c) => fmtS(c.further10, 2));
+  costRow('req/s at 10 vs 0', (c) => fmtS(c.rps10vs0, 2, 'x'));
   L.push('', '## Body filter (64 KB)', '');
   L.push(`body-filter vs the lean Node proxy on the same 64 KB body: ${fmtS(ratios['body-filter/node-proxy-64k'], 2, 'x')} req/s, ${fmtS(cpuVsNode('body-filter'), 2, 'x')} CPU per request; vs nginx: ${fmtS(vsNginx('body-filter'), 2, 'x')} req/s.`);
   L.push('', `## tenants-1000 (${tenantsN} tenants)`, '');
@@ -377,6 +410,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     targets: Object.fromEntries(d.targets.map((t) => [t.id, { label: t.label, group: t.group, scenario: t.scenario, description: t.description, paths: t.paths.length === 1 ? t.paths : `${t.paths.length} paths`, error: t.error, summary: sum(t.id), rounds: t.samples }])),
     ratios,
     perPluginCpuUs: perPlugin,
+    perPluginByDesign: designCost,
     accessLogCpuUs: accessLogCpu,
     fastifyHookCpuUs: hookOverhead,
     tenants: { count: tenantsN, rssPerTenantMb: rssPerTenant },

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
  */
 const ROOT = join(import.meta.dirname, '..', '..');
 const SCENARIOS = [
-  'direct', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10',
+  'direct', 'node-proxy', 'fastify', 'fastify-onsend', 'nginx', 'openresty', 'naive-ivm', 'proxy-0', 'proxy-0-nolog', 'plugins-1', 'plugins-5', 'plugins-10',
   'body-filter', 'tenants-1000', 'cold-start', 'noisy-neighbour', 'noisy-10', 'solo-2ms', 'multi-core',
 ];
 
