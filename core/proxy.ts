@@ -24,7 +24,6 @@ type Headers = Record<string, string | string[] | undefined>;
 /** The client's body was not read: it streams upstream as it comes. */
 const STREAMED: ClientBody = { text: '', upstream: null };
 const NO_BODY: ClientBody = { text: '', upstream: null };
-const EMPTY = Buffer.alloc(0);
 
 /** Reads an over-cap client body to its end and drops it (its first part was already read). */
 function drain(body: AsyncIterable<Buffer>): void {
@@ -354,7 +353,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.filter !== null) {
-      this.filter.chunk(this, chunk, false);
+      this.filter.push(this, chunk);
       return;
     }
     if (this.res.destroyed) return;
@@ -371,7 +370,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.filter !== null) {
-      this.filter.chunk(this, EMPTY, true);
+      this.filter.flush(this, true);
       return;
     }
     // node:http sends trailers only on a chunked response, which is the only kind that has them.
