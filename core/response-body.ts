@@ -123,12 +123,15 @@ export class ResponseBuffer {
 
 /**
  * Upstream chunks that arrive together (one socket read gives several: chunked framing
- * cuts a 64 KB read into its chunks) are joined, up to this many bytes, and filtered in
- * one crossing: the crossing's fixed cost (snapshots, result, operations, a write to the
- * client) is paid once per read, not once per chunk. Well under OUTPUT_CAPS.maxChunkBytes,
- * so a plugin that rewrites a chunk still has room to grow it.
+ * cuts a read into its chunks) are joined, up to this many bytes, and filtered in one
+ * crossing, and the end of the body goes with the data it came with: the crossing's fixed
+ * cost (snapshots, result, operations, a write to the client) is paid once per read, not
+ * once per small chunk. Kept small: what saves crossings is joining small chunks, and a
+ * plugin's string work in the isolate grows a little faster than the chunk (a 64 MB
+ * isolate's young generation is ~1.4 MB), so larger joins buy nothing
+ * (docs/performance-findings.md). A larger upstream chunk goes alone, as before.
  */
-export const COALESCE_BYTES = 64 * 1024;
+export const COALESCE_BYTES = 16 * 1024;
 
 /** The end of the tick in which chunks were held: they are filtered then (nothing waits for more data). */
 function flushHeld(s: BodyFilterStream, ex: BodyExchange): void {
@@ -171,18 +174,15 @@ export class BodyFilterStream {
   }
 
   /**
-   * An upstream chunk: held until the end of this tick (more of the same read may follow),
-   * or filtered now with what is held when that would pass COALESCE_BYTES.
+   * An upstream chunk: held until the end of this tick (more of the same read, or its end,
+   * may follow); what is held is filtered first when this one would take it past
+   * COALESCE_BYTES. So a call gets at most COALESCE_BYTES, or one larger chunk alone.
    */
   push(ex: BodyExchange, data: Buffer): void {
     if (this.done) return;
     if (this.#heldBytes > 0 && this.#heldBytes + data.length > COALESCE_BYTES && !this.flush(ex, false)) return;
     this.#held.push(data);
     this.#heldBytes += data.length;
-    if (this.#heldBytes >= COALESCE_BYTES) {
-      this.flush(ex, false);
-      return;
-    }
     if (!this.#tickQueued) {
       this.#tickQueued = true;
       process.nextTick(flushHeld, this, ex);
