@@ -24,6 +24,7 @@ type Headers = Record<string, string | string[] | undefined>;
 /** The client's body was not read: it streams upstream as it comes. */
 const STREAMED: ClientBody = { text: '', upstream: null };
 const NO_BODY: ClientBody = { text: '', upstream: null };
+const EMPTY = Buffer.alloc(0);
 
 /** Reads an over-cap client body to its end and drops it (its first part was already read). */
 function drain(body: AsyncIterable<Buffer>): void {
