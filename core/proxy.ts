@@ -350,7 +350,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.filter !== null) {
-      this.filter.chunk(this, chunk, false);
+      this.filter.push(this, chunk);
       return;
     }
     if (this.res.destroyed) return;
@@ -367,7 +367,7 @@ class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     if (this.filter !== null) {
-      this.filter.chunk(this, EMPTY, true);
+      this.filter.flush(this, true);
       return;
     }
     // node:http sends trailers only on a chunked response, which is the only kind that has them.

@@ -6,6 +6,8 @@ import { OUTPUT_CAPS } from '../sandbox/limits.ts';
 import { recordFault, runFilterPhase, runPhase, type PipelineContext, type RequestFailure, type RequestState } from '../pdk-bridge/host/phase-call.ts';
 import type { RuntimeRoute } from './route.ts';
 
+const EMPTY = Buffer.alloc(0);
+
 type Headers = Record<string, string | string[] | undefined>;
 
 /** What the response-body stages need of the request's Exchange (core/proxy.ts). */
@@ -17,6 +19,9 @@ export type BodyExchange = {
   readonly state: RequestState;
   readonly target: OpTarget | null;
   readonly controller: Dispatcher.DispatchController | null;
+  /** The client went away, or the gateway answered on its own: a chunk held for coalescing is dropped. */
+  readonly closed: boolean;
+  readonly answered: boolean;
   requestJson(): string;
   /** Ends the request with the gateway's own answer (or cuts it when the headers are out). */
   fail(failure: RequestFailure): void;
@@ -117,18 +122,40 @@ export class ResponseBuffer {
 }
 
 /**
- * A streaming bodyFilter (for chains that have one): each upstream chunk (an exit()'s body:
- * one last chunk) goes through the chain as it arrives, cut at UTF-8 character boundaries,
- * and what the chain leaves is written at once, with backpressure. Gateway memory stays one
- * chunk per request. The headers are written with the first output, so a filter that fails
- * on its first chunk still gets the client a clean 500. A chunk no plugin changed goes out
- * byte for byte.
+ * Upstream chunks that arrive together (one socket read gives several: chunked framing
+ * cuts a read into its chunks) are joined, up to this many bytes, and filtered in one
+ * crossing, and the end of the body goes with the data it came with: the crossing's fixed
+ * cost (snapshots, result, operations, a write to the client) is paid once per read, not
+ * once per small chunk. Kept small: what saves crossings is joining small chunks, and a
+ * plugin's string work in the isolate grows a little faster than the chunk (a 64 MB
+ * isolate's young generation is ~1.4 MB), so larger joins buy nothing
+ * (docs/performance-findings.md). A larger upstream chunk goes alone, as before.
+ */
+export const COALESCE_BYTES = 16 * 1024;
+
+/** The end of the tick in which chunks were held: they are filtered then (nothing waits for more data). */
+function flushHeld(s: BodyFilterStream, ex: BodyExchange): void {
+  s.flush(ex, false);
+}
+
+/**
+ * A streaming bodyFilter (for chains that have one): each upstream read goes through the
+ * chain as it arrives (its chunks joined, up to COALESCE_BYTES, at the end of the tick they
+ * came in), cut at UTF-8 character boundaries, and what the chain leaves is written at
+ * once, with backpressure. Gateway memory stays one read per request. The end of the body
+ * travels with the data that came with it (no extra call for an empty last chunk). The
+ * headers are written with the first output, so a filter that fails on its first chunk
+ * still gets the client a clean 500. A chunk no plugin changed goes out byte for byte. An
+ * exit()'s body is one last chunk.
  */
 export class BodyFilterStream {
   readonly status: number;
   readonly headers: Headers;
   readonly phaseJson: string;
   #tail: Buffer | null = null;
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #tickQueued = false;
   #sent = 0;
   #headersOut = false;
   /** A body (not HEAD, 204 or 304) whose length may be told when it all came in one call. */
@@ -146,6 +173,38 @@ export class BodyFilterStream {
     this.status = status;
     this.headers = headers;
     this.phaseJson = JSON.stringify(exit ? { s: status, h: headers, src: 'exit' } : { s: status, h: headers });
+  }
+
+  /**
+   * An upstream chunk: held until the end of this tick (more of the same read, or its end,
+   * may follow); what is held is filtered first when this one would take it past
+   * COALESCE_BYTES. So a call gets at most COALESCE_BYTES, or one larger chunk alone.
+   */
+  push(ex: BodyExchange, data: Buffer): void {
+    if (this.done) return;
+    if (this.#heldBytes > 0 && this.#heldBytes + data.length > COALESCE_BYTES && !this.flush(ex, false)) return;
+    this.#held.push(data);
+    this.#heldBytes += data.length;
+    if (!this.#tickQueued) {
+      this.#tickQueued = true;
+      process.nextTick(flushHeld, this, ex);
+    }
+  }
+
+  /**
+   * Filters what is held (`last`: with the end of the body); false when the request ended
+   * on a failure. Nothing is filtered for a request that ended meanwhile (the client left,
+   * the upstream failed, the gateway answered).
+   */
+  flush(ex: BodyExchange, last: boolean): boolean {
+    this.#tickQueued = false;
+    const held = this.#held;
+    const bytes = this.#heldBytes;
+    if (bytes === 0 && !last) return !this.done;
+    this.#held = [];
+    this.#heldBytes = 0;
+    if (this.done || ex.closed || ex.answered || ex.res.destroyed || ex.res.writableEnded) return false;
+    return this.chunk(ex, held.length === 1 ? held[0] : held.length === 0 ? EMPTY : Buffer.concat(held, bytes), last);
   }
 
   /** Filters one chunk (`last`: the end of the body); false when the request ended on a failure. */

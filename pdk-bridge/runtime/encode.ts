@@ -1,7 +1,7 @@
 // In-isolate runtime: what leaves the isolate as text, made by the runtime's own encoder
 // (JSON.stringify would honour a planted toJSON): a call's result (the text of a thrown
 // value is describe.ts's).
-import { $deadline, $isArray, $keys, $stringify, bodyOut, bounded, ctxRaw, ctxShared, instance, ops, type Out } from './prelude.ts';
+import { $deadline, $isArray, $keys, $stringify, BODY_FILTER, bodyFrom, bodyOut, bounded, ctxRaw, ctxShared, instance, ops, phase, type Out } from './prelude.ts';
 import { describe } from './describe.ts';
 import { ctxEncode } from './ctx.ts';
 
@@ -28,7 +28,9 @@ export let encodedCtx = '';
  * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
  * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
  * and the body as it is. JSON never holds a raw newline, so the host splits at the first
- * two.
+ * two. A bodyFilter chunk set back as it came (setChunk(getChunk()), or a chain that
+ * ends where it began) is not sent: the host then sends the upstream's bytes as they
+ * were, byte for byte, without copying the text out and encoding it again.
  */
 export function encode(faults: unknown[], out: Out): void {
   $deadline[0] = 0;
@@ -46,6 +48,7 @@ export function encode(faults: unknown[], out: Out): void {
   }
   ctx = ctxEncode(ctx, faults);
   encodedCtx = ctx;
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (bodyOut === null ? '' : '\n' + bodyOut);
+  const body = bodyOut !== null && phase === BODY_FILTER && bodyOut === bodyFrom ? null : bodyOut;
+  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (body === null ? '' : '\n' + body);
 }
 

@@ -203,7 +203,8 @@ tenants:
     const ok = await send(`${gw.url}/rwt`, { headers: { 'x-rewrite': '1' } });
     expect(ok.status).toBe(200);
     expect(ok.headers['x-route-hf']).toBe('1');
-    expect(ok.body).toContain('[service 200 last=false] HELLO');
+    // the end comes with the data when both arrive in one read (core/response-body.ts joins them), else in a call of its own
+    expect(ok.body).toMatch(/\[service 200 last=(true|false)\] HELLO/);
   });
 
   it('a rewrite-exit headerFilter fault answers 500 with an error id', async () => {
