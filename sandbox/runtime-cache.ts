@@ -11,9 +11,15 @@ import { buildRuntime } from './runtime-build.ts';
 // not once per process. The cache is the bundle and the files it was made of; it is used
 // only when all of them hash as they did, so no change of the runtime's sources (or of an
 // import they add) can run a stale bundle.
-const CACHE_FILE = join(import.meta.dirname, '..', 'node_modules', '.cache', 'isogate', 'runtime.json');
+const ROOT = join(import.meta.dirname, '..');
+const CACHE_FILE = join(ROOT, 'node_modules', '.cache', 'isogate', 'runtime.json');
 
-type Cached = { inputs: string[]; hash: string; text: string };
+/**
+ * `root` is the checkout the bundle was built from: a node_modules shared by two checkouts
+ * (a symlink) holds one cache, whose inputs are the other checkout's files; they hash as
+ * they did, yet are not this checkout's sources.
+ */
+type Cached = { root: string; inputs: string[]; hash: string; text: string };
 
 function hashOf(inputs: readonly string[], salt: string): string | null {
   const h = createHash('sha256').update(salt).update(esbuildVersion);
@@ -28,13 +34,14 @@ function hashOf(inputs: readonly string[], salt: string): string | null {
 /**
  * The runtime bundle (sandbox/runtime-build.ts), from the cache when its inputs are
  * unchanged; built and cached otherwise. The caps and node info written into the bundle
- * are part of the key. A cache that cannot be read or written is only skipped.
+ * are part of the key. A cache that cannot be read or written is only skipped. `cacheFile`:
+ * the checkout's, unless a test gives its own.
  */
-export function loadRuntime(): string {
+export function loadRuntime(cacheFile = CACHE_FILE): string {
   const salt = JSON.stringify([OUTPUT_CAPS, NODE_INFO]);
   try {
-    const c = JSON.parse(readFileSync(CACHE_FILE, 'utf8')) as Cached;
-    if (Array.isArray(c.inputs) && typeof c.text === 'string' && hashOf(c.inputs, salt) === c.hash) return c.text;
+    const c = JSON.parse(readFileSync(cacheFile, 'utf8')) as Cached;
+    if (c.root === ROOT && Array.isArray(c.inputs) && typeof c.text === 'string' && hashOf(c.inputs, salt) === c.hash) return c.text;
   } catch {
     // no cache yet, or an unreadable one
   }
@@ -42,10 +49,10 @@ export function loadRuntime(): string {
   const hash = hashOf(inputs, salt);
   if (hash !== null) {
     try {
-      mkdirSync(join(CACHE_FILE, '..'), { recursive: true });
-      const tmp = `${CACHE_FILE}.${process.pid}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ inputs, hash, text } satisfies Cached));
-      renameSync(tmp, CACHE_FILE); // atomic: concurrent workers never read half a file
+      mkdirSync(join(cacheFile, '..'), { recursive: true });
+      const tmp = `${cacheFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ root: ROOT, inputs, hash, text } satisfies Cached));
+      renameSync(tmp, cacheFile); // atomic: concurrent workers never read half a file
     } catch {
       // read-only install: build every time
     }
