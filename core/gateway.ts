@@ -5,6 +5,7 @@ import { IsolatePool } from '../sandbox/pool.ts';
 import { Watchdog } from '../sandbox/watchdog.ts';
 import { beacon } from '../sandbox/beacon.ts';
 import { WarmIsolates } from '../sandbox/blank.ts';
+import { Prewarmer } from '../sandbox/prewarm.ts';
 import { AccessLog } from './access-log.ts';
 import { createAdminHandler } from './admin.ts';
 import { compileConfig, type CompiledConfig } from './config/compile.ts';
@@ -75,6 +76,7 @@ export class Gateway {
   readonly cluster: ClusterSync | undefined;
   #watchdog = new Watchdog();
   #warm = new WarmIsolates(2);
+  #prewarmer: Prewarmer;
   #pools = new UpstreamPools();
   #pool: IsolatePool;
   #builder: SnapshotBuilder;
@@ -136,6 +138,11 @@ export class Gateway {
       onCatastrophicError: (tenant, message) => this.#catastrophic(tenant, message),
     });
     this.#snapshot = this.#builder.build(compiled);
+    this.#prewarmer = new Prewarmer(this.#pool, this.#warm, {
+      onFailed: (tenant, message) => this.log.warn({ tenant }, `isolate pre-warm failed, its first request builds it: ${message}`),
+      onDone: (built, stoppedBy) => this.log.info({ built, stoppedBy }, 'isolates pre-warmed'),
+    });
+    this.#prewarm(this.#snapshot);
     ({ server: this.#proxy, websockets: this.#websockets, counts: this.#counts } = createProxyServer(this.#ctx));
   }
 
@@ -236,6 +243,7 @@ export class Gateway {
         this.#services.configure({ cache: compiled.input.sandbox.cache ?? DEFAULT_CACHE });
         const prev = this.#snapshot;
         this.#snapshot = next;
+        this.#prewarm(next);
         prev.retire(() => this.#freeUnused());
         this.#lastReloadError = null;
         this.metrics.configReloads.labels('ok').inc();
@@ -254,6 +262,16 @@ export class Gateway {
     const p = (this.#reloading ?? Promise.resolve()).then(run, run);
     this.#reloading = p;
     return p;
+  }
+
+  /**
+   * Keeps blank isolates ready for each heap size the config uses, and builds the first
+   * `sandbox.prewarm` tenants' isolates in the background (sandbox/prewarm.ts).
+   */
+  #prewarm(s: Snapshot): void {
+    const { prewarm, maxIsolates } = s.compiled.input.sandbox;
+    this.#warm.prime(new Set([...s.sandboxes.values()].map((sb) => sb.program.memoryMb)));
+    if (prewarm > 0) void this.#prewarmer.start(s.sandboxes.values(), prewarm, maxIsolates);
   }
 
   /** Disposes sandboxes that no snapshot in use refers to. */
@@ -351,6 +369,7 @@ export class Gateway {
     await this.#pools.close();
     await Promise.all([this.#counters.node.close(), this.#counters.cluster?.close()]);
     await this.#services.close();
+    this.#prewarmer.close();
     this.#builder.disposeAll();
     this.#pool.close();
     this.#warm.close();

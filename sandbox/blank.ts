@@ -166,6 +166,30 @@ export class WarmIsolates {
     return blank ?? createBlank(memoryMb);
   }
 
+  /**
+   * Resolves once a blank isolate of `memoryMb` is ready to take, made on isolated-vm's
+   * threads if none is (pre-warming: the next take gets it without building one on the
+   * gateway's thread). Makes none after close.
+   */
+  async ready(memoryMb: number): Promise<void> {
+    let list = this.#ready.get(memoryMb);
+    if (list === undefined) this.#ready.set(memoryMb, (list = []));
+    if (list.length > 0 || this.#closed) return;
+    try {
+      const blank = await createBlankAsync(memoryMb);
+      if (this.#closed) blank.isolate.dispose();
+      else list.push(blank);
+    } catch {
+      // out of memory, say: the take makes its own
+    }
+  }
+
+  /** Fills the pool for each heap size in `sizes` now (at config load), not after the first cold start of each. */
+  prime(sizes: Iterable<number>): void {
+    for (const size of sizes) if (!this.#ready.has(size)) this.#ready.set(size, []);
+    this.#scheduleRefill();
+  }
+
   #scheduleRefill(): void {
     if (this.#refilling || this.#closed || this.perSize === 0) return;
     this.#refilling = true;
