@@ -12,6 +12,16 @@ export function configure(pdk: any, configs: any) { throw new Error('refused ' +
 const SPIN_CONFIGURE = pluginSource('spin', `export function access(pdk: any) { pdk.response.setHeader('x-spin', 'ran'); }
 export function configure(pdk: any, configs: any) { while (true) {} }`);
 
+// The first plugin of a pre-warmed tenant gets the context its pool blank made ahead
+// (Blank.realm); the second must still have a realm of its own.
+const PATCHER = pluginSource('patcher', `(globalThis as any).leak = 'patcher';
+Array.prototype.push = function () { return -1; };
+export function access(pdk: any) { pdk.response.setHeader('x-patcher', String([].push(1 as never))); }`);
+const READER = pluginSource('reader', `export function access(pdk: any) {
+  pdk.response.setHeader('x-leak', typeof (globalThis as any).leak);
+  pdk.response.setHeader('x-push', String([].push(1 as never)));
+}`);
+
 function tenant(name: string, up: string, plugins: string): string {
   return `  - name: ${name}
     services: [{ name: s, url: "${up}" }]
@@ -100,6 +110,20 @@ describe('sandbox.prewarm', () => {
     expect((await send(`${gw.url}/n`)).headers['x-stamp']).toBe('n');
     expect(created(lines, 'e')).toBe(1);
     expect(created(lines, 'n')).toBe(1);
+  });
+
+  it("the plugin given the blank's ready-made realm shares it with no other plugin", async () => {
+    up = await startUpstream(echoHandler);
+    const { logger, lines } = captureLogger('debug');
+    const plugins = `[{ name: patcher, path: ./patcher.ts }, { name: reader, path: ./reader.ts }]`;
+    gw = await startGateway(`sandbox: { prewarm: 1 }\ntenants:\n${tenant('a', up.url, plugins)}\n`, { 'patcher.ts': PATCHER, 'reader.ts': READER }, { logger });
+    await waitFor(() => lines.some((l) => l.msg === 'isolates pre-warmed'), 5000, 'the pre-warm pass');
+    const r = await send(`${gw.url}/a`);
+    expect(r.status).toBe(200);
+    expect(r.headers['x-patcher']).toBe('-1'); // its own realm is patched
+    expect(r.headers['x-leak']).toBe('undefined');
+    expect(r.headers['x-push']).toBe('1');
+    expect(created(lines, 'a')).toBe(1);
   });
 
   it('a reload pre-warms the tenants whose plugins changed', async () => {
