@@ -75,7 +75,8 @@ export class Gateway {
   readonly configFile: string;
   readonly cluster: ClusterSync | undefined;
   #watchdog = new Watchdog();
-  #warm = new WarmIsolates(2);
+  // Refills wait for a moment with no request in flight (bounded): see sandbox/blank.ts.
+  #warm = new WarmIsolates(2, () => this.#snapshot.inflight > 0);
   #prewarmer: Prewarmer;
   #pools = new UpstreamPools();
   #pool: IsolatePool;

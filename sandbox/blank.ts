@@ -114,13 +114,15 @@ export type Blank = {
 };
 
 /**
- * How long after a take the pool makes the next blank isolate. Its first step,
- * `new ivm.Isolate`, runs on the gateway's thread (1-2 ms; isolated-vm has no async
- * constructor): 2 ms after the take it landed inside the very request that took the blank
- * (1.7 ms of that request's CPU, measured). After 30 ms that request has usually been
- * answered; the pool's second blank serves a cold start meanwhile.
+ * When the pool makes its next blank isolate. Its first step, `new ivm.Isolate`, runs on
+ * the gateway's thread (1-2 ms; isolated-vm has no async constructor): made 2 ms after
+ * a take, it landed inside the very request that took the blank (1.7 ms of that request's
+ * CPU, measured). So a refill waits while requests are in flight (`busy`), checked every
+ * REFILL_DELAY_MS, but no longer than REFILL_MAX_WAIT_MS: under steady load some request
+ * pays for it anyway, and an empty pool costs a cold start more.
  */
-const REFILL_DELAY_MS = 30;
+const REFILL_DELAY_MS = 2;
+const REFILL_MAX_WAIT_MS = 50;
 
 export function createBlank(memoryMb: number): Blank {
   const holder = { onCatastrophicError: (_message: string) => {} };
@@ -178,9 +180,14 @@ export class WarmIsolates {
   #ready = new Map<number, Blank[]>();
   #refilling = false;
   #closed = false;
+  readonly #busy: () => boolean;
+  /** When the refill under way was first due (its wait is bounded from there). */
+  #due = 0;
 
-  constructor(perSize = 2) {
+  /** `busy`: whether requests are in flight (a refill waits for a pause, within bounds). */
+  constructor(perSize = 2, busy: () => boolean = () => false) {
     this.perSize = perSize;
+    this.#busy = busy;
   }
 
   /** A blank isolate of `memoryMb`, made now if none is ready. */
@@ -219,10 +226,15 @@ export class WarmIsolates {
   #scheduleRefill(): void {
     if (this.#refilling || this.#closed || this.perSize === 0) return;
     this.#refilling = true;
+    this.#due = performance.now();
     setTimeout(this.#refillOne, REFILL_DELAY_MS).unref();
   }
 
   #refillOne = (): void => {
+    if (this.#busy() && performance.now() - this.#due < REFILL_MAX_WAIT_MS && !this.#closed) {
+      setTimeout(this.#refillOne, REFILL_DELAY_MS).unref();
+      return;
+    }
     for (const [size, list] of this.#ready) {
       if (list.length < this.perSize && !this.#closed) {
         createBlankAsync(size).then(
