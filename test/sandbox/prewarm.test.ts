@@ -72,6 +72,23 @@ describe('sandbox.prewarm', () => {
     expect(created(lines, 'a')).toBe(1);
   });
 
+  it('stops before the live heaps would pass maxTotalHeapMb', async () => {
+    up = await startUpstream(echoHandler);
+    const { logger, lines } = captureLogger('debug');
+    const names = Array.from({ length: 30 }, (_, i) => `t${i}`);
+    const t = (n: string) => tenant(n, up!.url, `[{ name: stamp, path: ./stamp.ts, config: { tag: ${n} } }]`);
+    gw = await startGateway(`sandbox: { prewarm: 30, maxTotalHeapMb: 8 }\ntenants:\n${names.map(t).join('\n')}\n`, { 'stamp.ts': STAMP }, { logger });
+    const done = await waitFor(() => lines.find((l) => l.msg === 'isolates pre-warmed'), 10000, 'the pre-warm pass');
+    expect(done).toMatchObject({ stoppedBy: 'heap' });
+    const built = done.built as number;
+    expect(built).toBeGreaterThan(0);
+    expect(built).toBeLessThan(30);
+    expect(gw.gw.liveIsolates()).toBe(built);
+    let heap = 0;
+    for (const sb of gw.gw.snapshot.sandboxes.values()) heap += (sb.heap()?.used ?? 0) + (sb.heap()?.external ?? 0);
+    expect(heap).toBeLessThanOrEqual(8 * 1024 * 1024);
+  });
+
   it('a failing configure is disabled and logged at pre-warm, before any request; the tenant is served', async () => {
     up = await startUpstream(echoHandler);
     const { logger, lines } = captureLogger('debug');
