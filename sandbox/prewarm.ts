@@ -45,7 +45,8 @@ export class Prewarmer {
     const generation = ++this.#generation;
     const list = [...sandboxes].slice(0, Math.min(limit, maxIsolates));
     const previous = this.#running;
-    this.#running = previous.then(() => this.#pass(generation, list));
+    // A bug of ours in a pass must not end the worker (an unhandled rejection would): reported, and requests build the rest.
+    this.#running = previous.then(() => this.#pass(generation, list)).catch((err: unknown) => this.#events.onFailed('', `pre-warm pass stopped: ${String((err as Error)?.message).slice(0, 300)}`));
     return this.#running;
   }
 
