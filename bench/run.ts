@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Pool } from 'undici';
+import { Pool, request as undiciRequest } from 'undici';
 import { parseFlags, USAGE, type Flags } from './lib/args.ts';
 import { keepMainThreadProfiles } from './lib/cpuprofile.ts';
 import { bodyFilterConfig, chainConfig, multiConfig, noisyConfig, noisyManyConfig, rateLimitConfig, REALISTIC_KEY, realisticChainConfig, solo2msConfig, tenantsConfig } from './lib/configs.ts';
@@ -467,11 +467,28 @@ async function measure(t: Target, round: number): Promise<void> {
   }
 }
 
-/** Cold start: a fresh gateway; per tenant, the first request (isolate created) and then a warm one. */
+/**
+ * Cold start: a fresh gateway; per tenant, the first request (isolate created) and then a
+ * warm one. Then the same with every tenant pre-warmed (sandbox.prewarm, built before the
+ * first request): what a first request still costs when its isolate already exists.
+ */
 async function measureCold(round: number): Promise<void> {
-  const def = gatewayDef(`cold-start-r${round + 1}`, (d, p) => tenantsConfig(d, 'cold-start', p, UPSTREAM, F.coldTenants + 1, 'c'));
+  const plain = await coldRound(round, false);
+  const pre = await coldRound(round, true);
+  coldRounds.push({ round, tenants: F.coldTenants, ...plain, prewarmedAddedP50Ms: pre.addedP50Ms, prewarmedAddedP99Ms: pre.addedP99Ms, rssPerIsolate: null });
+  progress.done(`cold-start r${round + 1}: cold p50 ${plain.coldP50Ms.toFixed(2)} ms, p99 ${plain.coldP99Ms.toFixed(2)} ms; warm p50 ${plain.warmP50Ms.toFixed(2)} ms, p99 ${plain.warmP99Ms.toFixed(2)} ms; pre-warmed added p50 ${pre.addedP50Ms.toFixed(2)} ms, p99 ${pre.addedP99Ms.toFixed(2)} ms`);
+}
+
+async function coldRound(round: number, prewarm: boolean): Promise<{ coldP50Ms: number; coldP99Ms: number; warmP50Ms: number; warmP99Ms: number; addedP50Ms: number; addedP99Ms: number }> {
+  const n = F.coldTenants + 1;
+  let admin = 0;
+  const def = gatewayDef(`cold-start${prewarm ? '-prewarmed' : ''}-r${round + 1}`, (d, p, a) => {
+    admin = a;
+    return tenantsConfig(d, prewarm ? 'cold-start-prewarmed' : 'cold-start', p, UPSTREAM, n, 'c', prewarm ? { prewarm: n, adminPort: a } : undefined);
+  });
   const s = await def.start();
   try {
+    if (prewarm) await waitIsolates(admin, n, s);
     const pool = new Pool(`http://127.0.0.1:${s.port}`, { connections: 1 });
     const get = async (path: string): Promise<number> => {
       const a = performance.now();
@@ -492,11 +509,27 @@ async function measureCold(round: number): Promise<void> {
     await pool.close();
     const c = { p50: percentile(cold, 50), p99: percentile(cold, 99) };
     const w = { p50: percentile(warm, 50), p99: percentile(warm, 99) };
-    coldRounds.push({ round, tenants: F.coldTenants, coldP50Ms: c.p50, coldP99Ms: c.p99, warmP50Ms: w.p50, warmP99Ms: w.p99, addedP50Ms: c.p50 - w.p50, addedP99Ms: c.p99 - w.p99, rssPerIsolate: null });
-    progress.done(`cold-start r${round + 1}: cold p50 ${c.p50.toFixed(2)} ms, p99 ${c.p99.toFixed(2)} ms; warm p50 ${w.p50.toFixed(2)} ms, p99 ${w.p99.toFixed(2)} ms`);
+    return { coldP50Ms: c.p50, coldP99Ms: c.p99, warmP50Ms: w.p50, warmP99Ms: w.p99, addedP50Ms: c.p50 - w.p50, addedP99Ms: c.p99 - w.p99 };
   } finally {
     await stop(s.proc!);
   }
+}
+
+/** Waits until the gateway's /status counts `n` live isolates (its pre-warm pass is done). */
+async function waitIsolates(adminPort: number, n: number, s: Server): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      const r = await undiciRequest(`http://127.0.0.1:${adminPort}/status`);
+      const body = (await r.body.json()) as { counts?: { isolates?: number } };
+      if ((body.counts?.isolates ?? 0) >= n) return;
+    } catch {
+      // not up yet
+    }
+    if (s.proc?.child.exitCode != null) throw new Error(`${s.name} exited while pre-warming`);
+    await sleep(50);
+  }
+  throw new Error(`${s.name}: ${n} isolates not pre-warmed after 60 s`);
 }
 
 // Plan: rounds interleave every target (A, B, C, ..., then again).

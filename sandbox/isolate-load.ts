@@ -63,7 +63,9 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
       // A context of the plugin's own, and its bundle as a function: nothing of the plugin
       // has run. The runtime calls it inside its own catch, so what the module throws
       // stays in the isolate (api.load).
-      const mod = prepareModule(isolate, plugin.code, `plugin:${plugin.name}`);
+      const made = blank.realm;
+      blank.realm = null; // one plugin's only
+      const mod = prepareModule(isolate, plugin.code, `plugin:${plugin.name}`, made);
       // The module's CPU limit, timed by the sentinel from this step on (sandbox/sentinel.ts).
       cells.pluginDeadline[0] = moduleDeadlineMs(program, index);
       cells.step[0]++;

@@ -88,12 +88,14 @@ export function bodyFilterConfig(dir: string, port: number, upstream: string): G
 }
 
 /** `n` tenants, each with route /<prefix><i> and its own header plugin instance. */
-export function tenantsConfig(dir: string, name: string, port: number, upstream: string, n: number, prefix: string): GatewayConfig {
+/** `prewarm`: tenants whose isolates the gateway builds at config load (sandbox.prewarm), with the admin API on `adminPort` to see when. */
+export function tenantsConfig(dir: string, name: string, port: number, upstream: string, n: number, prefix: string, pre?: { prewarm: number; adminPort: number }): GatewayConfig {
   mkdirSync(dir, { recursive: true });
   const [f] = headerPlugins(dir, 1);
   // maxTotalHeapMb: the default (8192) divided by memoryMb (64) allows only 128 live
   // isolates; beyond that tenants evict each other and every request is a cold start.
-  const lines: string[] = [head(port) + `sandbox: { maxIsolates: ${Math.max(10000, n * 2)}, idleTimeoutMs: 0, maxTotalHeapMb: ${Math.max(8192, n * 64 + 64)} }\ntenants:`];
+  const top = pre === undefined ? head(port) : head(port).replace('admin: { host: 127.0.0.1, port: 0 }', `admin: { host: 127.0.0.1, port: ${pre.adminPort} }`);
+  const lines: string[] = [top + `sandbox: { maxIsolates: ${Math.max(10000, n * 2)}, idleTimeoutMs: 0, maxTotalHeapMb: ${Math.max(8192, n * 64 + 64)}, prewarm: ${pre?.prewarm ?? 0} }\ntenants:`];
   for (let i = 0; i < n; i++) {
     lines.push(`  - name: ${prefix}${i}
     services: [{ name: up, url: "${upstream}" }]

@@ -52,6 +52,9 @@ export type ColdRound = {
   warmP99Ms: number;
   addedP50Ms: number;
   addedP99Ms: number;
+  /** The same, every tenant's isolate pre-warmed (sandbox.prewarm) before its first request. */
+  prewarmedAddedP50Ms?: number;
+  prewarmedAddedP99Ms?: number;
   rssPerIsolate: number | null;
 };
 
@@ -168,6 +171,8 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
     warmP99Ms: summarize(d.cold.map((c) => c.warmP99Ms)),
     addedP50Ms: summarize(d.cold.map((c) => c.addedP50Ms)),
     addedP99Ms: summarize(d.cold.map((c) => c.addedP99Ms)),
+    prewarmedAddedP50Ms: summarize(d.cold.map((c) => c.prewarmedAddedP50Ms ?? null)),
+    prewarmedAddedP99Ms: summarize(d.cold.map((c) => c.prewarmedAddedP99Ms ?? null)),
   };
   const noisyOf = (under: string, solo: string) => {
     const u = byId.get(under);
@@ -246,6 +251,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   check('tenants-1000 vs 1 tenant (plugins-1, req/s)', '>= 0.8x', ratios['tenants-1000/plugins-1'], (v) => v >= 0.8, 'x', 2);
   check('cold-start: added p99 latency', '<= 3 ms', coldSum.addedP99Ms, (v) => v <= 3, ' ms', 2);
   check('body-filter 64 KB: CPU per request vs the lean Node proxy on the same body', '<= 2.0x', cpuVsNode('body-filter'), (v) => v <= 2.0, 'x', 2);
+  check('cold-start pre-warmed: added p99 latency', '<= 1 ms', coldSum.prewarmedAddedP99Ms, (v) => v <= 1, ' ms', 2);
   for (const p of ['proxy-0', 'plugins-5'] as const) {
     check(`multi-core ${p}: all workers vs 1, over nginx's all vs 1`, '>= 0.9x', multiVsNginx[p], (v) => v >= 0.9, 'x', 2, d.workersSupported ? `isogate ${fmtS(multi[p], 2, 'x')}, nginx ${fmtS(multi.nginx, 2, 'x')}` : 'gateway has no --workers yet');
   }
@@ -339,6 +345,7 @@ export function writeReport(d: RunData, opts: { latest: boolean }): { headline: 
   L.push(`| cold (first request of a tenant) | ${fmtS(coldSum.coldP50Ms, 2)} | ${fmtS(coldSum.coldP99Ms, 2)} |`);
   L.push(`| warm (same tenant, next request) | ${fmtS(coldSum.warmP50Ms, 2)} | ${fmtS(coldSum.warmP99Ms, 2)} |`);
   L.push(`| **added by the cold start** | ${fmtS(coldSum.addedP50Ms, 2)} | ${fmtS(coldSum.addedP99Ms, 2)} |`);
+  L.push(`| added when pre-warmed (sandbox.prewarm: isolates built before the first request) | ${fmtS(coldSum.prewarmedAddedP50Ms, 2)} | ${fmtS(coldSum.prewarmedAddedP99Ms, 2)} |`);
   L.push('', '## Noisy neighbour', '');
   L.push(`Tenant A's plugin spins \`while(true){}\` until the watchdog stops it at cpuMs ${d.flags.noisyCpuMs}, on every request, from a second load generator (${d.flags.noisyConnections} connections); tenant B runs one header plugin. In the 10-tenant variant, ten such tenants at once share the second generator's connections. Every tenant has the gateway's default CPU share (cpuWeight 100, no cap). Targets: B keeps >= 0.9x throughput, p99 <= 1.2x solo, zero errors.`, '');
   L.push('| tenant B | req/s | p50 ms | p99 ms | errors |', '|---|---:|---:|---:|---:|');

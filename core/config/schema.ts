@@ -163,6 +163,7 @@ export const CONFIG_SCHEMA = {
         maxIsolates: { type: 'integer', minimum: 1, default: 10000, description: 'Live isolates at most; the least recently used is disposed beyond it.' },
         idleTimeoutMs: { type: 'integer', minimum: 0, default: 600000, description: 'An isolate unused this long is disposed (0: never).' },
         maxTotalHeapMb: { type: 'integer', minimum: 8, default: 4096, description: 'Heap used by all live isolates of a worker, at most (measured every 5 s); the least recently used isolates are disposed beyond it.' },
+        prewarm: { type: 'integer', minimum: 0, default: 0, description: "Tenants (the first ones in the config) whose isolates each worker builds at config load and at each reload, in the background, so that their first request pays no cold start. Bounded by maxIsolates and maxTotalHeapMb; a plugin that fails to load is disabled and logged as at a request." },
         breaker: { ...breaker, default: {} },
         cache: {
           type: 'object',

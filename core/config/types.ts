@@ -101,7 +101,7 @@ export type ConfigInput = {
   /** access: true = stdout, a path, or false / "off". */
   log: { level: string; access: boolean | string };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
-  sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; breaker: BreakerInput; cache: { maxEntries: number; maxBytes: number } };
+  sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; prewarm: number; breaker: BreakerInput; cache: { maxEntries: number; maxBytes: number } };
   proxy: ProxyInput;
   tenants: TenantInput[];
   /** Absent: a single node. */

@@ -4,27 +4,48 @@ import type { Snapshot } from '../snapshot.ts';
 import { SnapshotBuilder, type SnapshotBuilderDeps } from '../snapshot-builder.ts';
 import { WarmIsolates } from '../../sandbox/blank.ts';
 import { IsolatePool } from '../../sandbox/pool.ts';
+import { Prewarmer } from '../../sandbox/prewarm.ts';
 import { Watchdog } from '../../sandbox/watchdog.ts';
 
 /**
  * A gateway's plugin sandboxes and what they share: the watchdog thread that ends calls
  * over their limits, warm blank isolates, the isolate pool with its bounds, and the
- * snapshot builder that makes (or keeps) each tenant's sandbox for a config.
+ * snapshot builder that makes (or keeps) each tenant's sandbox for a config, and the
+ * pre-warmer that builds the first `sandbox.prewarm` tenants' isolates ahead of their
+ * first request (sandbox/prewarm.ts).
  */
 export class GatewaySandboxes {
   readonly #watchdog = new Watchdog();
-  readonly #warm = new WarmIsolates(2);
+  // Refills wait for a moment with no request in flight (bounded): see sandbox/blank.ts.
+  readonly #warm = new WarmIsolates(2, () => (this.#last?.inflight ?? 0) > 0);
   readonly #pool: IsolatePool;
   readonly #builder: SnapshotBuilder;
+  readonly #prewarmer: Prewarmer;
+  /** The snapshot built last (the one serving, or about to). */
+  #last: Snapshot | null = null;
 
   constructor(limits: ConfigInput['sandbox'], deps: Omit<SnapshotBuilderDeps, 'watchdog' | 'isolates' | 'warm'>) {
     this.#pool = new IsolatePool(limits.maxIsolates, limits.idleTimeoutMs, limits.maxTotalHeapMb);
     this.#builder = new SnapshotBuilder({ ...deps, watchdog: this.#watchdog, isolates: this.#pool, warm: this.#warm });
+    const log = deps.log;
+    this.#prewarmer = new Prewarmer(this.#pool, this.#warm, {
+      onFailed: (tenant, message) => log.warn({ tenant }, `isolate pre-warm failed, its first request builds it: ${message}`),
+      onDone: (built, stoppedBy) => log.info({ built, stoppedBy }, 'isolates pre-warmed'),
+    });
   }
 
-  /** The snapshot of `compiled`, with its tenants' sandboxes. */
+  /**
+   * The snapshot of `compiled`, with its tenants' sandboxes. Keeps blank isolates ready for
+   * each heap size the config uses, and starts pre-warming its first `sandbox.prewarm`
+   * tenants in the background.
+   */
   build(compiled: CompiledConfig): Snapshot {
-    return this.#builder.build(compiled);
+    const s = this.#builder.build(compiled);
+    this.#last = s;
+    const { prewarm, maxIsolates } = compiled.input.sandbox;
+    this.#warm.prime(new Set([...s.sandboxes.values()].map((sb) => sb.program.memoryMb)));
+    if (prewarm > 0) void this.#prewarmer.start(s.sandboxes.values(), prewarm, maxIsolates);
+    return s;
   }
 
   /** Live plugin isolates. */
@@ -53,6 +74,7 @@ export class GatewaySandboxes {
 
   /** Disposes every sandbox and isolate, then stops the watchdog (isolated-vm crashes if the process exits while its thread runs). */
   async close(): Promise<void> {
+    this.#prewarmer.close();
     this.#builder.disposeAll();
     this.#pool.close();
     this.#warm.close();
