@@ -62,7 +62,7 @@ export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery:
 /**
  * Status, headers and body of a plugin's exit(), with the response header edits made before
  * it (response.setHeader in rewrite or access) applied: what headerFilter and bodyFilter
- * then see, as they would an upstream response (core/proxy.ts sendExit), or what answers a
+ * then see, as they would an upstream response (core/response-writing.ts sendExit), or what answers a
  * WebSocket handshake (core/websocket.ts).
  */
 export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {
