@@ -16,7 +16,6 @@ import { upstreamTarget } from './upstream-request.ts';
 type Headers = Record<string, string | string[] | undefined>;
 
 export type { ProxyContext } from './proxy-context.ts';
-export { exitResponse, newTarget, upstreamHeaders, upstreamTarget } from './upstream-request.ts';
 
 /** Reads an over-cap client body to its end and drops it (its first part was already read). */
 function drain(body: AsyncIterable<Buffer>): void {

@@ -6,8 +6,8 @@ import { stripSegments } from './router/router.ts';
 
 /**
  * What the proxy builds of a request for the upstream (headers, target) and the answer of
- * a plugin's exit(): plain functions shared by plain requests (core/proxy.ts, which
- * re-exports them) and WebSocket handshakes (core/websocket.ts).
+ * a plugin's exit(): plain functions shared by plain requests (core/before-upstream.ts,
+ * core/proxy.ts, core/response-writing.ts) and WebSocket handshakes (core/websocket.ts).
  */
 
 type Headers = Record<string, string | string[] | undefined>;
