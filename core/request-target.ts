@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { ProxyContext } from './proxy.ts';
+import type { ProxyContext } from './proxy-context.ts';
 import type { RuntimeRoute, TenantStage } from './route.ts';
 import { exactPath, normalizePath, type Match } from './router/router.ts';
 import type { Snapshot } from './snapshot.ts';

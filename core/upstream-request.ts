@@ -6,8 +6,8 @@ import { stripSegments } from './router/router.ts';
 
 /**
  * What the proxy builds of a request for the upstream (headers, target) and the answer of
- * a plugin's exit(): plain functions shared by plain requests (core/proxy.ts, which
- * re-exports them) and WebSocket handshakes (core/websocket.ts).
+ * a plugin's exit(): plain functions shared by plain requests (core/before-upstream.ts,
+ * core/proxy.ts, core/response-writing.ts) and WebSocket handshakes (core/websocket.ts).
  */
 
 type Headers = Record<string, string | string[] | undefined>;
@@ -62,7 +62,7 @@ export function upstreamTarget(route: RuntimeRoute, target: OpTarget, bareQuery:
 /**
  * Status, headers and body of a plugin's exit(), with the response header edits made before
  * it (response.setHeader in rewrite or access) applied: what headerFilter and bodyFilter
- * then see, as they would an upstream response (core/proxy.ts sendExit), or what answers a
+ * then see, as they would an upstream response (core/response-writing.ts sendExit), or what answers a
  * WebSocket handshake (core/websocket.ts).
  */
 export function exitResponse(target: OpTarget): { status: number; headers: Headers; body: Buffer | null } {

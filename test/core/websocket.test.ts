@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Serv
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
-import { FrameMeter } from '../../core/websocket.ts';
+import { FrameMeter } from '../../core/websocket-tunnel.ts';
 import { freePort, parseRawResponse, pluginSource, rawRequest, startGateway, waitFor, type TestGateway } from '../helpers/gateway.ts';
 
 /**

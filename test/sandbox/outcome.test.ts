@@ -34,7 +34,7 @@ describe('the outcome table (sandbox/outcome.ts)', () => {
   });
 
   it('is the only place that maps outcomes: no comparison with an outcome name elsewhere', () => {
-    const files = ['pdk-bridge/host/phase-call.ts', 'sandbox/phase-caller.ts', 'core/proxy.ts', 'core/log-queue.ts', 'sandbox/breaker.ts', 'sandbox/guarded-call.ts', 'sandbox/tenant-sandbox.ts', 'sandbox/run-result.ts'];
+    const files = ['pdk-bridge/host/phase-call.ts', 'sandbox/phase-caller.ts', 'core/proxy.ts', 'core/exchange-state.ts', 'core/before-upstream.ts', 'core/response-writing.ts', 'core/log-queue.ts', 'sandbox/breaker.ts', 'sandbox/guarded-call.ts', 'sandbox/tenant-sandbox.ts', 'sandbox/run-result.ts'];
     for (const f of files) {
       const text = readFileSync(join(ROOT, f), 'utf8');
       expect(text, f).not.toMatch(/outcome\s*===?\s*'|'(?:breaker_open|quarantined|cpu|wall)'\s*\|\|/);
