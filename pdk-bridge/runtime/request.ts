@@ -1,5 +1,5 @@
 // In-isolate runtime: pdk.request, reads of the client's request (a snapshot copied in).
-// Snapshot fields (core/proxy.ts requestJson): m method, p normalized path, q raw query,
+// Snapshot fields (core/exchange-state.ts requestJson): m method, p normalized path, q raw query,
 // h headers, ip peer address, cp peer port, s scheme, o the gateway's port, v HTTP minor
 // version, t start time (epoch ms), d segments of the route prefix that matched (of rp,
 // the path routed, when the tenant's rewrite changed it; else of p), u the
