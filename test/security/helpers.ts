@@ -193,7 +193,15 @@ export async function expectStillServes(lab: Lab, opts: { calm?: boolean } = {})
   const bare = await send(`${lab.url}/bare`);
   expect(bare.status).toBe(200);
   if (opts.calm !== false) {
-    const calm = await send(`${lab.url}/calm`);
+    let calm = await send(`${lab.url}/calm`);
+    // /calm is the attacker's own tenant: an attack that burnt CPU up to its limit on a
+    // saturated worker can leave that tenant over its fair share for a moment, answered with
+    // the documented 503 and Retry-After (SECURITY.md, CPU share). The isolate's recovery is
+    // judged once it is served again.
+    if (calm.status === 503 && calm.json().error?.code === 'ISG_ERR_TENANT_THROTTLED') {
+      await new Promise((r) => setTimeout(r, Math.min(2, Number(calm.headers['retry-after']) || 1) * 1000));
+      calm = await send(`${lab.url}/calm`);
+    }
     expect(calm.status).toBe(200);
     expect(calm.headers['x-benign']).toBe('ok');
   }
