@@ -74,9 +74,19 @@ export class GuardedCall {
       return new Crashed(this.#crashed(live, error));
     }
     this.#chargeCpu(live, started);
-    if (this.#meter.lastCallMs >= HEAP_CHECK_AFTER_MS && heapOverLimit(live.isolate, this.#memoryMb)) {
-      this.#isolates.drop(live, 'memory');
-      return new Crashed(failed('memory', cells.current[0], 'isolate heap limit exceeded during the call'));
+    if (this.#meter.lastCallMs >= HEAP_CHECK_AFTER_MS) {
+      let over: boolean;
+      try {
+        over = heapOverLimit(live.isolate, this.#memoryMb);
+      } catch (err) {
+        // Disposed by the watchdog after the kill check above (its limit passed as the call
+        // returned; it sets the kill flag before it disposes): the call ends as that kill.
+        return new Crashed(this.#crashed(live, err));
+      }
+      if (over) {
+        this.#isolates.drop(live, 'memory');
+        return new Crashed(failed('memory', cells.current[0], 'isolate heap limit exceeded during the call'));
+      }
     }
     return out;
   }
