@@ -1,7 +1,7 @@
-import { createServer, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { createServer, type OutgoingHttpHeaders } from 'node:http';
 import { parseArgs } from 'node:util';
 import ivm from 'isolated-vm';
-import { Pool } from 'undici';
+import { serve, strip, upstreamDone, upstreamPool } from './lean-parts.ts';
 
 /**
  * The naive isolated-vm gateway Isogate's bridge was built to beat: the lean proxy of
@@ -12,8 +12,7 @@ import { Pool } from 'undici';
  * `--plugins 0` is this peer's own baseline for the per-plugin cost.
  */
 const { values } = parseArgs({ options: { port: { type: 'string' }, upstream: { type: 'string' }, plugins: { type: 'string', default: '0' } } });
-const pool = new Pool(values.upstream!, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
+const pool = upstreamPool(values.upstream!);
 const TIMEOUT_MS = 50;
 const MAX_VALUE = 8192;
 
@@ -40,11 +39,6 @@ function header(out: unknown, into: OutgoingHttpHeaders): void {
   if (typeof k === 'string' && typeof v === 'string' && k.length <= 256 && v.length <= MAX_VALUE) into[k.toLowerCase()] = v;
 }
 
-function strip(h: IncomingHttpHeaders | Record<string, string | string[] | undefined>, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
-  for (const k in h) if (!HOP.has(k)) into[k] = h[k];
-  return into;
-}
-
 const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req, res) => {
   // Only a primitive crosses as is (x-bench is never an array in node:http; the type allows it).
   const h = req.headers['x-bench'];
@@ -59,9 +53,9 @@ const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req
   }
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
   pool.stream(
-    { path: req.url!, method: req.method as 'GET', headers: strip(req.headers, {}), body: hasBody ? req : null },
+    { path: req.url!, method: req.method as 'GET', headers: strip(req.headers), body: hasBody ? req : null },
     ({ statusCode, headers }) => {
-      const out = strip(headers, {});
+      const out: OutgoingHttpHeaders = strip(headers);
       try {
         for (const p of plugins) header(p.headerFilter.applySync(undefined, [v], CALL), set);
       } catch {
@@ -70,18 +64,7 @@ const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req
       res.writeHead(statusCode, Object.assign(out, set));
       return res;
     },
-    (err) => {
-      if (err === null) return;
-      if (res.headersSent) res.destroy();
-      else {
-        res.writeHead(502);
-        res.end();
-      }
-    },
+    upstreamDone(res),
   );
 });
-server.listen(Number(values.port), '127.0.0.1');
-process.on('SIGTERM', () => {
-  server.closeAllConnections();
-  server.close(() => void pool.close().then(() => process.exit(0)));
-});
+serve(server, pool, Number(values.port));

@@ -6,16 +6,12 @@ import { join } from 'node:path';
  * run it. `workers` > 0: a master and that many workers, each on its own `reuseport`
  * socket (the multi-core reference: Isogate's workers listen the same way).
  */
-export function nginxConfig(dir: string, port: number, upstreamPort: number, workers = 0): { cmd: string; args: string[] } {
-  mkdirSync(join(dir, 'tmp'), { recursive: true });
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `# written by bench/peers/nginx.ts
-daemon off;
-master_process ${workers > 0 ? 'on' : 'off'};
-worker_processes ${Math.max(1, workers)};
-error_log stderr error;
+/**
+ * The lines every nginx peer's config shares (this one and openresty.ts): logs, pid, events,
+ * and the head of the http block with its temp folders under `dir`; the http block stays open.
+ */
+export function nginxCommon(dir: string): string {
+  return `error_log stderr error;
 pid ${dir}/nginx.pid;
 events { worker_connections 4096; }
 http {
@@ -25,7 +21,19 @@ http {
   fastcgi_temp_path ${dir}/tmp/fastcgi;
   uwsgi_temp_path ${dir}/tmp/uwsgi;
   scgi_temp_path ${dir}/tmp/scgi;
-  keepalive_requests 1000000;
+  keepalive_requests 1000000;`;
+}
+
+export function nginxConfig(dir: string, port: number, upstreamPort: number, workers = 0): { cmd: string; args: string[] } {
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    `# written by bench/peers/nginx.ts
+daemon off;
+master_process ${workers > 0 ? 'on' : 'off'};
+worker_processes ${Math.max(1, workers)};
+${nginxCommon(dir)}
   upstream up {
     server 127.0.0.1:${upstreamPort};
     keepalive 256;

@@ -1,20 +1,13 @@
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
-import { Pool } from 'undici';
+import { serve, strip, upstreamDone, upstreamPool } from './lean-parts.ts';
 
 /**
  * The floor any Node gateway pays: node:http in front, an undici keep-alive Pool behind,
  * bodies streamed both ways, hop-by-hop headers dropped. No routing, no plugins.
  */
 const { values } = parseArgs({ options: { port: { type: 'string' }, upstream: { type: 'string' } } });
-const pool = new Pool(values.upstream!, { connections: 256, pipelining: 1, keepAliveTimeout: 30_000 });
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']);
-
-function strip(h: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[] | undefined> {
-  const out: Record<string, string | string[] | undefined> = {};
-  for (const k in h) if (!HOP.has(k)) out[k] = h[k];
-  return out;
-}
+const pool = upstreamPool(values.upstream!);
 
 const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req, res) => {
   const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
@@ -24,18 +17,7 @@ const server = createServer({ keepAliveTimeout: 5_000, requestTimeout: 0 }, (req
       res.writeHead(statusCode, strip(headers));
       return res;
     },
-    (err) => {
-      if (err === null) return;
-      if (res.headersSent) res.destroy();
-      else {
-        res.writeHead(502);
-        res.end();
-      }
-    },
+    upstreamDone(res),
   );
 });
-server.listen(Number(values.port), '127.0.0.1');
-process.on('SIGTERM', () => {
-  server.closeAllConnections();
-  server.close(() => void pool.close().then(() => process.exit(0)));
-});
+serve(server, pool, Number(values.port));

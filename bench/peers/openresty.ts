@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { nginxCommon } from './nginx.ts';
 
 /**
  * OpenResty's shape from Debian's parts: nginx + lua-nginx-module (libnginx-mod-http-lua,
@@ -74,17 +75,7 @@ ${modules.map((m) => `load_module ${m};`).join('\n')}
 daemon off;
 master_process off;
 worker_processes 1;
-error_log stderr error;
-pid ${dir}/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/tmp/body;
-  proxy_temp_path ${dir}/tmp/proxy;
-  fastcgi_temp_path ${dir}/tmp/fastcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi;
-  scgi_temp_path ${dir}/tmp/scgi;
-  keepalive_requests 1000000;
+${nginxCommon(dir)}
   init_by_lua_block {
     local src = [==[${PLUGIN_LUA}]==]
     local plugins = {}
