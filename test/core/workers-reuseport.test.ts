@@ -16,9 +16,7 @@ type WorkerEntry = { worker?: number; pid: number; state: string; counts: { requ
 type Spread = { listener: string; serving: WorkerEntry[]; spare: WorkerEntry | null };
 
 async function spread(gw: GatewayProcess): Promise<Spread> {
-  // Polled every few ms while workers come and go: a poll whose kept-alive connection the
-  // admin listener closed as it was reused ("other side closed") is asked again, once.
-  const s = await gw.status().catch(() => gw.status());
+  const s = await gw.status();
   return { listener: s.workers.listener, serving: s.workers.status, spare: s.workers.spare };
 }
 

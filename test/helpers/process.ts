@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { freePort, waitFor, writeConfig } from './gateway.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -38,8 +39,8 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
     url: `http://127.0.0.1:${port}`,
     adminUrl,
     output: () => out,
-    status: async () => (await fetch(`${adminUrl}/status`)).json(),
-    metrics: async () => (await fetch(`${adminUrl}/metrics`)).text(),
+    status: async () => JSON.parse(await adminGet(`${adminUrl}/status`)),
+    metrics: () => adminGet(`${adminUrl}/metrics`),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -63,6 +64,17 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
     }
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * One GET on a connection of its own. Tests poll the admin port every few ms while workers
+ * come and go; a kept-alive connection can be closed by the listener just as the next poll
+ * reuses it (seen in CI as "read ECONNRESET", twice in a row), which says nothing about the
+ * gateway.
+ */
+async function adminGet(url: string): Promise<string> {
+  const r = await request(url, { reset: true });
+  return r.body.text();
 }
 
 /** Waits until `check` returns true (test/helpers/gateway.ts waitFor); resolves with the time it took, in ms. */
