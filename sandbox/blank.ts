@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import ivm from 'isolated-vm';
-import { loadRuntime } from './runtime-cache.ts';
+import { REALM_CACHE, REALM_NAME, REALM_SOURCE, RUNTIME_CACHE, RUNTIME_NAME, RUNTIME_SOURCE, bundleCache, compileCached, compileOptions, keepCache, warmCodeCaches } from './code-cache.ts';
 
 // Plugin code runs in a context of its own, called from the runtime's context: V8 then
 // refuses `Function(...)` in the plugin ("no access"), a check meant for browser frames of
@@ -11,50 +9,7 @@ import { loadRuntime } from './runtime-cache.ts';
 // the flag at each call.
 setFlagsFromString('--allow-unsafe-function-constructor');
 
-/** The in-isolate runtime (sandbox/runtime-build.ts), loaded once per process, when this module loads (built when its cache is stale). */
-const RUNTIME_SOURCE = loadRuntime();
-
-/**
- * V8 code caches of the scripts every isolate compiles: the runtime (1.5 ms to compile,
- * 0.2 ms from the cache), the realm script, and plugin bundles. Made by the first compile
- * of each source in this process, handed to later compiles. Keyed by the exact source:
- * V8's own check of a cache against its source compares only the length, so a cache must
- * never meet another source. A rejected cache (V8 flags changed) is made again.
- */
-type CodeCache = { data: ivm.ExternalCopy<ArrayBuffer> | null };
-const RUNTIME_CACHE: CodeCache = { data: null };
-const REALM_CACHE: CodeCache = { data: null };
-/** Bundle source -> cache; the oldest goes past MAX_BUNDLE_CACHES (a reload brings new sources). */
-const bundleCaches = new Map<string, CodeCache>();
-const MAX_BUNDLE_CACHES = 256;
-
-function compileOptions(filename: string, cache: CodeCache): ivm.ScriptOrigin & { cachedData?: ivm.ExternalCopy<ArrayBuffer>; produceCachedData?: boolean } {
-  return cache.data === null ? { filename, produceCachedData: true } : { filename, cachedData: cache.data };
-}
-
-function keepCache(script: ivm.Script & { cachedData?: ivm.ExternalCopy<ArrayBuffer>; cachedDataRejected?: boolean }, cache: CodeCache): void {
-  if (cache.data === null) cache.data = script.cachedData ?? null;
-  else if (script.cachedDataRejected === true) cache.data = null;
-}
-
-function compileCached(isolate: ivm.Isolate, source: string, filename: string, cache: CodeCache): ivm.Script {
-  const script = isolate.compileScriptSync(source, compileOptions(filename, cache));
-  keepCache(script, cache);
-  return script;
-}
-
-function bundleCache(code: string): CodeCache {
-  let c = bundleCaches.get(code);
-  if (c === undefined) {
-    c = { data: null };
-    bundleCaches.set(code, c);
-    if (bundleCaches.size > MAX_BUNDLE_CACHES) bundleCaches.delete(bundleCaches.keys().next().value!);
-  }
-  return c;
-}
-
-/** Run first in each plugin's own context: its lockdown, and the kit the runtime makes its pdk with. */
-const REALM_SOURCE = readFileSync(join(import.meta.dirname, '..', 'pdk-bridge', 'realm.js'), 'utf8');
+/** The realm script of each isolate, compiled once per isolate (its functions' bytecode is then shared by every plugin context). */
 const realmScripts = new WeakMap<ivm.Isolate, ivm.Script>();
 
 /** A plugin module ready to load: nothing of the plugin has run yet. Release both references after api.load. */
@@ -78,7 +33,7 @@ export function prepareModule(isolate: ivm.Isolate, code: string, filename: stri
   else {
     let realm = realmScripts.get(isolate);
     if (realm === undefined) {
-      realm = compileCached(isolate, REALM_SOURCE, 'isogate:realm', REALM_CACHE);
+      realm = compileCached(isolate, REALM_SOURCE, REALM_NAME, REALM_CACHE);
       realmScripts.set(isolate, realm);
     }
     context = isolate.createContextSync();
@@ -128,11 +83,12 @@ const REFILL_DELAY_MS = 2;
 const REFILL_MAX_WAIT_MS = 10;
 
 export function createBlank(memoryMb: number): Blank {
+  warmCodeCaches();
   const holder = { onCatastrophicError: (_message: string) => {} };
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
   try {
     const context = isolate.createContextSync();
-    const api = compileCached(isolate, RUNTIME_SOURCE, 'isogate:runtime', RUNTIME_CACHE)
+    const api = compileCached(isolate, RUNTIME_SOURCE, RUNTIME_NAME, RUNTIME_CACHE)
       .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
     // Compile the runtime's hot paths now, not in the tenant's first request.
     const exercise = api.getSync('exercise', { reference: true }) as ivm.Reference<() => void>;
@@ -151,18 +107,19 @@ export function createBlank(memoryMb: number): Blank {
  * plugin's context (Blank.realm).
  */
 export async function createBlankAsync(memoryMb: number): Promise<Blank> {
+  warmCodeCaches(); // once per process, on this thread
   const holder = { onCatastrophicError: (_message: string) => {} };
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
   try {
     const context = await isolate.createContext();
-    const script = await isolate.compileScript(RUNTIME_SOURCE, compileOptions('isogate:runtime', RUNTIME_CACHE));
+    const script = await isolate.compileScript(RUNTIME_SOURCE, compileOptions(RUNTIME_NAME, RUNTIME_CACHE));
     keepCache(script, RUNTIME_CACHE);
     const api = (await script.run(context, { reference: true })) as ivm.Reference<Record<string, unknown>>;
     const exercise = (await api.get('exercise', { reference: true })) as ivm.Reference<() => void>;
     await exercise.apply(undefined, [], { timeout: 1000 });
     exercise.release();
     const realmContext = await isolate.createContext();
-    const realmScript = await isolate.compileScript(REALM_SOURCE, compileOptions('isogate:realm', REALM_CACHE));
+    const realmScript = await isolate.compileScript(REALM_SOURCE, compileOptions(REALM_NAME, REALM_CACHE));
     keepCache(realmScript, REALM_CACHE);
     realmScripts.set(isolate, realmScript);
     const kit = (await realmScript.run(realmContext, { reference: true })) as ivm.Reference<unknown>;
