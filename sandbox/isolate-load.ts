@@ -55,6 +55,8 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
   attach.applySync(undefined, [new ivm.ExternalCopy(cells.pluginShared).copyInto({ release: true })]);
   attach.release();
   const load = api.getSync('load', { reference: true }) as ivm.Reference<(...a: unknown[]) => unknown>;
+  // Plugins whose module exports a configure (api.load says): only they cost a configure crossing.
+  const configurable = new Set<number>();
   program.plugins.forEach((plugin, index) => {
     if (broken.has(index)) return;
     const owner = program.instances.findIndex((i) => i.plugin === index);
@@ -75,7 +77,7 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
       mod.kit.release();
       if (typeof failure === 'string' && failure !== '') {
         hooks.disable(index, { outcome: 'threw', instance: owner, detail: `plugin module failed to load: ${failure}` });
-      }
+      } else if (failure === 1) configurable.add(index);
     } catch (err) {
       // This plugin cannot load: the tenant's other plugins still can. Remember it, and
       // start over without it if the isolate did not survive.
@@ -94,7 +96,7 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
     ranks: program.ranks,
   })]);
   setup.release();
-  configurePlugins(isolate, api, program, cells, broken, hooks);
+  if (configurable.size > 0) configurePlugins(isolate, api, program, cells, configurable, hooks);
   const entry: Entry = {
     run: api.getSync('run', { reference: true }) as Entry['run'],
     collect: api.getSync('collect', { reference: true }) as Entry['collect'],
@@ -106,15 +108,15 @@ export function loadPlugins(blank: Blank, program: TenantProgram, cells: WatchCe
 }
 
 /**
- * Runs each loaded plugin's configure (api.configure: a no-op for a plugin without one)
- * under the plugin's CPU limit, as its module ran. A failure disables the plugin; a stop
- * (the watchdog disposed the isolate) throws RetryLoad, as for a module.
+ * Runs the configure of each plugin in `configurable` (loaded, and exporting one) under the
+ * plugin's CPU limit, as its module ran, in plugin order. A failure disables the plugin; a
+ * stop (the watchdog disposed the isolate) throws RetryLoad, as for a module.
  */
-function configurePlugins(isolate: ivm.Isolate, api: Blank['api'], program: TenantProgram, cells: WatchCells, broken: ReadonlyMap<number, Fault>, hooks: LoadHooks): void {
+function configurePlugins(isolate: ivm.Isolate, api: Blank['api'], program: TenantProgram, cells: WatchCells, configurable: ReadonlySet<number>, hooks: LoadHooks): void {
   const configure = api.getSync('configure', { reference: true }) as ivm.Reference<(index: number, owner: number) => unknown>;
   try {
     program.plugins.forEach((_plugin, index) => {
-      if (broken.has(index)) return;
+      if (!configurable.has(index)) return;
       const owner = program.instances.findIndex((i) => i.plugin === index);
       cells.current[0] = owner;
       try {

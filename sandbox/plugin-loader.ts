@@ -175,7 +175,7 @@ function inspect(code: string, source: string): Omit<PluginInfo, 'inputs'> {
     let meta: unknown;
     try {
       const mod = prepareModule(isolate, code, `plugin:${source}`);
-      const load = api.getSync('load', { reference: true }) as ivm.Reference<(i: number, f: unknown, k: unknown) => string>;
+      const load = api.getSync('load', { reference: true }) as ivm.Reference<(i: number, f: unknown, k: unknown) => string | number>;
       const failure: unknown = load.applySync(undefined, [0, mod.factory.derefInto(), mod.kit.derefInto()], { timeout: INSPECT_TIMEOUT_MS });
       if (typeof failure === 'string' && failure !== '') throw new PluginLoadError(`its top-level code threw: ${failure}`);
       const info = api.getSync('info', { reference: true }) as ivm.Reference<(i: number) => string>;

@@ -41,8 +41,9 @@ function deepFreeze(v: any): any {
  * code. Everything that can run plugin
  * code (the top level, getters on the exports) runs here, inside a catch: no value the
  * plugin made ever leaves the isolate as an exception, because isolated-vm would convert
- * it on the host's thread, outside any limit. Returns '' when the module loaded, else
- * what went wrong as a capped string.
+ * it on the host's thread, outside any limit. Returns a number when the module loaded: 1
+ * when it exports a configure, 0 when not (the host then skips the configure crossing);
+ * else what went wrong as a capped string.
  */
 api.load = function (index: any, factory: any, kit: any) {
   try {
@@ -73,7 +74,7 @@ api.load = function (index: any, factory: any, kit: any) {
     meta.readsBody = mod !== null && typeof mod === 'object' && readsOf(mod) === 'body';
     meta.info = mod !== null && typeof mod === 'object' ? moduleInfo(mod, names) : '';
     modules[index] = meta;
-    return '';
+    return meta.configure === null ? 0 : 1;
   } catch (e) {
     return describe(e);
   }
