@@ -88,12 +88,11 @@ export function createBlank(memoryMb: number): Blank {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError: (m) => holder.onCatastrophicError(m) });
   try {
     const context = isolate.createContextSync();
+    // From the code cache made after the cold path ran (code-cache.ts): that path's
+    // functions come compiled, so the blank no longer runs api.exercise itself (that cost
+    // 0.3 ms of CPU and 25 KB of heap per blank, for 0.04 ms less in the first request).
     const api = compileCached(isolate, RUNTIME_SOURCE, RUNTIME_NAME, RUNTIME_CACHE)
       .runSync(context, { reference: true }) as ivm.Reference<Record<string, unknown>>;
-    // Compile the runtime's hot paths now, not in the tenant's first request.
-    const exercise = api.getSync('exercise', { reference: true }) as ivm.Reference<() => void>;
-    exercise.applySync(undefined, [], { timeout: 1000 });
-    exercise.release();
     return Object.assign(holder, { isolate, context, api, memoryMb, realm: null }) as Blank;
   } catch (err) {
     isolate.dispose();
@@ -102,7 +101,7 @@ export function createBlank(memoryMb: number): Blank {
 }
 
 /**
- * As createBlank, but the context, the runtime and its warm-up are made on isolated-vm's
+ * As createBlank, but the context and the runtime are made on isolated-vm's
  * own threads: the gateway's thread only constructs the isolate. Also makes the first
  * plugin's context (Blank.realm).
  */
@@ -115,9 +114,6 @@ export async function createBlankAsync(memoryMb: number): Promise<Blank> {
     const script = await isolate.compileScript(RUNTIME_SOURCE, compileOptions(RUNTIME_NAME, RUNTIME_CACHE));
     keepCache(script, RUNTIME_CACHE);
     const api = (await script.run(context, { reference: true })) as ivm.Reference<Record<string, unknown>>;
-    const exercise = (await api.get('exercise', { reference: true })) as ivm.Reference<() => void>;
-    await exercise.apply(undefined, [], { timeout: 1000 });
-    exercise.release();
     const realmContext = await isolate.createContext();
     const realmScript = await isolate.compileScript(REALM_SOURCE, compileOptions(REALM_NAME, REALM_CACHE));
     keepCache(realmScript, REALM_CACHE);

@@ -1,7 +1,8 @@
 // In-isolate runtime: loading plugin modules and installing a tenant's instances (the
-// host's api.load, info, setup, configure; api.phases for the phase-table test; api.exercise, the
-// warm-up of a blank isolate). Everything here that can run plugin code runs inside a
-// catch, and what leaves is a capped string the runtime made.
+// host's api.load, info, setup, configure; api.phases for the phase-table test;
+// api.exercise, run in the throwaway isolate whose code caches every blank starts from:
+// sandbox/code-cache.ts). Everything here that can run plugin code runs inside a catch,
+// and what leaves is a capped string the runtime made.
 import { $create, $current, $deadline, $freeze, $isArray, $keys, $parse, $stringify, ACCESS, ANY_PHASE, BODY_FILTER, HEADER_FILTER, LOG, OWN_REALM, PHASE_BITS, PHASE_NAMES, REWRITE, RESPONSE, bare, gateFor, instances, list, realmOf, setInstances } from './prelude.ts';
 import { RUNTIME_PHASES } from '../phases.ts';
 import { dropRequests } from './async.ts';
@@ -181,8 +182,9 @@ api.configure = function (index: any, owner: any) {
 
 /**
  * Runs the dispatcher and the common PDK paths once with a built-in handler, then forgets
- * it: called when a blank isolate is made ahead of time, so that a tenant's first request
- * does not pay for compiling the runtime. Only runtime code runs here.
+ * it: called in the throwaway isolate after which the runtime's code cache is made
+ * (sandbox/code-cache.ts), so that no isolate compiles these paths at a tenant's first
+ * request. Only runtime code runs here.
  */
 api.exercise = function () {
   const handler = function (p: any) {
