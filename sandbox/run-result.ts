@@ -115,12 +115,13 @@ export function decodeHead(head: string, current: number, instances: number, ctx
         i += 2;
         break;
       }
+      // each kind as the literal, an internalized string: the host's lookups by kind (OP_PHASES, switches) need no hashing
       case 'rs.set':
       case 'rs.add':
       case 'sq.set':
       case 'sq.add':
         if (i + 2 >= fields.length) return failed('bad_return', current, `operation ${kind} is cut short`);
-        ops.push([kind, fields[i + 1], fields[i + 2]]);
+        ops.push([kind === 'rs.set' ? 'rs.set' : kind === 'rs.add' ? 'rs.add' : kind === 'sq.set' ? 'sq.set' : 'sq.add', fields[i + 1], fields[i + 2]]);
         i += 3;
         break;
       default:
