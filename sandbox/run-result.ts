@@ -146,7 +146,7 @@ function decodeEarly(out: string, current: number, instances: number): RunResult
   return { ...access, early: hf.charCodeAt(0) === 91 ? decodeResult(hf, current, instances) : failed('bad_return', current, 'early result has the wrong shape') };
 }
 
-/** Decodes `[ops, faults]` already parsed, with the ctx JSON that came with it. */
+/** Decodes `[ops, faults]` (decoded from a head, or as tests build them), with the ctx JSON that came with it. */
 export function decodeParsed(parsed: unknown, current: number, instances: number, ctx: unknown): RunResult {
   if (!Array.isArray(parsed) || parsed.length < 2 || !Array.isArray(parsed[0]) || !Array.isArray(parsed[1])) {
     return failed('bad_return', current, 'result has the wrong shape');

@@ -137,7 +137,7 @@ let earlyChain = -1;
 /**
  * Access ended (`faults` its faults): in an early call, runs the chain's headerFilter in
  * the same call and puts both results in the call's out as '^', headerFilter's result (its
- * `[ops, faults]`, a newline, its ctx), a newline, then access's result as always. Only
+ * head (faults and operations), a newline, its ctx), a newline, then access's result as always. Only
  * when access ran as asked: not when it switched to a consumer's chain or authenticated
  * (a separate headerFilter call would see the host's record of the consumer), nor when a
  * fail-closed plugin faulted (the request fails without headers of plugins): then access's
