@@ -211,7 +211,7 @@ export let phase = 0;
 // records are separated by SEP; the hot ones are flat (the owner marker, a header set or
 // add: kind, then its fields as they are), every other one is one JSON array. A flat field
 // never holds SEP or a newline (a header op whose name or value does is sent as JSON), so
-// the host reads them by position (sandbox/run-result.ts decodeOps). Configure's result is
+// the host reads them by position (sandbox/run-result.ts decodeHead). Configure's result is
 // JSON throughout (decoded by sandbox/isolate-load.ts): its records are JSON, comma-separated.
 export let opsText = '';
 export let opCount = 0;         // operations in opsText, '@' markers included (CAPS.maxOps)
@@ -316,8 +316,11 @@ export function header(name: unknown, value: unknown, what: string): string {
   return v;
 }
 
+/** The operations that have a flat record (sandbox/run-result.ts decodeHead knows no other kind). */
+export type FlatHeaderOp = 'rs.set' | 'rs.add' | 'sq.set' | 'sq.add';
+
 /** A header operation (`sq.set`, `rs.add`, ...) of PDK function `fn`: phase checked, name and value capped, emitted. */
-export function emitHeader(op: string, fn: string, allowed: number, name: unknown, value: unknown): void {
+export function emitHeader(op: FlatHeaderOp, fn: string, allowed: number, name: unknown, value: unknown): void {
   checkPhase(fn, allowed);
   const v = header(name, value, fn);
   // the hot operation: flat, with no array and no escaping (`op` is one of ours)
