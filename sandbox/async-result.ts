@@ -1,5 +1,5 @@
 import { OUTPUT_CAPS } from './limits.ts';
-import { decodeParsed, decodeResult, failed, type RunResult } from './run-result.ts';
+import { decodeHead, decodeResult, failed, type RunResult } from './run-result.ts';
 import { parseRequests, Suspended } from './suspended.ts';
 
 /**
@@ -35,17 +35,18 @@ export function decodeAsync(out: string, live: object, chainId: number, phase: n
   return new Suspended(frame, requests, live, chainId, phase, { index, results: before });
 }
 
-/** The results of a log batch's items, `count` of them, or one shared fault per item. */
+/**
+ * The results of a log batch's items, `count` of them, or one shared fault per item: '['
+ * then, per item, a newline and its head (runtime/dispatcher.ts runBatch; a head holds no
+ * raw newline), each decoded and capped as a call's own.
+ */
 export function decodeBatch(s: string, count: number, current: number, n: number): RunResult[] {
   const all = (r: RunResult) => Array.from({ length: count }, () => r);
   if (s.length > OUTPUT_CAPS.maxResultBytes * 4) return all(failed('too_large', current, 'log batch result too large'));
-  let parts: unknown;
-  try {
-    parts = JSON.parse(s);
-  } catch {
-    return all(failed('bad_return', current, 'log batch result is not JSON'));
-  }
-  if (!Array.isArray(parts) || parts.length !== count) return all(failed('bad_return', -1, 'log batch result has the wrong shape'));
-  return parts.map((p) => decodeParsed(p, current, n, ''));
+  if (s.charCodeAt(0) !== 91) return all(failed('bad_return', current, 'log batch result has the wrong shape'));
+  const heads = s.length === 1 ? [] : s.slice(2).split('\n');
+  if (heads.length !== count || (s.length > 1 && s.charCodeAt(1) !== 10)) return all(failed('bad_return', -1, 'log batch result has the wrong shape'));
+  return heads.map((h) => h.length > OUTPUT_CAPS.maxResultBytes
+    ? failed('too_large', current, `result of ${h.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`)
+    : decodeHead(h, current, n, ''));
 }
-

@@ -42,9 +42,11 @@ export function failed(outcome: FaultOutcome, instance: number, detail: string):
 }
 
 /**
- * Decodes a phase result: `[ops, faults]` JSON, a newline, the ctx JSON, and the body set by
- * a body setter (setRawBody, setChunk) after a second newline. `current` is the instance the runtime last named
- * (to blame for a result it cannot make sense of); `instances` how many the tenant has.
+ * Decodes a phase result: its head (the faults as JSON, then, when the chain issued
+ * operations, SEP and their records: see decodeHead), a newline, the ctx JSON, and the
+ * body set by a body setter (setRawBody, setChunk) after a second newline. `current` is
+ * the instance the runtime last named (to blame for a result it cannot make sense of);
+ * `instances` how many the tenant has.
  */
 export function decodeResult(out: unknown, current: number, instances: number): RunResult {
   if (typeof out !== 'string') {
@@ -54,23 +56,83 @@ export function decodeResult(out: unknown, current: number, instances: number): 
   if (out.charCodeAt(0) === EARLY_OPEN) return decodeEarly(out, current, instances);
   const nl = out.indexOf('\n');
   const nl2 = nl < 0 ? -1 : out.indexOf('\n', nl + 1);
-  const json = nl < 0 ? out : out.slice(0, nl);
-  if (json.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${json.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
+  const head = nl < 0 ? out : out.slice(0, nl);
+  if (head.length > OUTPUT_CAPS.maxResultBytes) return failed('too_large', current, `result of ${head.length} bytes exceeds ${OUTPUT_CAPS.maxResultBytes}`);
   const body = nl2 < 0 ? null : out.slice(nl2 + 1);
   // The largest body cap; each body operation's own cap is checked with the operations (pdk-bridge/host/ops.ts).
   if (body !== null && body.length > MAX_BODY) return failed('too_large', current, `body of ${body.length} bytes exceeds ${MAX_BODY}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    return failed('bad_return', current, 'result is not JSON');
-  }
-  const r = decodeParsed(parsed, current, instances, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
+  const r = decodeHead(head, current, instances, nl < 0 ? '' : nl2 < 0 ? out.slice(nl + 1) : out.slice(nl + 1, nl2));
   return body === null || r.aborted ? r : { ...r, body };
 }
 
+/** Between the records and fields of a result's operations (pdk-bridge/runtime/prelude.ts opsText): escaped in any JSON. */
+export const SEP = '\x1f';
+/** An owner marker's instance as the runtime writes it. */
+const INSTANCE = /^-?\d{1,9}$/;
+
 /**
- * An early access call's result: '^', headerFilter's `[ops, faults]`, a newline, its ctx
+ * A result's head, whose length the caller has capped: the faults as JSON, then, if there
+ * are operations, SEP and their records, each separated by SEP. A record is either one
+ * JSON array (it starts with '['), or flat: `@` SEP instance (the owner marker), or a
+ * header set or add (`rs.set`, `rs.add`, `sq.set`, `sq.add`) SEP name SEP value. Flat
+ * fields hold no SEP and no newline (the runtime sends such an operation as JSON), so
+ * they are read by position: a field cannot start a record, and any other kind, or a
+ * record cut short, makes the result a bad_return. Each operation is then decoded into
+ * the array that pdk-bridge/host/ops.ts validates, as a JSON one would be.
+ */
+export function decodeHead(head: string, current: number, instances: number, ctx: string): RunResult {
+  const sep = head.indexOf(SEP);
+  const faultsText = sep < 0 ? head : head.slice(0, sep);
+  let faults: unknown;
+  if (faultsText === '[]') faults = [];
+  else {
+    try {
+      faults = JSON.parse(faultsText);
+    } catch {
+      return failed('bad_return', current, 'result is not JSON');
+    }
+  }
+  if (sep < 0) return decodeParsed([[], faults], current, instances, ctx);
+  const fields = head.slice(sep + 1).split(SEP);
+  const ops: unknown[] = [];
+  for (let i = 0; i < fields.length;) {
+    if (ops.length === OUTPUT_CAPS.maxOps) return failed('too_large', current, `more than ${OUTPUT_CAPS.maxOps} operations`);
+    const kind = fields[i];
+    if (kind.charCodeAt(0) === 91) { // '['
+      try {
+        ops.push(JSON.parse(kind));
+      } catch {
+        return failed('bad_return', current, 'an operation is not JSON');
+      }
+      i++;
+      continue;
+    }
+    switch (kind) {
+      case '@': {
+        const n = fields[i + 1];
+        if (n === undefined || !INSTANCE.test(n)) return failed('bad_return', -1, 'invalid owner marker');
+        ops.push(['@', Number(n)]);
+        i += 2;
+        break;
+      }
+      // each kind as the literal, an internalized string: the host's lookups by kind (OP_PHASES, switches) need no hashing
+      case 'rs.set':
+      case 'rs.add':
+      case 'sq.set':
+      case 'sq.add':
+        if (i + 2 >= fields.length) return failed('bad_return', current, `operation ${kind} is cut short`);
+        ops.push([kind === 'rs.set' ? 'rs.set' : kind === 'rs.add' ? 'rs.add' : kind === 'sq.set' ? 'sq.set' : 'sq.add', fields[i + 1], fields[i + 2]]);
+        i += 3;
+        break;
+      default:
+        return failed('bad_return', current, 'an operation record has the wrong shape');
+    }
+  }
+  return decodeParsed([ops, faults], current, instances, ctx);
+}
+
+/**
+ * An early access call's result: '^', headerFilter's head, a newline, its ctx
  * (neither holds a raw newline; headerFilter sets no body), a newline, then access's
  * result. Each part is decoded (and capped) as the result of a call of its own.
  */
@@ -84,7 +146,7 @@ function decodeEarly(out: string, current: number, instances: number): RunResult
   return { ...access, early: hf.charCodeAt(0) === 91 ? decodeResult(hf, current, instances) : failed('bad_return', current, 'early result has the wrong shape') };
 }
 
-/** Decodes `[ops, faults]` already parsed, with the ctx JSON that came with it. */
+/** Decodes `[ops, faults]` (decoded from a head, or as tests build them), with the ctx JSON that came with it. */
 export function decodeParsed(parsed: unknown, current: number, instances: number, ctx: unknown): RunResult {
   if (!Array.isArray(parsed) || parsed.length < 2 || !Array.isArray(parsed[0]) || !Array.isArray(parsed[1])) {
     return failed('bad_return', current, 'result has the wrong shape');

@@ -116,16 +116,28 @@ export function targetKey(host: unknown, port: unknown): string | null {
   return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }
 
-/** Headers that only the gateway manages: a plugin changing them would break framing. */
-const MANAGED = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length',
-  '__proto__', // not a header: a key that would swap the prototype of the host's header object
-]);
+/**
+ * Headers that only the gateway manages: a plugin changing them would break framing. And
+ * `__proto__`, not a header: a key that would swap the prototype of the host's header
+ * object. Compared by length first, so a name is never hashed for it.
+ */
+function managed(lower: string): boolean {
+  switch (lower.length) {
+    case 2: return lower === 'te';
+    case 7: return lower === 'trailer' || lower === 'upgrade';
+    case 9: return lower === '__proto__';
+    case 10: return lower === 'connection' || lower === 'keep-alive';
+    case 14: return lower === 'content-length';
+    case 16: return lower === 'proxy-connection';
+    case 17: return lower === 'transfer-encoding';
+    default: return false;
+  }
+}
 
 function headerName(v: unknown): string | null {
   if (typeof v !== 'string' || v.length === 0 || v.length > 256 || !TOKEN.test(v)) return null;
   const lower = v.toLowerCase();
-  return MANAGED.has(lower) ? null : lower;
+  return managed(lower) ? null : lower;
 }
 
 function headerValue(v: unknown, name: string): v is string {
@@ -154,11 +166,16 @@ function check(op: unknown, phase: number, t: OpTarget): string | null {
       const name = headerName(op[1]);
       if (name === null) return `${kind}: invalid or gateway-managed header name`;
       if (!headerValue(op[2], name)) return `${kind}: invalid header value for ${name} (only tab, visible ASCII and bytes 0x80-0xff, within ${OUTPUT_CAPS.maxHeaderBytes} bytes)`;
+      op[1] = name; // lower case from here on: applyOps applies it as it is
       return null;
     }
     case 'sq.clear':
-    case 'rs.clear':
-      return headerName(op[1]) === null ? `${kind}: invalid or gateway-managed header name` : null;
+    case 'rs.clear': {
+      const name = headerName(op[1]);
+      if (name === null) return `${kind}: invalid or gateway-managed header name`;
+      op[1] = name;
+      return null;
+    }
     case 'sq.path': {
       const p = op[1];
       return typeof p !== 'string' || p[0] !== '/' || p.length > 8192 || BAD_PATH.test(p) ? 'sq.path: path must start with "/" and hold no spaces, "?" or "#"' : null;
@@ -248,7 +265,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
     switch (kind) {
       case 'sq.set':
       case 'sq.add': {
-        const name = (op[1] as string).toLowerCase();
+        const name = op[1] as string; // lower case (check)
         const h = t.upstreamHeaders;
         const prev = own(h, name);
         const value = op[2] as string;
@@ -257,7 +274,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
         break;
       }
       case 'sq.clear':
-        delete t.upstreamHeaders[(op[1] as string).toLowerCase()];
+        delete t.upstreamHeaders[op[1] as string];
         break;
       case 'sq.path':
         t.upstreamPath = op[1] as string;
@@ -268,7 +285,7 @@ export function applyOps(ops: readonly unknown[], phase: number, t: OpTarget, lo
       case 'rs.set':
       case 'rs.add':
       case 'rs.clear':
-        (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', (op[1] as string).toLowerCase(), kind === 'rs.clear' ? '' : (op[2] as string)]);
+        (t.responseEdits ??= []).push([kind === 'rs.set' ? 'set' : kind === 'rs.add' ? 'add' : 'clear', op[1] as string, kind === 'rs.clear' ? '' : (op[2] as string)]);
         break;
       case 'rs.body':
       case 'rs.chunk':

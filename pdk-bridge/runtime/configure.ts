@@ -6,7 +6,7 @@
 // runs inside a catch and what leaves is text the runtime made.
 import type { ConfigurePdk } from '../types.ts';
 import { RUNTIME_PHASES } from '../phases.ts';
-import { $Error, $create, $freeze, beginCall, capped, cappedWhy, clearCapped, instances, list, ops, setInstance, type Instance } from './prelude.ts';
+import { $Error, $create, $freeze, beginCall, capped, cappedWhy, clearCapped, instances, list, opsText, setInstance, type Instance } from './prelude.ts';
 import { describe } from './describe.ts';
 import { encodeValue } from './encode.ts';
 import { pdkLog } from './log.ts';
@@ -57,7 +57,7 @@ export function configure(meta: Record<string, any>, index: number, owner: numbe
   clearCapped();
   setInstance(-1);
   if (failure !== '') disable(index, failure);
-  return encodeValue([failure, ops]);
+  return '[' + encodeValue(failure) + ',[' + opsText + ']]';
 }
 
 /**

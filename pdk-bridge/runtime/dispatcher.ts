@@ -137,7 +137,7 @@ let earlyChain = -1;
 /**
  * Access ended (`faults` its faults): in an early call, runs the chain's headerFilter in
  * the same call and puts both results in the call's out as '^', headerFilter's result (its
- * `[ops, faults]`, a newline, its ctx), a newline, then access's result as always. Only
+ * head (faults and operations), a newline, its ctx), a newline, then access's result as always. Only
  * when access ran as asked: not when it switched to a consumer's chain or authenticated
  * (a separate headerFilter call would see the host's record of the consumer), nor when a
  * fail-closed plugin faulted (the request fails without headers of plugins): then access's
@@ -246,7 +246,11 @@ function parseSkip(text: any) {
   return out;
 }
 
-/** Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson]. Returns as run does. */
+/**
+ * Several log-phase runs in one call: items are [chainId, reqJson, phaseJson, ctxJson].
+ * Returns as run does; the result is '[' and, per item, a newline and its faults and
+ * operations (encode's text before its first newline; the log phase carries no ctx out).
+ */
 api.runBatch = function (items: any) {
   const out = $create(null) as Out;
   out.s = undefined;
@@ -265,7 +269,7 @@ api.runBatch = function (items: any) {
 
 function nextItem(b: any) {
   const k = b.k;
-  if (k === b.items.length) { b.out.s = '[' + b.results + ']'; return; }
+  if (k === b.items.length) { b.out.s = '[' + b.results; return; }
   const it = b.items[k];
   const seq = begin(LOG, it[0], it[1], it[2], it[3]);
   setOut($create(null), batchItemDone);
@@ -277,7 +281,7 @@ function batchItemDone(faults: any) {
   const r = callOut;
   encode(faults, r);
   const s = r.s;
-  b.results += (b.k === 0 ? '' : ',') + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]);
+  b.results += '\n' + $apply($slice, s, [0, $apply($indexOf, s, ['\n'])]); // an item's faults and operations: no raw newline
   b.k++;
   nextItem(b);
 }

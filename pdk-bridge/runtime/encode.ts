@@ -1,31 +1,19 @@
 // In-isolate runtime: what leaves the isolate as text, made by the runtime's own encoder
 // (JSON.stringify would honour a planted toJSON): a call's result (the text of a thrown
 // value is describe.ts's).
-import { $deadline, $isArray, $keys, $stringify, BODY_FILTER, bodyFrom, bodyOut, bounded, ctxRaw, ctxShared, instance, ops, phase, type Out } from './prelude.ts';
+import { $deadline, $keys, BODY_FILTER, bodyFrom, bodyOut, bounded, ctxRaw, ctxShared, encodeValue, instance, opCount, opsText, phase, SEP, type Out } from './prelude.ts';
 import { describe } from './describe.ts';
 import { ctxEncode } from './ctx.ts';
 
-/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays. */
-export function encodeValue(v: unknown): string {
-  switch (typeof v) {
-    case 'string': return $stringify(v);
-    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
-    case 'boolean': return v ? 'true' : 'false';
-    default:
-      if (v !== null && $isArray(v)) {
-        let s = '[';
-        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
-        return s + ']';
-      }
-      return 'null';
-  }
-}
+/** The runtime's encoder of plain data (prelude.ts, where operations are encoded as they are issued). */
+export { encodeValue };
 
 /** The ctx the last encode put in its result: what an early headerFilter begins with (dispatcher.ts). */
 export let encodedCtx = '';
 
 /**
- * Encodes the call's result into out.s: `[ops, faults]` as JSON, a newline, then
+ * Encodes the call's result into out.s: the faults as JSON, then, when there are
+ * operations, SEP and their records (opsText, prelude.ts), a newline, then
  * pdk.ctx.shared as JSON ('' when unused), then, if response.setBody was called, a newline
  * and the body as it is. JSON never holds a raw newline, so the host splits at the first
  * two. A bodyFilter chunk set back as it came (setChunk(getChunk()), or a chain that
@@ -49,6 +37,6 @@ export function encode(faults: unknown[], out: Out): void {
   ctx = ctxEncode(ctx, faults);
   encodedCtx = ctx;
   const body = bodyOut !== null && phase === BODY_FILTER && bodyOut === bodyFrom ? null : bodyOut;
-  out.s = '[' + encodeValue(ops) + ',' + encodeValue(faults) + ']\n' + ctx + (body === null ? '' : '\n' + body);
+  out.s = encodeValue(faults) + (opCount === 0 ? '' : SEP + opsText) + '\n' + ctx + (body === null ? '' : '\n' + body);
 }
 

@@ -76,7 +76,7 @@ export function suspend(): string | undefined {
   let tail = '';
   if (batch !== null) {
     // The waiting item goes on alone: its end now makes its own result.
-    tail = '\n' + batch.k + '\n[' + batch.results + ']';
+    tail = '\n' + batch.k + '\n[' + batch.results;
     const out = $create(null) as Out;
     out.s = undefined;
     setOut(out, finishRun);

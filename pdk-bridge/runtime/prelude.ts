@@ -137,6 +137,8 @@ export const PHASE_NAMES = PHASES.names;
 export const ANY_PHASE = PHASES.masks.ANY_PHASE;
 /** The phase a headerFilter runs in inside the access crossing (readsResponse: false; pdk-bridge/phases.ts). */
 export const EARLY_HEADER_FILTER = PHASES.early;
+/** The bit of configure, which is no request phase: its operations leave as JSON (see opsText). */
+export const CONFIGURE = PHASES.configure;
 
 
 // State of the call in progress. Calls into one isolate never overlap, so one set of
@@ -203,7 +205,19 @@ export function foreign(e: any, rec: Realm): unknown {
 }
 
 export let phase = 0;
-export let ops: any[] = null!;         // operations collected in this call (a list()), applied by the host afterwards
+// The operations of this call, applied by the host afterwards, as the text they leave in
+// (encode.ts): each one is encoded as it is issued (under the running plugin's CPU limit)
+// and appended, so the result needs no array per operation and no walk at the end. The
+// records are separated by SEP; the hot ones are flat (the owner marker, a header set or
+// add: kind, then its fields as they are), every other one is one JSON array. A flat field
+// never holds SEP or a newline (a header op whose name or value does is sent as JSON), so
+// the host reads them by position (sandbox/run-result.ts decodeHead). Configure's result is
+// JSON throughout (decoded by sandbox/isolate-load.ts): its records are JSON, comma-separated.
+export let opsText = '';
+export let opCount = 0;         // operations in opsText, '@' markers included (CAPS.maxOps)
+/** Between the records and fields of opsText: a control character, escaped in any JSON. */
+export const SEP = '\x1f';
+const FLAT_UNSAFE = /[\n\x1f]/;
 export let owner = -1;          // instance whose operations follow the last '@' marker in ops
 export let reqRaw = '';         // request snapshot as JSON, parsed on first read (request())
 export let phaseRaw = '';       // phase snapshot (status, response headers) as JSON
@@ -252,20 +266,46 @@ export function tooLarge(what: string): never {
 }
 
 /**
- * Appends an operation carrying `chars` characters of strings. A marker ['@', instance]
- * precedes each plugin's operations, so the host can name the plugin behind an operation
- * it refuses.
+ * Appends an operation carrying `chars` characters of strings (JSON of plain data: see
+ * encodeValue). A marker ['@', instance] precedes each plugin's operations, so the host can
+ * name the plugin behind an operation it refuses.
  */
 export function emit(op: unknown[], chars: number): void {
-  const n = ops.length + (owner !== instance ? 2 : 1);
+  emitText(encodeValue(op), chars);
+}
+
+/** emit() of an operation already encoded (`text`, a record of opsText): the caps, the owner marker. */
+function emitText(text: string, chars: number): void {
+  const marker = owner !== instance;
+  const n = opCount + (marker ? 2 : 1);
   if (n > CAPS.maxOps) tooLarge(`more than ${CAPS.maxOps} operations in one call`);
   if (outChars + chars > CAPS.maxResultBytes) tooLarge(`operations of more than ${CAPS.maxResultBytes} characters in one call`);
   outChars += chars;
-  if (owner !== instance) {
-    ops[ops.length] = ['@', instance];
+  const sep = phase === CONFIGURE ? ',' : SEP;
+  const head = opCount === 0 ? '' : sep;
+  if (marker) {
+    opsText += head + (phase === CONFIGURE ? '["@",' + instance + '],' : '@' + SEP + instance + SEP) + text;
     owner = instance;
+  } else {
+    opsText += head + text;
   }
-  ops[ops.length] = op;
+  opCount = n;
+}
+
+/** JSON of plain data made by the runtime: strings, finite numbers, booleans, null, arrays (never a plugin's object: no getter or toJSON runs). */
+export function encodeValue(v: unknown): string {
+  switch (typeof v) {
+    case 'string': return $stringify(v);
+    case 'number': return v === v && v !== Infinity && v !== -Infinity ? '' + v : 'null';
+    case 'boolean': return v ? 'true' : 'false';
+    default:
+      if (v !== null && $isArray(v)) {
+        let s = '[';
+        for (let i = 0; i < v.length; i++) s += (i === 0 ? '' : ',') + encodeValue(v[i]);
+        return s + ']';
+      }
+      return 'null';
+  }
 }
 
 /** A header name and value within CAPS.maxHeaderBytes. */
@@ -276,11 +316,17 @@ export function header(name: unknown, value: unknown, what: string): string {
   return v;
 }
 
+/** The operations that have a flat record (sandbox/run-result.ts decodeHead knows no other kind). */
+export type FlatHeaderOp = 'rs.set' | 'rs.add' | 'sq.set' | 'sq.add';
+
 /** A header operation (`sq.set`, `rs.add`, ...) of PDK function `fn`: phase checked, name and value capped, emitted. */
-export function emitHeader(op: string, fn: string, allowed: number, name: unknown, value: unknown): void {
+export function emitHeader(op: FlatHeaderOp, fn: string, allowed: number, name: unknown, value: unknown): void {
   checkPhase(fn, allowed);
   const v = header(name, value, fn);
-  emit([op, name, v], (name as string).length + v.length);
+  // the hot operation: flat, with no array and no escaping (`op` is one of ours)
+  const n = name as string;
+  if ($apply($test, FLAT_UNSAFE, [n]) || $apply($test, FLAT_UNSAFE, [v])) emitText('["' + op + '",' + $stringify(n) + ',' + $stringify(v) + ']', n.length + v.length);
+  else emitText(op + SEP + n + SEP + v, n.length + v.length);
 }
 
 export const TOO_BIG = $freeze($create(null)); // thrown by the replacer of bounded(), never seen by plugins
@@ -428,7 +474,8 @@ export function beginCall(ph: number, reqJson: string, phaseJson: string, ctx: s
   bodyFrom = bodyIn;
   bodyLast = last === true;
   bodyOut = null;
-  ops = list();
+  opsText = '';
+  opCount = 0;
   owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
@@ -456,7 +503,8 @@ export function beginEarly(ctx: string): void {
   bodyFrom = null;
   bodyLast = false;
   bodyOut = null;
-  ops = list();
+  opsText = '';
+  opCount = 0;
   owner = -1;
   phaseRaw = '';
   ctxRaw = ctx;
@@ -482,7 +530,7 @@ export function countLogLine(): void { logLines++; }
 
 /** The call's state into frame `f` (frames.ts save). */
 export function saveCall(f: Record<string, any>): void {
-  f.phase = phase; f.ops = ops; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw; f.reqSnap = reqSnap; f.phaseSnap = phaseSnap;
+  f.phase = phase; f.opsText = opsText; f.opCount = opCount; f.owner = owner; f.reqRaw = reqRaw; f.phaseRaw = phaseRaw; f.reqSnap = reqSnap; f.phaseSnap = phaseSnap;
   f.bodyIn = bodyIn; f.bodyFrom = bodyFrom; f.bodyLast = bodyLast; f.bodyOut = bodyOut; f.ctxRaw = ctxRaw; f.ctxShared = ctxShared;
   f.instance = instance; f.exited = exited; f.logLines = logLines; f.outChars = outChars;
   f.capped = capped; f.cappedWhy = cappedWhy; f.callSeq = callSeq; f.realm = realm;
@@ -491,7 +539,7 @@ export function saveCall(f: Record<string, any>): void {
 
 /** Frame `f`'s call state back (frames.ts restore). */
 export function restoreCall(f: Record<string, any>): void {
-  phase = f.phase; ops = f.ops; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw; reqSnap = f.reqSnap; phaseSnap = f.phaseSnap;
+  phase = f.phase; opsText = f.opsText; opCount = f.opCount; owner = f.owner; reqRaw = f.reqRaw; phaseRaw = f.phaseRaw; reqSnap = f.reqSnap; phaseSnap = f.phaseSnap;
   bodyIn = f.bodyIn; bodyFrom = f.bodyFrom; bodyLast = f.bodyLast; bodyOut = f.bodyOut; ctxRaw = f.ctxRaw; ctxShared = f.ctxShared;
   instance = f.instance; exited = f.exited; logLines = f.logLines; outChars = f.outChars;
   capped = f.capped; cappedWhy = f.cappedWhy; callSeq = f.callSeq; realm = f.realm;
