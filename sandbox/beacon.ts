@@ -7,11 +7,19 @@ import { Worker } from 'node:worker_threads';
  *
  * Some plugin code kills the whole process (one huge allocation overshoots any heap limit)
  * or wedges its thread, and no code of ours runs on that thread then. So the main thread
- * records every call in shared memory (three stores: no syscall on the request path), and
- * the sentinel thread, which needs nothing from the main thread, judges the call's CPU
- * limits, kills a wedged process, and copies the record to a small file whenever it
- * changes, every millisecond. After a worker dies or is killed, the supervisor reads the
- * file and knows which tenant, which sandbox and which plugin instance was running.
+ * records every call in shared memory (three stores and a load: no syscall on the request
+ * path), and the sentinel thread, which needs nothing from the main thread, judges the
+ * call's CPU limits, kills a wedged process, and copies the record to a small file
+ * whenever it changes, every millisecond while calls run. After a worker dies or is
+ * killed, the supervisor reads the file and knows which tenant, which sandbox and which
+ * plugin instance was running.
+ *
+ * After PARK_AFTER_MS (sandbox/sentinel.ts) without a call the sentinel parks: it sleeps
+ * in Atomics.wait on the call sequence, waking every PARKED_WAIT_MS for the orphan check,
+ * and says so in the state's parked cell. The first call that finds it parked leaves a
+ * mark (the main thread's CPU clock and the wall time at the call's start) and wakes it
+ * with Atomics.notify: one syscall after a pause, none per call while calls keep coming.
+ * The call's limits count from the mark, not from the wake-up.
  *
  * File layout: four little-endian int32: sandbox slot, instance index, call sequence,
  * state (1 = in a call, 0 = idle, 2 = wedged: killed by its sentinel, 3 = loading a
@@ -19,6 +27,16 @@ import { Worker } from 'node:worker_threads';
  * instance field holds the module's tag (moduleTag), and `<file>.loading` names its source.
  */
 export const BEACON_BYTES = 16;
+
+/**
+ * The state cells (Int32 index; mirrored in sandbox/sentinel.ts, and the first three in
+ * the watchdog's loop): slot, call sequence, 1 in call / 3 loading / 0 idle, the module
+ * being loaded, 1 while the sentinel is parked, the sequence of the call the mark is for
+ * (0: none being written), the step counter of its sandbox at the mark; Float64 from byte
+ * MARK_AT: the main thread's CPU time (ns) and the monotonic time (ms, process.hrtime) at the mark.
+ */
+const SLOT = 0, SEQ = 1, MODE = 2, MODULE = 3, PARKED = 4, MARK_SEQ = 5, MARK_STEP = 6;
+const MARK_AT = 32;
 
 export type BeaconRecord = {
   slot: number;
@@ -41,8 +59,9 @@ export const WEDGE_MS = 200;
 const SENTINEL = join(import.meta.dirname, 'sentinel.ts');
 
 class CallBeacon {
-  /** [0] slot, [1] seq, [2] 1 in call, 3 loading, 0 idle, [3] the module being loaded */
-  readonly state = new Int32Array(new SharedArrayBuffer(16));
+  /** The state cells (above). */
+  readonly state = new Int32Array(new SharedArrayBuffer(MARK_AT + 16));
+  #mark = new Float64Array(this.state.buffer, MARK_AT, 2);
   #slots = 0;
   #sentinel: Worker | null = null;
   #file: string | null = null;
@@ -51,6 +70,7 @@ class CallBeacon {
   #ensure(): Worker {
     if (this.#sentinel !== null) return this.#sentinel;
     const w = new Worker(SENTINEL, {
+      name: 'sentinel', // the thread's name in /proc/<pid>/task/*/comm
       workerData: { state: this.state.buffer, file: null, parent: 0, killOnWedge: false, wallBackstopMs: WALL_BACKSTOP_MS, wedgeMs: WEDGE_MS },
     });
     w.unref();
@@ -85,9 +105,10 @@ class CallBeacon {
   loading(tag: ModuleTag, source: string): void {
     if (this.#file !== null) writeFileSync(`${this.#file}.loading`, `${tag}\n${source}`);
     const s = this.state;
-    s[3] = tag;
-    s[1]++;
-    s[2] = 3;
+    s[MODULE] = tag;
+    s[SEQ]++;
+    Atomics.store(s, MODE, 3);
+    if (Atomics.load(s, PARKED) !== 0) this.#wake(null);
   }
 
   /**
@@ -106,15 +127,44 @@ class CallBeacon {
     this.#sentinel?.postMessage({ type: 'drop', slot });
   }
 
-  enter(slot: number): void {
+  /**
+   * A call into the sandbox of `slot` begins; `step` is its step counter (WatchCells.step).
+   * The store of the state is sequentially consistent, so it is ordered before the load of
+   * the parked cell, as the sentinel's store of that cell is before its last look at the
+   * state: either this call sees the sentinel parked and wakes it, or the sentinel sees
+   * this call (or a later sequence: its Atomics.wait then returns at once).
+   */
+  enter(slot: number, step: Int32Array): void {
     const s = this.state;
-    s[0] = slot;
-    s[1]++;
-    s[2] = 1;
+    s[SLOT] = slot;
+    s[SEQ]++;
+    Atomics.store(s, MODE, 1);
+    if (Atomics.load(s, PARKED) !== 0) this.#wake(step);
   }
 
   leave(): void {
-    this.state[2] = 0;
+    this.state[MODE] = 0;
+  }
+
+  /** The sentinel is parked (it has seen no call for a while); for tests. */
+  get parked(): boolean {
+    return Atomics.load(this.state, PARKED) !== 0;
+  }
+
+  /**
+   * The sentinel is parked: marks where this call starts, then wakes it. The mark is
+   * written between two stores of its sequence (0, then the call's), so a sentinel that
+   * reads it while it changes can tell.
+   */
+  #wake(step: Int32Array | null): void {
+    const s = this.state;
+    Atomics.store(s, MARK_SEQ, 0);
+    const cpu = process.threadCpuUsage();
+    this.#mark[0] = (cpu.user + cpu.system) * 1000;
+    this.#mark[1] = Number(process.hrtime.bigint()) / 1e6; // one clock for both threads (performance.now() has a time origin per thread)
+    s[MARK_STEP] = step === null ? -1 : step[0];
+    Atomics.store(s, MARK_SEQ, s[SEQ]);
+    Atomics.notify(s, SEQ);
   }
 
   /**

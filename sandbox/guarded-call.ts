@@ -56,7 +56,7 @@ export class GuardedCall {
     cells.earlyPart[0] = 0;
     cells.callDeadline[0] = budgetMs;
     const started = performance.now();
-    beacon.enter(this.#slot);
+    beacon.enter(this.#slot, cells.step);
     let out: unknown;
     let error: unknown = null;
     try {

@@ -121,7 +121,7 @@ export class IsolateLifecycle {
     cells.pluginDeadline[0] = 0;
     this.#watchdog.watch(this.#slot, isolate, cells);
     cells.callDeadline[0] = this.#loadBudgetMs;
-    beacon.enter(this.#slot);
+    beacon.enter(this.#slot, cells.step);
     try {
       const entry = loadPlugins(blank, program, cells, this.broken, {
         disable: (index, fault) => {

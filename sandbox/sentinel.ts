@@ -3,9 +3,9 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 
 /**
  * The sentinel: one worker_threads thread per process that runs plugins (started by
- * sandbox/beacon.ts), which needs nothing from the gateway's main thread. Every
- * millisecond it looks at the call in progress (shared memory the main thread writes with
- * plain stores, no syscall on the request path) and:
+ * sandbox/beacon.ts, named `sentinel`), which needs nothing from the gateway's main
+ * thread. Every millisecond while calls run it looks at the call in progress (shared
+ * memory the main thread writes with stores, no syscall on the request path) and:
  *
  * - judges CPU limits on CPU time: while a call runs it reads the main thread's CPU clock
  *   (/proc/self/task/<tid>/schedstat, first field, in ns: the kernel refreshes it every
@@ -18,6 +18,11 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
  * - writes the crash beacon file, which the supervisor reads after the process died;
  * - watches the supervisor: when it is gone (the parent pid changed), the process exits
  *   even if its main thread is stuck in plugin code.
+ *
+ * After PARK_AFTER_MS without a call or a module load it parks (the loop at the end):
+ * an idle worker, the hot spare included, then wakes PARKED_WAIT_MS apart instead of
+ * every millisecond. The first call after that finds the parked cell set and wakes it;
+ * its limits count from the mark that call left (its start), not from the wake-up.
  */
 type Init = {
   state: SharedArrayBuffer;
@@ -42,6 +47,18 @@ type Slot = {
 
 /** What the watchdog's control cells hold (mirrored in sandbox/watchdog.ts). */
 const CTL_WAKE = 2, CTL_SLOT = 3, CTL_SEQ = 4, CTL_REASON = 5;
+/** The beacon's state cells (mirrored in sandbox/beacon.ts). */
+const SLOT = 0, SEQ = 1, MODE = 2, MODULE = 3, PARKED = 4, MARK_SEQ = 5, MARK_STEP = 6;
+const MARK_AT = 32;
+/**
+ * Park after this long without a call: a gateway whose plugins run more often than this
+ * never parks, so it never pays the main thread's wake-up syscall.
+ */
+const PARK_AFTER_MS = 50;
+/** Parked, wake this often anyway: the orphan check (and a supervised message) waits at most this long. */
+const PARKED_WAIT_MS = 50;
+/** How often the parent pid is looked at. */
+const ORPHAN_CHECK_MS = 10;
 /** Beacon states in the file (mirrored in sandbox/beacon.ts). */
 const IDLE = 0, IN_CALL = 1, WEDGED = 2, LOADING = 3, WEDGED_LOADING = 4;
 /** A module's probe at compile time has isolated-vm's own 1 s timeout; past it (plus WEDGE_MS) V8 could not stop it. */
@@ -57,6 +74,14 @@ const WEDGE_CPU_MS = 20;
 
 const init = workerData as Init;
 const state = new Int32Array(init.state);
+const mark = new Float64Array(init.state, MARK_AT, 2);
+/** process.hrtime in ms minus this thread's performance.now(): both run on the monotonic clock. */
+const HRTIME_TO_NOW = hrtimeToNow();
+function hrtimeToNow(): number {
+  let d = 0;
+  for (let i = 0; i < 3; i++) d = Number(process.hrtime.bigint()) / 1e6 - performance.now(); // the first calls set up each clock (~1 ms)
+  return d;
+}
 const slots = new Map<number, Slot>();
 let killOnWedge = init.killOnWedge;
 let fd = init.file === null ? -1 : openSync(init.file, 'w');
@@ -114,20 +139,45 @@ function record(slot: number, instance: number, seq: number, s: number): void {
   written = key;
 }
 
-/** The call being judged. */
-let t: { slot: number; seq: number; cpu0: number; wall0: number; step: number; stepCpu0: number; killAt: number; disposedAt: number; disposedCpu: number } | null = null;
+/** The call being judged; firstStep: its sandbox's step when the sentinel first saw it. */
+type Judged = { slot: number; seq: number; cpu0: number; wall0: number; step: number; firstStep: number; stepCpu0: number; marked: boolean; killAt: number; disposedAt: number; disposedCpu: number };
+let t: Judged | null = null;
+
+function begin(slot: number, seq: number, cpu: number, wall: number): Judged {
+  return { slot, seq, cpu0: cpu, wall0: wall, step: -1, firstStep: -1, stepCpu0: cpu, marked: false, killAt: 0, disposedAt: 0, disposedCpu: 0 };
+}
+
+/**
+ * A call that woke the sentinel from its park counts from its mark (sandbox/beacon.ts
+ * #wake), not from the moment the sentinel first saw it. So does the call's first plugin
+ * when the sentinel first saw the call in it (the step then was the mark's + 1): it began
+ * after the mark. A plugin seen later starts its clock when the step changes, as ever.
+ */
+function fromMark(j: Judged): void {
+  if (j.marked || Atomics.load(state, MARK_SEQ) !== j.seq) return;
+  const wall0 = mark[1] - HRTIME_TO_NOW;
+  const cpu0 = clock < 0 ? wall0 * 1e6 : mark[0];
+  const step = state[MARK_STEP];
+  if (Atomics.load(state, MARK_SEQ) !== j.seq) return; // being rewritten: for a later call
+  j.marked = true;
+  if (cpu0 < j.cpu0) j.cpu0 = cpu0;
+  if (wall0 < j.wall0) j.wall0 = wall0;
+  if (j.step === j.firstStep && j.step === step + 1 && cpu0 < j.stepCpu0) j.stepCpu0 = cpu0;
+}
 
 function judge(slot: number, seq: number, s: Slot): void {
   const budget = s.call[0];
   if (budget === 0) return;
   const cpu = cpuNs();
   const wall = performance.now();
-  if (t === null || t.seq !== seq || t.slot !== slot) t = { slot, seq, cpu0: cpu, wall0: wall, step: -1, stepCpu0: cpu, killAt: 0, disposedAt: 0, disposedCpu: 0 };
+  if (t === null || t.seq !== seq || t.slot !== slot) t = begin(slot, seq, cpu, wall);
   const step = Atomics.load(s.current, 1);
   if (step !== t.step) {
+    if (t.step === -1) t.firstStep = step;
     t.step = step;
     t.stepCpu0 = cpu;
   }
+  fromMark(t);
   if (t.killAt === 0) {
     const limit = s.plugin[0];
     const reason = (cpu - t.cpu0) / 1e6 > budget ? 1 : limit > 0 && (cpu - t.stepCpu0) / 1e6 > limit ? 2 : wall - t.wall0 > budget + init.wallBackstopMs ? 3 : 0;
@@ -160,42 +210,71 @@ function judge(slot: number, seq: number, s: Slot): void {
 function judgeLoading(seq: number): void {
   const cpu = cpuNs();
   const wall = performance.now();
-  if (t === null || t.seq !== seq || t.slot !== 0) t = { slot: 0, seq, cpu0: cpu, wall0: wall, step: -1, stepCpu0: cpu, killAt: 0, disposedAt: 0, disposedCpu: 0 };
+  if (t === null || t.seq !== seq || t.slot !== 0) t = begin(0, seq, cpu, wall);
+  fromMark(t);
   if (killOnWedge && (cpu - t.cpu0) / 1e6 > LOAD_LIMIT_MS && wall - t.wall0 > LOAD_LIMIT_MS + init.wedgeMs) {
-    record(0, Atomics.load(state, 3), seq, WEDGED_LOADING);
+    record(0, Atomics.load(state, MODULE), seq, WEDGED_LOADING);
     process.kill(process.pid, 'SIGKILL');
   }
 }
 
-let ticks = 0;
-function tick(): void {
-  if (parent !== 0 && ++ticks % 10 === 0 && process.ppid !== parent) {
-    // The supervisor is gone: nobody will replace us. The main thread stops by itself
-    // when it can (core/worker.ts on 'disconnect'); if it cannot, we end it.
-    if (orphanSince === 0) orphanSince = performance.now();
-    else if (performance.now() - orphanSince > ORPHAN_GRACE_MS) process.kill(process.pid, 'SIGKILL');
+let orphanCheckedAt = 0;
+/** One look at the state; true when a call or a module load is in progress. */
+function tick(): boolean {
+  const now = performance.now();
+  if (parent !== 0 && now - orphanCheckedAt >= ORPHAN_CHECK_MS) {
+    orphanCheckedAt = now;
+    if (process.ppid !== parent) {
+      // The supervisor is gone: nobody will replace us. The main thread stops by itself
+      // when it can (core/worker.ts on 'disconnect'); if it cannot, we end it.
+      if (orphanSince === 0) orphanSince = now;
+      else if (now - orphanSince > ORPHAN_GRACE_MS) process.kill(process.pid, 'SIGKILL');
+    }
   }
-  const slot = Atomics.load(state, 0), seq = Atomics.load(state, 1), inCall = Atomics.load(state, 2);
+  const slot = Atomics.load(state, SLOT), seq = Atomics.load(state, SEQ), inCall = Atomics.load(state, MODE);
   if (inCall === 3) {
     judgeLoading(seq);
-    record(0, Atomics.load(state, 3), seq, LOADING);
-  } else {
-    const s = inCall === 1 ? slots.get(slot) : undefined;
-    if (s !== undefined) judge(slot, seq, s);
-    else t = null;
-    record(slot, s === undefined ? -1 : Atomics.load(s.current, 0), seq, inCall === 1 ? IN_CALL : IDLE);
+    record(0, Atomics.load(state, MODULE), seq, LOADING);
+    return true;
   }
+  const s = inCall === 1 ? slots.get(slot) : undefined;
+  if (s !== undefined) judge(slot, seq, s);
+  else t = null;
+  record(slot, s === undefined ? -1 : Atomics.load(s.current, 0), seq, inCall === 1 ? IN_CALL : IDLE);
+  return inCall !== 0;
 }
 
 /**
  * The loop: messages, a tick, then 1 ms asleep in Atomics.wait, instead of a 1 ms timer
  * that turned the worker's event loop at each tick. Nothing else in this thread needs its
  * event loop. A terminating worker leaves Atomics.wait at once.
+ *
+ * Parking, after PARK_AFTER_MS in which the sequence did not move and no call ran: set the
+ * parked cell, look at the state once more, then wait on the sequence cell itself. The
+ * main thread's enter/loading bumps the sequence and stores the state (sequentially
+ * consistent) before it loads the parked cell; we store the parked cell before our last
+ * look. So either it sees us parked and notifies (and a notify before our wait makes the
+ * wait see the new sequence and return at once), or we see its call and do not wait. A
+ * sequence that moved restarts the quiet time, so we tick for PARK_AFTER_MS after it.
  */
 const nap = new Int32Array(new SharedArrayBuffer(4));
+let lastSeq = Atomics.load(state, SEQ);
+let quietSince = performance.now();
 parentPort!.postMessage('ready');
 for (;;) {
   for (let m = receiveMessageOnPort(parentPort!); m !== undefined; m = receiveMessageOnPort(parentPort!)) onMessage(m.message as Message);
-  tick();
-  Atomics.wait(nap, 0, 0, 1);
+  const busy = tick();
+  const seq = Atomics.load(state, SEQ);
+  const now = performance.now();
+  if (busy || seq !== lastSeq) {
+    lastSeq = seq;
+    quietSince = now;
+  }
+  if (now - quietSince < PARK_AFTER_MS) {
+    Atomics.wait(nap, 0, 0, 1);
+    continue;
+  }
+  Atomics.store(state, PARKED, 1);
+  if (Atomics.load(state, MODE) === 0 && Atomics.load(state, SEQ) === lastSeq) Atomics.wait(state, SEQ, lastSeq, PARKED_WAIT_MS);
+  Atomics.store(state, PARKED, 0);
 }
