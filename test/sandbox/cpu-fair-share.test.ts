@@ -201,7 +201,7 @@ tenants:
     routes: [{ name: r, service: s, paths: [/capped] }]
     plugins: [{ name: two-ms, path: ./two-ms.ts, limits: { cpuMs: 1000 } }]
 `, { 'two-ms.ts': TWO_MS });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();
@@ -240,7 +240,7 @@ tenants:
     routes: [{ name: r, service: s, paths: [/premium] }]
     plugins: [{ name: two-ms, path: ./two-ms.ts, limits: { cpuMs: 1000 } }]
 `, { 'two-ms.ts': TWO_MS });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();

@@ -34,7 +34,7 @@ tenants:
     routes: [{ name: r, service: s, paths: [/good] }]
     plugins: [{ name: correlation-id }]
 `, { 'crasher.ts': CRASHER });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();
