@@ -207,6 +207,14 @@ export async function failures(lab: Lab, reason: string, labels: { tenant?: stri
   return sum;
 }
 
+/** The evil plugin's failures by reason, from /metrics (for a failure message). */
+export async function failuresByReason(lab: Lab): Promise<Record<string, number>> {
+  const text = await (await request(`${lab.adminUrl}/metrics`, { dispatcher: agent })).body.text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^isogate_plugin_failures_total\{[^}]*plugin="evil"[^}]*reason="(\w+)"[^}]*\} (\S+)$/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  return out;
+}
+
 /** The neighbour tenant is served normally. */
 export async function expectGoodServed(lab: Lab): Promise<void> {
   const r = await send(`${lab.url}/good`);
