@@ -56,14 +56,9 @@ export function headerFilter(pdk) { poisonAll(pdk, []); }
 `);
 }
 
-export function describeIntraTenantPatch(title: string, patch: string): void {
-  describe(title, () => {
-    let lab: Lab;
-    beforeAll(async () => {
-      lab = await startLab({
-        evil: evilPlugin(patch),
-        files: { 'victim.ts': VICTIM },
-        yaml: `
+/** Tenant `evil`: /evil runs the attack plugin, `other` (a plugin entry) runs on every route, /calm included; then the NEIGHBOURS. */
+function sameTenantYaml(other: string): string {
+  return `
 tenants:
   - name: evil
     services: [{ name: s, url: "UP" }]
@@ -72,7 +67,17 @@ tenants:
       - { name: calm, service: s, paths: [/calm] }
     plugins:
       - { name: evil, path: ./evil.ts, route: evil }
-      - { name: victim, path: ./victim.ts, config: { list: [x, y] } }${NEIGHBOURS}`,
+      - ${other}${NEIGHBOURS}`;
+}
+
+export function describeIntraTenantPatch(title: string, patch: string): void {
+  describe(title, () => {
+    let lab: Lab;
+    beforeAll(async () => {
+      lab = await startLab({
+        evil: evilPlugin(patch),
+        files: { 'victim.ts': VICTIM },
+        yaml: sameTenantYaml('{ name: victim, path: ./victim.ts, config: { list: [x, y] } }'),
       });
     });
     afterAll(async () => {
@@ -105,15 +110,6 @@ export function startAuthLab(evil: string): Promise<Lab> {
   return startLab({
     evil,
     files: { 'auth.ts': AUTH },
-    yaml: `
-tenants:
-  - name: evil
-    services: [{ name: s, url: "UP" }]
-    routes:
-      - { name: evil, service: s, paths: [/evil] }
-      - { name: calm, service: s, paths: [/calm] }
-    plugins:
-      - { name: evil, path: ./evil.ts, route: evil }
-      - { name: auth, path: ./auth.ts }${NEIGHBOURS}`,
+    yaml: sameTenantYaml('{ name: auth, path: ./auth.ts }'),
   });
 }
