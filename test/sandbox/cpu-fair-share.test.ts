@@ -249,17 +249,20 @@ tenants:
   it('share it by weight: the heavier weight gets several times the answers, the lighter is throttled with 503', async () => {
     // Same load, same plugin: without weights each would get about half (measured 0.9-1.2x
     // before the weights took effect). In theory 4x. The clients back off 50 ms after a 503
-    // (a twentieth of Retry-After). Measured 2.5-3.6x on a loaded machine, 1.8x at load 25 on
-    // two cores (the client loops here starve too), 0.9x with the weights ignored: judged at
-    // 1.5x. Clients that retry at once turn the lighter tenant's
+    // (a twentieth of Retry-After). Measured 2.5-3.6x on a loaded machine, 1.5-1.8x at load
+    // 20-25 on two cores (the client loops here starve too), 0.9x with the weights ignored.
+    // Who is refused says it more steadily: basic 52-90 refusals to premium's 6-8 at load
+    // 20-25, 39 to 39 with the weights ignored. Clients that retry at once turn the lighter tenant's
     // refusals into a flood of requests whose loop time no share accounts for (measured
     // 1.2-1.8x on a loaded machine that way).
     const [basic, premium] = await Promise.all([hammer(gw.url, '/basic', 8, 6000, 50), hammer(gw.url, '/premium', 8, 6000, 50)]);
     const b = basic.get(200) ?? 0;
     const p = premium.get(200) ?? 0;
     console.info(`[cpu-fair-share] basic (weight 100): ${JSON.stringify([...basic])}; premium (weight 400): ${JSON.stringify([...premium])}`);
-    expect(p / b).toBeGreaterThan(1.5);
-    expect(basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0).toBeGreaterThan(0);
+    expect(p / b).toBeGreaterThan(1.25);
+    const refused = basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0;
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(3 * (premium.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0));
     expect([...basic.keys(), ...premium.keys()].every((k) => k === 200 || k === '503 ISG_ERR_TENANT_THROTTLED')).toBe(true);
   }, 30_000);
 
@@ -274,8 +277,9 @@ tenants:
     const p = premium.get(200) ?? 0;
     const refused = basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0;
     console.info(`[cpu-fair-share] retrying at once: basic (weight 100): ${JSON.stringify([...basic])}; premium (weight 400): ${JSON.stringify([...premium])}`);
-    expect(p / b).toBeGreaterThan(1.5);
+    expect(p / b).toBeGreaterThan(1.25); // see the test above
     expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(3 * (premium.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0));
     expect(refused).toBeLessThanOrEqual(CONNS * (6 * 12 + 2));
   }, 30_000);
 });
