@@ -27,7 +27,7 @@ tenants:
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
     gp = await spawnGateway(yaml(up));
-  });
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gp?.stop();
     await up?.close();

@@ -33,6 +33,18 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  // A gateway that ends on its own once up (not stopped, not killed by the test's signal)
+  // fails whatever test runs next with connection errors that say nothing of why: say it here.
+  let up = false;
+  let stopping = false;
+  // A test whose hook timed out while this started never gets `gp` to stop it: the gateway
+  // would outlive the test process (seen: a supervisor and its workers left under init).
+  const orphaned = () => child.kill('SIGKILL');
+  process.once('exit', orphaned);
+  child.once('exit', (code, signal) => {
+    process.off('exit', orphaned);
+    if (up && !stopping && !(child.killed && signal !== null)) console.error(`gateway pid ${child.pid} exited by itself (code ${code}, signal ${signal}); its last output:\n${out.split('\n').slice(-30).join('\n')}`);
+  });
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   const gp: GatewayProcess = {
     child,
@@ -40,9 +52,18 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
     adminUrl,
     output: () => out,
     status: async () => JSON.parse(await adminGet(`${adminUrl}/status`)),
-    metrics: () => adminGet(`${adminUrl}/metrics`),
+    metrics: async () => {
+      // The supervisor's /metrics waits for every worker's figures, and answers 500 "Operation
+      // timed out." when one of them gives none within 5 s (prom-client): on a loaded machine,
+      // a worker busy loading (the spare after a crash) can. Ask again, twice at most.
+      for (let i = 0; ; i++) {
+        const text = await adminGet(`${adminUrl}/metrics`);
+        if (i === 2 || !text.includes('"message":"Operation timed out."')) return text;
+      }
+    },
     stop: () =>
       new Promise<void>((resolve) => {
+        stopping = true;
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
@@ -54,7 +75,10 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
     if (child.exitCode !== null) throw new Error(`gateway exited with ${child.exitCode}:\n${out}`);
     try {
       const s = await gp.status();
-      if (s.workers === undefined || (s.workers.ready === s.workers.size && s.workers.spareReady === true)) return gp;
+      if (s.workers === undefined || (s.workers.ready === s.workers.size && s.workers.spareReady === true)) {
+        up = true;
+        return gp;
+      }
     } catch {
       /* not up yet */
     }

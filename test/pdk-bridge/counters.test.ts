@@ -84,7 +84,7 @@ describe('pdk.counters under the supervisor (real CLI, two workers)', () => {
   beforeAll(async () => {
     up = await startUpstream(echoHandler);
     gp = await spawnGateway(`listen: { host: 127.0.0.1, port: \${PORT} }\nadmin: { host: 127.0.0.1, port: \${ADMIN_PORT} }\nworkers: 2\n${NO_BREAKER}\n${tenants(up.url)}`, { 'counter.ts': COUNTER });
-  });
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gp?.stop();
     await up?.close();

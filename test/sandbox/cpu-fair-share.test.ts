@@ -201,7 +201,7 @@ tenants:
     routes: [{ name: r, service: s, paths: [/capped] }]
     plugins: [{ name: two-ms, path: ./two-ms.ts, limits: { cpuMs: 1000 } }]
 `, { 'two-ms.ts': TWO_MS });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();
@@ -240,7 +240,7 @@ tenants:
     routes: [{ name: r, service: s, paths: [/premium] }]
     plugins: [{ name: two-ms, path: ./two-ms.ts, limits: { cpuMs: 1000 } }]
 `, { 'two-ms.ts': TWO_MS });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();
@@ -249,15 +249,20 @@ tenants:
   it('share it by weight: the heavier weight gets several times the answers, the lighter is throttled with 503', async () => {
     // Same load, same plugin: without weights each would get about half (measured 0.9-1.2x
     // before the weights took effect). In theory 4x. The clients back off 50 ms after a 503
-    // (a twentieth of Retry-After). Measured 2.5-3.6x on a loaded machine; clients that retry at once turn the lighter tenant's
+    // (a twentieth of Retry-After). Measured 2.5-3.6x on a loaded machine, 1.5-1.8x at load
+    // 20-25 on two cores (the client loops here starve too), 0.9x with the weights ignored.
+    // Who is refused says it more steadily: basic 52-90 refusals to premium's 6-8 at load
+    // 20-25, 39 to 39 with the weights ignored. Clients that retry at once turn the lighter tenant's
     // refusals into a flood of requests whose loop time no share accounts for (measured
     // 1.2-1.8x on a loaded machine that way).
     const [basic, premium] = await Promise.all([hammer(gw.url, '/basic', 8, 6000, 50), hammer(gw.url, '/premium', 8, 6000, 50)]);
     const b = basic.get(200) ?? 0;
     const p = premium.get(200) ?? 0;
     console.info(`[cpu-fair-share] basic (weight 100): ${JSON.stringify([...basic])}; premium (weight 400): ${JSON.stringify([...premium])}`);
-    expect(p / b).toBeGreaterThan(1.8);
-    expect(basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0).toBeGreaterThan(0);
+    expect(p / b).toBeGreaterThan(1.25);
+    const refused = basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0;
+    expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(3 * (premium.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0));
     expect([...basic.keys(), ...premium.keys()].every((k) => k === 200 || k === '503 ISG_ERR_TENANT_THROTTLED')).toBe(true);
   }, 30_000);
 
@@ -272,8 +277,9 @@ tenants:
     const p = premium.get(200) ?? 0;
     const refused = basic.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0;
     console.info(`[cpu-fair-share] retrying at once: basic (weight 100): ${JSON.stringify([...basic])}; premium (weight 400): ${JSON.stringify([...premium])}`);
-    expect(p / b).toBeGreaterThan(1.8);
+    expect(p / b).toBeGreaterThan(1.25); // see the test above
     expect(refused).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(3 * (premium.get('503 ISG_ERR_TENANT_THROTTLED') ?? 0));
     expect(refused).toBeLessThanOrEqual(CONNS * (6 * 12 + 2));
   }, 30_000);
 });

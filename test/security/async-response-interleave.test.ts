@@ -5,7 +5,7 @@
 // hand one client's upstream response to another.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectStillServes, plugin, send, startLab, type Lab } from './helpers.ts';
+import { callingOutYaml, expectStillServes, plugin, send, startLab, type Lab } from './helpers.ts';
 
 const EVIL = plugin(`
 export async function response(pdk, config) {
@@ -35,27 +35,7 @@ describe('async: interleaved response-phase chains keep their own response', () 
     lab = await startLab({
       evil: EVIL,
       upstream,
-      yaml: `
-tenants:
-  - name: evil
-    limits: { cpuMs: 100 }
-    breaker: { faults: 1000, windowMs: 1000, cooldownMs: 1 }
-    http: { allow: ["127.0.0.1"] }
-    services: [{ name: s, url: "UP" }]
-    routes:
-      - { name: evil, service: s, paths: [/evil] }
-      - { name: calm, service: s, paths: [/calm] }
-    plugins:
-      - { name: evil, path: ./evil.ts, route: evil, config: { up: "UP" } }
-      - { name: benign, path: ./benign.ts, route: calm }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`,
+      yaml: callingOutYaml(100),
     });
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@
 // an error id), nothing crashes, and the tenant's next requests get a fresh isolate.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectPluginFailed, expectStillServes, failures, plugin, send, startLab, type Lab } from './helpers.ts';
+import { callingOutYaml, expectPluginFailed, expectStillServes, failures, plugin, send, startLab, type Lab } from './helpers.ts';
 
 const EVIL = plugin(`
 export async function access(pdk, config) {
@@ -25,27 +25,7 @@ describe('async: a suspended chain whose isolate is killed meanwhile', () => {
     lab = await startLab({
       evil: EVIL,
       upstream: slow,
-      yaml: `
-tenants:
-  - name: evil
-    limits: { cpuMs: 50 }
-    breaker: { faults: 1000, windowMs: 1000, cooldownMs: 1 }
-    http: { allow: ["127.0.0.1"] }
-    services: [{ name: s, url: "UP" }]
-    routes:
-      - { name: evil, service: s, paths: [/evil] }
-      - { name: calm, service: s, paths: [/calm] }
-    plugins:
-      - { name: evil, path: ./evil.ts, route: evil, config: { up: "UP" } }
-      - { name: benign, path: ./benign.ts, route: calm }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`,
+      yaml: callingOutYaml(50),
     });
   });
   afterAll(async () => {

@@ -4,7 +4,7 @@
 // stays one chunk per request (backpressure holds while the client reads slowly).
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectStillServes, failures, faultLogs, plugin, startLab, type Lab } from './helpers.ts';
+import { expectStillServes, failures, faultLogs, NEIGHBOURS, plugin, startLab, type Lab } from './helpers.ts';
 
 const CAP = 16 * 2 ** 20;
 
@@ -32,15 +32,7 @@ tenants:
       - { name: calm, service: s, paths: [/calm] }
     plugins:
       - { name: evil, path: ./evil.ts, route: evil, limits: { cpuMs: 200, memoryMb: 64 } }
-      - { name: benign, path: ./benign.ts, route: calm }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`,
+      - { name: benign, path: ./benign.ts, route: calm }${NEIGHBOURS}`,
       // an upstream body of many small chunks: each becomes 1 MB
       upstream: (_req, res) => {
         res.writeHead(200, { 'content-type': 'text/plain' });

@@ -41,7 +41,7 @@ export function describeConfigureAttack(title: string, body: string, expectOutco
       expect(r.stderr).toContain(`${file}: invalid config`);
       expect(r.stderr).toMatch(new RegExp(`tenant "evil": plugin "evil" would be disabled \\(${expectOutcome}\\): ${detail.source}`));
       expect(r.stderr).not.toContain('benign');
-    });
+    }, 90_000); // two CLI runs side by side: the claim is the comparison (no hang), not their time on a loaded machine
 
     describe('in a gateway', () => {
       let lab: Lab;

@@ -5,7 +5,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeConfigureAttack } from './configure-helpers.ts';
-import { expectPluginFailed, expectStillServes, plugin, send, startLab, type Lab } from './helpers.ts';
+import { expectPluginFailed, expectStillServes, NEIGHBOURS, plugin, send, startLab, type Lab } from './helpers.ts';
 
 describeConfigureAttack('configure spins', 'export function configure() { for (;;) {} }', 'cpu', /stopped by the watchdog while its configure ran/);
 
@@ -30,15 +30,7 @@ tenants:
     plugins:
       - { name: evil, path: ./evil.ts, route: evil }
       - { name: evil2, path: ./evil2.ts, route: evil2 }
-      - { name: benign, path: ./benign.ts, route: calm }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`,
+      - { name: benign, path: ./benign.ts, route: calm }${NEIGHBOURS}`,
     });
   });
   afterAll(async () => {

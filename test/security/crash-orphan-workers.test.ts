@@ -54,12 +54,20 @@ tenants:
     // ...and the supervisor dies without a word.
     const t0 = Date.now();
     gw.child.kill('SIGKILL');
-    await waitFor(() => workers.every((p) => !alive(p)), 5_000, 'every worker to exit');
-    const ms = Date.now() - t0;
-    console.log(`orphans: every worker gone ${ms} ms after the supervisor was killed`);
-    expect(ms).toBeLessThan(1_000);
+    // Judged on what was seen: the last time a worker was still there. When this process is
+    // itself held off the CPU (a loaded machine), the first look that finds them gone can
+    // come late; it says nothing of when they went. A worker seen alive a second on fails.
+    let lastSeenAlive = 0;
+    await waitFor(() => {
+      const before = Date.now() - t0;
+      const left = workers.filter((p) => alive(p));
+      if (left.length > 0) lastSeenAlive = before;
+      return left.length === 0;
+    }, 5_000, 'every worker to exit');
+    console.log(`orphans: a worker last seen ${lastSeenAlive} ms after the supervisor was killed, all gone at ${Date.now() - t0} ms`);
+    expect(lastSeenAlive).toBeLessThan(1_000);
     await waitFor(() => all.every((p) => !alive(p)), 5_000, 'their children to exit');
-  }, 30_000);
+  }, 90_000); // the gateway may take up to spawnGateway's 60 s to start on a loaded machine
 
   it('Ctrl-C on `npm start` (SIGINT to the whole process group) leaves no process behind', async () => {
     const port = await freePort();
@@ -95,8 +103,9 @@ tenants:
     expect(r.statusCode).toBe(200);
     const t0 = Date.now();
     process.kill(-group, 'SIGINT');
-    await waitFor(() => groupMembers(group).length === 0 && members.every((p) => !alive(p)), 10_000, 'the whole group to exit');
+    // The supervisor drains its workers and kills any still there after 8 s; on a loaded
+    // machine the whole group took 5.7 s to go (measured), so a hang is judged at 20 s.
+    await waitFor(() => groupMembers(group).length === 0 && members.every((p) => !alive(p)), 20_000, 'the whole group to exit');
     console.log(`orphans: the npm start group gone ${Date.now() - t0} ms after SIGINT`);
-    expect(Date.now() - t0).toBeLessThan(10_000);
   }, 90_000);
 });

@@ -66,7 +66,7 @@ tenants:
     await up?.close();
   });
 
-  it('is found by its own sentinel within 500 ms of the limit, replaced, and its plugin quarantined at once', async () => {
+  it('is found by its own sentinel within a second of the limit, replaced, and its plugin quarantined at once', async () => {
     // The victim: keep-alive connections (spread over both workers) sending all along.
     const agent = new Agent({ connections: 4, pipelining: 1 });
     let ok = 0;
@@ -131,8 +131,12 @@ tenants:
     const limitAt = own.find(([, cpu]) => cpu - own[0][1] >= CPU_MS)?.[0] ?? lostAt;
     const afterLimit = lostAt - limitAt;
     const lostAfter = lostAt - t0;
-    // At most 500 ms past the limit; well before the supervisor's 3 s health timeout.
-    expect(afterLimit).toBeLessThan(500);
+    // The sentinel kills once the thread ran on 200 ms and 20 ms of CPU past the watchdog's
+    // dispose (~250 ms past the limit on an idle machine), or at 800 ms of wall time past it
+    // when a loaded machine gives the thread less (763 ms seen at load 25): at most ~1 s past
+    // the limit, and well before the supervisor's 3 s health timeout, which is not what finds it.
+    console.log(`wedged: connection lost ${afterLimit} ms after the limit, ${lostAfter} ms after the request`);
+    expect(afterLimit).toBeLessThan(1_100);
     expect(lostAfter).toBeLessThan(3_000);
     await msUntil(async () => (await gw.status()).workers.ready === 2, 5_000, 'the worker to be replaced');
     const status = await gw.status();

@@ -49,6 +49,41 @@ export type LabOptions = {
 
 export type LogLine = Record<string, unknown> & { msg?: string; tenant?: string; level?: number };
 
+/**
+ * For a lab whose test writes its own YAML (LabOptions.yaml): the neighbour tenants, to put
+ * after its `evil` tenant under `tenants:`. `good` runs the benign plugin, `bare` none.
+ */
+export const NEIGHBOURS = `
+  - name: good
+    services: [{ name: s, url: "UP" }]
+    routes: [{ name: good, service: s, paths: [/good] }]
+    plugins: [{ name: benign, path: ./benign.ts }]
+  - name: bare
+    services: [{ name: s, url: "UP" }]
+    routes: [{ name: bare, service: s, paths: [/bare] }]
+`;
+
+/**
+ * A lab's YAML whose `evil` plugin calls out (pdk.http) to the lab's upstream, whose URL it
+ * gets as config.up: tenant `evil` (/evil runs it, /calm the benign plugin in the same
+ * isolate, breaker effectively off) with `cpuMs`, then the NEIGHBOURS.
+ */
+export function callingOutYaml(cpuMs: number): string {
+  return `
+tenants:
+  - name: evil
+    limits: { cpuMs: ${cpuMs} }
+    breaker: { faults: 1000, windowMs: 1000, cooldownMs: 1 }
+    http: { allow: ["127.0.0.1"] }
+    services: [{ name: s, url: "UP" }]
+    routes:
+      - { name: evil, service: s, paths: [/evil] }
+      - { name: calm, service: s, paths: [/calm] }
+    plugins:
+      - { name: evil, path: ./evil.ts, route: evil, config: { up: "UP" } }
+      - { name: benign, path: ./benign.ts, route: calm }${NEIGHBOURS}`;
+}
+
 export type Lab = {
   gw: Gateway;
   up: Upstream;
@@ -170,6 +205,14 @@ export async function failures(lab: Lab, reason: string, labels: { tenant?: stri
     sum += Number(m[2]);
   }
   return sum;
+}
+
+/** The evil plugin's failures by reason, from /metrics (for a failure message). */
+export async function failuresByReason(lab: Lab): Promise<Record<string, number>> {
+  const text = await (await request(`${lab.adminUrl}/metrics`, { dispatcher: agent })).body.text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^isogate_plugin_failures_total\{[^}]*plugin="evil"[^}]*reason="(\w+)"[^}]*\} (\S+)$/gm)) out[m[1]] = (out[m[1]] ?? 0) + Number(m[2]);
+  return out;
 }
 
 /** The neighbour tenant is served normally. */

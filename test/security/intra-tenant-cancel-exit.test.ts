@@ -2,9 +2,9 @@
 // plugin installs Array.prototype.toJSON and silently drops the exit(401) of the tenant's
 // auth plugin from the result the runtime encodes; the request then reaches the upstream.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectGoodServed, plugin, send, startLab, type Lab } from './helpers.ts';
+import { expectGoodServed, plugin, send, type Lab } from './helpers.ts';
+import { startAuthLab } from './intra-tenant-helpers.ts';
 
-const AUTH = plugin(`export function access(pdk) { if (pdk.request.getHeader('x-key') !== 'k') pdk.response.exit(401, { message: 'no key' }); }`, 'auth', 50);
 const EVIL = plugin(`
 export function access(pdk) {
   Array.prototype.toJSON = function () {
@@ -13,29 +13,10 @@ export function access(pdk) {
 }
 `);
 
-const YAML = `
-tenants:
-  - name: evil
-    services: [{ name: s, url: "UP" }]
-    routes:
-      - { name: evil, service: s, paths: [/evil] }
-      - { name: calm, service: s, paths: [/calm] }
-    plugins:
-      - { name: evil, path: ./evil.ts, route: evil }
-      - { name: auth, path: ./auth.ts }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`;
-
 describe('intra-tenant: one plugin cancels another plugin\'s exit', () => {
   let lab: Lab;
   beforeAll(async () => {
-    lab = await startLab({ evil: EVIL, yaml: YAML, files: { 'auth.ts': AUTH } });
+    lab = await startAuthLab(EVIL);
   });
   afterAll(async () => {
     await lab.stop();

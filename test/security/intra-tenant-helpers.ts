@@ -5,9 +5,10 @@
  * the errors PDK calls throw, the values they return, the callbacks a then() receives).
  * Plugin `victim` (priority 50) of the same tenant runs after it in the same isolate and
  * uses those builtins; it must behave exactly as when it runs alone (route /calm).
+ * startAuthLab: the shape of the attacks on another plugin's verdict (an auth plugin's exit).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectGoodServed, plugin, send, startLab, type Lab } from './helpers.ts';
+import { expectGoodServed, NEIGHBOURS, plugin, send, startLab, type Lab } from './helpers.ts';
 
 /** The victim: its answer depends on push, JSON.stringify, toLowerCase, the Object/Array prototypes and its config. */
 const VICTIM = plugin(`
@@ -55,14 +56,9 @@ export function headerFilter(pdk) { poisonAll(pdk, []); }
 `);
 }
 
-export function describeIntraTenantPatch(title: string, patch: string): void {
-  describe(title, () => {
-    let lab: Lab;
-    beforeAll(async () => {
-      lab = await startLab({
-        evil: evilPlugin(patch),
-        files: { 'victim.ts': VICTIM },
-        yaml: `
+/** Tenant `evil`: /evil runs the attack plugin, `other` (a plugin entry) runs on every route, /calm included; then the NEIGHBOURS. */
+function sameTenantYaml(other: string): string {
+  return `
 tenants:
   - name: evil
     services: [{ name: s, url: "UP" }]
@@ -71,15 +67,17 @@ tenants:
       - { name: calm, service: s, paths: [/calm] }
     plugins:
       - { name: evil, path: ./evil.ts, route: evil }
-      - { name: victim, path: ./victim.ts, config: { list: [x, y] } }
-  - name: good
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: good, service: s, paths: [/good] }]
-    plugins: [{ name: benign, path: ./benign.ts }]
-  - name: bare
-    services: [{ name: s, url: "UP" }]
-    routes: [{ name: bare, service: s, paths: [/bare] }]
-`,
+      - ${other}${NEIGHBOURS}`;
+}
+
+export function describeIntraTenantPatch(title: string, patch: string): void {
+  describe(title, () => {
+    let lab: Lab;
+    beforeAll(async () => {
+      lab = await startLab({
+        evil: evilPlugin(patch),
+        files: { 'victim.ts': VICTIM },
+        yaml: sameTenantYaml('{ name: victim, path: ./victim.ts, config: { list: [x, y] } }'),
       });
     });
     afterAll(async () => {
@@ -98,5 +96,20 @@ tenants:
       }
       await expectGoodServed(lab);
     });
+  });
+}
+
+/** The tenant's auth plugin: 401 without x-key: k, on every route of the tenant. */
+const AUTH = plugin(`export function access(pdk) { if (pdk.request.getHeader('x-key') !== 'k') pdk.response.exit(401, { message: 'no key' }); }`, 'auth', 50);
+
+/**
+ * A lab where tenant `evil` runs the attack plugin (priority 100) on /evil and its auth
+ * plugin (priority 50, AUTH) on every route, /calm included: the attack must not get past it.
+ */
+export function startAuthLab(evil: string): Promise<Lab> {
+  return startLab({
+    evil,
+    files: { 'auth.ts': AUTH },
+    yaml: sameTenantYaml('{ name: auth, path: ./auth.ts }'),
   });
 }

@@ -1,6 +1,6 @@
 // memory: ArrayBuffer allocations (external memory) in 1 MB steps
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attack, expectPluginFailed, expectStillServes, failures, plugin, startLab, type Lab } from './helpers.ts';
+import { attack, expectPluginFailed, expectStillServes, failures, failuresByReason, plugin, startLab, type Lab } from './helpers.ts';
 
 const EVIL = plugin(`
 const keep = [];
@@ -21,7 +21,7 @@ describe(`memory: ArrayBuffer allocations (external memory) in 1 MB steps`, () =
     expectPluginFailed(r);
     let seen = '';
     for (const reason of ['memory', 'threw']) if ((await failures(lab, reason, { plugin: 'evil' })) === 1) seen = reason;
-    expect(seen, 'failure metric').not.toBe('');
+    expect(seen, `failure metric (by reason: ${JSON.stringify(await failuresByReason(lab))})`).not.toBe('');
     await expectStillServes(lab);
     // again: the rebuilt isolate fails the same way, the process holds
     expectPluginFailed(await attack(lab));

@@ -1,6 +1,6 @@
 // memory: unbounded recursion (stack overflow must be a threw, not a crash)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attack, expectPluginFailed, expectStillServes, failures, plugin, startLab, type Lab } from './helpers.ts';
+import { attack, expectPluginFailed, expectStillServes, failures, failuresByReason, plugin, startLab, type Lab } from './helpers.ts';
 
 const EVIL = plugin(`
 function down(n) { return down(n + 1) + 1; }
@@ -21,7 +21,7 @@ describe(`memory: unbounded recursion (stack overflow must be a threw, not a cra
     expectPluginFailed(r);
     let seen = '';
     for (const reason of ['threw']) if ((await failures(lab, reason, { plugin: 'evil' })) === 1) seen = reason;
-    expect(seen, 'failure metric').not.toBe('');
+    expect(seen, `failure metric (by reason: ${JSON.stringify(await failuresByReason(lab))})`).not.toBe('');
     await expectStillServes(lab);
     // again: the rebuilt isolate fails the same way, the process holds
     expectPluginFailed(await attack(lab));

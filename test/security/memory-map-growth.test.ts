@@ -11,7 +11,7 @@ describe('memory: Map growth', () => {
   let lab: PeakLab;
   beforeAll(async () => {
     lab = await startPeakLab(`const m = new Map(); for (let n = 0; ; n++) m.set(n, { n, s: String(n) });`);
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await lab?.stop();
   });

@@ -38,7 +38,7 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/good] }]
 `, { 'hog.ts': HOG });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();

@@ -14,7 +14,7 @@ describe('memory: a doubling rope flattened in one step', () => {
   beforeAll(async () => {
     // cpuMs 1000 (the ceiling): the attacker's best case, the CPU limit does not end it first.
     lab = await startPeakLab(`let s = 'x'; for (let i = 0; i < 28; i++) s += s; pdk.response.setHeader('x-n', String(s.indexOf('y')));`, { cpuMs: 1000 });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await lab?.stop();
   });

@@ -43,7 +43,7 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: r, service: s, paths: [/good] }]
 `, { 'evil.ts': EVIL });
-  }, 30_000);
+  }, 90_000); // spawnGateway alone may take 60 s on a loaded machine
   afterAll(async () => {
     await gw?.stop();
     await up?.close();
