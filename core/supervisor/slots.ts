@@ -94,6 +94,10 @@ export class WorkerSlots {
     else this.#workers.set(index, state);
     worker.on('message', (m: ToSupervisor) => this.#deps.message(state, m));
     worker.on('exit', (code, signal) => this.#deps.exited(state, code, signal));
+    // A message sent as the worker exits (a ping to a retiring worker, still connected for a
+    // moment) fails with EPIPE as an 'error' event: unheard, it would end the supervisor and
+    // every port with it. The worker's exit is handled by 'exit'; the lost message is moot.
+    worker.on('error', (err: Error) => this.#deps.log.warn({ ...who(state), err: err.message }, 'a message to the worker was lost (it is exiting)'));
     // A serving worker gets its slot's socket now and listens once loaded; a spare only when it takes a slot.
     if (!spare) this.#activate(state);
   }
