@@ -91,10 +91,10 @@ export async function spawnGateway(yaml: string, files: Record<string, string> =
 }
 
 /**
- * One GET on a connection of its own. Tests poll the admin port every few ms while workers
- * come and go; a kept-alive connection can be closed by the listener just as the next poll
- * reuses it (seen in CI as "read ECONNRESET", twice in a row), which says nothing about the
- * gateway.
+ * One GET on a connection of its own: tests poll the admin port every few ms while workers
+ * come and go, and a poll should never depend on a kept-alive connection's state. (The CI
+ * failure first blamed on keep-alive, "read ECONNRESET" twice in a row, was the supervisor
+ * itself going down on an unheard EPIPE: test/core/supervisor-send-to-exiting.test.ts.)
  */
 async function adminGet(url: string): Promise<string> {
   const r = await request(url, { reset: true });
