@@ -13,7 +13,8 @@ import { SupervisorMetrics } from './supervisor/metrics.ts';
 import { Quarantine } from './supervisor/quarantine.ts';
 import { Reloads } from './supervisor/reload.ts';
 import { ProxySockets } from './supervisor/sockets.ts';
-import { StatusRequests, supervisorStatus } from './supervisor/status.ts';
+import { WorkerAsks } from './supervisor/asks.ts';
+import { namedStatus, supervisorStatus } from './supervisor/status.ts';
 import { who, type ToSupervisor, type ToWorker, type WorkerState } from './supervisor/types.ts';
 import { WorkerSlots } from './supervisor/slots.ts';
 import { FileWatch } from './watch.ts';
@@ -61,7 +62,7 @@ export class Supervisor {
   #runDir: string;
   #cgroups: WorkerCgroups;
   #metrics: SupervisorMetrics;
-  #statuses = new StatusRequests();
+  #asks = new WorkerAsks();
   /** pdk.counters of the whole node: the workers ask (core/state/ipc-counters.ts). */
   #counters = new LocalCounterStore();
   #reloads: Reloads;
@@ -93,7 +94,7 @@ export class Supervisor {
       exited: (w, code, signal) => this.#exited(w, code, signal),
     });
     this.#health = new HealthCheck(options.config.supervisor, this.log, all);
-    this.#metrics = new SupervisorMetrics(() => this.#slots.markedReady(), () => this.#quarantine.values());
+    this.#metrics = new SupervisorMetrics(this.#asks, () => this.#slots.ready(), () => this.#slots.markedReady(), () => this.#quarantine.values());
     this.#reloads = new Reloads(this.log, this.#metrics.reloads, { serving: () => this.#slots.serving(), spare: () => this.#slots.spare });
     this.#firstReady = new Promise((res, rej) => {
       this.#resolveFirstReady = res;
@@ -168,7 +169,10 @@ export class Supervisor {
         this.#watcher?.set(m.files);
         break;
       case 'status':
-        this.#statuses.answer(w, m.id, m.status);
+        this.#asks.answer(m.id, namedStatus(w, m.status));
+        break;
+      case 'metrics':
+        this.#asks.answer(m.id, m.metrics);
         break;
     }
   }
@@ -215,7 +219,7 @@ export class Supervisor {
   /** /status: the serving workers' config and counts, summed, each one's own and the hot spare's (see supervisorStatus). */
   status(): Promise<Record<string, unknown>> {
     return supervisorStatus({
-      statuses: this.#statuses,
+      asks: this.#asks,
       slots: this.#slots,
       startedAt: this.startedAt,
       listener: this.#sockets?.mode,

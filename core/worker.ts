@@ -1,4 +1,4 @@
-import { AggregatorRegistry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { beacon } from '../sandbox/beacon.ts';
 import { refuseModules } from '../sandbox/plugin-loader.ts';
 import { Gateway } from './gateway.ts';
@@ -14,10 +14,13 @@ const configFile = process.env.ISOGATE_CONFIG!;
 const spare = process.env.ISOGATE_SPARE === '1';
 const beaconFile = process.env.ISOGATE_BEACON!;
 
+/** What the supervisor's metrics requests are answered with: none while a hot spare (it serves nothing). */
+let metricsRegistries: Registry[] = [];
+
 /** Answers the supervisor's metrics requests with this worker's, labelled with its slot. */
 function serveMetrics(gw: Gateway, slot: number): void {
   gw.metrics.labelWorker(String(slot));
-  AggregatorRegistry.setRegistries([gw.metrics.registry, gw.metrics.perProcess]);
+  metricsRegistries = [gw.metrics.registry, gw.metrics.perProcess];
 }
 
 function send(m: ToSupervisor): void {
@@ -30,7 +33,6 @@ function send(m: ToSupervisor): void {
 beacon.supervised(beaconFile, Number(process.env.ISOGATE_SUPERVISOR_PID));
 // Plugin modules whose loading wedged an earlier worker are never run again.
 refuseModules((process.env.ISOGATE_REFUSED_MODULES ?? '').split(',').filter((t) => t !== '').map(Number));
-new AggregatorRegistry(); // answers the supervisor's metrics requests over IPC
 
 let gateway: Gateway | null = null;
 let stopping = false;
@@ -95,6 +97,9 @@ process.on('message', (m: ToWorker, handle?: object) => {
     case 'status':
       send({ t: 'status', id: m.id, status: gw.status() });
       break;
+    case 'metrics':
+      void Promise.all(metricsRegistries.map((r) => r.getMetricsAsJSON())).then((all) => send({ t: 'metrics', id: m.id, metrics: all.flat() }));
+      break;
     case 'stop':
       void stop(0);
       break;
@@ -121,7 +126,6 @@ gateway = await Gateway.start({
 });
 // A hot spare serves no metrics (it serves nothing) until it takes a worker's slot.
 if (!spare) serveMetrics(gateway, Number(process.env.ISOGATE_WORKER));
-else AggregatorRegistry.setRegistries([]);
 send({ t: 'watch', files: gateway.watchedFiles() });
 if (stopRequested) await stop(0);
 

@@ -1,40 +1,17 @@
 import type { ClusterSync } from '../cluster/sync.ts';
 import type { Quarantined } from './quarantine.ts';
 import type { WorkerSlots } from './slots.ts';
-import type { ToWorker, WorkerState } from './types.ts';
+import type { WorkerAsks } from './asks.ts';
+import type { WorkerState } from './types.ts';
 
-/** The statuses the workers were asked for over IPC, by request id, until they answer. */
-export class StatusRequests {
-  #statusSeq = 0;
-  #statusWaiters = new Map<number, (s: Record<string, unknown>) => void>();
+/** Each worker's own status, with its state (`serving`, or `spare`); a worker that does not answer within a second says so. */
+function askStatuses(asks: WorkerAsks, live: WorkerState[]): Promise<Record<string, unknown>[]> {
+  return asks.ask(live, 'status', 1000, (w) => ({ ...who(w), error: 'no answer' }));
+}
 
-  /** Each worker's own status, with its state (`serving`, or `spare`); a worker that does not answer within a second says so. */
-  ask(live: WorkerState[]): Promise<Record<string, unknown>[]> {
-    return Promise.all(
-      live.map(
-        (w) =>
-          new Promise<Record<string, unknown>>((resolve) => {
-            const id = ++this.#statusSeq;
-            const t = setTimeout(() => {
-              this.#statusWaiters.delete(id);
-              resolve({ ...who(w), error: 'no answer' });
-            }, 1000);
-            this.#statusWaiters.set(id, (s) => {
-              clearTimeout(t);
-              this.#statusWaiters.delete(id);
-              resolve(s);
-            });
-            w.worker.send({ t: 'status', id } satisfies ToWorker);
-          }),
-      ),
-    );
-  }
-
-  /** A worker's answer to the request `id`. */
-  answer(w: WorkerState, id: number, status: Record<string, unknown>): void {
-    const waiter = this.#statusWaiters.get(id);
-    if (waiter !== undefined) waiter({ ...who(w), ...status });
-  }
+/** A worker's status as it answered, named by its slot and state. */
+export function namedStatus(w: WorkerState, status: Record<string, unknown>): Record<string, unknown> {
+  return { ...who(w), ...status };
 }
 
 /** How /status names a worker process: its slot and state, or the hot spare. */
@@ -61,7 +38,7 @@ function summed(workers: Record<string, unknown>[]): { version: unknown; config:
 }
 
 export type StatusSources = {
-  statuses: StatusRequests;
+  asks: WorkerAsks;
   slots: WorkerSlots;
   startedAt: number;
   /** How the proxy sockets are shared (ProxySockets.mode), once bound. */
@@ -80,7 +57,7 @@ export async function supervisorStatus(s: StatusSources): Promise<Record<string,
   const loaded = slots.spare;
   const spare = loaded !== null && loaded.loaded && loaded.worker.isConnected() ? loaded : null;
   const asked = slots.ready();
-  const workers = await s.statuses.ask(spare === null ? asked : [...asked, spare]);
+  const workers = await askStatuses(s.asks, spare === null ? asked : [...asked, spare]);
   const spareStatus = spare === null ? null : workers.pop()!;
   const { version, config, counts } = summed(workers);
   return {

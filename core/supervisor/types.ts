@@ -14,6 +14,8 @@ export type ToSupervisor =
   | { t: 'sandbox'; slot: number; tenant: string; instances: { id: string; key: string }[] }
   | { t: 'reloaded'; seq: number; ok: boolean; error?: string; version?: number }
   | { t: 'status'; id: number; status: Record<string, unknown> }
+  /** The worker's metrics (prom-client's getMetricsAsJSON of its registries), for the supervisor's /metrics. */
+  | { t: 'metrics'; id: number; metrics: unknown[] }
   /** The config file and its plugins' files, for --watch (after start and each reload). */
   | { t: 'watch'; files: string[] }
   /** pdk.counters: a tick's increments, answered from the node's store (core/state/ipc-counters.ts). */
@@ -25,6 +27,7 @@ export type ToWorker =
   | { t: 'quarantine'; keys: string[]; modules?: number[] }
   | { t: 'reload'; seq: number }
   | { t: 'status'; id: number }
+  | { t: 'metrics'; id: number }
   /** The slot the worker serves (its metrics' `worker` label), once it serves. */
   | { t: 'slot'; index: number }
   /** Sent with the slot's listening socket (core/supervisor/sockets.ts): serve on it. */
