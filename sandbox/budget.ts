@@ -84,9 +84,11 @@ export class CpuBudget {
 
   /** Whole seconds until the tenant may come back (for Retry-After). */
   retryAfterSeconds(now?: number): number {
-    if (this.#fair <= 0 || this.maxMs === null) return 1;
+    // A spent share comes back within one arbiter interval; a spent cap when its debt has refilled.
+    const share = this.#fair <= 0 ? 1 : 0;
+    if (this.maxMs === null) return Math.max(share, 1);
     this.#refill(now ?? performance.now());
-    return this.#tokens > 0 ? 0 : Math.max(1, Math.ceil(-this.#tokens / this.maxMs));
+    return Math.max(share, this.#tokens > 0 ? 0 : Math.ceil(-this.#tokens / this.maxMs));
   }
 
   /** For the arbiter: this interval's use (refusals by share, sandbox ms), and the counters reset. */

@@ -17,6 +17,17 @@ describe('CpuBudget cap', () => {
     expect(b.allow(t + 600)).toBe(true); // 60 ms refilled, 50 owed: positive again
   });
 
+  it('Retry-After covers the cap\'s debt even when the fair share is spent too', () => {
+    const arbiter = new CpuArbiter({ auto: false });
+    const b = new CpuBudget(100, 100, arbiter);
+    const t = performance.now();
+    b.allow(t); // joins the arbiter's interval
+    b.setQuota(arbiter.epoch, 10); // a contended interval: 10 ms of share
+    b.charge(450, t); // share spent, and the cap 350 ms in debt: 3.5 s of refill at 100 ms/s
+    expect(b.allow(t)).toBe(false);
+    expect(b.retryAfterSeconds(t)).toBe(4);
+  });
+
   it('without a cap, an uncontended tenant is never throttled', () => {
     const b = new CpuBudget(100, null, new CpuArbiter({ auto: false }));
     const t = performance.now();
