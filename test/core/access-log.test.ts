@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatMs } from '../../core/access-log.ts';
 import { Gateway } from '../../core/gateway.ts';
 import { createLogger } from '../../core/log.ts';
 import { NO_BREAKER, echoHandler, freePort, pluginSource, send, startUpstream, waitFor, writeConfig, type Upstream } from '../helpers/gateway.ts';
@@ -80,6 +82,28 @@ describe('access log', () => {
     expect(line.latencies.plugins).toBe(0);
     expect(line.errorId).toBeUndefined();
     expect(JSON.stringify(line)).not.toContain('secret'); // the query string is not logged
+  });
+
+  it('writes the line in its field order, and escapes the path as JSON.stringify does', async () => {
+    // Raw bytes, as no client library sends them: a quote and a backslash in the path, which
+    // llhttp lets through (it refuses controls and bytes above ASCII). Written, not ended: a
+    // half-closed client is one that went away (499).
+    const target = '/plain/q"b\\c';
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(on.gw.proxyAddress.port, '127.0.0.1', () => s.write(Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1')));
+      s.on('data', () => {}).once('close', () => resolve()).once('error', reject);
+    });
+    const raw = await waitFor(() => (existsSync(on.file) ? readFileSync(on.file, 'utf8').split('\n').find((l) => l.includes('/plain/q')) : undefined), 3000, 'the line');
+    expect(raw).toContain(`"path":${JSON.stringify(target)}`);
+    expect(raw).toContain('"path":"/plain/q\\"b\\\\c"');
+    expect(raw).toMatch(/^\{"level":"info","time":"[^"]+","msg":"access","tenant":"acme","route":"plain","method":"GET","path":"[^\n]+","status":200,"bytes":\d+,"latencies":\{"request":[\d.]+,"proxy":[\d.]+,"plugins":0\}\}$/);
+    expect(JSON.parse(raw).path).toBe(target);
+  });
+
+  it('writes latencies as milliseconds rounded to 3 decimals, as Math.round(v * 1000) / 1000 prints them', () => {
+    const values = [0, -0, 0.0004, 0.0005, 0.001, 0.01, 0.0995, 0.1, 0.12, 0.123, 1, 1.5, 1.05, 1.005, 2.0004, 10.9999, 999.9995, 123456.789, 2 ** 30 / 1000, 1e10, -1, -0.0004, Number.NaN];
+    for (let i = 0; i < 20_000; i++) values.push(Math.random() * 10 ** ((i % 8) - 3));
+    for (const v of values) expect(formatMs(v), String(v)).toBe(String(Math.round(v * 1000) / 1000));
   });
 
   it('counts the time spent in plugins, and a plugin exit has no upstream time', async () => {
