@@ -46,7 +46,7 @@ const PIPE_BUF = 4096;
  *
  * @example
  *   const log = AccessLog.open(true);     // stdout
- *   log?.write(exchange, 200);            // from Exchange.onClose
+ *   log?.write(exchange, 200, performance.now()); // from Exchange.onClose
  *   await log?.close();                   // on stop: nothing written is lost
  */
 export class AccessLog {
@@ -93,9 +93,8 @@ export class AccessLog {
     return new AccessLog(1, false);
   }
 
-  /** One line for a finished request; `status` is what the client got (499: it went away first). */
-  write(ex: AccessRecord, status: number): void {
-    const now = performance.now();
+  /** One line for a finished request; `status` is what the client got (499: it went away first), `now` performance.now() as it closed. */
+  write(ex: AccessRecord, status: number, now: number): void {
     const socket = ex.socket;
     const total = socket.bytesWritten ?? 0;
     const bytes = total - (this.#sent.get(socket) ?? 0);
