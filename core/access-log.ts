@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { pino } from 'pino';
 import type { RuntimeRoute } from './route.ts';
 
 /** What the access log reads of a finished request: core/proxy.ts's Exchange has these fields. */
@@ -20,24 +19,25 @@ export type AccessRecord = {
   readonly state: { readonly pluginMs: number; readonly errorId: string };
 };
 
-type Destination = ReturnType<typeof pino.destination>;
-
 /**
  * Lines are written in pieces of whole lines, about 3 KB, or every FLUSH_MS when fewer
- * come, with one write() from the main thread. A piece handed to the asynchronous
- * destination (sonic-boom) instead is a trip through libuv's thread pool: a thread woken on
- * the gateway's core (it preempts the main thread), a completion that wakes the event loop
- * early; measured at 15-20 µs per request at ~10k req/s, against ~1 µs for the
- * synchronous write (FINDINGS.md). A pipe never blocks the gateway: stdout is
- * non-blocking (Node makes a stdout pipe so), a full pipe answers EAGAIN, and the piece
- * and all after it go through sonic-boom until it drains. A file (the page cache) is
- * written synchronously, as pino does by default. Pieces stay under PIPE_BUF (4096 bytes)
- * when their lines do: a write that small to a pipe is atomic, so the lines of several
+ * come, with one write() from the main thread. A write through libuv's thread pool (what
+ * sonic-boom does) wakes a thread on the gateway's core, which preempts the main thread, and
+ * its completion wakes the event loop early: measured at 15-20 µs per request at ~10k req/s,
+ * against ~1 µs for the synchronous write (docs/performance-findings.md item 6). A pipe never
+ * blocks the gateway: stdout is non-blocking (Node makes a stdout pipe so) and a full pipe
+ * answers EAGAIN. What it refused waits in a backlog, in order, and is written before any
+ * newer piece, still synchronously: with the next piece, or every RETRY_MS while no new
+ * piece comes. (The sonic-boom fallback this replaced went through the thread pool for as
+ * long as the pipe was behind, which under a slow reader was most of the time: about 4 % of
+ * the main thread in proxy-0 profiles.) A file (the page cache) is written the same way; it
+ * never answers EAGAIN. Pieces stay under PIPE_BUF (4096 bytes) when their lines do: a
+ * write that small to a pipe is atomic (all of it or EAGAIN), so the lines of several
  * workers sharing one stdout pipe never interleave.
  */
 const PIECE_CHARS = 3000;
 const FLUSH_MS = 50;
-const PIPE_BUF = 4096;
+const RETRY_MS = 10;
 
 /**
  * The access log: one JSON line per proxied request, collected after the response and
@@ -53,12 +53,13 @@ export class AccessLog {
   /** Where pieces are written synchronously. */
   readonly #fd: number;
   readonly #toFile: boolean;
-  /** The fallback when the pipe is full; created on first need (stdout only). */
-  #dest: Destination | null = null;
   #pending = '';
   #timer: NodeJS.Timeout | null = null;
-  /** Handed pieces to the destination that it has not finished writing: later ones follow them there, in order. */
-  #busy = false;
+  /** What the pipe refused (EAGAIN), oldest first; the first may be the rest of a piece written in part. */
+  #backlog: Buffer[] = [];
+  #retry: NodeJS.Timeout | null = null;
+  /** close() waiting for the backlog to be written. */
+  #onEmpty: (() => void) | null = null;
   #broken = false;
   /** Bytes a keep-alive socket had sent before the current response. */
   readonly #sent = new WeakMap<Socket, number>();
@@ -117,9 +118,7 @@ export class AccessLog {
     // Close handlers of the last responses may still be queued behind the server's close.
     await new Promise((resolve) => setImmediate(resolve));
     this.#flush();
-    const dest = this.#dest;
-    // sonic-boom emits 'drain' once everything handed to it is written.
-    if (this.#busy && dest !== null) await new Promise((resolve) => dest.once('drain', resolve));
+    if (this.#backlog.length > 0) await new Promise<void>((resolve) => (this.#onEmpty = resolve));
     if (this.#toFile) closeSync(this.#fd);
   }
 
@@ -132,37 +131,47 @@ export class AccessLog {
     const piece = this.#pending;
     this.#pending = '';
     if (this.#broken) return;
-    if (this.#busy) {
-      this.#dest!.write(piece);
-      return;
-    }
-    const bytes = Buffer.from(piece);
-    let done = 0;
-    try {
-      done = writeSync(this.#fd, bytes);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return this.#fail(err as Error);
-    }
-    if (done < bytes.length) this.#later(bytes.subarray(done).toString());
+    this.#backlog.push(Buffer.from(piece));
+    this.#writeBacklog();
   };
 
-  /** The pipe is full: this piece and the next ones go through sonic-boom until it drained. */
-  #later(rest: string): void {
-    if (this.#dest === null) {
-      const dest = pino.destination({ fd: this.#fd, sync: false, maxWrite: PIPE_BUF });
-      dest.on('drain', () => (this.#busy = false));
-      dest.on('error', (err: Error) => this.#fail(err));
-      this.#dest = dest;
+  /** Writes the backlog, oldest first, until the pipe refuses more; then retries in RETRY_MS. */
+  #writeBacklog(): void {
+    const backlog = this.#backlog;
+    while (backlog.length > 0) {
+      const bytes = backlog[0];
+      let done = 0;
+      try {
+        done = writeSync(this.#fd, bytes);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return this.#fail(err as Error);
+      }
+      if (done < bytes.length) {
+        backlog[0] = bytes.subarray(done);
+        if (this.#retry === null) this.#retry = setTimeout(this.#retryBacklog, RETRY_MS);
+        return;
+      }
+      backlog.shift();
     }
-    this.#busy = true;
-    this.#dest.write(rest);
+    const waiting = this.#onEmpty;
+    this.#onEmpty = null;
+    waiting?.();
   }
+
+  #retryBacklog = (): void => {
+    this.#retry = null;
+    if (!this.#broken) this.#writeBacklog();
+  };
 
   /** A full disk or a closed pipe must not take the gateway down: say so once, stop writing. */
   #fail(err: Error): void {
     if (this.#broken) return;
     this.#broken = true;
-    this.#busy = false;
+    this.#backlog = [];
+    if (this.#retry !== null) clearTimeout(this.#retry);
+    const waiting = this.#onEmpty;
+    this.#onEmpty = null;
+    waiting?.();
     process.stderr.write(`isogate: the access log cannot be written, it is off from now on: ${err.message}\n`);
   }
 

@@ -178,9 +178,10 @@ tenants:
       await slow.close();
     }
   });
-  it('never blocks the gateway on a full stdout pipe, and loses no line once it is read again', async () => {
-    const port = await freePort();
-    const yaml = `
+  for (const stopWhileFull of [false, true]) {
+    it(stopWhileFull ? 'stopped while its stdout pipe is full, writes every line once the pipe is read again, then exits' : 'never blocks the gateway on a full stdout pipe, and loses no line once it is read again', async () => {
+      const port = await freePort();
+      const yaml = `
 listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
 workers: 0
@@ -189,34 +190,43 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: plain, service: s }]
 `;
-    const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', writeConfig(yaml)], {
-      cwd: ROOT,
-      env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
-      // Nobody reads the pipe: 600 lines of ~360 bytes are more than its 64 KB, so the
-      // gateway's writes meet EAGAIN (a blocking write would stall every request here).
-      child.stdout.pause();
-      const long = 'x'.repeat(100);
-      const N = 600;
-      for (let i = 0; i < N; i += 50) {
-        const replies = await Promise.all(Array.from({ length: 50 }, (_, k) => send(`http://127.0.0.1:${port}/n/${long}/${i + k}`)));
-        expect(replies.every((r) => r.status === 200)).toBe(true);
+      const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', writeConfig(yaml)], {
+        cwd: ROOT,
+        env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
+        // Nobody reads the pipe: 600 lines of ~360 bytes are more than its 64 KB, so the
+        // gateway's writes meet EAGAIN (a blocking write would stall every request here).
+        child.stdout.pause();
+        const long = 'x'.repeat(100);
+        const N = 600;
+        for (let i = 0; i < N; i += 50) {
+          const replies = await Promise.all(Array.from({ length: 50 }, (_, k) => send(`http://127.0.0.1:${port}/n/${long}/${i + k}`)));
+          expect(replies.every((r) => r.status === 200)).toBe(true);
+        }
+        if (stopWhileFull) {
+          child.kill('SIGTERM');
+          // what the pipe refused is still waiting for its reader: the gateway has not exited
+          await new Promise((r) => setTimeout(r, 500));
+          expect(child.exitCode).toBeNull();
+          child.stdout.resume();
+        } else {
+          child.stdout.resume();
+          child.kill('SIGTERM');
+        }
+        expect(await exited).toBe(0);
+        const lines = out.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Line);
+        // Every line, once (requests sent together finish, and are logged, in any order).
+        const paths = lines.map((l) => l.path).sort();
+        expect(paths).toEqual(['/warm', ...Array.from({ length: N }, (_, i) => `/n/${long}/${i}`)].sort());
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
       }
-      child.stdout.resume();
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      const lines = out.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Line);
-      // Every line, once (requests sent together finish, and are logged, in any order).
-      const paths = lines.map((l) => l.path).sort();
-      expect(paths).toEqual(['/warm', ...Array.from({ length: N }, (_, i) => `/n/${long}/${i}`)].sort());
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
-  });
+    });
+  }
 });
