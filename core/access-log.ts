@@ -26,18 +26,19 @@ export type AccessRecord = {
  * its completion wakes the event loop early: measured at 15-20 µs per request at ~10k req/s,
  * against ~1 µs for the synchronous write (docs/performance-findings.md item 6). A pipe never
  * blocks the gateway: stdout is non-blocking (Node makes a stdout pipe so) and a full pipe
- * answers EAGAIN. What it refused waits in a backlog, in order, and is written before any
- * newer piece, still synchronously: with the next piece, or every RETRY_MS while no new
- * piece comes. (The sonic-boom fallback this replaced went through the thread pool for as
- * long as the pipe was behind, which under a slow reader was most of the time: about 4 % of
- * the main thread in proxy-0 profiles.) A file (the page cache) is written the same way; it
- * never answers EAGAIN. Pieces stay under PIPE_BUF (4096 bytes) when their lines do: a
- * write that small to a pipe is atomic (all of it or EAGAIN), so the lines of several
- * workers sharing one stdout pipe never interleave.
+ * answers EAGAIN. What it refused waits in a backlog, in order, with the pieces that come
+ * after it, and is written every RETRY_MS, still synchronously, as far as the pipe takes it
+ * (a 64 KB pipe every 5 ms is 12.8 MB/s, ~58k lines of 220 bytes a second). The sonic-boom
+ * fallback this replaced went through the thread pool for as long as the pipe was behind,
+ * which under a slow reader was most of the time: about 4 % of the main thread in proxy-0
+ * profiles. A file (the page cache) is written the same way; it never answers EAGAIN.
+ * Pieces stay under PIPE_BUF (4096 bytes) when their lines do: a write that small to a pipe
+ * is atomic (all of it or EAGAIN), so the lines of several workers sharing one stdout pipe
+ * never interleave.
  */
 const PIECE_CHARS = 3000;
 const FLUSH_MS = 50;
-const RETRY_MS = 10;
+const RETRY_MS = 5;
 
 /**
  * The access log: one JSON line per proxied request, collected after the response and
@@ -132,7 +133,9 @@ export class AccessLog {
     this.#pending = '';
     if (this.#broken) return;
     this.#backlog.push(Buffer.from(piece));
-    this.#writeBacklog();
+    // behind a backlog the retry writes it: a write now would most likely meet EAGAIN again
+    // (a thrown error each time, a few µs)
+    if (this.#backlog.length === 1) this.#writeBacklog();
   };
 
   /** Writes the backlog, oldest first, until the pipe refuses more; then retries in RETRY_MS. */
