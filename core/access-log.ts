@@ -28,10 +28,12 @@ export type AccessRecord = {
  * blocks the gateway: stdout is non-blocking (Node makes a stdout pipe so) and a full pipe
  * answers EAGAIN. What it refused waits in a backlog, in order, with the pieces that come
  * after it, and is written every RETRY_MS, still synchronously, as far as the pipe takes it
- * (a 64 KB pipe every 5 ms is 12.8 MB/s, ~58k lines of 220 bytes a second). The sonic-boom
- * fallback this replaced went through the thread pool for as long as the pipe was behind,
- * which under a slow reader was most of the time: about 4 % of the main thread in proxy-0
- * profiles. A file (the page cache) is written the same way; it never answers EAGAIN.
+ * (a 64 KB pipe every 5 ms is 12.8 MB/s, ~58k lines of 220 bytes a second). Each EAGAIN is
+ * a thrown error (a few µs): while the reader takes nothing the wait doubles, up to
+ * RETRY_MAX_MS (sonic-boom's own retry), and falls back to RETRY_MS once it writes. The
+ * sonic-boom fallback this replaced went through the thread pool for as long as the pipe
+ * was behind, which under a slow reader was most of the time: about 4 % of the main thread
+ * in proxy-0 profiles. A file (the page cache) is written the same way; it never answers EAGAIN.
  * Pieces stay under PIPE_BUF (4096 bytes) when their lines do: a write that small to a pipe
  * is atomic (all of it or EAGAIN), so the lines of several workers sharing one stdout pipe
  * never interleave.
@@ -39,6 +41,7 @@ export type AccessRecord = {
 const PIECE_CHARS = 3000;
 const FLUSH_MS = 50;
 const RETRY_MS = 5;
+const RETRY_MAX_MS = 100;
 
 /**
  * The access log: one JSON line per proxied request, collected after the response and
@@ -59,6 +62,7 @@ export class AccessLog {
   /** What the pipe refused (EAGAIN), oldest first; the first may be the rest of a piece written in part. */
   #backlog: Buffer[] = [];
   #retry: NodeJS.Timeout | null = null;
+  #retryMs = RETRY_MS;
   /** close() waiting for the backlog to be written. */
   #onEmpty: (() => void) | null = null;
   #broken = false;
@@ -138,9 +142,10 @@ export class AccessLog {
     if (this.#backlog.length === 1) this.#writeBacklog();
   };
 
-  /** Writes the backlog, oldest first, until the pipe refuses more; then retries in RETRY_MS. */
+  /** Writes the backlog, oldest first, until the pipe refuses more; then retries in RETRY_MS, or later while the reader takes nothing. */
   #writeBacklog(): void {
     const backlog = this.#backlog;
+    let wrote = false;
     while (backlog.length > 0) {
       const bytes = backlog[0];
       let done = 0;
@@ -150,12 +155,16 @@ export class AccessLog {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return this.#fail(err as Error);
       }
       if (done < bytes.length) {
-        backlog[0] = bytes.subarray(done);
-        if (this.#retry === null) this.#retry = setTimeout(this.#retryBacklog, RETRY_MS);
+        if (done > 0) backlog[0] = bytes.subarray(done);
+        // a reader that took nothing since the last try is given twice as long, up to RETRY_MAX_MS
+        this.#retryMs = wrote || done > 0 ? RETRY_MS : Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+        if (this.#retry === null) this.#retry = setTimeout(this.#retryBacklog, this.#retryMs);
         return;
       }
+      wrote = true;
       backlog.shift();
     }
+    this.#retryMs = RETRY_MS;
     const waiting = this.#onEmpty;
     this.#onEmpty = null;
     waiting?.();
