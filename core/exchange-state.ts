@@ -102,7 +102,9 @@ export class ExchangeState {
     this.bareQuery = bareQuery;
     if (route.runsLog || stage !== null) this.bytesAtStart = this.socket.bytesWritten;
     this.state = newRequestState(route);
-    res.once('close', this.onClose);
+    // on, not once: a response closes once (node:http's _closed), and once() wraps and binds
+    // the listener per request, then removes it when it fires
+    res.on('close', this.onClose);
   }
 
   requestJson(): string {
@@ -115,6 +117,7 @@ export class ExchangeState {
   };
 
   onClose = (): void => {
+    if (this.closed) return;
     this.closed = true;
     const res = this.res;
     const route = this.route;
@@ -122,11 +125,12 @@ export class ExchangeState {
     if (!completed) this.controller?.abort(new Error('client closed the connection'));
     const status = completed ? res.statusCode : 499;
     route.metrics.status(status).inc();
-    route.metrics.duration.observe((performance.now() - this.started) / 1000);
+    const now = performance.now();
+    route.metrics.duration.observe((now - this.started) / 1000);
     if (route.runsLog && (this.state.phases & PHASE.LOG) !== 0) {
       this.ctx.queueLog(route, withAuth(this.requestJson(), this.state), logSnapshot(this, status), this.state.ctx, this.state.chainId);
     }
-    this.ctx.accessLog?.write(this, status);
+    this.ctx.accessLog?.write(this, status, now);
     this.snapshot.release();
   };
 }

@@ -18,7 +18,12 @@ type Headers = Record<string, string | string[] | undefined>;
 
 /** Removes the headers that `Connection` names (its own removal is left to the caller). */
 export function dropConnectionListed(headers: Headers, connection: string | string[] | undefined): void {
-  if (connection === undefined) return;
+  if (connection === undefined || connection === 'close') return;
+  // what node's own servers and clients send: no split, no list
+  if (connection === 'keep-alive') {
+    delete headers['keep-alive'];
+    return;
+  }
   const list = Array.isArray(connection) ? connection.join(',') : connection;
   for (const token of list.split(',')) {
     const name = token.trim().toLowerCase();

@@ -22,6 +22,8 @@ export type RuntimeRoute = RouteSpec & {
   readonly targets: ReadonlySet<string>;
   /** The route and service as the PDK shows them (JSON, see snapshot-builder routeJson), appended to request snapshots. */
   readonly pdkJson: string;
+  /** The route's part of its access log lines (core/access-log.ts accessLogHead). */
+  readonly accessLogHead: string;
   readonly service: ServiceSpec;
   /** null when no plugin applies to the route. */
   readonly sandbox: PhaseCaller | null;

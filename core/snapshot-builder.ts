@@ -1,4 +1,5 @@
 import { PHASE, PHASE_NAME } from '../pdk-bridge/host/phases.ts';
+import { accessLogHead } from './access-log.ts';
 import { TenantSandbox } from '../sandbox/tenant-sandbox.ts';
 import { SandboxCaller } from '../sandbox/phase-caller.ts';
 import type { IsolatePool } from '../sandbox/pool.ts';
@@ -162,6 +163,7 @@ export class SnapshotBuilder {
       poolFor: (origin, connectTimeoutMs) => pools.get(origin, connectTimeoutMs),
       targets: new Set(spec.service.targets),
       pdkJson: routeJson(spec),
+      accessLogHead: accessLogHead(spec.tenant, spec.name),
       sandbox,
       instances,
       runsAccess: sandbox !== null && (spec.phases & REQUEST_PHASES) !== 0,

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { formatMs } from '../../core/access-log.ts';
 import { Gateway } from '../../core/gateway.ts';
 import { createLogger } from '../../core/log.ts';
 import { NO_BREAKER, echoHandler, freePort, pluginSource, send, startUpstream, waitFor, writeConfig, type Upstream } from '../helpers/gateway.ts';
@@ -82,6 +84,28 @@ describe('access log', () => {
     expect(JSON.stringify(line)).not.toContain('secret'); // the query string is not logged
   });
 
+  it('writes the line in its field order, and escapes the path as JSON.stringify does', async () => {
+    // Raw bytes, as no client library sends them: a quote and a backslash in the path, which
+    // llhttp lets through (it refuses controls and bytes above ASCII). Written, not ended: a
+    // half-closed client is one that went away (499).
+    const target = '/plain/q"b\\c';
+    await new Promise<void>((resolve, reject) => {
+      const s = connect(on.gw.proxyAddress.port, '127.0.0.1', () => s.write(Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1')));
+      s.on('data', () => {}).once('close', () => resolve()).once('error', reject);
+    });
+    const raw = await waitFor(() => (existsSync(on.file) ? readFileSync(on.file, 'utf8').split('\n').find((l) => l.includes('/plain/q')) : undefined), 3000, 'the line');
+    expect(raw).toContain(`"path":${JSON.stringify(target)}`);
+    expect(raw).toContain('"path":"/plain/q\\"b\\\\c"');
+    expect(raw).toMatch(/^\{"level":"info","time":"[^"]+","msg":"access","tenant":"acme","route":"plain","method":"GET","path":"[^\n]+","status":200,"bytes":\d+,"latencies":\{"request":[\d.]+,"proxy":[\d.]+,"plugins":0\}\}$/);
+    expect(JSON.parse(raw).path).toBe(target);
+  });
+
+  it('writes latencies as milliseconds rounded to 3 decimals, as Math.round(v * 1000) / 1000 prints them', () => {
+    const values = [0, -0, 0.0004, 0.0005, 0.001, 0.01, 0.0995, 0.1, 0.12, 0.123, 1, 1.5, 1.05, 1.005, 2.0004, 10.9999, 999.9995, 123456.789, 2 ** 30 / 1000, 1e10, -1, -0.0004, Number.NaN];
+    for (let i = 0; i < 20_000; i++) values.push(Math.random() * 10 ** ((i % 8) - 3));
+    for (const v of values) expect(formatMs(v), String(v)).toBe(String(Math.round(v * 1000) / 1000));
+  });
+
   it('counts the time spent in plugins, and a plugin exit has no upstream time', async () => {
     await send(`${on.url}/plugged/ok`);
     await send(`${on.url}/plugged/exit`, { headers: { 'x-exit': '1' } });
@@ -154,9 +178,10 @@ tenants:
       await slow.close();
     }
   });
-  it('never blocks the gateway on a full stdout pipe, and loses no line once it is read again', async () => {
-    const port = await freePort();
-    const yaml = `
+  for (const stopWhileFull of [false, true]) {
+    it(stopWhileFull ? 'stopped while its stdout pipe is full, writes every line once the pipe is read again, then exits' : 'never blocks the gateway on a full stdout pipe, and loses no line once it is read again', async () => {
+      const port = await freePort();
+      const yaml = `
 listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
 workers: 0
@@ -165,34 +190,43 @@ tenants:
     services: [{ name: s, url: "${up.url}" }]
     routes: [{ name: plain, service: s }]
 `;
-    const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', writeConfig(yaml)], {
-      cwd: ROOT,
-      env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    try {
-      await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
-      // Nobody reads the pipe: 600 lines of ~360 bytes are more than its 64 KB, so the
-      // gateway's writes meet EAGAIN (a blocking write would stall every request here).
-      child.stdout.pause();
-      const long = 'x'.repeat(100);
-      const N = 600;
-      for (let i = 0; i < N; i += 50) {
-        const replies = await Promise.all(Array.from({ length: 50 }, (_, k) => send(`http://127.0.0.1:${port}/n/${long}/${i + k}`)));
-        expect(replies.every((r) => r.status === 200)).toBe(true);
+      const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', writeConfig(yaml)], {
+        cwd: ROOT,
+        env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      try {
+        await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
+        // Nobody reads the pipe: 600 lines of ~360 bytes are more than its 64 KB, so the
+        // gateway's writes meet EAGAIN (a blocking write would stall every request here).
+        child.stdout.pause();
+        const long = 'x'.repeat(100);
+        const N = 600;
+        for (let i = 0; i < N; i += 50) {
+          const replies = await Promise.all(Array.from({ length: 50 }, (_, k) => send(`http://127.0.0.1:${port}/n/${long}/${i + k}`)));
+          expect(replies.every((r) => r.status === 200)).toBe(true);
+        }
+        if (stopWhileFull) {
+          child.kill('SIGTERM');
+          // what the pipe refused is still waiting for its reader: the gateway has not exited
+          await new Promise((r) => setTimeout(r, 500));
+          expect(child.exitCode).toBeNull();
+          child.stdout.resume();
+        } else {
+          child.stdout.resume();
+          child.kill('SIGTERM');
+        }
+        expect(await exited).toBe(0);
+        const lines = out.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Line);
+        // Every line, once (requests sent together finish, and are logged, in any order).
+        const paths = lines.map((l) => l.path).sort();
+        expect(paths).toEqual(['/warm', ...Array.from({ length: N }, (_, i) => `/n/${long}/${i}`)].sort());
+      } finally {
+        if (child.exitCode === null) child.kill('SIGKILL');
       }
-      child.stdout.resume();
-      child.kill('SIGTERM');
-      expect(await exited).toBe(0);
-      const lines = out.split('\n').filter((l) => l.includes('"msg":"access"')).map((l) => JSON.parse(l) as Line);
-      // Every line, once (requests sent together finish, and are logged, in any order).
-      const paths = lines.map((l) => l.path).sort();
-      expect(paths).toEqual(['/warm', ...Array.from({ length: N }, (_, i) => `/n/${long}/${i}`)].sort());
-    } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
-    }
-  });
+    });
+  }
 });

@@ -179,6 +179,19 @@ describe('PrefixRouter', () => {
     expect(router.match(undefined, 'GET', '/zzz')?.depth).toBe(0);
   });
 
+  it('answers the same without its cache (a few routes, no hosts): longest prefix, whole segments, methods', () => {
+    const small = new PrefixRouter([r('root', ['/']), r('api', ['/api/']), r('api-get', ['/api/items'], null, ['GET']), r('post', ['/p'], null, ['POST'])]);
+    const at = (method: string, path: string) => small.match('any.host:80', method, path);
+    expect(at('GET', '/api/items/1')).toMatchObject({ route: { name: 'api-get' }, prefix: '/api/items', depth: 2 });
+    expect(at('POST', '/api/items')?.route.name).toBe('api');
+    expect(at('GET', '/apix')?.route.name).toBe('root');
+    expect(at('GET', '/p')?.route.name).toBe('root');
+    expect(at('POST', '/p/q')?.route.name).toBe('post');
+    const none = new PrefixRouter([r('api', ['/api'])]);
+    expect(none.match(undefined, 'GET', '/other')).toBeNull();
+    expect(none.match(undefined, 'GET', '/api')?.depth).toBe(1);
+  });
+
   it('lower-cases configured hosts and the most specific wildcard wins', () => {
     expect(name('upper.test', 'GET', '/up')).toBe('upper');
     expect(name('x.a.w.test', 'GET', '/')).toBe('wild-deep');
