@@ -61,6 +61,10 @@ export class AccessLog {
   #timer: NodeJS.Timeout | null = null;
   /** What the pipe refused (EAGAIN), oldest first; the first may be the rest of a piece written in part. */
   #backlog: Buffer[] = [];
+  #backlogBytes = 0;
+  readonly #maxBacklogBytes: number;
+  /** Lines dropped since the backlog reached its bound (said on stderr when it starts and when it ends). */
+  #dropped = 0;
   #retry: NodeJS.Timeout | null = null;
   #retryMs = RETRY_MS;
   /** close() waiting for the backlog to be written. */
@@ -73,13 +77,14 @@ export class AccessLog {
   #milli = -1;
   #milliIso = '';
 
-  private constructor(fd: number, toFile: boolean) {
+  private constructor(fd: number, toFile: boolean, maxBacklogBytes: number) {
     this.#fd = fd;
     this.#toFile = toFile;
+    this.#maxBacklogBytes = maxBacklogBytes;
   }
 
-  /** Null when the access log is off. */
-  static open(where: boolean | string): AccessLog | null {
+  /** Null when the access log is off. `maxBacklogBytes`: what may wait behind a full pipe before lines are dropped (log.accessBacklogMb). */
+  static open(where: boolean | string, maxBacklogBytes = 64 * 1024 * 1024): AccessLog | null {
     if (where === false || where === 'off') return null;
     if (typeof where === 'string') {
       let fd = -1;
@@ -87,16 +92,16 @@ export class AccessLog {
         mkdirSync(dirname(where), { recursive: true });
         fd = openSync(where, 'a');
       } catch (err) {
-        const log = new AccessLog(-1, false);
+        const log = new AccessLog(-1, false, 0);
         log.#fail(err as Error);
         return log;
       }
-      return new AccessLog(fd, true);
+      return new AccessLog(fd, true, maxBacklogBytes);
     }
     // Touching process.stdout makes a stdout pipe non-blocking (libuv's pipe handle): a
     // full pipe then answers EAGAIN instead of stalling the gateway.
     void process.stdout;
-    return new AccessLog(1, false);
+    return new AccessLog(1, false, maxBacklogBytes);
   }
 
   /** One line for a finished request; `status` is what the client got (499: it went away first), `now` performance.now() as it closed. */
@@ -136,7 +141,15 @@ export class AccessLog {
     const piece = this.#pending;
     this.#pending = '';
     if (this.#broken) return;
-    this.#backlog.push(Buffer.from(piece));
+    const bytes = Buffer.from(piece);
+    if (this.#backlogBytes + bytes.length > this.#maxBacklogBytes && this.#backlog.length > 0) {
+      // A reader that stopped must not grow the gateway until it runs out of memory.
+      if (this.#dropped === 0) process.stderr.write(`isogate: the access log's reader is behind by ${Math.round(this.#backlogBytes / 1024)} KB (log.accessBacklogMb): lines are dropped until it catches up\n`);
+      for (let i = piece.indexOf('\n'); i !== -1; i = piece.indexOf('\n', i + 1)) this.#dropped++;
+      return;
+    }
+    this.#backlog.push(bytes);
+    this.#backlogBytes += bytes.length;
     // behind a backlog the retry writes it: a write now would most likely meet EAGAIN again
     // (a thrown error each time, a few µs)
     if (this.#backlog.length === 1) this.#writeBacklog();
@@ -155,7 +168,10 @@ export class AccessLog {
         if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return this.#fail(err as Error);
       }
       if (done < bytes.length) {
-        if (done > 0) backlog[0] = bytes.subarray(done);
+        if (done > 0) {
+          backlog[0] = bytes.subarray(done);
+          this.#backlogBytes -= done;
+        }
         // a reader that took nothing since the last try is given twice as long, up to RETRY_MAX_MS
         this.#retryMs = wrote || done > 0 ? RETRY_MS : Math.min(this.#retryMs * 2, RETRY_MAX_MS);
         if (this.#retry === null) this.#retry = setTimeout(this.#retryBacklog, this.#retryMs);
@@ -163,8 +179,13 @@ export class AccessLog {
       }
       wrote = true;
       backlog.shift();
+      this.#backlogBytes -= bytes.length;
     }
     this.#retryMs = RETRY_MS;
+    if (this.#dropped > 0) {
+      process.stderr.write(`isogate: the access log's reader caught up; ${this.#dropped} lines were dropped\n`);
+      this.#dropped = 0;
+    }
     const waiting = this.#onEmpty;
     this.#onEmpty = null;
     waiting?.();
@@ -180,6 +201,7 @@ export class AccessLog {
     if (this.#broken) return;
     this.#broken = true;
     this.#backlog = [];
+    this.#backlogBytes = 0;
     if (this.#retry !== null) clearTimeout(this.#retry);
     const waiting = this.#onEmpty;
     this.#onEmpty = null;

@@ -90,7 +90,7 @@ export class Gateway {
     this.cluster = options.cluster;
     this.log = logger;
     const access = options.accessLog ?? compiled.input.log.access;
-    this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access);
+    this.#accessLog = AccessLog.open(typeof access === 'string' && access !== 'off' && !isAbsolute(access) ? join(dirname(this.configFile), access) : access, compiled.input.log.accessBacklogMb * 1024 * 1024);
     const input = compiled.input;
     this.metrics = new Metrics({
       requests: () => this.#servers.counts.requests,

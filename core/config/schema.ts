@@ -142,6 +142,12 @@ export const CONFIG_SCHEMA = {
           default: true,
           description: 'The access log, one JSON line per proxied request (Kong\'s proxy_access_log): true writes it to stdout, a file path (relative to this config file) appends it to that file, false or "off" turns it off. Independent of `level`; read at start.',
         },
+        accessBacklogMb: {
+          type: 'number',
+          exclusiveMinimum: 0,
+          default: 64,
+          description: 'How much of the access log may wait in memory, per process, while the stdout pipe is full (its reader behind). Past it, lines are dropped and counted on stderr, not kept until the gateway runs out of memory. Read at start.',
+        },
       },
     },
     limits: {

@@ -99,7 +99,8 @@ export type ConfigInput = {
   supervisor: { healthIntervalMs: number; healthTimeoutMs: number; startTimeoutMs: number; workerMemoryMb: number };
   admin: { host: string; port: number; tokens: AdminTokenInput[] };
   /** access: true = stdout, a path, or false / "off". */
-  log: { level: string; access: boolean | string };
+  /** accessBacklogMb: what of the access log may wait in memory behind a full pipe. */
+  log: { level: string; access: boolean | string; accessBacklogMb: number };
   limits: { defaults: LimitsInput; ceilings: LimitsInput };
   sandbox: { maxIsolates: number; idleTimeoutMs: number; maxTotalHeapMb: number; prewarm: number; breaker: BreakerInput; cache: { maxEntries: number; maxBytes: number } };
   proxy: ProxyInput;

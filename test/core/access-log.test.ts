@@ -178,6 +178,53 @@ tenants:
       await slow.close();
     }
   });
+  it('drops and counts lines past log.accessBacklogMb while nobody reads the pipe, instead of growing without bound', async () => {
+    const port = await freePort();
+    const yaml = `
+listen: { host: 127.0.0.1, port: ${port} }
+admin: { host: 127.0.0.1, port: 0 }
+log: { accessBacklogMb: 0.02 }
+workers: 0
+tenants:
+  - name: acme
+    services: [{ name: s, url: "${up.url}" }]
+    routes: [{ name: plain, service: s }]
+`;
+    const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', writeConfig(yaml)], {
+      cwd: ROOT,
+      env: { ...process.env, ISOGATE_LOG_LEVEL: 'silent' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(async () => (await send(`http://127.0.0.1:${port}/warm`).catch(() => null))?.status === 200, 20_000, 'the gateway');
+      // ~360-byte lines: 600 are 216 KB against a 64 KB pipe and a 20 KB backlog.
+      child.stdout.pause();
+      const long = 'x'.repeat(100);
+      const N = 600;
+      for (let i = 0; i < N; i += 50) {
+        const replies = await Promise.all(Array.from({ length: 50 }, (_, k) => send(`http://127.0.0.1:${port}/n/${long}/${i + k}`)));
+        expect(replies.every((r) => r.status === 200)).toBe(true);
+      }
+      child.stdout.resume();
+      await waitFor(() => err.includes('caught up'), 10_000, 'the catch-up note');
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(err).toMatch(/access log's reader is behind by \d+ KB \(log\.accessBacklogMb\): lines are dropped/);
+      const dropped = Number(/caught up; (\d+) lines were dropped/.exec(err)![1]);
+      const lines = out.split('\n').filter((l) => l.includes('"msg":"access"'));
+      expect(dropped).toBeGreaterThan(0);
+      // Every line either written whole or counted as dropped.
+      expect(lines.length + dropped).toBe(N + 1);
+      for (const l of lines) JSON.parse(l);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
   for (const stopWhileFull of [false, true]) {
     it(stopWhileFull ? 'stopped while its stdout pipe is full, writes every line once the pipe is read again, then exits' : 'never blocks the gateway on a full stdout pipe, and loses no line once it is read again', async () => {
       const port = await freePort();
