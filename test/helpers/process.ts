@@ -22,8 +22,23 @@ export type GatewayProcess = {
  * and the hot spare is loaded.
  */
 export async function spawnGateway(yaml: string, files: Record<string, string> = {}, extraArgs: string[] = [], startTimeoutMs = 60_000 /* a loaded machine (shared CI) can take this long */): Promise<GatewayProcess> {
-  const port = await freePort();
-  const adminPort = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    let adminPort = await freePort();
+    while (adminPort === port) adminPort = await freePort();
+    try {
+      return await spawnOn(port, adminPort, yaml, files, extraArgs, startTimeoutMs);
+    } catch (err) {
+      // A port free a moment ago can be taken by a parallel test file before the gateway
+      // binds it (seen with a node that first waits 2 s for Redis): try new ports. A port
+      // the test chose itself stays the test's error.
+      const taken = /EADDRINUSE: address already in use [\d.]+:(\d+)/.exec((err as Error).message);
+      if (attempt === 3 || taken === null || ![port, adminPort].includes(Number(taken[1]))) throw err;
+    }
+  }
+}
+
+async function spawnOn(port: number, adminPort: number, yaml: string, files: Record<string, string>, extraArgs: string[], startTimeoutMs: number): Promise<GatewayProcess> {
   const configFile = writeConfig(yaml.replaceAll('${PORT}', String(port)).replaceAll('${ADMIN_PORT}', String(adminPort)), files);
   const child = spawn(process.execPath, ['--no-node-snapshot', join(ROOT, 'core', 'cli.ts'), '--config', configFile, ...extraArgs], {
     cwd: ROOT,
