@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -193,6 +193,10 @@ tenants:
 export function rateLimitConfig(dir: string, name: string, port: number, upstream: string, redis: string | null): GatewayConfig {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}.yaml`);
+  // A cluster node seeds an empty Redis from the cluster file of its last run when there is
+  // one (README, Cluster): a run of the same day reuses this folder, and that file names the
+  // upstream port of that run (every answer was a 502 until this was removed).
+  rmSync(join(dir, `${name}.cluster.yaml`), { force: true });
   const cluster = redis === null ? '' : `cluster: { redis: { url: "${redis}", keyPrefix: "bench-${name}:" } }\n`;
   writeFileSync(file, head(port) + cluster + `tenants:
   - name: bench
