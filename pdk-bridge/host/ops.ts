@@ -196,8 +196,6 @@ function check(op: unknown, phase: number, t: OpTarget): string | null {
       const status = op[1];
       return typeof status !== 'number' || !Number.isInteger(status) || status < 200 || status > 599 ? 'rs.status: status must be an integer from 200 to 599' : null;
     }
-    case 'rs.status':
-      return within(op[1], 200, 599) ? null : 'rs.status: status must be an integer from 200 to 599';
     case 'sq.method':
       return typeof op[1] === 'string' && SERVICE_METHODS.has(op[1]) ? null : `sq.method: method must be one of ${[...SERVICE_METHODS].join(', ')}`;
     case 'sq.scheme':

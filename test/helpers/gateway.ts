@@ -117,6 +117,16 @@ export async function waitFor<T>(pred: () => T | Promise<T>, timeoutMs = 3000, w
   }
 }
 
+/**
+ * Waits, when the next start of a fixed window of `windowMs` (aligned to the clock, as
+ * pdk.counters' windows are) is less than `marginMs` away, until it has passed: counts
+ * made right after are then all in one window.
+ */
+export async function clearOfWindowStart(windowMs: number, marginMs = 5_000): Promise<void> {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 100));
+}
+
 /** A TCP port that was free a moment ago (listen on 0, close). */
 export async function freePort(): Promise<number> {
   const server = createNetServer();

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_BREAKER, echoHandler, pluginSource, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { NO_BREAKER, clearOfWindowStart, echoHandler, pluginSource, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 import { spawnGateway, type GatewayProcess } from '../helpers/process.ts';
 import { LocalCounterStore } from '../../core/state/local-counters.ts';
 
@@ -46,6 +46,7 @@ describe('pdk.counters (one process)', () => {
   });
 
   it('counts in a window, per tenant; get reads without adding', async () => {
+    await clearOfWindowStart(60_000); // the 60 s window must not begin again between these
     expect((await count('/t1', { 'x-key': 'a' })).n).toBe(1);
     expect((await count('/t1', { 'x-key': 'a' })).n).toBe(2);
     expect((await count('/t1', { 'x-key': 'a', 'x-mode': 'read' })).n).toBe(2);
@@ -53,6 +54,7 @@ describe('pdk.counters (one process)', () => {
   });
 
   it('counts concurrent requests exactly', async () => {
+    await clearOfWindowStart(60_000);
     const rs = await Promise.all(Array.from({ length: 30 }, () => count('/t1', { 'x-key': 'conc' })));
     expect(rs.map((r) => r.n).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
   });
