@@ -473,22 +473,27 @@ export function beginCall(ph: number, reqJson: string, phaseJson: string, ctx: s
   bodyIn = typeof body === 'string' || body === null ? body : '';
   bodyFrom = bodyIn;
   bodyLast = last === true;
-  bodyOut = null;
-  opsText = '';
-  opCount = 0;
-  owner = -1;
   reqRaw = reqJson;
   phaseRaw = phaseJson;
   reqSnap = null;
   phaseSnap = null;
+  resetOutput(ctx);
+  callSeq = ++lastSeq;
+  return callSeq;
+}
+
+/** What a phase writes starts empty: its operations, body out, ctx (from `ctx`), exit, log lines and caps. */
+function resetOutput(ctx: string): void {
+  bodyOut = null;
+  opsText = '';
+  opCount = 0;
+  owner = -1;
   ctxRaw = ctx;
   ctxShared = null;
   exited = false;
   logLines = 0;
   outChars = 0;
   capped = -1;
-  callSeq = ++lastSeq;
-  return callSeq;
 }
 
 /**
@@ -502,17 +507,8 @@ export function beginEarly(ctx: string): void {
   bodyIn = null;
   bodyFrom = null;
   bodyLast = false;
-  bodyOut = null;
-  opsText = '';
-  opCount = 0;
-  owner = -1;
   phaseRaw = '';
-  ctxRaw = ctx;
-  ctxShared = null;
-  exited = false;
-  logLines = 0;
-  outChars = 0;
-  capped = -1;
+  resetOutput(ctx);
   $current[2] = 1;
 }
 

@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRawResponse, send, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { parseRawResponse, send, signal, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 const SIZE = 20 * 1024 * 1024;
 const CHUNK = 256 * 1024;
@@ -14,12 +14,6 @@ const sha256 = (b: Buffer | Buffer[]) => {
 };
 
 /** A promise with its resolver, for handshakes between the test's client and upstream. */
-function signal(): { promise: Promise<void>; fire(): void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((r) => (fire = r));
-  return { promise, fire };
-}
-
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<T>((_, reject) => {

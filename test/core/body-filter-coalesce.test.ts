@@ -7,13 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COALESCE_BYTES } from '../../core/response-body.ts';
-import { NO_BREAKER, pluginSource, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
-
-function signal(): { promise: Promise<void>; fire(): void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((r) => (fire = r));
-  return { promise, fire };
-}
+import { NO_BREAKER, pluginSource, signal, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 // 'calls': each call leaves '<' + its chunk + ('$' on the last) + '>'; 'sizes': its chunk's
 // length and '$' on the last, comma-separated; 'same': the chunk set back unchanged;

@@ -7,19 +7,13 @@ import { request } from 'undici';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NO_BREAKER, captureLogger, pluginSource, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
+import { captureLogger, NO_BREAKER, pluginSource, signal, startGateway, startUpstream, type TestGateway, type Upstream } from '../helpers/gateway.ts';
 
 const SIZE = 20 * 1024 * 1024;
 
 // A full GC on demand, to measure what is held rather than garbage not yet collected.
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-function signal(): { promise: Promise<void>; fire(): void } {
-  let fire!: () => void;
-  const promise = new Promise<void>((r) => (fire = r));
-  return { promise, fire };
-}
 
 const FILTER = pluginSource(
   'filter',

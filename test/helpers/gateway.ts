@@ -127,6 +127,13 @@ export async function clearOfWindowStart(windowMs: number, marginMs = 5_000): Pr
   if (left < marginMs) await new Promise((r) => setTimeout(r, left + 100));
 }
 
+/** A promise the test resolves by hand (fire): to hold an upstream's response until the test says so. */
+export function signal(): { promise: Promise<void>; fire(): void } {
+  let fire!: () => void;
+  const promise = new Promise<void>((r) => (fire = r));
+  return { promise, fire };
+}
+
 /** A TCP port that was free a moment ago (listen on 0, close). */
 export async function freePort(): Promise<number> {
   const server = createNetServer();
